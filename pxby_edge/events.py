@@ -11,6 +11,7 @@ in [-1, 1].
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
 
 @dataclass(frozen=True)
@@ -74,4 +75,4 @@ class StreamEnd:
     reason: str  # "plan", "max_tokens", "frames", "audio_length"
 
 
-Event = ModalityStart | TextChar | Pixel | RowEnd | FrameEnd | AudioSample | ModalityEnd | StreamEnd
+Event = Union[ModalityStart, TextChar, Pixel, RowEnd, FrameEnd, AudioSample, ModalityEnd, StreamEnd]
