@@ -131,8 +131,12 @@ class ActionPixelBytesTokenizer:
 
     def process_image(self, image) -> np.ndarray:
         """(frames, H, W+1): sliced palette ids with the separator column (1s, last row 2)."""
+        return self.image_array(self.image_ids(image))
+
+    def image_array(self, frame_ids: np.ndarray) -> np.ndarray:
+        """(frames, H, W) palette token ids → the sliced modality array with its separator column."""
         s = self.slicing["image"]
-        frames = self.image_ids(image)[::s, ::s, ::s]
+        frames = np.asarray(frame_ids, dtype=np.int64)[::s, ::s, ::s]
         column = np.full((frames.shape[0], frames.shape[1], 1), ROW_END_ID, dtype=np.int64)
         column[:, -1, :] = SEG_END_ID
         return np.concatenate((frames, column), axis=2)
@@ -160,7 +164,11 @@ class ActionPixelBytesTokenizer:
 
     def process_audio(self, audio) -> np.ndarray:
         """(samples+1, 1, channels): sliced ids, then the separator row [1, 2][:channels]."""
-        ids = self.audio_ids(audio)[:, :: self.slicing["audio"]]
+        return self.audio_array(self.audio_ids(audio))
+
+    def audio_array(self, level_ids: np.ndarray) -> np.ndarray:
+        """(channels, N) action token ids → the sliced modality array with its separator row."""
+        ids = np.asarray(level_ids, dtype=np.int64)[:, :: self.slicing["audio"]]
         seps = np.array([[ROW_END_ID], [SEG_END_ID]], dtype=np.int64)[: ids.shape[0]]
         return np.concatenate([ids, seps], axis=1).T[:, None, :]
 

@@ -1,0 +1,165 @@
+"""Files on disk ↔ token .npz files: what ``pxby-edge tokenize`` / ``detokenize`` do.
+
+    python -c "from pxby_edge.tokenize_files import tokenize_files; print(tokenize_files('/tmp/t.npz', text='hi', overwrite=True))"
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from pxby_edge import media
+from pxby_edge.errors import MediaError, TokenizerError
+from pxby_edge.tokenizer import ActionPixelBytesTokenizer
+
+MAX_NPZ_BYTES = 512 * 1024 * 1024  # refuse absurd token files before reading them
+
+
+def _read_text(text: Optional[str], text_file: Optional[Path]) -> Optional[str]:
+    if text is not None and text_file is not None:
+        raise TokenizerError("give --text or --text-file, not both")
+    if text_file is None:
+        return text
+    try:
+        return Path(text_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MediaError(f"no such text file: {text_file}") from None
+    except UnicodeDecodeError as exc:
+        raise MediaError(f"{text_file} is not UTF-8 text ({exc.reason}); convert it to UTF-8") from None
+
+
+def _open_image(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(path)
+        img.load()
+        return img
+    except FileNotFoundError:
+        raise MediaError(f"no such image: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise MediaError(f"cannot read image {path}: {exc}; give a PNG or GIF") from None
+
+
+def _read_audio(path: Path, npy_rate: int) -> tuple[np.ndarray, int]:
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise MediaError(f"no such audio file: {path}") from None
+        except ValueError as exc:
+            raise MediaError(f"cannot read {path} as a numpy array: {exc}") from None
+        if arr.dtype.kind not in "fiu":
+            raise MediaError(f"{path} must hold numbers, got dtype {arr.dtype}")
+        arr = np.asarray(arr, dtype=np.float32)
+        return (arr if arr.ndim == 2 and arr.shape[0] == 2 else media.tokenizer_audio(arr, npy_rate)), npy_rate
+    data, rate = media.read_audio(path)
+    return media.tokenizer_audio(data, rate), rate
+
+
+def tokenize_files(
+    output,
+    *,
+    text: Optional[str] = None,
+    text_file=None,
+    image=None,
+    audio=None,
+    audio_rate: int = 16000,
+    slicing: Optional[dict] = None,
+    overwrite: bool = False,
+) -> dict:
+    """Tokenize the given inputs into ``output`` (.npz); returns a summary dict."""
+    output = media.check_writable(output, overwrite)
+    tok = ActionPixelBytesTokenizer(data_slicing=slicing)
+    text_value = _read_text(text, text_file)
+    img = _open_image(Path(image)) if image is not None else None
+    arrays, segments = [], {}
+    rate_after = 0
+    if text_value is not None:
+        arrays.append(tok.process_text(text_value))
+        segments["text"] = int(arrays[-1].size)
+    if img is not None:
+        arrays.append(tok.process_image(img))
+        segments["image"] = int(arrays[-1].size)
+    if audio is not None:
+        samples, rate = _read_audio(Path(audio), audio_rate)
+        arrays.append(tok.process_audio(samples))
+        segments["audio"] = int(arrays[-1].size)
+        rate_after = rate / tok.slicing["audio"]
+    if not arrays:
+        raise TokenizerError("nothing to tokenize: give --text, --text-file, --image or --audio")
+    from pxby_edge.tokenizer import concat_segments
+
+    out = concat_segments(arrays)
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        input_ids=out["input_ids"],
+        labels=out["labels"],
+        slicing_image=np.int64(tok.slicing["image"]),
+        slicing_audio=np.int64(tok.slicing["audio"]),
+        audio_rate=np.float64(rate_after),
+    )
+    media.atomic_write(output, buf.getvalue(), overwrite)
+    return {"output": str(output), "tokens": int(out["labels"].shape[0]), "segments": segments, "slicing": tok.slicing}
+
+
+def load_tokens(path) -> dict:
+    """The arrays of a token .npz, validated (no pickles, sane shapes and ids)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"no such token file: {path}")
+    if path.stat().st_size > MAX_NPZ_BYTES:
+        raise MediaError(f"{path} is larger than {MAX_NPZ_BYTES >> 20} MiB; not a token file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # zipfile, ValueError, OSError: all mean "not our file"
+        raise MediaError(f"cannot read {path} as a token .npz: {exc}") from None
+    if "labels" not in arrays and "tokens" not in arrays:
+        raise MediaError(f"{path} holds neither 'labels' nor 'tokens'; make it with pxby-edge tokenize or generate")
+    ids = np.asarray(arrays.get("labels", arrays.get("tokens")))
+    if ids.dtype.kind not in "iu":
+        raise MediaError(f"{path}: token ids must be integers, got {ids.dtype}")
+    arrays["ids"] = ids.reshape(-1).astype(np.int64)
+    return arrays
+
+
+def detokenize_file(tokens, out_dir, *, scale: int = 4, audio_rate: Optional[int] = None, overwrite: bool = False) -> dict:
+    """Write text.txt, sprite.png, sprite.gif and audio.wav for a token .npz; returns a summary."""
+    arrays = load_tokens(tokens)
+    tok = ActionPixelBytesTokenizer()
+    ids = arrays["ids"]
+    if ids.size and (ids.min() < 0 or ids.max() >= tok.vocab_size):
+        raise MediaError(f"{tokens}: token ids outside 0..{tok.vocab_size - 1}; was it made with another vocabulary?")
+    rate = audio_rate or int(round(float(arrays.get("audio_rate", 0)))) or 16000
+    return write_decoded(tok.decode(ids), out_dir, tok.vocab_lists.palette_array(), scale, rate, overwrite)
+
+
+def write_decoded(decoded: dict, out_dir, palette, scale: int, audio_rate: int, overwrite: bool, stem: str = "") -> dict:
+    """Write what ``decode`` returned; only the parts present. Returns {'outputs': [...], ...}."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    if decoded["text"]:
+        written.append(media.write_text(out_dir / f"{stem}text.txt", decoded["text"], overwrite))
+    if decoded["frame_ids"]:
+        frames = decoded["frame_ids"]
+        shapes = {f.shape for f in frames}
+        if len(shapes) > 1:
+            raise MediaError(f"the sprite's frames differ in size ({sorted(shapes)}); the stream is malformed")
+        written.append(media.write_png(out_dir / f"{stem}sprite.png", frames, palette, scale, overwrite))
+        written.append(media.write_gif(out_dir / f"{stem}sprite.gif", frames, palette, scale, overwrite=overwrite))
+    if decoded["audio"].size:
+        stereo = media.stereo_levels(decoded["audio"], audio_rate)
+        written.append(media.write_wav(out_dir / f"{stem}audio.wav", stereo, audio_rate, overwrite))
+    return {
+        "outputs": [str(p) for p in written],
+        "text_chars": len(decoded["text"]),
+        "frames": len(decoded["frame_ids"]),
+        "audio_samples": int(decoded["audio"].shape[-1]) if decoded["audio"].size else 0,
+    }

@@ -1,0 +1,97 @@
+"""`pxby-edge tokenize` then `detokenize` on the upstream sprite, text and cry; errors are one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.io import wavfile
+
+from cli import main
+from pxby_edge.tokenizer import ActionPixelBytesTokenizer
+
+
+def run(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_tokenize_detokenize_round_trip(upstream_dir, tmp_path, capsys):
+    out = tmp_path / "bulba.npz"
+    code, stdout, err = run(
+        [
+            "tokenize",
+            "--text-file", str(upstream_dir / "bulbasaur.txt"),
+            "--image", str(upstream_dir / "Bulbasaur.png"),
+            "--audio", str(upstream_dir / "bulbasaur_cry_stereo16k.npy"),
+            "-o", str(out),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    code, stdout, err = run(["detokenize", str(out), "--out", str(tmp_path / "d"), "--scale", "1"], capsys)
+    assert code == 0, err
+    text = (tmp_path / "d" / "text.txt").read_text()
+    assert text == (upstream_dir / "bulbasaur.txt").read_text(encoding="utf-8").lower().replace("é", "e")
+    tok = ActionPixelBytesTokenizer()
+    with Image.open(upstream_dir / "Bulbasaur.png") as img:
+        expected = tok.image_ids(img)[0]
+    with Image.open(tmp_path / "d" / "sprite.png") as img:
+        back = tok.image_ids(img)[0]
+    np.testing.assert_array_equal(back, expected)  # same palette ids
+    rate, wav = wavfile.read(tmp_path / "d" / "audio.wav")
+    assert rate == 16000 and wav.ndim == 2 and wav.shape[1] == 2
+    assert wav.shape[0] == np.load(upstream_dir / "bulbasaur_cry_stereo16k.npy").shape[1]
+
+
+def test_mono_ogg_gets_two_channels(upstream_dir, tmp_path, capsys):
+    pytest.importorskip("soundfile", reason="soundfile is not installed (needed for OGG)")
+    out = tmp_path / "c.npz"
+    code, _, err = run(["tokenize", "--audio", str(upstream_dir / "Cri_0001_HOME.ogg"), "--slicing-audio", "4", "-o", str(out)], capsys)
+    assert code == 0, err
+    labels = np.load(out)["labels"][:, 0]
+    assert labels[-2:].tolist() == [1, 2]  # the stereo separator row
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["tokenize", "--image", "/no/such.png", "-o", "{tmp}/x.npz"], "no such image"),
+        (["tokenize", "-o", "{tmp}/x.npz"], "nothing to tokenize"),
+        (["tokenize", "--text", "a", "--text-file", "{tmp}/t.txt", "-o", "{tmp}/x.npz"], "not both"),
+        (["tokenize", "--image", "{tmp}/t.txt", "-o", "{tmp}/x.npz"], "cannot read image"),
+        (["tokenize", "--audio", "{tmp}/t.txt", "-o", "{tmp}/x.npz"], "cannot read audio"),
+        (["detokenize", "{tmp}/t.txt", "--out", "{tmp}/o"], "cannot read"),
+        (["detokenize", "{tmp}/none.npz", "--out", "{tmp}/o"], "no such token file"),
+    ],
+)
+def test_errors_are_one_line(tmp_path, capsys, args, message):
+    (tmp_path / "t.txt").write_text("hello")
+    code, _, err = run([a.replace("{tmp}", str(tmp_path)) for a in args], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_existing_output_needs_force(tmp_path, capsys):
+    out = tmp_path / "x.npz"
+    out.write_bytes(b"keep me")
+    code, _, err = run(["tokenize", "--text", "hi", "-o", str(out)], capsys)
+    assert code == 2 and "--force" in err
+    assert out.read_bytes() == b"keep me"
+    code, _, err = run(["tokenize", "--text", "hi", "-o", str(out), "--force"], capsys)
+    assert code == 0
+
+
+def test_help_lists_the_commands_without_loading_torch():
+    code = (
+        "import sys; from cli import main; rc = main(['--help']);"
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("tokenize", "detokenize"):
+        assert name in proc.stdout

@@ -1,0 +1,74 @@
+"""Media writers: exact palette colours, atomic and non-destructive writes, the speaker filter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.io import wavfile
+
+from pxby_edge import media
+from pxby_edge.errors import MediaError, OutputExistsError
+from pxby_edge.vocab import DEFAULT_PALETTE
+
+PAL = np.asarray(DEFAULT_PALETTE, dtype=np.uint8)
+
+
+def test_png_and_gif_keep_exact_colours(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, len(PAL), size=(6, 5)) for _ in range(3)]
+    media.write_png(tmp_path / "s.png", frames, PAL, scale=3)
+    media.write_gif(tmp_path / "s.gif", frames, PAL, scale=2)
+    with Image.open(tmp_path / "s.png") as img:
+        png = np.asarray(img.convert("RGB"))
+    assert png.shape == (18, 45, 3)
+    np.testing.assert_array_equal(png[::3, :15:3], PAL[frames[0]])
+    with Image.open(tmp_path / "s.gif") as gif:
+        assert gif.n_frames == 3
+        for k in range(3):
+            gif.seek(k)
+            np.testing.assert_array_equal(np.asarray(gif.convert("RGB"))[::2, ::2], PAL[frames[k]])
+
+
+def test_writers_refuse_to_overwrite(tmp_path):
+    path = tmp_path / "t.txt"
+    media.write_text(path, "one")
+    with pytest.raises(OutputExistsError, match="--force"):
+        media.write_text(path, "two")
+    media.write_text(path, "two", overwrite=True)
+    assert path.read_text() == "two"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]  # no temp file left behind
+
+
+def test_wav_round_trip(tmp_path):
+    audio = np.stack([np.linspace(-1, 1, 100), np.zeros(100)])
+    media.write_wav(tmp_path / "a.wav", audio, 8192)
+    rate, data = wavfile.read(tmp_path / "a.wav")
+    assert rate == 8192 and data.shape == (100, 2) and data.dtype == np.int16
+    back, rate2 = media.read_audio(tmp_path / "a.wav")
+    np.testing.assert_allclose(back, audio, atol=1e-4)
+
+
+def test_gameboy_filter_matches_the_upstream_dataset(upstream_dir):
+    cry = np.load(upstream_dir / "bulbasaur_cry_stereo16k.npy")
+    ours = media.gameboy_filter(cry[0], 16000)
+    corr = np.corrcoef(ours, cry[1])[0, 1]
+    assert corr > 0.99, corr
+
+
+def test_gameboy_filter_is_a_band_pass():
+    rate = 16000
+    t = np.arange(rate) / rate
+    low, mid = np.sin(2 * np.pi * 30 * t), np.sin(2 * np.pi * 1000 * t)
+    out_low = media.gameboy_filter(low, rate, normalize=False)
+    out_mid = media.gameboy_filter(mid, rate, normalize=False)
+    assert np.std(out_low[2000:]) < 0.1 * np.std(out_mid[2000:])
+    with pytest.raises(MediaError, match="band"):
+        media.gameboy_filter(mid, rate, low_hz=3000, high_hz=100)
+
+
+def test_mono_audio_gets_a_filtered_second_channel():
+    x = np.sin(np.linspace(0, 200, 4000))
+    stereo = media.tokenizer_audio(x[None], 8000)
+    assert stereo.shape == (2, 4000)
+    assert np.abs(stereo[0]).max() == pytest.approx(1.0)
