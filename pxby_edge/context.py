@@ -12,7 +12,7 @@ upstream dataset) is a constructor argument because its separator row only comes
 
 One point is ambiguous: a 2 in a text, or at the end of an image frame, either ends the segment
 or lets it go on (more text, another frame), and the next context differs. ``push`` takes that
-decision as ``segment_ends``.
+decision as ``segment_ends`` (the generator reads it off the model: see ``pxby_edge.generate``).
 """
 
 from __future__ import annotations
@@ -265,18 +265,6 @@ class ContextBuilder:
         self._row = []
         self._j = 0
         self._t += 1
-
-
-def segment_ends_from_prediction(slot_logits: np.ndarray) -> bool:
-    """Decide an ambiguous 2 from the model's own prediction of the next context.
-
-    ``slot_logits`` (6, V) is what the autoregressive model predicted for the next context at
-    the step that produced the 2. Going on (another frame, more text) puts a real token in slot 1
-    of the next image context, a new segment puts padding there; for a text, slot 5 alone moves,
-    so a predicted all-padding context means the text ended.
-    """
-    slot_logits = np.asarray(slot_logits)
-    return int(np.argmax(slot_logits[1])) == PAD_ID
 
 
 class _MaskCache:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pxby_edge.context import ContextBuilder, segment_ends_from_prediction
+from pxby_edge.context import ContextBuilder
 from pxby_edge.errors import ContextError
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer, concat_segments
 from pxby_edge.vocab import Vocab
@@ -128,11 +128,3 @@ def test_text_decision_keeps_text_going():
     assert b.modality == "text"
     b.push(41)
     assert b.context().tolist() == [0, 0, 0, 0, 0, 41]
-
-
-def test_decision_from_predicted_slot_one():
-    logits = np.zeros((6, 151))
-    logits[1, 0] = 5.0
-    assert segment_ends_from_prediction(logits) is True
-    logits[1, 70] = 9.0
-    assert segment_ends_from_prediction(logits) is False

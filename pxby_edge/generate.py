@@ -1,0 +1,390 @@
+"""Stream tokens from a model file one step at a time and tell the caller what appears.
+
+    pxby-edge generate --prompt "a blue fire creature" --seed 1 --out out/
+
+The loop per step: the backend turns the (B, 6) contexts into logits; the sampler picks each
+lane's next token among those the context builder and the plan allow; the builder records it and
+makes the next context; events (text characters, pixels, row and frame ends, audio samples,
+modality switches) go to the caller as they happen. State stays inside the backend, so a step
+costs the same at token 10 and at token 10,000.
+
+How an autoregressive model says a segment ended: it was trained to predict the *next context*.
+Inside a segment, slot 5 of that context is the token just generated; after the last token of a
+segment (a text's 2, an image's last 2, audio's closing separator) the next context is the new
+segment's all-padding one, so slot 5 is 0. Sampling slot 5 therefore yields 0 exactly where the
+model ends a segment, and 2 where a text goes on after a newline or an image goes on with
+another frame. A "predict" model (one slot) gives the token itself; there the plan decides.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from pxby_edge import events as ev
+from pxby_edge.context import ContextBuilder
+from pxby_edge.errors import GenerationError
+from pxby_edge.sampling import PlanTracker, Sampler, StreamPlan, Temperature
+from pxby_edge.tokenizer import ActionPixelBytesTokenizer
+from pxby_edge.vocab import PAD_ID, ROW_END_ID, SEG_END_ID
+
+DEFAULT_PROMPT = "a small blue water creature"
+
+
+@dataclass
+class GenerationRequest:
+    """Everything one generation needs besides the backend. Limits of None leave it to the model."""
+
+    prompt: Optional[str] = DEFAULT_PROMPT
+    image: Any = None  # a PIL image used as an image prefix (its segment is complete)
+    plan: Sequence[str] = ("text", "image", "audio")
+    complete_text: bool = True  # let the model finish the prompt's sentence before its 2
+    max_tokens: int = 20000
+    text_chars: Optional[int] = 160
+    frames: Optional[int] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
+    audio_samples: Optional[int] = None
+    temperature: Temperature = 0.8
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: Optional[int] = 0
+    batch: int = 1
+
+    def stream_plan(self) -> StreamPlan:
+        return StreamPlan.parse(
+            list(self.plan),
+            text_chars=self.text_chars,
+            frames=self.frames,
+            width=self.width,
+            height=self.height,
+            audio_samples=self.audio_samples,
+        )
+
+
+@dataclass
+class Lane:
+    """One stream of a batch: its builder, plan, sampler and what it produced."""
+
+    builder: ContextBuilder
+    tracker: PlanTracker
+    sampler: Sampler
+    tokens: list = field(default_factory=list)
+    generated: int = 0
+    done: bool = False
+
+
+def tokenizer_for(manifest) -> ActionPixelBytesTokenizer:
+    """The tokenizer a model file was trained with (vocabulary and slicing from its manifest)."""
+    vocab = manifest.vocab
+    return ActionPixelBytesTokenizer(
+        BYTES=vocab.bytes_, PALETTE=vocab.palette, ACTION_STATE=vocab.action_states, data_slicing=dict(manifest.slicing)
+    )
+
+
+def prompt_tokens(tok: ActionPixelBytesTokenizer, request: GenerationRequest) -> list[tuple[int, Optional[bool]]]:
+    """(token, segment_ends) pairs of the prompt, in stream order."""
+    out: list[tuple[int, Optional[bool]]] = []
+    if request.prompt is not None:
+        ids = tok.process_text(request.prompt).reshape(-1).tolist()
+        if request.complete_text:
+            ids = ids[:-1]  # leave the text open: the model finishes it
+        if request.prompt and not any(i not in (PAD_ID, SEG_END_ID) for i in ids[: max(1, len(ids))]):
+            raise GenerationError(
+                f"the prompt {request.prompt!r} has no character the vocabulary can encode (letters, digits, punctuation)"
+            )
+        last = len(ids) - 1
+        # A 2 inside the prompt is a newline; only a closed prompt's final 2 ends the text.
+        out += [(i, k == last and not request.complete_text) for k, i in enumerate(ids)]
+    if request.image is not None:
+        ids = tok.process_image(request.image).reshape(-1).tolist()
+        out += [(i, k == len(ids) - 1) for k, i in enumerate(ids)]
+    return out
+
+
+def _events_for(lane_index: int, builder: ContextBuilder, token: int, before, vocab) -> list:
+    """Events for ``token`` pushed at position ``before`` (builder already updated)."""
+    mod = before.modality or builder.segments[-1]
+    out: list = []
+    if before.modality is None:
+        out.append(ev.ModalityStart(lane_index, mod))
+    if mod == "text":
+        if token != SEG_END_ID or builder.modality == "text":
+            out.append(ev.TextChar(lane_index, vocab.bytes_[token].decode("latin-1"), token))
+    elif mod == "image":
+        if token in (ROW_END_ID, SEG_END_ID):
+            out.append(ev.RowEnd(lane_index, before.frame, before.row, before.column))
+            if token == SEG_END_ID:
+                out.append(ev.FrameEnd(lane_index, before.frame, before.row + 1, before.column))
+        else:
+            index = token - vocab.palette_offset
+            out.append(ev.Pixel(lane_index, before.frame, before.row, before.column, index, token))
+    elif vocab.is_action(token):
+        level = vocab.action_states[token - vocab.action_offset]
+        out.append(ev.AudioSample(lane_index, before.frame, before.channel or 0, level, token))
+    if builder.modality is None:
+        out.append(ev.ModalityEnd(lane_index, mod))
+    return out
+
+
+class Generator:
+    """Drives a backend through a request; ``events()`` yields as tokens are made.
+
+    After (or during) iteration, ``lanes[k].tokens`` holds lane k's whole stream (prompt
+    included) and ``step_ns`` the wall time of every generation step (all lanes together).
+    """
+
+    def __init__(self, backend, request: GenerationRequest, tokenizer: Optional[ActionPixelBytesTokenizer] = None):
+        self.backend = backend
+        self.request = request
+        self.tok = tokenizer or tokenizer_for(backend.manifest)
+        self.vocab = self.tok.vocab_lists
+        batch = int(request.batch)
+        if batch < 1:
+            raise GenerationError(f"batch must be >= 1, got {batch}")
+        if batch != backend.batch:
+            raise GenerationError(
+                f"the model file was exported for batch {backend.batch}, but batch {batch} was asked; "
+                f"export one with `pxby-edge quantize ... --batch {batch}`"
+            )
+        if int(request.max_tokens) < 1:
+            raise GenerationError(f"max tokens must be >= 1, got {request.max_tokens}")
+        plan = request.stream_plan()
+        self.plan = plan
+        self.autoregressive = backend.slots == 6
+        seed = request.seed
+        self.lanes = []
+        for k in range(batch):
+            b = ContextBuilder(self.tok)
+            lane_seed = None if seed is None else int(seed) + k
+            sampler = Sampler(request.temperature, request.top_k, request.top_p, seed=lane_seed)
+            self.lanes.append(Lane(b, PlanTracker(plan, b), sampler))
+        self._prompt = prompt_tokens(self.tok, request)
+        self._check_prompt_fits_plan()
+        self.step_ns: list[int] = []
+        self.prompt_tokens = len(self._prompt)
+        self._ctx = np.zeros((batch, 6), dtype=np.int32)
+        self.stop_reason = ""
+
+    def _check_prompt_fits_plan(self) -> None:
+        probe = ContextBuilder(self.tok)
+        for token, ends in self._prompt:
+            probe.push(token, ends)
+        mods = list(self.plan.modalities)
+        if probe.segments != mods[: len(probe.segments)]:
+            raise GenerationError(
+                f"the prompt gives {' then '.join(probe.segments)}, which the plan {','.join(mods)} does not start with"
+            )
+        if probe.modality is None and len(probe.segments) >= len(mods):
+            raise GenerationError("the prompt already fills the whole plan: nothing is left to generate")
+
+    def _step(self) -> np.ndarray:
+        ctx = self._ctx
+        for k, lane in enumerate(self.lanes):
+            ctx[k] = lane.builder.context() if not lane.done else 0
+        return self.backend.step(ctx)
+
+    def events(self) -> Iterator[ev.Event]:
+        vocab = self.vocab
+        self.backend.reset()
+        logits = None
+        # Prefill: every lane reads the same prompt.
+        for token, ends in self._prompt:
+            logits = self._step()
+            for k, lane in enumerate(self.lanes):
+                before = lane.builder.position
+                lane.builder.push(token, ends)
+                lane.tokens.append(token)
+                yield from _events_for(k, lane.builder, token, before, vocab)
+        if logits is None:
+            logits = self._step()
+        max_tokens = int(self.request.max_tokens)
+        slot = 5 if self.autoregressive else 0
+        perf = time.perf_counter_ns
+        while True:
+            t0 = perf()
+            batch_events: list = []
+            for k, lane in enumerate(self.lanes):
+                if lane.done:
+                    continue
+                token, ends = self._choose(lane, logits[k], slot)
+                before = lane.builder.position
+                lane.builder.push(token, ends)
+                lane.tokens.append(token)
+                lane.generated += 1
+                batch_events.extend(_events_for(k, lane.builder, token, before, vocab))
+                if lane.tracker.done:
+                    lane.done, reason = True, "plan"
+                elif lane.generated >= max_tokens:
+                    lane.done, reason = True, "max_tokens"
+                else:
+                    continue
+                batch_events.append(ev.StreamEnd(k, lane.generated, reason))
+                self.stop_reason = self.stop_reason or reason
+            if all(lane.done for lane in self.lanes):
+                self.step_ns.append(perf() - t0)
+                yield from batch_events
+                return
+            logits = self._step()
+            self.step_ns.append(perf() - t0)
+            yield from batch_events
+
+    def _choose(self, lane: Lane, lane_logits: np.ndarray, slot: int) -> tuple[int, Optional[bool]]:
+        tracker, builder = lane.tracker, lane.builder
+        mask = tracker.mask()
+        may_end = self.autoregressive and mask[SEG_END_ID] and builder.needs_decision(SEG_END_ID)
+        if may_end and tracker.decide(SEG_END_ID, predicted=True):
+            mask = mask.copy()
+            mask[PAD_ID] = True  # 0 in slot 5 = "the segment ends here" (see module docstring)
+        modality = tracker.current
+        token = lane.sampler.sample(lane_logits[slot], allowed=mask, modality=modality)
+        if token == PAD_ID:
+            return SEG_END_ID, True
+        if builder.needs_decision(token):
+            return token, tracker.decide(token, predicted=False if self.autoregressive else None)
+        return token, None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def step_stats(step_ns: Sequence[int], tokens_per_step: int = 1) -> dict:
+    """Median and p99 microseconds per token of a list of per-step nanoseconds."""
+    if not step_ns:
+        return {"step_us_median": 0.0, "step_us_p99": 0.0}
+    arr = np.asarray(step_ns, dtype=np.float64) / 1000.0 / max(1, tokens_per_step)
+    return {"step_us_median": float(np.median(arr)), "step_us_p99": float(np.percentile(arr, 99))}
+
+
+def default_model_path():
+    """The bundled model file (pxby_edge/assets/demo.tflite)."""
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent / "assets" / "demo.tflite"
+
+
+def audio_rate_of(manifest) -> int:
+    """Sample rate of the model's audio tokens (the source rate divided by the audio slicing)."""
+    rate = getattr(manifest, "audio_rate", None)
+    if rate:
+        return int(round(rate))
+    return int(round(16000 / int(dict(manifest.slicing).get("audio", 1))))
+
+
+def run_generation(
+    request: GenerationRequest,
+    model=None,
+    *,
+    backend: str = "auto",
+    threads: int = 1,
+    out_dir=None,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_event=None,
+) -> dict:
+    """Generate with ``request`` from ``model`` (default: the bundled one), write the media to
+    ``out_dir`` if given, and return a summary: tokens, seconds, tokens_per_s, step_us_median,
+    step_us_p99, backend, peak_rss_mb, startup_s, outputs, stop_reason."""
+    from pathlib import Path
+
+    from pxby_edge.backends import open_backend
+
+    model = Path(model) if model is not None else default_model_path()
+    if out_dir is not None:
+        _check_outputs_free(Path(out_dir), request.batch, overwrite)
+    t_load = time.perf_counter()
+    be = open_backend(model, backend=backend, threads=threads)
+    gen = Generator(be, request)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=None, unit="tok", desc="generating", leave=False, mininterval=0.25)
+    first_token_s = None
+    t_gen = None
+    generated = 0
+    for event in gen.events():
+        if t_gen is None and gen.step_ns:
+            t_gen = time.perf_counter() - (gen.step_ns[0] / 1e9)
+            first_token_s = time.perf_counter() - t_load
+        if on_event is not None:
+            on_event(event)
+        if bar is not None and len(gen.step_ns) - generated >= 256:
+            bar.update(len(gen.step_ns) - generated)
+            generated = len(gen.step_ns)
+    t_end = time.perf_counter()
+    if bar is not None:
+        bar.update(len(gen.step_ns) - generated)
+        bar.close()
+    tokens = sum(lane.generated for lane in gen.lanes)
+    seconds = (t_end - t_gen) if t_gen is not None else 0.0
+    summary = {
+        "model": str(model),
+        "backend": be.name,
+        "batch": len(gen.lanes),
+        "prompt_tokens": gen.prompt_tokens,
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
+        **step_stats(gen.step_ns, tokens_per_step=len(gen.lanes)),
+        "startup_s": first_token_s or 0.0,
+        "peak_rss_mb": peak_rss_mb(),
+        "stop_reason": gen.stop_reason,
+        "outputs": [],
+    }
+    if out_dir is not None:
+        summary["outputs"] = write_lanes(gen, Path(out_dir), audio_rate_of(be.manifest), overwrite)
+    return summary
+
+
+def _lane_prefix(batch: int, k: int) -> str:
+    return f"lane{k}_" if batch > 1 else ""
+
+
+OUTPUT_NAMES = ("text.txt", "sprite.png", "sprite.gif", "audio.wav", "tokens.npz")
+
+
+def _check_outputs_free(out_dir, batch: int, overwrite: bool) -> None:
+    """Refuse before generating, not after, when outputs would overwrite files."""
+    from pxby_edge.errors import OutputExistsError
+
+    if overwrite:
+        return
+    for k in range(batch):
+        for name in OUTPUT_NAMES:
+            path = out_dir / f"{_lane_prefix(batch, k)}{name}"
+            if path.exists():
+                raise OutputExistsError(f"{path} already exists; pass --force to overwrite or choose another --out")
+
+
+def write_lanes(gen: Generator, out_dir, audio_rate: int, overwrite: bool) -> list:
+    """Decode each lane's stream and write its text, sprite, audio and tokens; returns the paths."""
+    import io
+
+    from pxby_edge import media
+    from pxby_edge.tokenize_files import write_decoded
+
+    written: list = []
+    batch = len(gen.lanes)
+    palette = gen.vocab.palette_array()
+    for k, lane in enumerate(gen.lanes):
+        prefix = _lane_prefix(batch, k)
+        tokens = np.asarray(lane.tokens, dtype=np.int64)
+        decoded = gen.tok.decode(tokens)
+        frames = decoded["frame_ids"]
+        if frames:
+            # A stream cut by --max-tokens may end inside a frame: keep the complete ones.
+            decoded["frame_ids"] = [f for f in frames if f.shape == frames[0].shape]
+        summary = write_decoded(decoded, out_dir, palette, 4, audio_rate, overwrite, stem=prefix)
+        written += summary["outputs"]
+        buf = io.BytesIO()
+        np.savez_compressed(buf, tokens=tokens, prompt_tokens=np.int64(gen.prompt_tokens))
+        written.append(str(media.atomic_write(out_dir / f"{prefix}tokens.npz", buf.getvalue(), overwrite)))
+    return written

@@ -1,0 +1,122 @@
+"""The generation loop over a scripted backend: events, plans, seeds, batch lanes, segment ends."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pxby_edge import events as ev
+from pxby_edge.errors import GenerationError
+from pxby_edge.generate import GenerationRequest, Generator
+from pxby_edge.tokenizer import ActionPixelBytesTokenizer
+from pxby_edge.vocab import Vocab
+
+
+class ScriptedBackend:
+    """Logits that depend on the context only (a fixed random table), like a stateless model."""
+
+    name = "scripted"
+
+    def __init__(self, batch=1, slots=6, end_text_after=None, seed=0):
+        self.batch, self.slots = batch, slots
+        self.vocab_size = Vocab().size
+        self.manifest = SimpleNamespace(vocab=Vocab(), slicing={"image": 1, "audio": 1})
+        self.table = np.random.default_rng(seed).normal(size=(4096, slots, self.vocab_size)).astype(np.float32) * 3
+        self.end_text_after = end_text_after
+        self.calls = 0
+
+    def reset(self, lanes=None):
+        self.calls = 0
+
+    def step(self, contexts):
+        self.calls += 1
+        key = (contexts.astype(np.int64) * np.array([3, 5, 7, 11, 13, 17])).sum(axis=1) % 4096
+        out = self.table[key].copy()
+        if self.end_text_after is not None:
+            # Slot 5 says "0" (segment end) once a text is long enough: ends come from the model.
+            is_text = contexts[:, 5] < 58
+            out[is_text & (self.calls > self.end_text_after), 5, 0] = 50.0
+        return out
+
+
+def collect(gen):
+    return list(gen.events())
+
+
+def test_events_describe_the_token_stream():
+    req = GenerationRequest(prompt="a blue", frames=2, width=6, height=5, audio_samples=30, seed=3, text_chars=20)
+    gen = Generator(ScriptedBackend(), req)
+    events = collect(gen)
+    lane = gen.lanes[0]
+    dec = ActionPixelBytesTokenizer().decode(np.asarray(lane.tokens))
+    text = "".join(e.char for e in events if isinstance(e, ev.TextChar))
+    assert text == dec["text"] and text.startswith("a blue")
+    pixels = [e for e in events if isinstance(e, ev.Pixel)]
+    assert len(pixels) == 2 * 5 * 6
+    grid = np.zeros((2, 5, 6), dtype=int)
+    for p in pixels:
+        grid[p.frame, p.row, p.col] = p.index
+    np.testing.assert_array_equal(grid, np.stack(dec["frame_ids"]))
+    assert [e.modality for e in events if isinstance(e, ev.ModalityStart)] == ["text", "image", "audio"]
+    assert [e.modality for e in events if isinstance(e, ev.ModalityEnd)] == ["text", "image", "audio"]
+    samples = [e for e in events if isinstance(e, ev.AudioSample)]
+    assert len(samples) == 60 and dec["audio"].shape == (2, 30)
+    assert [(s.index, s.channel) for s in samples[:3]] == [(0, 0), (0, 1), (1, 0)]
+    frame_ends = [e for e in events if isinstance(e, ev.FrameEnd)]
+    assert [(f.frame, f.height, f.width) for f in frame_ends] == [(0, 5, 6), (1, 5, 6)]
+    assert isinstance(events[-1], ev.StreamEnd) and events[-1].reason == "plan"
+    assert len(gen.step_ns) == lane.generated
+
+
+def test_seed_reproduces_and_lanes_differ():
+    def run(seed, batch=1):
+        gen = Generator(ScriptedBackend(batch=batch), GenerationRequest(prompt="a", max_tokens=300, seed=seed, batch=batch))
+        collect(gen)
+        return [lane.tokens for lane in gen.lanes]
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+    two = run(5, batch=2)
+    assert two[0] == run(5)[0]
+    assert two[0] != two[1]
+
+
+def test_max_tokens_stops_every_lane():
+    gen = Generator(ScriptedBackend(batch=3), GenerationRequest(prompt="ab", max_tokens=50, batch=3))
+    events = collect(gen)
+    assert [lane.generated for lane in gen.lanes] == [50, 50, 50]
+    ends = [e for e in events if isinstance(e, ev.StreamEnd)]
+    assert sorted(e.stream for e in ends) == [0, 1, 2] and {e.reason for e in ends} == {"max_tokens"}
+
+
+def test_pad_in_slot_five_ends_the_text():
+    gen = Generator(ScriptedBackend(end_text_after=8), GenerationRequest(prompt="abc", plan=("text", "image"), max_tokens=40, text_chars=None))
+    collect(gen)
+    tokens = gen.lanes[0].tokens
+    end = tokens.index(2)
+    assert 3 <= end <= 9
+    assert gen.lanes[0].builder.segments[:2] == ["text", "image"]
+
+
+def test_predict_objective_uses_its_single_slot():
+    gen = Generator(ScriptedBackend(slots=1), GenerationRequest(prompt="ab", frames=1, width=3, height=2, audio_samples=4))
+    collect(gen)
+    assert gen.lanes[0].builder.segments == ["text", "image", "audio"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"prompt": "€€€"}, "no character"),
+        ({"plan": ("audio",)}, "does not start with"),
+        ({"plan": ("text",), "complete_text": False}, "nothing is left"),
+        ({"batch": 2}, "batch 1"),
+        ({"max_tokens": 0}, "max tokens"),
+        ({"plan": ("text", "smell")}, "unknown modality"),
+    ],
+)
+def test_bad_requests(kwargs, match):
+    with pytest.raises(GenerationError, match=match):
+        Generator(ScriptedBackend(), GenerationRequest(**kwargs))
