@@ -23,7 +23,7 @@ COMMANDS = {
     "train": "training.commands:train",
     "quantize": "quantize.commands:quantize",
     "inspect": "pxby_edge.model_commands:inspect",
-    "generate": "pxby_edge.runtime_commands:generate",
+    "generate": "pxby_edge.generate_command:generate",
     "bench": "pxby_edge.runtime_commands:bench",
     "handheld": "firmware_bridge.commands:handheld",
     "stream": "firmware_bridge.commands:stream",

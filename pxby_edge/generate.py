@@ -50,6 +50,7 @@ class GenerationRequest:
     width: Optional[int] = None
     height: Optional[int] = None
     audio_samples: Optional[int] = None
+    audio_seconds: Optional[float] = None  # converted with the model's audio rate when samples is None
     temperature: Temperature = 0.8
     top_k: int = 0
     top_p: float = 1.0
@@ -154,6 +155,11 @@ class Generator:
             )
         if int(request.max_tokens) < 1:
             raise GenerationError(f"max tokens must be >= 1, got {request.max_tokens}")
+        if request.audio_samples is None and request.audio_seconds is not None:
+            if not request.audio_seconds > 0:
+                raise GenerationError(f"audio seconds must be > 0, got {request.audio_seconds}")
+            rate = audio_rate_of(backend.manifest)
+            request.audio_samples = max(1, int(round(request.audio_seconds * rate)))
         plan = request.stream_plan()
         self.plan = plan
         self.autoregressive = backend.slots == 6
