@@ -59,32 +59,27 @@ class Sampler:
 
     def sample(self, logits: np.ndarray, allowed: Optional[np.ndarray] = None, modality: Optional[str] = None) -> int:
         """One token id from (V,) logits, among ``allowed`` (bool (V,)) when given."""
-        logits = np.asarray(logits, dtype=np.float64)
-        if allowed is not None:
-            if not allowed.any():
-                raise GenerationError("no token is allowed at this position (the plan contradicts the stream)")
-            logits = np.where(allowed, logits, -np.inf)
-        temp = self.temperature_for(modality)
+        # Few, whole-array numpy calls: this runs once per token on a Pi-class CPU.
+        z = logits if allowed is None else np.where(allowed, logits, -np.inf)
+        temp = self._temps.get(modality, self._default_temp) if modality else self._default_temp
+        zmax = z.max()
+        if not zmax > -np.inf:
+            raise GenerationError("no token is allowed at this position (the plan contradicts the stream)")
         if temp == 0.0:
-            return int(np.argmax(logits))
-        z = logits / temp
-        if self.top_k and self.top_k < z.size:
-            kth = np.partition(z, -self.top_k)[-self.top_k]
-            z = np.where(z >= kth, z, -np.inf)
-        z = z - np.max(z)
-        p = np.exp(z)
-        p /= p.sum()
+            return int(z.argmax())
+        p = np.exp((z - zmax) * (1.0 / temp))
+        if self.top_k and self.top_k < p.size:
+            kth = np.partition(p, -self.top_k)[-self.top_k]
+            p[p < kth] = 0.0
         if self.top_p < 1.0:
             order = np.argsort(-p, kind="stable")
             cum = np.cumsum(p[order])
-            keep = order[: int(np.searchsorted(cum, self.top_p, side="left")) + 1]
-            q = np.zeros_like(p)
-            q[keep] = p[keep]
-            p = q / q.sum()
+            cut = int(np.searchsorted(cum, self.top_p * cum[-1], side="left")) + 1
+            p[order[cut:]] = 0.0
         # Inverse-CDF draw: one uniform per token keeps streams reproducible for a seed.
-        cdf = np.cumsum(p)
-        u = self.rng.random() * cdf[-1]
-        return int(min(np.searchsorted(cdf, u, side="right"), p.size - 1))
+        cdf = p.cumsum()
+        idx = int(cdf.searchsorted(self.rng.random() * cdf[-1], side="right"))
+        return min(idx, p.size - 1)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,12 @@ class Vocab:
     palette: tuple[tuple[int, int, int], ...] = DEFAULT_PALETTE
     action_states: tuple[float, ...] = DEFAULT_ACTION_STATE
     _byte_to_id: dict = field(init=False, repr=False, compare=False)
+    n_bytes: int = field(init=False, repr=False, compare=False)
+    n_palette: int = field(init=False, repr=False, compare=False)
+    n_actions: int = field(init=False, repr=False, compare=False)
+    size: int = field(init=False, repr=False, compare=False)
+    palette_offset: int = field(init=False, repr=False, compare=False)
+    action_offset: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "bytes_", tuple(bytes(b) for b in self.bytes_))
@@ -81,30 +87,17 @@ class Vocab:
         for i, b in enumerate(self.bytes_):
             lookup.setdefault(b[0], i)  # first index wins, like upstream's dict built in order
         object.__setattr__(self, "_byte_to_id", lookup)
-
-    @property
-    def n_bytes(self) -> int:
-        return len(self.bytes_)
-
-    @property
-    def n_palette(self) -> int:
-        return len(self.palette)
-
-    @property
-    def n_actions(self) -> int:
-        return len(self.action_states)
-
-    @property
-    def size(self) -> int:
-        return self.n_bytes + self.n_palette + self.n_actions
-
-    @property
-    def palette_offset(self) -> int:
-        return self.n_bytes
-
-    @property
-    def action_offset(self) -> int:
-        return self.n_bytes + self.n_palette
+        # Plain attributes, not properties: the generator reads them on every token.
+        sizes = {
+            "n_bytes": len(self.bytes_),
+            "n_palette": len(self.palette),
+            "n_actions": len(self.action_states),
+        }
+        sizes["size"] = sizes["n_bytes"] + sizes["n_palette"] + sizes["n_actions"]
+        sizes["palette_offset"] = sizes["n_bytes"]
+        sizes["action_offset"] = sizes["n_bytes"] + sizes["n_palette"]
+        for name, value in sizes.items():
+            object.__setattr__(self, name, value)
 
     def byte_id(self, value: int) -> int:
         """Id of one byte value; 0 when the vocabulary does not hold it (upstream's unknown)."""
