@@ -29,7 +29,7 @@ import numpy as np
 from pxby_edge import events as ev
 from pxby_edge.context import ContextBuilder
 from pxby_edge.errors import GenerationError
-from pxby_edge.sampling import PlanTracker, Sampler, StreamPlan, Temperature
+from pxby_edge.sampling import PlanTracker, Sampler, StreamPlan, Temperature, sample_lanes
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 from pxby_edge.vocab import PAD_ID, ROW_END_ID, SEG_END_ID
 
@@ -215,10 +215,11 @@ class Generator:
         while True:
             t0 = perf()
             batch_events: list = []
-            for k, lane in enumerate(self.lanes):
-                if lane.done:
-                    continue
-                token, ends = self._choose(lane, logits[k], slot)
+            active = [k for k, lane in enumerate(self.lanes) if not lane.done]
+            choices = self._sample(active, logits, slot)
+            for k, token in zip(active, choices):
+                lane = self.lanes[k]
+                token, ends = self._resolve(lane, token)
                 before = lane.builder.position
                 lane.builder.push(token, ends)
                 lane.tokens.append(token)
@@ -240,19 +241,30 @@ class Generator:
             self.step_ns.append(perf() - t0)
             yield from batch_events
 
-    def _choose(self, lane: Lane, lane_logits: np.ndarray, slot: int) -> tuple[int, Optional[bool]]:
+    def _mask(self, lane: Lane) -> np.ndarray:
         tracker, builder = lane.tracker, lane.builder
         mask = tracker.mask()
-        may_end = self.autoregressive and mask[SEG_END_ID] and builder.needs_decision(SEG_END_ID)
-        if may_end and tracker.decide(SEG_END_ID, predicted=True):
-            mask = mask.copy()
-            mask[PAD_ID] = True  # 0 in slot 5 = "the segment ends here" (see module docstring)
-        modality = tracker.current
-        token = lane.sampler.sample(lane_logits[slot], allowed=mask, modality=modality)
+        if self.autoregressive and mask[SEG_END_ID] and builder.needs_decision(SEG_END_ID):
+            if tracker.decide(SEG_END_ID, predicted=True):
+                mask = mask.copy()
+                mask[PAD_ID] = True  # 0 in slot 5 = "the segment ends here" (see module docstring)
+        return mask
+
+    def _sample(self, active: list, logits: np.ndarray, slot: int) -> list:
+        lanes = self.lanes
+        if len(active) == 1:
+            lane = lanes[active[0]]
+            return [lane.sampler.sample(logits[active[0], slot], self._mask(lane), lane.tracker.current)]
+        masks = np.stack([self._mask(lanes[k]) for k in active])
+        modalities = [lanes[k].tracker.current for k in active]
+        return sample_lanes([lanes[k].sampler for k in active], logits[active, slot], masks, modalities)
+
+    def _resolve(self, lane: Lane, token: int) -> tuple[int, Optional[bool]]:
+        """The token to push and its segment decision, from what the sampler drew."""
         if token == PAD_ID:
             return SEG_END_ID, True
-        if builder.needs_decision(token):
-            return token, tracker.decide(token, predicted=False if self.autoregressive else None)
+        if lane.builder.needs_decision(token):
+            return token, lane.tracker.decide(token, predicted=False if self.autoregressive else None)
         return token, None
 
 

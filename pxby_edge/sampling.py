@@ -82,6 +82,36 @@ class Sampler:
         return min(idx, p.size - 1)
 
 
+def sample_lanes(samplers: Sequence[Sampler], logits: np.ndarray, masks: np.ndarray, modalities: Sequence[Optional[str]]) -> list:
+    """One token per lane from (B, V) logits and (B, V) masks, vectorised across lanes.
+
+    Draws exactly what ``samplers[k].sample(logits[k], masks[k], modalities[k])`` would (same
+    float32 operations, one uniform per lane from each lane's own generator), so a lane's stream
+    does not depend on the batch it runs in. Lanes with top-k or top-p go through ``sample``.
+    """
+    z = np.where(masks, logits, -np.inf)
+    zmax = z.max(axis=1, keepdims=True)
+    if not np.all(zmax > -np.inf):
+        raise GenerationError("no token is allowed at this position (the plan contradicts the stream)")
+    temps = np.array([s.temperature_for(m) for s, m in zip(samplers, modalities)], dtype=np.float64)
+    greedy = temps == 0.0
+    scale = (1.0 / np.where(greedy, 1.0, temps)).astype(z.dtype)[:, None]
+    p = np.exp((z - zmax) * scale)
+    cdf = p.cumsum(axis=1)
+    out = []
+    argmax = z.argmax(axis=1)
+    for k, s in enumerate(samplers):
+        if greedy[k]:
+            out.append(int(argmax[k]))
+        elif s.top_k or s.top_p < 1.0:
+            out.append(s.sample(logits[k], masks[k], modalities[k]))
+        else:
+            row = cdf[k]
+            idx = int(row.searchsorted(s.rng.random() * row[-1], side="right"))
+            out.append(min(idx, row.size - 1))
+    return out
+
+
 @dataclass(frozen=True)
 class StreamPlan:
     """What to generate, in order, and how much. ``None`` limits leave it to the model.

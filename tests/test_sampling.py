@@ -115,3 +115,21 @@ def test_prompt_prefix_counts_as_the_text_segment():
     assert tracker.current == "text"
     b.push(2, tracker.decide(2))
     assert tracker.current == "image"
+
+
+def test_vectorised_lanes_draw_what_each_lane_would():
+    from pxby_edge.sampling import sample_lanes
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 151)).astype(np.float32) * 3
+    masks = rng.random((4, 151)) > 0.3
+    mods = ["text", "image", None, "audio"]
+    temps = {"text": 0.0, "image": 0.7, "audio": 1.3}
+    for _ in range(20):
+        a = [Sampler(temperature=temps, seed=k) for k in range(4)]
+        b = [Sampler(temperature=temps, seed=k) for k in range(4)]
+        for _ in range(10):
+            got = sample_lanes(a, logits, masks, mods)
+            want = [s.sample(logits[k], masks[k], mods[k]) for k, s in enumerate(b)]
+            assert got == want
+        logits = rng.normal(size=(4, 151)).astype(np.float32) * 3
