@@ -1,0 +1,354 @@
+"""The device side of the protocol as a pure state machine: what the firmware does, in Python.
+
+    python -c "from firmware_bridge.device import DeviceCore; d = DeviceCore(); print(d.caps)"
+
+``DeviceCore`` has the firmware's state (session, expected sequence, tile store, tile map,
+front screen, text buffer, audio ring) and its limits (tile slots, receive frame size, audio
+buffer in samples), and answers exactly as ``firmware/pxby_core.c`` does. No I/O, no clock:
+``feed(data, now_ms)`` takes wire bytes, ``tick(now_ms)`` plays audio, ``take_output()`` returns
+the bytes to send back. ``simulator.py`` puts it on a pty or a socket; the link benchmark wires
+it to a host with a simulated baud rate.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Optional
+
+import numpy as np
+
+from firmware_bridge import protocol as pr
+from firmware_bridge.frame import BadFrame, Decoder, Message, encode
+
+# The classic DMG shades, lightest first (shade 0 is "white" on a Game Boy).
+DMG_SHADES = ((0x9B, 0xBC, 0x0F), (0x8B, 0xAC, 0x0F), (0x30, 0x62, 0x30), (0x0F, 0x38, 0x0F))
+
+
+NAK_REPEAT_MS = 20
+
+
+def decode_tiles(data: np.ndarray) -> np.ndarray:
+    """(n, 16) uint8 Game Boy 2bpp tiles -> (n, 8, 8) shades (Pan Docs: low plane byte first, bit 7 left)."""
+    data = np.asarray(data, dtype=np.uint8).reshape(-1, 8, 2)
+    bits = np.arange(7, -1, -1, dtype=np.uint8)
+    lo = (data[:, :, 0:1] >> bits) & 1
+    hi = (data[:, :, 1:2] >> bits) & 1
+    return (lo | (hi << 1)).astype(np.uint8)
+
+
+def seq_before(a: int, b: int) -> bool:
+    """True when 16-bit sequence ``a`` comes before ``b`` (serial-number arithmetic)."""
+    return 0 < ((b - a) & 0xFFFF) < 0x8000
+
+
+class DeviceCore:
+    """One device: feed it wire bytes, get wire bytes back. Counters in ``counters``."""
+
+    def __init__(
+        self,
+        caps: Optional[pr.Capabilities] = None,
+        *,
+        versions: tuple[int, int] = (pr.PROTOCOL_MIN, pr.PROTOCOL_MAX),
+        boot_id: int = 1,
+        on_commit: Optional[Callable[[np.ndarray, int], None]] = None,
+        on_play: Optional[Callable[[int, np.ndarray], None]] = None,
+        on_text: Optional[Callable[[str], None]] = None,
+    ):
+        caps = caps or pr.Capabilities()
+        if caps.max_payload > pr.MAX_PAYLOAD:
+            raise ValueError(f"max_payload {caps.max_payload} exceeds the protocol's {pr.MAX_PAYLOAD}")
+        self.caps = caps
+        self.versions = versions
+        self.boot_id = boot_id
+        self.on_commit = on_commit
+        self.on_play = on_play
+        self.on_text = on_text
+        # The receive buffer is sized from what the device accepts, so an oversize frame is
+        # dropped while it streams in, before any of it is interpreted.
+        frame = pr.HEADER_SIZE + caps.max_payload + pr.CRC_SIZE
+        self.decoder = Decoder(max_encoded=frame + frame // 254 + 2, versions=(1, 255))
+        self.map_w = caps.screen_w // pr.TILE_W
+        self.map_h = caps.screen_h // pr.TILE_W
+        self.tiles = np.zeros((caps.tile_slots, pr.TILE_BYTES), dtype=np.uint8)
+        self.tilemap = np.zeros((self.map_h, self.map_w), dtype=np.int64)
+        self.screen = np.zeros((caps.screen_h, caps.screen_w), dtype=np.uint8)
+        self.palette = DMG_SHADES
+        self.text = bytearray()
+        self.frame_no = 0
+        self.session: Optional[int] = None
+        self.expected = 0
+        self._nak_for: Optional[int] = None
+        self._nak_at = 0
+        self.out = bytearray()
+        self.counters = {k: 0 for k in pr.PAYLOADS[pr.STATUS][1]}
+        self.counters.update(bytes_in=0, hellos=0, naks_sent=0, acks_sent=0, bad_payload=0, audio_overflow=0)
+        self._audio_reset()
+
+    # -- audio ring --------------------------------------------------------------------------
+    def _audio_reset(self, rate: int = 0, fmt: int = 0, start: int = 0, prebuffer: int = 0) -> None:
+        self.audio_rate = rate
+        self.audio_format = fmt
+        self.audio_next = start
+        self.audio_prebuffer = prebuffer
+        self.ring: deque = deque()  # (offset, samples uint8 array), offsets increasing
+        self.fill = 0
+        self.playing = False
+        self.ended = False
+        self._due = 0.0
+        self._last_ms: Optional[int] = None
+        self._played_since_ack = 0
+
+    @property
+    def audio_limit(self) -> int:
+        # credits: the host may send samples up to this offset; anything it sends beyond the
+        # next expected one occupies free room, whatever got lost in between
+        return self.audio_next + (self.caps.audio_buffer - self.fill)
+
+    # -- I/O ---------------------------------------------------------------------------------
+    def take_output(self) -> bytes:
+        out, self.out = bytes(self.out), bytearray()
+        return out
+
+    def _send(self, mtype: int, payload: bytes = b"", channel: int = pr.CH_CONTROL) -> None:
+        self.out += encode(Message(mtype, payload, 0, channel, 0, self.expected))
+
+    def _ack(self) -> None:
+        self.counters["acks_sent"] += 1
+        self._played_since_ack = 0
+        self._send(pr.ACK, pr.pack(pr.ACK, session=self.session or 0, audio_next=self.audio_next, audio_limit=self.audio_limit))
+
+    def _nak(self, reason: int) -> None:
+        self.counters["naks_sent"] += 1
+        self._send(pr.NAK, pr.pack(pr.NAK, session=self.session or 0, reason=reason, expected=self.expected))
+
+    def status_fields(self) -> dict:
+        c = dict(self.counters)
+        c["audio_fill"] = self.fill
+        c["audio_capacity"] = self.caps.audio_buffer
+        return {k: c[k] & 0xFFFFFFFF for k in pr.PAYLOADS[pr.STATUS][1]}
+
+    def feed(self, data: bytes, now_ms: int = 0) -> None:
+        self.counters["bytes_in"] += len(data)
+        for item in self.decoder.feed(data):
+            if isinstance(item, BadFrame):
+                self.counters["crc_errors" if item.reason == "crc" else "frames_bad"] += 1
+            else:
+                self.counters["frames_ok"] += 1
+                self._on_message(item, now_ms)
+        self.tick(now_ms)
+
+    def _on_message(self, msg: Message, now_ms: int) -> None:
+        if len(msg.payload) > self.caps.max_payload:
+            self.counters["bad_payload"] += 1
+            self._nak(pr.NAK_BAD_PAYLOAD)
+            return
+        if msg.type == pr.HELLO:
+            self._hello(msg)
+            return
+        if msg.type in (pr.HELLO_ACK, pr.PONG, pr.ACK, pr.NAK, pr.STATUS, pr.LOG):
+            return  # device-to-host messages echoed back: ignore
+        if msg.version != pr.PROTOCOL_VERSION or self.session is None or msg.ack != self.session:
+            self._nak(pr.NAK_NO_SESSION)
+            return
+        if msg.type == pr.PING:
+            try:
+                fields, _ = pr.unpack(pr.PING, msg.payload)
+            except ValueError:
+                self._nak(pr.NAK_BAD_PAYLOAD)
+                return
+            self._send(pr.PONG, pr.pack(pr.PONG, token=fields["token"]))
+            self._send(pr.STATUS, pr.pack(pr.STATUS, **self.status_fields()))
+            self._ack()
+            return
+        if not msg.flags & pr.F_RELIABLE:
+            if msg.type == pr.AUDIO_CHUNK:
+                ok = self._apply(msg, now_ms)
+                if ok:
+                    self._ack()
+                else:
+                    self._nak(pr.NAK_BAD_PAYLOAD)
+            else:
+                self.counters["bad_payload"] += 1
+                self._nak(pr.NAK_UNKNOWN_TYPE)
+            return
+        if msg.seq == self.expected:
+            self.expected = (self.expected + 1) & 0xFFFF
+            self._nak_for = None
+            # a malformed payload that passed its CRC is a host bug: skip it (and say so) rather
+            # than stall the sequence forever
+            if self._apply(msg, now_ms):
+                self._ack()
+            else:
+                self._nak(pr.NAK_BAD_PAYLOAD)
+        elif seq_before(msg.seq, self.expected):
+            self.counters["dup_frames"] += 1
+            self._ack()
+        else:
+            self.counters["out_of_order"] += 1
+            # one NAK per hole, not one per frame behind it; again after NAK_REPEAT_MS in case
+            # the NAK or the retransmission was lost too
+            if self._nak_for != self.expected or now_ms - self._nak_at >= NAK_REPEAT_MS:
+                self._nak_for = self.expected
+                self._nak_at = now_ms
+                self._nak(pr.NAK_OUT_OF_ORDER)
+
+    def _hello(self, msg: Message) -> None:
+        try:
+            fields, _ = pr.unpack(pr.HELLO, msg.payload)
+        except ValueError:
+            self._nak(pr.NAK_BAD_PAYLOAD)
+            return
+        self.counters["hellos"] += 1
+        lo = max(fields["proto_min"], self.versions[0])
+        hi = min(fields["proto_max"], self.versions[1])
+        version = hi if lo <= hi else 0
+        if version:
+            # a new session: sequence from 0, audio stopped; the screen stays as it is (no
+            # flicker) until the host redraws it
+            self.session = fields["nonce"] & 0xFFFF or 1
+            self.expected = 0
+            self._nak_for = None
+            self._audio_reset()
+        fw = pr.FIRMWARE_VERSION
+        payload = pr.pack(
+            pr.HELLO_ACK,
+            version=version,
+            proto_min=self.versions[0],
+            proto_max=self.versions[1],
+            fw_major=fw[0],
+            fw_minor=fw[1],
+            fw_patch=fw[2],
+            nonce=fields["nonce"],
+            boot_id=self.boot_id,
+            **self.caps.as_fields(),
+        )
+        self._send(pr.HELLO_ACK, payload)
+
+    # -- message effects ---------------------------------------------------------------------
+    def _apply(self, msg: Message, now_ms: int) -> bool:
+        try:
+            fields, tail = pr.unpack(msg.type, msg.payload)
+        except (KeyError, ValueError):
+            self.counters["bad_payload"] += 1
+            return False
+        handler = getattr(self, f"_do_{pr.MESSAGE_NAMES[msg.type].lower()}", None)
+        ok = handler is not None and handler(fields, tail, msg, now_ms)
+        if not ok:
+            self.counters["bad_payload"] += 1
+        return bool(ok)
+
+    def _do_reset(self, fields, tail, msg, now_ms) -> bool:
+        self.tiles[:] = 0
+        self.tilemap[:] = 0
+        self.screen[:] = 0
+        self.text.clear()
+        self._audio_reset()
+        return True
+
+    def _do_palette(self, fields, tail, msg, now_ms) -> bool:
+        if tail:
+            return False
+        v = [fields[f"{c}{i}"] for i in range(4) for c in "rgb"]
+        self.palette = tuple(tuple(v[3 * i : 3 * i + 3]) for i in range(4))
+        return True
+
+    def _do_tiles(self, fields, tail, msg, now_ms) -> bool:
+        first, n = fields["first_slot"], len(tail) // pr.TILE_BYTES
+        if n == 0 or len(tail) % pr.TILE_BYTES or first + n > self.caps.tile_slots:
+            return False
+        self.tiles[first : first + n] = np.frombuffer(tail, dtype=np.uint8).reshape(n, pr.TILE_BYTES)
+        return True
+
+    def _do_map_rect(self, fields, tail, msg, now_ms) -> bool:
+        x, y, w, h = fields["x"], fields["y"], fields["w"], fields["h"]
+        if w == 0 or h == 0 or x + w > self.map_w or y + h > self.map_h or len(tail) != 2 * w * h:
+            return False
+        slots = np.frombuffer(tail, dtype="<u2").reshape(h, w)
+        if int(slots.max()) >= self.caps.tile_slots:
+            return False
+        self.tilemap[y : y + h, x : x + w] = slots
+        return True
+
+    def _do_commit(self, fields, tail, msg, now_ms) -> bool:
+        pix = decode_tiles(self.tiles)[self.tilemap]  # (map_h, map_w, 8, 8)
+        self.screen = pix.transpose(0, 2, 1, 3).reshape(self.caps.screen_h, self.caps.screen_w).copy()
+        self.frame_no = fields["frame"]
+        self.counters["commits"] += 1
+        if self.on_commit is not None:
+            self.on_commit(self.screen, self.frame_no)
+        return True
+
+    def _do_text(self, fields, tail, msg, now_ms) -> bool:
+        if not fields["append"]:
+            self.text.clear()
+        self.text += tail
+        del self.text[: max(0, len(self.text) - self.caps.text_buffer)]  # keep the newest
+        if self.on_text is not None:
+            self.on_text(self.text.decode("ascii", "replace"))
+        return True
+
+    def _do_audio_cfg(self, fields, tail, msg, now_ms) -> bool:
+        if fields["rate"] != self.caps.audio_rate or fields["format"] not in (pr.AUDIO_U8, pr.AUDIO_U4):
+            return False
+        if not fields["format"] & self.caps.audio_formats or fields["prebuffer"] > self.caps.audio_buffer:
+            return False
+        self._audio_reset(fields["rate"], fields["format"], fields["start"], fields["prebuffer"])
+        return True
+
+    def _do_audio_chunk(self, fields, tail, msg, now_ms) -> bool:
+        if not self.audio_format:
+            return False
+        raw = np.frombuffer(tail, dtype=np.uint8)
+        if self.audio_format == pr.AUDIO_U4:
+            raw = np.stack([raw >> 4, raw & 0x0F], axis=1).reshape(-1)
+        offset, n = fields["offset"], len(raw)
+        if offset + n <= self.audio_next:
+            self.counters["dup_frames"] += 1  # late or repeated: already past it
+            return True
+        if offset < self.audio_next:
+            raw, n, offset = raw[self.audio_next - offset :], n - (self.audio_next - offset), self.audio_next
+        if self.fill + n > self.caps.audio_buffer:
+            self.counters["audio_overflow"] += 1  # the host ignored its credits
+            return True
+        if offset > self.audio_next:
+            self.counters["gaps"] += offset - self.audio_next
+        if n:
+            self.ring.append((offset, raw.copy()))
+            self.fill += n
+        self.audio_next = offset + n
+        if msg.flags & pr.F_END:
+            self.ended = True
+        return True
+
+    def tick(self, now_ms: int) -> None:
+        """Play what is due at ``now_ms`` (the audio timer of the firmware)."""
+        if not self.audio_format:
+            return
+        if not self.playing:
+            if self.fill and (self.fill >= max(1, self.audio_prebuffer) or self.ended):
+                self.playing, self._last_ms, self._due = True, now_ms, 0.0
+            return
+        self._due += (now_ms - self._last_ms) * self.audio_rate / 1000.0
+        self._last_ms = now_ms
+        want = int(self._due)
+        self._due -= want
+        while want and self.ring:
+            offset, samples = self.ring[0]
+            take = min(want, len(samples))
+            if self.on_play is not None:
+                self.on_play(offset, samples[:take])
+            self.counters["samples_played"] += take
+            self.fill -= take
+            want -= take
+            self._played_since_ack += take
+            if take == len(samples):
+                self.ring.popleft()
+            else:
+                self.ring[0] = (offset + take, samples[take:])
+        if want:
+            # ran dry: stop and wait for the prebuffer again (or stop for good after the last chunk)
+            if not self.ended:
+                self.counters["underruns"] += 1
+            self.playing = False
+        if self.session is not None and self._played_since_ack >= max(1, self.caps.audio_buffer // 4):
+            self._ack()  # room opened: give the host its credits without waiting for a chunk

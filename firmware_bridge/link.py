@@ -1,0 +1,549 @@
+"""The host end of the link: a pure protocol state machine (``HostSession``) and a port driver (``Link``).
+
+    python -c "from firmware_bridge.link import Link; l = Link('loop://'); print(l)"
+
+``HostSession`` knows nothing of ports or clocks: ``receive(data, now_ms)`` takes the device's
+bytes, ``poll(now_ms)`` returns the bytes to send now. It does the handshake (HELLO with a
+version range and a nonce; HELLO_ACK with the device's capabilities), reliable in-order
+delivery of graphics and control messages (sequence numbers, a window, cumulative ACKs,
+go-back-N retransmission on NAK or timeout with exponential back-off), audio chunks addressed by
+sample offset under credits (the device says up to which offset it has room), a heartbeat
+(PING when the line is quiet) and re-handshake after a device reset (NAK "no session") or
+silence. After every handshake it calls ``on_session`` so the caller can redraw a device that
+may have lost its screen. ``Link`` opens any pyserial URL and pumps bytes between the port and
+the session with the real clock, turning silence into ``LinkTimeout`` naming port and baud.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from firmware_bridge import protocol as pr
+from firmware_bridge.errors import CapabilityError, LinkError, LinkTimeout, PortError, ProtocolVersionError
+from firmware_bridge.frame import BadFrame, Decoder, Message, encode
+
+
+@dataclass
+class _Sent:
+    seq: int
+    wire: bytes
+    mtype: int
+    payload: bytes
+    channel: int
+    sent_ms: int = 0
+    retransmitted: bool = False
+
+    @property
+    def payload_len(self) -> int:
+        return len(self.payload)
+
+
+class HostSession:
+    """The protocol state machine of the host, clocked by the caller's ``now_ms``."""
+
+    def __init__(
+        self,
+        *,
+        max_payload: int = pr.MAX_PAYLOAD,
+        window: int = 32,
+        rto_ms: int = 150,
+        rto_min_ms: int = 30,
+        rto_max_ms: int = 1000,
+        ping_ms: int = 100,
+        silence_ms: int = 2000,
+        nak_holdoff_ms: int = 20,
+        hello_ms: int = 100,
+        versions: tuple[int, int] = (pr.PROTOCOL_MIN, pr.PROTOCOL_MAX),
+        need: Optional[dict] = None,
+        seed: Optional[int] = None,
+        on_session: Optional[Callable[[HostSession], None]] = None,
+    ):
+        self.want_payload = max_payload
+        self.want_window = window
+        self.rto_base = rto_ms  # until the first round trip is measured
+        self.rto_min = rto_min_ms
+        self.srtt: Optional[float] = None
+        self.rttvar = 0.0
+        self.rto_max = rto_max_ms
+        self.ping_ms = ping_ms
+        self.silence_ms = silence_ms
+        self.hello_ms = hello_ms
+        self.nak_holdoff = nak_holdoff_ms
+        self.versions = versions
+        self.need = dict(need or {})
+        self.on_session = on_session
+        self._rng = random.Random(seed)
+        self.decoder = Decoder(versions=(1, 255))
+        self.state = "closed"
+        self.epoch = 0
+        self.caps: Optional[pr.Capabilities] = None
+        self.device_version: Optional[tuple] = None
+        self.boot_id: Optional[int] = None
+        self.tag = 0
+        self.counters = {
+            k: 0
+            for k in (
+                "frames_sent",
+                "bytes_sent",
+                "bytes_received",
+                "frames_received",
+                "crc_errors",
+                "bad_frames",
+                "retransmits",
+                "timeouts",
+                "naks",
+                "reconnects",
+                "device_resets",
+                "pings",
+                "audio_chunks",
+                "audio_samples_sent",
+                "payload_bytes_acked",
+            )
+        }
+        self.last_status: dict = {}
+        self._cfg_seq_pending: Optional[int] = None
+        self.last_log = ""
+        self._reset_reliable()
+        self._audio_clear()
+        self._out = bytearray()
+        self.handshake_since: Optional[int] = None
+        self.ready_since: Optional[int] = None
+
+    # -- reliable queue ----------------------------------------------------------------------
+    def _reset_reliable(self) -> None:
+        self.pending: deque = deque()  # (type, payload, channel) not yet given a sequence number
+        self.in_flight: deque = deque()  # _Sent, oldest first
+        self.next_seq = 0
+        self.rto = self._rto_estimate()
+        self._rto_deadline: Optional[int] = None
+        self._last_nak: tuple = (None, -(10**9))
+
+    @property
+    def backlog(self) -> int:
+        """Reliable messages not yet acknowledged (queued or in flight)."""
+        return len(self.pending) + len(self.in_flight)
+
+    @property
+    def max_payload(self) -> int:
+        return min(self.want_payload, self.caps.max_payload) if self.caps else self.want_payload
+
+    @property
+    def window(self) -> int:
+        return max(1, min(self.want_window, self.caps.rx_window)) if self.caps else 1
+
+    def queue(self, mtype: int, payload: bytes, channel: int = pr.CH_CONTROL) -> None:
+        """Send ``payload`` reliably, in order with every other queued message."""
+        if len(payload) > self.max_payload:
+            raise LinkError(
+                f"{pr.MESSAGE_NAMES[mtype]} payload of {len(payload)} bytes exceeds the link's {self.max_payload}"
+            )
+        self.pending.append((mtype, bytes(payload), channel))
+
+    # -- audio -------------------------------------------------------------------------------
+    def _audio_clear(self) -> None:
+        self.audio_cfg: Optional[dict] = None
+        self.audio_buf = np.zeros(0, dtype=np.uint8)  # samples not yet sent; audio_buf[0] is offset audio_sent
+        self.audio_sent = 0
+        self.audio_end = False
+        self.audio_end_sent = False
+        self.audio_limit = 0
+        self.audio_hold = 0  # samples to gather before the first chunk (the host-side prebuffer)
+        self.audio_cfg_seq: Optional[int] = None
+
+    def audio_start(self, rate: int, fmt: int, prebuffer: int = 0, device_prebuffer: int = 0, start: int = 0) -> None:
+        """Open a sound at sample ``start``: samples follow with ``audio_push``."""
+        if self.caps is not None:
+            if rate != self.caps.audio_rate:
+                raise CapabilityError(f"device plays {self.caps.audio_rate} Hz, asked for {rate} Hz")
+            if not fmt & self.caps.audio_formats:
+                raise CapabilityError(f"device does not take audio format {fmt} (formats mask {self.caps.audio_formats})")
+            device_prebuffer = min(device_prebuffer, self.caps.audio_buffer)
+        self.audio_buf = np.zeros(0, dtype=np.uint8)
+        self.audio_sent = start
+        self.audio_end = self.audio_end_sent = False
+        self.audio_hold = prebuffer
+        self.audio_cfg = dict(rate=rate, format=fmt, start=start, prebuffer=device_prebuffer)
+        self._queue_audio_cfg()
+
+    def _queue_audio_cfg(self) -> None:
+        cfg = dict(self.audio_cfg, start=self.audio_sent)
+        self.audio_limit = 0
+        self.audio_cfg_seq = None
+        # the cfg gets its sequence number when it leaves `pending`; chunks wait for its ACK
+        self.queue(pr.AUDIO_CFG, pr.pack(pr.AUDIO_CFG, **cfg), pr.CH_AUDIO)
+
+    def audio_push(self, samples, end: bool = False) -> None:
+        """Append device-rate samples (values 0..255 for u8, 0..15 for u4) to the sound."""
+        samples = np.asarray(samples, dtype=np.uint8).reshape(-1)
+        self.audio_buf = np.concatenate([self.audio_buf, samples]) if self.audio_buf.size else samples.copy()
+        self.audio_end = self.audio_end or end
+
+    @property
+    def audio_pending(self) -> int:
+        """Samples given to ``audio_push`` that have not left yet."""
+        return int(self.audio_buf.size) + (1 if self.audio_end and not self.audio_end_sent else 0)
+
+    def _audio_chunks(self) -> None:
+        if self.audio_cfg is None or self.audio_cfg_seq is None or self.state != "ready":
+            return
+        if self.audio_hold and self.audio_buf.size < self.audio_hold and not self.audio_end:
+            return
+        self.audio_hold = 0
+        u4 = self.audio_cfg["format"] == pr.AUDIO_U4
+        per_byte = 2 if u4 else 1
+        cap = (self.max_payload - pr.fixed_size(pr.AUDIO_CHUNK)) * per_byte
+        while True:
+            room = self.audio_limit - self.audio_sent
+            n = min(cap, room, int(self.audio_buf.size))
+            if u4:
+                n -= n % 2
+            last = self.audio_end and n == self.audio_buf.size and not self.audio_end_sent
+            if n <= 0 and not (last and room >= 0 and self.audio_buf.size == 0):
+                return
+            # small chunks waste header bytes: wait for a fuller one unless it is the last
+            if n < min(cap, 64) and not last:
+                return
+            chunk = self.audio_buf[:n]
+            tail = (chunk[0::2] << 4 | chunk[1::2]).astype(np.uint8).tobytes() if u4 else chunk.tobytes()
+            flags = pr.F_END if last else 0
+            self._emit(Message(pr.AUDIO_CHUNK, pr.pack(pr.AUDIO_CHUNK, tail, offset=self.audio_sent), flags, pr.CH_AUDIO, 0, self.tag))
+            self.counters["audio_chunks"] += 1
+            self.counters["audio_samples_sent"] += n
+            self.audio_sent += n
+            self.audio_buf = self.audio_buf[n:]
+            if last:
+                self.audio_end_sent = True
+                return
+
+    # -- state -------------------------------------------------------------------------------
+    def connect(self, now_ms: int) -> None:
+        """Start (or restart) the handshake."""
+        if self.state == "ready":
+            self.counters["reconnects"] += 1
+        self.state = "handshake"
+        self.nonce = self._rng.getrandbits(32)
+        self.tag = (self.nonce & 0xFFFF) or 1
+        self.handshake_since = now_ms
+        self._hello_every = self.hello_ms
+        self._next_hello = now_ms
+        self._hellos_sent = 0
+
+    def _emit(self, msg: Message) -> None:
+        wire = encode(msg)
+        self._out += wire
+        self.counters["frames_sent"] += 1
+        self.counters["bytes_sent"] += len(wire)
+
+    def poll(self, now_ms: int) -> bytes:
+        """Bytes to write now: HELLO retries, pings, retransmissions, audio, new frames."""
+        if self.state == "handshake" and now_ms >= self._next_hello:
+            self._emit(Message(pr.HELLO, pr.pack(pr.HELLO, proto_min=self.versions[0], proto_max=self.versions[1],
+                                                nonce=self.nonce, max_payload=self.want_payload)))
+            self._hellos_sent += 1
+            self._hello_every = min(int(self._hello_every * 1.5), 1000)
+            self._next_hello = now_ms + self._hello_every
+        elif self.state == "ready":
+            quiet = now_ms - self._last_rx
+            if quiet >= self.silence_ms:
+                self.connect(now_ms)  # the device went away: find it again
+                return self.poll(now_ms)
+            if quiet >= self.ping_ms and now_ms - self._last_ping >= self.ping_ms:
+                self._last_ping = now_ms
+                self.counters["pings"] += 1
+                self._emit(Message(pr.PING, pr.pack(pr.PING, token=now_ms & 0xFFFFFFFF), 0, pr.CH_CONTROL, 0, self.tag))
+            if self.in_flight and self._rto_deadline is not None and now_ms >= self._rto_deadline:
+                self.counters["timeouts"] += 1
+                self._retransmit(0, now_ms)
+                self.rto = min(self.rto * 2, self.rto_max)  # back off: the line may be saturated
+                self._rto_deadline = now_ms + self.rto
+            self._audio_chunks()
+            while self.pending and len(self.in_flight) < self.window:
+                mtype, payload, channel = self.pending.popleft()
+                seq = self.next_seq
+                self.next_seq = (seq + 1) & 0xFFFF
+                if mtype == pr.AUDIO_CFG and self.audio_cfg_seq is None:
+                    self._cfg_seq_pending = seq
+                wire = encode(Message(mtype, payload, pr.F_RELIABLE, channel, seq, self.tag))
+                self.in_flight.append(_Sent(seq, wire, mtype, payload, channel, now_ms))
+                self._out += wire
+                self.counters["frames_sent"] += 1
+                self.counters["bytes_sent"] += len(wire)
+                if self._rto_deadline is None:
+                    self._rto_deadline = now_ms + self.rto
+        out, self._out = bytes(self._out), bytearray()
+        return out
+
+    def drop_unacked(self) -> None:
+        """Forget every reliable message not yet acknowledged (a redraw is about to supersede them)."""
+        self.pending.clear()
+
+    def _retransmit(self, start_index: int, now_ms: int) -> None:
+        for sent in list(self.in_flight)[start_index:]:
+            sent.retransmitted = True
+            self._out += sent.wire
+            self.counters["retransmits"] += 1
+            self.counters["bytes_sent"] += len(sent.wire)
+
+    def receive(self, data: bytes, now_ms: int) -> None:
+        self.counters["bytes_received"] += len(data)
+        for item in self.decoder.feed(data):
+            if isinstance(item, BadFrame):
+                self.counters["crc_errors" if item.reason == "crc" else "bad_frames"] += 1
+                continue
+            self.counters["frames_received"] += 1
+            self._on_message(item, now_ms)
+
+    def _on_message(self, msg: Message, now_ms: int) -> None:
+        try:
+            fields, tail = pr.unpack(msg.type, msg.payload) if msg.type in pr.PAYLOADS else ({}, b"")
+        except ValueError:
+            self.counters["bad_frames"] += 1
+            return
+        if msg.type == pr.HELLO_ACK:
+            if self.state == "handshake" and fields["nonce"] == self.nonce:
+                self._handshake_done(fields, now_ms)
+            return
+        if self.state != "ready":
+            return
+        self._last_rx = now_ms
+        if msg.type == pr.NAK and fields["reason"] == pr.NAK_NO_SESSION:
+            # the device rebooted (or never heard our HELLO): start over, then redraw
+            self.counters["device_resets"] += 1
+            self.connect(now_ms)
+            return
+        if msg.type in (pr.ACK, pr.NAK):
+            if fields["session"] != self.tag:
+                return  # left over from an earlier session
+            self._acked(msg.ack, now_ms)
+            if msg.type == pr.ACK and self.audio_cfg_seq is not None:
+                self.audio_limit = max(self.audio_limit, fields["audio_limit"])
+            if msg.type == pr.NAK:
+                self.counters["naks"] += 1
+                if fields["reason"] == pr.NAK_OUT_OF_ORDER:
+                    self._nak(fields["expected"], now_ms)
+        elif msg.type == pr.PONG:
+            # the token is our clock when we pinged: a clean round-trip sample even when every
+            # data frame got retransmitted (which Karn's rule leaves without one)
+            self._rtt_sample((now_ms - fields["token"]) & 0xFFFFFFFF)
+        elif msg.type == pr.STATUS:
+            self.last_status = fields
+        elif msg.type == pr.LOG:
+            self.last_log = tail.decode("ascii", "replace")
+
+    def _acked(self, ack: int, now_ms: int) -> None:
+        progressed = False
+        while self.in_flight and 0 < ((ack - self.in_flight[0].seq) & 0xFFFF) <= len(self.in_flight):
+            sent = self.in_flight.popleft()
+            if not sent.retransmitted:
+                self._rtt_sample(now_ms - sent.sent_ms)
+            self.counters["payload_bytes_acked"] += sent.payload_len
+            if getattr(self, "_cfg_seq_pending", None) == sent.seq:
+                # the device has opened the sound: chunks may flow, into its whole buffer
+                self.audio_cfg_seq = sent.seq
+                self._cfg_seq_pending = None
+                self.audio_limit = max(self.audio_limit, self.audio_sent + (self.caps.audio_buffer if self.caps else 0))
+            progressed = True
+        if progressed:
+            self.rto = self._rto_estimate()
+            self._rto_deadline = now_ms + self.rto if self.in_flight else None
+
+    def _rtt_sample(self, rtt: float) -> None:
+        # RFC 6298 smoothing (Karn: retransmitted frames give no sample), so the timeout follows
+        # the line: tens of ms on a pty, hundreds at 115200 baud with a full window queued
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+
+    def _rto_estimate(self) -> int:
+        if self.srtt is None:
+            return self.rto_base
+        return int(min(self.rto_max, max(self.rto_min, self.srtt + 4 * self.rttvar)))
+
+    def _nak(self, expected: int, now_ms: int) -> None:
+        for i, sent in enumerate(self.in_flight):
+            if sent.seq == expected:
+                last_seq, last_ms = self._last_nak
+                # a NAK for the same hole within one round trip is the echo of our own burst
+                if last_seq == expected and now_ms - last_ms < self.nak_holdoff:
+                    return
+                self._last_nak = (expected, now_ms)
+                self._retransmit(i, now_ms)
+                self._rto_deadline = now_ms + self.rto
+                return
+
+    def _handshake_done(self, fields: dict, now_ms: int) -> None:
+        if fields["version"] == 0:
+            raise ProtocolVersionError(
+                f"the device speaks protocol v{fields['proto_min']}..v{fields['proto_max']} "
+                f"(firmware {fields['fw_major']}.{fields['fw_minor']}.{fields['fw_patch']}), this host "
+                f"v{self.versions[0]}..v{self.versions[1]}: update the firmware or pxby-edge so that they overlap"
+            )
+        caps = pr.Capabilities.from_fields(fields)
+        check_capabilities(caps, self.need)
+        self.caps = caps
+        self.device_version = (fields["version"], fields["fw_major"], fields["fw_minor"], fields["fw_patch"])
+        self.boot_id = fields["boot_id"]
+        if self._hellos_sent == 1:
+            self._rtt_sample(now_ms - self.handshake_since)
+        self.state = "ready"
+        self.epoch += 1
+        self.ready_since = now_ms
+        self._last_rx = now_ms
+        self._last_ping = now_ms
+        # whatever the old session did not get acknowledged goes again, in order, with new
+        # sequence numbers (after the caller's redraw, which it may make redundant: see
+        # ``drop_unacked``)
+        unacked = [(m.mtype, m.payload, m.channel) for m in self.in_flight] + list(self.pending)
+        self._reset_reliable()
+        self._cfg_seq_pending = None
+        if self.on_session is not None:
+            self.on_session(self)
+        self.pending.extend(m for m in unacked if m[0] != pr.AUDIO_CFG)
+        if self.audio_cfg is not None and not self.audio_end_sent:
+            # resume the sound where the host got to; what the reset swallowed is the device's gap
+            self._queue_audio_cfg()
+
+
+CAPABILITY_NAMES = {
+    "screen_w": "screen width",
+    "screen_h": "screen height",
+    "bpp": "bits per pixel",
+    "tile_slots": "tile slots",
+    "audio_buffer": "audio buffer (samples)",
+    "max_payload": "frame payload (bytes)",
+    "rx_window": "receive window (frames)",
+    "text_buffer": "text buffer (bytes)",
+}
+
+
+def check_capabilities(caps: pr.Capabilities, need: dict) -> None:
+    """``CapabilityError`` listing every capability below what ``need`` asks for."""
+    short = []
+    for key, want in need.items():
+        if key == "audio_rate":
+            if want and caps.audio_rate != want:
+                short.append(f"audio rate {caps.audio_rate} Hz (need {want} Hz)")
+        elif getattr(caps, key) < want:
+            short.append(f"{CAPABILITY_NAMES.get(key, key)} {getattr(caps, key)} (need {want})")
+    if short:
+        raise CapabilityError("the device is too small for this stream: " + ", ".join(short))
+
+
+def _now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+class Link:
+    """A ``HostSession`` on a pyserial port. Single-threaded: the caller pumps it."""
+
+    def __init__(self, url: str, baud: int = 115200, *, clock: Callable[[], int] = _now_ms, connect_timeout_s: float = 3.0,
+                 reconnect_timeout_s: float = 10.0, read_wait_s: float = 0.002, **session_opts):
+        self.url = url
+        self.baud = baud
+        self.clock = clock
+        self.connect_timeout_s = connect_timeout_s
+        self.reconnect_timeout_s = reconnect_timeout_s
+        self.read_wait_s = read_wait_s
+        self.session = HostSession(**session_opts)
+        self.port = None
+
+    def __repr__(self) -> str:
+        return f"Link({self.url!r}, baud={self.baud}, state={self.session.state})"
+
+    def open(self) -> Link:
+        import serial
+
+        try:
+            # exclusive: a second program on the same tty would steal half the bytes
+            self.port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=self.read_wait_s,
+                                              write_timeout=5.0, exclusive=True)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            text = str(exc)
+            if "No such file" in text or "could not open port" in text and "Errno 2" in text:
+                raise PortError(f"no such port: {self.url} (is the device plugged in? `ls /dev/tty*`)") from exc
+            if "exclusively lock" in text or "busy" in text.lower() or "Errno 16" in text:
+                raise PortError(f"port busy: {self.url} is held by another program (close it, then retry)") from exc
+            if "Connection refused" in text or "Errno 111" in text:
+                raise PortError(f"nobody listens at {self.url} (start `pxby-edge handheld` first)") from exc
+            raise PortError(f"cannot open {self.url}: {text}") from exc
+        return self
+
+    def connect(self) -> Link:
+        """Open (if needed) and handshake; raises ``LinkTimeout`` if the device stays silent."""
+        if self.port is None:
+            self.open()
+        self.session.connect(self.clock())
+        self._wait_ready(self.connect_timeout_s)
+        return self
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = self.clock() + int(timeout_s * 1000)
+        while self.session.state != "ready":
+            if self.clock() >= deadline:
+                raise LinkTimeout(
+                    f"device silent on {self.url} at {self.baud} baud: no answer to HELLO for {timeout_s:g} s "
+                    f"(is it running pxby firmware or `pxby-edge handheld`, at this baud?)"
+                )
+            self.pump()
+
+    def pump(self) -> None:
+        """Move bytes once: read what arrived (waiting a little), then write what is due."""
+        port, s = self.port, self.session
+        try:
+            n = port.in_waiting
+            data = port.read(n if n else 1)
+            if data:
+                s.receive(data, self.clock())
+            out = s.poll(self.clock())
+            if out:
+                port.write(out)
+        except OSError as exc:
+            raise LinkError(f"{self.url}: {exc}") from exc
+        except Exception as exc:  # pyserial raises SerialException (an IOError subclass on py3) or others
+            if type(exc).__module__.startswith("serial"):
+                raise LinkError(f"{self.url}: {exc}") from exc
+            raise
+        if s.state == "handshake" and s.handshake_since is not None:
+            if self.clock() - s.handshake_since > self.reconnect_timeout_s * 1000:
+                raise LinkTimeout(
+                    f"device silent on {self.url} at {self.baud} baud: lost for {self.reconnect_timeout_s:g} s"
+                )
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Pump until ``predicate()``; ``LinkTimeout`` naming ``what`` after ``timeout_s``."""
+        deadline = self.clock() + int(timeout_s * 1000)
+        while not predicate():
+            if self.clock() >= deadline:
+                raise LinkTimeout(f"{what}: no progress on {self.url} at {self.baud} baud for {timeout_s:g} s")
+            self.pump()
+
+    def send(self, mtype: int, payload: bytes, channel: int = pr.CH_CONTROL, timeout_s: float = 10.0) -> None:
+        """Queue a reliable message, pumping first while the backlog is above two windows."""
+        s = self.session
+        self.wait(lambda: s.state == "ready" and s.backlog < 2 * s.window, timeout_s, "waiting for the device to take frames")
+        s.queue(mtype, payload, channel)
+        self.pump()
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Pump until every reliable message is acknowledged and all audio has left."""
+        s = self.session
+        self.wait(lambda: s.state == "ready" and s.backlog == 0 and s.audio_pending == 0, timeout_s, "flushing")
+
+    def close(self) -> None:
+        if self.port is not None:
+            self.port.close()
+            self.port = None
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
