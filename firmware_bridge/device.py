@@ -18,11 +18,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from firmware_bridge import protocol as pr
+from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.frame import BadFrame, Decoder, Message, encode
-
-# The classic DMG shades, lightest first (shade 0 is "white" on a Game Boy).
-DMG_SHADES = ((0x9B, 0xBC, 0x0F), (0x8B, 0xAC, 0x0F), (0x30, 0x62, 0x30), (0x0F, 0x38, 0x0F))
-
 
 NAK_REPEAT_MS = 20
 
@@ -70,9 +67,9 @@ class DeviceCore:
         self.map_w = caps.screen_w // pr.TILE_W
         self.map_h = caps.screen_h // pr.TILE_W
         self.tiles = np.zeros((caps.tile_slots, pr.TILE_BYTES), dtype=np.uint8)
-        self.tilemap = np.zeros((self.map_h, self.map_w), dtype=np.int64)
+        self.tilemap = self._identity_map()
         self.screen = np.zeros((caps.screen_h, caps.screen_w), dtype=np.uint8)
-        self.palette = DMG_SHADES
+        self.palette = DMG_PALETTE
         self.text = bytearray()
         self.frame_no = 0
         self.session: Optional[int] = None
@@ -83,6 +80,12 @@ class DeviceCore:
         self.counters = {k: 0 for k in pr.PAYLOADS[pr.STATUS][1]}
         self.counters.update(bytes_in=0, hellos=0, naks_sent=0, acks_sent=0, bad_payload=0, audio_overflow=0)
         self._audio_reset()
+
+    def _identity_map(self) -> np.ndarray:
+        # at boot and after RESET, screen tile (x, y) shows slot y * map_w + x, so a host can
+        # draw by sending tiles alone
+        n = self.map_w * self.map_h
+        return (np.arange(n, dtype=np.int64) % self.caps.tile_slots).reshape(self.map_h, self.map_w)
 
     # -- audio ring --------------------------------------------------------------------------
     def _audio_reset(self, rate: int = 0, fmt: int = 0, start: int = 0, prebuffer: int = 0) -> None:
@@ -239,7 +242,7 @@ class DeviceCore:
 
     def _do_reset(self, fields, tail, msg, now_ms) -> bool:
         self.tiles[:] = 0
-        self.tilemap[:] = 0
+        self.tilemap = self._identity_map()
         self.screen[:] = 0
         self.text.clear()
         self._audio_reset()

@@ -494,12 +494,12 @@ class Link:
                 )
             self.pump()
 
-    def pump(self) -> None:
-        """Move bytes once: read what arrived (waiting a little), then write what is due."""
+    def pump(self, block: bool = True) -> None:
+        """Move bytes once: read what arrived (waiting up to ``read_wait_s`` if ``block``), then write."""
         port, s = self.port, self.session
         try:
             n = port.in_waiting
-            data = port.read(n if n else 1)
+            data = port.read(n) if n else (port.read(1) if block else b"")
             if data:
                 s.receive(data, self.clock())
             out = s.poll(self.clock())
