@@ -1,0 +1,349 @@
+"""The handheld simulator: a ``DeviceCore`` on a pty, a socket or a serial URL, with capture and live view.
+
+    pxby-edge handheld --pty --capture out/handheld
+
+It prints ``port: <path or URL>`` first (scripts read that line), then serves until
+interrupted. The device logic is ``device.DeviceCore`` (the firmware's state machine, buffers and
+limits); this module adds the transports, the capture folder (``screen.png`` after every COMMIT,
+``screen.gif`` with every COMMIT, ``audio.wav`` with what the speaker played, gaps as silence),
+a live 4-shade view in the terminal (half-block characters, two pixels per cell) and counters.
+``restart()`` reboots the device (fresh state, new boot id) as pulling its power would.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from firmware_bridge import protocol as pr
+from firmware_bridge.device import DeviceCore
+from firmware_bridge.display import DMG_PALETTE
+from firmware_bridge.errors import PortError
+
+
+def _now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+# -- transports ---------------------------------------------------------------------------------
+
+
+class PtyTransport:
+    """The device end of a fresh pseudo-terminal; ``path`` is what the host opens."""
+
+    def __init__(self):
+        import tty
+
+        self.fd, slave = os.openpty()
+        # raw before anyone writes: a cooked pty would echo the host's bytes back and eat 0x03/0x04
+        tty.setraw(slave)
+        self.path = os.ttyname(slave)
+        self._slave = slave  # kept open so the pty survives the host closing and reopening it
+        self.url = self.path
+
+    def read(self, timeout_s: float) -> bytes:
+        r, _, _ = select.select([self.fd], [], [], timeout_s)
+        if not r:
+            return b""
+        try:
+            return os.read(self.fd, 65536)
+        except OSError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        while data:
+            try:
+                n = os.write(self.fd, data)
+            except BlockingIOError:
+                select.select([], [self.fd], [], 0.05)
+                continue
+            data = data[n:]
+
+    def close(self) -> None:
+        for fd in (self.fd, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class SocketTransport:
+    """A TCP listener (loopback unless told otherwise) serving one host at a time."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.server.bind((host, port))
+        except OSError as exc:
+            raise PortError(f"cannot listen on {host}:{port}: {exc}") from exc
+        self.server.listen(1)
+        self.host, self.port = self.server.getsockname()[:2]
+        self.url = f"socket://{self.host}:{self.port}"
+        self.conn: Optional[socket.socket] = None
+
+    def read(self, timeout_s: float) -> bytes:
+        if self.conn is None:
+            r, _, _ = select.select([self.server], [], [], timeout_s)
+            if r:
+                self.conn, _ = self.server.accept()
+                self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return b""
+        r, _, _ = select.select([self.conn], [], [], timeout_s)
+        if not r:
+            return b""
+        try:
+            data = self.conn.recv(65536)
+        except OSError:
+            data = b""
+        if not data:  # the host went away: wait for the next one
+            self.conn.close()
+            self.conn = None
+        return data
+
+    def write(self, data: bytes) -> None:
+        if self.conn is not None and data:
+            try:
+                self.conn.sendall(data)
+            except OSError:
+                self.conn.close()
+                self.conn = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.server.close()
+
+
+class SerialTransport:
+    """Any pyserial URL (a real tty wired to the host, a pty made by socat, ``loop://``)."""
+
+    def __init__(self, url: str, baud: int = 115200):
+        import serial
+
+        try:
+            self.port = serial.serial_for_url(url, baudrate=baud, timeout=0)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PortError(f"cannot open {url}: {exc}") from exc
+        self.url = url
+
+    def read(self, timeout_s: float) -> bytes:
+        self.port.timeout = timeout_s
+        n = self.port.in_waiting
+        return self.port.read(n if n else 1)
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self.port.write(data)
+
+    def close(self) -> None:
+        self.port.close()
+
+
+def open_transport(pty: bool = False, port: Optional[str] = None, baud: int = 115200):
+    """``--pty`` or ``--port URL``: ``socket://HOST:PORT`` listens there, anything else is opened."""
+    if pty or port is None:
+        return PtyTransport()
+    if port.startswith("socket://"):
+        hostport = port[len("socket://") :]
+        host, _, num = hostport.rpartition(":")
+        try:
+            return SocketTransport(host or "127.0.0.1", int(num or 0))
+        except ValueError as exc:
+            raise PortError(f"bad socket URL {port!r}: expected socket://HOST:PORT") from exc
+    return SerialTransport(port, baud)
+
+
+# -- capture ------------------------------------------------------------------------------------
+
+
+class Capture:
+    """What the device showed and played, across restarts; writes the capture folder."""
+
+    def __init__(self, out_dir=None, palette=DMG_PALETTE):
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.palette = np.asarray(palette, dtype=np.uint8)
+        self.frames: list[np.ndarray] = []
+        self.screen: Optional[np.ndarray] = None
+        self.chunks: list[tuple[int, np.ndarray]] = []  # (offset, samples) in the order played
+        self.played = 0
+        self.gaps = 0
+        self.replayed = 0
+        self.next_offset: Optional[int] = None
+        self.audio_rate = 8192
+        self.audio_format = pr.AUDIO_U8
+        self.lock = threading.Lock()
+
+    def on_commit(self, screen: np.ndarray, frame: int) -> None:
+        with self.lock:
+            self.screen = screen.copy()
+            self.frames.append(self.screen)
+        if self.out_dir is not None:
+            self._save_png(self.out_dir / "screen.png", self.screen)
+
+    def on_play(self, offset: int, samples: np.ndarray) -> None:
+        with self.lock:
+            if self.next_offset is not None:
+                if offset > self.next_offset:
+                    self.gaps += offset - self.next_offset
+                elif offset < self.next_offset:
+                    self.replayed += self.next_offset - offset
+            self.chunks.append((offset, samples.copy()))
+            self.played += len(samples)
+            self.next_offset = offset + len(samples)
+
+    def image(self, screen: np.ndarray, scale: int = 1):
+        from PIL import Image
+
+        img = Image.fromarray(self.palette[screen], "RGB")
+        return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+
+    def _save_png(self, path: Path, screen: np.ndarray) -> None:
+        tmp = path.with_suffix(".tmp.png")
+        self.image(screen).save(tmp)
+        os.replace(tmp, path)  # a viewer never sees half a file
+
+    def audio(self) -> np.ndarray:
+        """Played samples as floats in [-1, 1] at their offsets; gaps are silence."""
+        with self.lock:
+            chunks = list(self.chunks)
+        if not chunks:
+            return np.zeros(0)
+        start = chunks[0][0]
+        end = max(o + len(s) for o, s in chunks)
+        out = np.zeros(end - start)
+        top = 255.0 if self.audio_format == pr.AUDIO_U8 else 15.0
+        for o, s in chunks:
+            out[o - start : o - start + len(s)] = s / top * 2.0 - 1.0
+        return out
+
+    def save(self) -> list[str]:
+        """Write screen.png, screen.gif and audio.wav; returns the paths written."""
+        if self.out_dir is None:
+            return []
+        written = []
+        with self.lock:
+            frames = list(self.frames)
+        if frames:
+            self._save_png(self.out_dir / "screen.png", frames[-1])
+            images = [self.image(f) for f in frames]
+            tmp = self.out_dir / "screen.tmp.gif"
+            images[0].save(tmp, save_all=True, append_images=images[1:], duration=80, loop=0)
+            os.replace(tmp, self.out_dir / "screen.gif")
+            written += [str(self.out_dir / "screen.png"), str(self.out_dir / "screen.gif")]
+        audio = self.audio()
+        if audio.size:
+            from scipy.io import wavfile
+
+            tmp = self.out_dir / "audio.tmp.wav"
+            wavfile.write(tmp, self.audio_rate, np.round(audio * 32767).astype(np.int16))
+            os.replace(tmp, self.out_dir / "audio.wav")
+            written.append(str(self.out_dir / "audio.wav"))
+        return written
+
+
+def halfblocks(screen: np.ndarray, palette=DMG_PALETTE) -> str:
+    """The screen as ANSI 24-bit colour text, two pixel rows per line (upper half block)."""
+    lines = []
+    pal = [tuple(int(v) for v in c) for c in palette]
+    for y in range(0, screen.shape[0] - 1, 2):
+        cells = []
+        for top, bottom in zip(screen[y], screen[y + 1]):
+            t, b = pal[int(top)], pal[int(bottom)]
+            cells.append(f"\x1b[38;2;{t[0]};{t[1]};{t[2]}m\x1b[48;2;{b[0]};{b[1]};{b[2]}m\u2580")
+        lines.append("".join(cells) + "\x1b[0m")
+    return "\n".join(lines)
+
+
+# -- the simulator ------------------------------------------------------------------------------
+
+
+class Simulator:
+    """Serves a ``DeviceCore`` on a transport until ``stop()``; thread-safe ``restart()``."""
+
+    def __init__(self, transport, *, caps: Optional[pr.Capabilities] = None,
+                 versions: tuple[int, int] = (pr.PROTOCOL_MIN, pr.PROTOCOL_MAX), capture: Optional[Capture] = None,
+                 live: Optional[Callable[[str], None]] = None, clock: Callable[[], int] = _now_ms):
+        self.transport = transport
+        self.caps = caps or pr.Capabilities()
+        self.versions = versions
+        self.capture = capture or Capture()
+        self.live = live
+        self.clock = clock
+        self.boots = 0
+        self._restart = threading.Event()
+        self._stop = threading.Event()
+        self._last_live = 0
+        self.thread: Optional[threading.Thread] = None
+        self.totals: dict = {}
+        self.core = self._boot()
+
+    def _boot(self) -> DeviceCore:
+        self.boots += 1
+        return DeviceCore(self.caps, versions=self.versions, boot_id=self.boots, on_commit=self._on_commit,
+                          on_play=self._on_play)
+
+    def _on_play(self, offset: int, samples: np.ndarray) -> None:
+        self.capture.audio_rate = self.core.audio_rate or self.capture.audio_rate
+        self.capture.audio_format = self.core.audio_format or self.capture.audio_format
+        self.capture.on_play(offset, samples)
+
+    def _on_commit(self, screen: np.ndarray, frame: int) -> None:
+        self.capture.on_commit(screen, frame)
+        if self.live is not None and self.clock() - self._last_live >= 50:  # at most 20 redraws a second
+            self._last_live = self.clock()
+            self.live("\x1b[H" + halfblocks(screen))
+
+    def restart(self) -> None:
+        """Reboot the device at its next loop turn (as if its power were cycled)."""
+        self._restart.set()
+
+    @property
+    def counters(self) -> dict:
+        c = dict(self.totals)
+        for k, v in self.core.counters.items():
+            c[k] = c.get(k, 0) + v
+        c["boots"] = self.boots
+        c["capture_gaps"] = self.capture.gaps
+        c["capture_played"] = self.capture.played
+        return c
+
+    def step(self, timeout_s: float = 0.002) -> None:
+        if self._restart.is_set():
+            self._restart.clear()
+            for k, v in self.core.counters.items():
+                self.totals[k] = self.totals.get(k, 0) + v
+            self.core = self._boot()
+        data = self.transport.read(timeout_s)
+        now = self.clock()
+        if data:
+            self.core.feed(data, now)
+        else:
+            self.core.tick(now)
+        out = self.core.take_output()
+        if out:
+            self.transport.write(out)
+
+    def serve(self, seconds: Optional[float] = None) -> None:
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            self.step()
+
+    def start(self) -> Simulator:
+        self.thread = threading.Thread(target=self.serve, name="pxby-handheld", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)

@@ -1,0 +1,154 @@
+"""The whole bridge over real pseudo-terminals, with a relay that corrupts, drops, injects and duplicates.
+
+    .venv/bin/pytest tests/test_bridge_pty.py
+
+host (Link on pty A) <-> relay (faults) <-> pty B <-> simulator (DeviceCore). The relay is
+seeded; the simulator is restarted mid-stream. Nothing sleeps then asserts: every wait polls a
+condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import threading
+import time
+import tty
+
+import numpy as np
+import pytest
+
+from firmware_bridge import protocol as pr
+from firmware_bridge.audio import AudioEncoder
+from firmware_bridge.link import Link
+from firmware_bridge.simulator import PtyTransport, Simulator
+from firmware_bridge.stream import Streamer, stream_needs, synthetic_events
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")
+
+
+class FaultRelay:
+    """Copies bytes both ways between two fds, corrupting 1 %, dropping 0.5 %, adding garbage
+    bursts, and writing one host frame twice."""
+
+    def __init__(self, a: int, b: int, seed: int, corrupt=0.01, drop=0.005, burst=0.002, dup_after=40):
+        self.a, self.b = a, b
+        self.rng = random.Random(seed)
+        self.corrupt, self.drop, self.burst = corrupt, drop, burst
+        self.dup_after = dup_after
+        self.frames_a = 0
+        self.frame_buf = bytearray()
+        self.counts = {"corrupted": 0, "dropped": 0, "bursts": 0, "duplicated": 0}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def mangle(self, data: bytes, from_host: bool) -> bytes:
+        out = bytearray()
+        for byte in data:
+            r = self.rng.random()
+            if r < self.drop:
+                self.counts["dropped"] += 1
+                continue
+            if r < self.drop + self.corrupt:
+                byte ^= 1 << self.rng.randrange(8)
+                self.counts["corrupted"] += 1
+            out.append(byte)
+            if self.rng.random() < self.burst:
+                self.counts["bursts"] += 1
+                out += bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 40)))
+            if from_host:
+                self.frame_buf.append(byte)
+                if byte == 0:
+                    self.frames_a += 1
+                    if self.frames_a == self.dup_after:
+                        out += self.frame_buf  # the same frame again, right behind itself
+                        self.counts["duplicated"] += 1
+                    self.frame_buf.clear()
+        return bytes(out)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            r, _, _ = select.select([self.a, self.b], [], [], 0.01)
+            for fd in r:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    continue
+                dst = self.b if fd == self.a else self.a
+                out = self.mangle(data, from_host=fd == self.a)
+                while out:
+                    out = out[os.write(dst, out) :]
+
+
+def poll(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def rig():
+    host_master, host_slave = os.openpty()
+    tty.setraw(host_slave)
+    host_path = os.ttyname(host_slave)
+    device = PtyTransport()
+    device_peer = os.open(device.path, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(device_peer)
+    relay = FaultRelay(host_master, device_peer, seed=1234)
+    sim = Simulator(device).start()
+    relay.thread.start()
+    yield host_path, sim, relay
+    relay.stop.set()
+    sim.stop()
+    relay.thread.join(timeout=2)
+    device.close()
+    for fd in (host_master, host_slave, device_peer):
+        os.close(fd)
+
+
+def test_stream_through_faults_and_a_device_restart(rig):
+    host_path, sim, relay = rig
+    events = synthetic_events(frames=3, size=16, audio_s=2.0, audio_rate=8000, seed=3)
+    link = Link(host_path, 115200, max_payload=40, window=8, need=stream_needs(), seed=7).connect()
+    try:
+        streamer = Streamer(link, audio_rate=8000)
+        restart_at = None
+        audio_seen = 0
+        for event in events:
+            streamer.feed(event)
+            if type(event).__name__ == "AudioSample" and event.channel == 0:
+                audio_seen += 1
+                if audio_seen == 8000 and restart_at is None:
+                    # mid-sound, after the whole sprite was drawn: the device loses everything
+                    restart_at = link.clock()
+                    sim.restart()
+        stats = streamer.finish(timeout_s=60)
+        expected = streamer.expected_screen()
+        s = link.session
+        assert s.counters["device_resets"] >= 1 and s.epoch >= 2
+        assert s.ready_since - restart_at < 1000, "re-handshake after the restart took over 1 s"
+        poll(lambda: sim.capture.screen is not None and np.array_equal(sim.capture.screen, expected), 10,
+             "the final screen")
+        poll(lambda: sim.core.fill == 0 and not sim.core.playing, 10, "the speaker to play out")
+    finally:
+        link.close()
+
+    # every sample played once, in order, equal to what was sent; the rest counted as gaps
+    enc = AudioEncoder(8000, 8192, pr.AUDIO_U8)
+    levels = [e.level for e in events if type(e).__name__ == "AudioSample" and e.channel == 0]
+    want = np.concatenate([enc.push(levels), enc.flush()])
+    cap = sim.capture
+    last = -1
+    for offset, samples in cap.chunks:
+        assert offset > last, "audio went backwards or repeated"
+        assert np.array_equal(samples, want[offset : offset + len(samples)])
+        last = offset + len(samples) - 1
+    assert cap.replayed == 0
+    first = cap.chunks[0][0]
+    assert cap.played + cap.gaps == last + 1 - first
+    assert cap.played > 0.3 * len(want), f"only {cap.played} of {len(want)} samples arrived"
+    c = sim.counters
+    assert c["crc_errors"] > 0 and c["boots"] == 2 and relay.counts["duplicated"] == 1
+    assert stats["retransmits"] > 0
