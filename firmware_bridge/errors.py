@@ -38,3 +38,7 @@ class ProtocolVersionError(LinkError):
 
 class CapabilityError(LinkError):
     """The device is too small for what was asked (screen, tile slots, audio rate or buffers)."""
+
+
+class RuntimeUnavailable(BridgeError):  # noqa: N818 (reads better at the call site)
+    """The generation runtime (``pxby_edge.generate`` and a backend) is not part of this install."""

@@ -58,7 +58,8 @@ class HostSession:
         ping_ms: int = 100,
         silence_ms: int = 2000,
         nak_holdoff_ms: int = 20,
-        hello_ms: int = 100,
+        line_bps: Optional[float] = None,
+        hello_ms: int = 30,
         versions: tuple[int, int] = (pr.PROTOCOL_MIN, pr.PROTOCOL_MAX),
         need: Optional[dict] = None,
         seed: Optional[int] = None,
@@ -75,6 +76,11 @@ class HostSession:
         self.silence_ms = silence_ms
         self.hello_ms = hello_ms
         self.nak_holdoff = nak_holdoff_ms
+        # bytes per second the line carries (baud / 10), or None for ptys and sockets: on a slow
+        # line a frame's round trip starts when its last byte leaves, not when it was queued
+        self.line_bps = line_bps
+        self._tx_done = 0.0
+        self._replay: list = []
         self.versions = versions
         self.need = dict(need or {})
         self.on_session = on_session
@@ -107,11 +113,13 @@ class HostSession:
             )
         }
         self.last_status: dict = {}
+        self.history: deque = deque(maxlen=64)  # (now_ms, what): handshakes, resets, silences
         self._cfg_seq_pending: Optional[int] = None
         self.last_log = ""
         self._reset_reliable()
         self._audio_clear()
         self._out = bytearray()
+        self._now = 0
         self.handshake_since: Optional[int] = None
         self.ready_since: Optional[int] = None
 
@@ -235,22 +243,37 @@ class HostSession:
         self._hellos_sent = 0
 
     def _emit(self, msg: Message) -> None:
-        wire = encode(msg)
-        self._out += wire
+        self._write(encode(msg))
         self.counters["frames_sent"] += 1
+
+    def _write(self, wire: bytes) -> float:
+        """Queue ``wire`` for the port; returns when its last byte will have left (ms)."""
+        self._out += wire
         self.counters["bytes_sent"] += len(wire)
+        if self.line_bps:
+            self._tx_done = max(self._tx_done, self._now) + len(wire) * 1000.0 / self.line_bps
+        else:
+            self._tx_done = self._now
+        return self._tx_done
 
     def poll(self, now_ms: int) -> bytes:
         """Bytes to write now: HELLO retries, pings, retransmissions, audio, new frames."""
+        if self.state == "ready" and now_ms - self._now > self.silence_ms // 2:
+            # we were not polled for a long while (a slow import, a stalled generator): the
+            # device's answers waited in the port, so this quiet is ours, not the device's
+            self._last_rx = max(self._last_rx, now_ms - self.ping_ms)
+        self._now = now_ms
         if self.state == "handshake" and now_ms >= self._next_hello:
             self._emit(Message(pr.HELLO, pr.pack(pr.HELLO, proto_min=self.versions[0], proto_max=self.versions[1],
                                                 nonce=self.nonce, max_payload=self.want_payload)))
             self._hellos_sent += 1
-            self._hello_every = min(int(self._hello_every * 1.5), 1000)
+            if self._hellos_sent >= 5:  # quick tries first (a reset device is back at once), then back off
+                self._hello_every = min(int(self._hello_every * 1.5), 500)
             self._next_hello = now_ms + self._hello_every
         elif self.state == "ready":
             quiet = now_ms - self._last_rx
             if quiet >= self.silence_ms:
+                self.history.append((now_ms, "silent"))
                 self.connect(now_ms)  # the device went away: find it again
                 return self.poll(now_ms)
             if quiet >= self.ping_ms and now_ms - self._last_ping >= self.ping_ms:
@@ -259,9 +282,8 @@ class HostSession:
                 self._emit(Message(pr.PING, pr.pack(pr.PING, token=now_ms & 0xFFFFFFFF), 0, pr.CH_CONTROL, 0, self.tag))
             if self.in_flight and self._rto_deadline is not None and now_ms >= self._rto_deadline:
                 self.counters["timeouts"] += 1
-                self._retransmit(0, now_ms)
                 self.rto = min(self.rto * 2, self.rto_max)  # back off: the line may be saturated
-                self._rto_deadline = now_ms + self.rto
+                self._retransmit(0, now_ms)
             self._audio_chunks()
             while self.pending and len(self.in_flight) < self.window:
                 mtype, payload, channel = self.pending.popleft()
@@ -270,25 +292,27 @@ class HostSession:
                 if mtype == pr.AUDIO_CFG and self.audio_cfg_seq is None:
                     self._cfg_seq_pending = seq
                 wire = encode(Message(mtype, payload, pr.F_RELIABLE, channel, seq, self.tag))
-                self.in_flight.append(_Sent(seq, wire, mtype, payload, channel, now_ms))
-                self._out += wire
+                done = self._write(wire)
+                self.in_flight.append(_Sent(seq, wire, mtype, payload, channel, done))
                 self.counters["frames_sent"] += 1
-                self.counters["bytes_sent"] += len(wire)
                 if self._rto_deadline is None:
-                    self._rto_deadline = now_ms + self.rto
+                    self._rto_deadline = done + self.rto
         out, self._out = bytes(self._out), bytearray()
         return out
 
     def drop_unacked(self) -> None:
         """Forget every reliable message not yet acknowledged (a redraw is about to supersede them)."""
         self.pending.clear()
+        self._replay = []
 
     def _retransmit(self, start_index: int, now_ms: int) -> None:
-        for sent in list(self.in_flight)[start_index:]:
+        self._now = now_ms
+        for i, sent in enumerate(list(self.in_flight)[start_index:]):
             sent.retransmitted = True
-            self._out += sent.wire
+            sent.sent_ms = self._write(sent.wire)
             self.counters["retransmits"] += 1
-            self.counters["bytes_sent"] += len(sent.wire)
+            if i == 0:
+                self._rto_deadline = sent.sent_ms + self.rto
 
     def receive(self, data: bytes, now_ms: int) -> None:
         self.counters["bytes_received"] += len(data)
@@ -315,6 +339,7 @@ class HostSession:
         if msg.type == pr.NAK and fields["reason"] == pr.NAK_NO_SESSION:
             # the device rebooted (or never heard our HELLO): start over, then redraw
             self.counters["device_resets"] += 1
+            self.history.append((now_ms, "no session"))
             self.connect(now_ms)
             return
         if msg.type in (pr.ACK, pr.NAK):
@@ -341,7 +366,7 @@ class HostSession:
         while self.in_flight and 0 < ((ack - self.in_flight[0].seq) & 0xFFFF) <= len(self.in_flight):
             sent = self.in_flight.popleft()
             if not sent.retransmitted:
-                self._rtt_sample(now_ms - sent.sent_ms)
+                self._rtt_sample(max(0.0, now_ms - sent.sent_ms))
             self.counters["payload_bytes_acked"] += sent.payload_len
             if getattr(self, "_cfg_seq_pending", None) == sent.seq:
                 # the device has opened the sound: chunks may flow, into its whole buffer
@@ -351,7 +376,7 @@ class HostSession:
             progressed = True
         if progressed:
             self.rto = self._rto_estimate()
-            self._rto_deadline = now_ms + self.rto if self.in_flight else None
+            self._rto_deadline = max(now_ms, self.in_flight[0].sent_ms) + self.rto if self.in_flight else None
 
     def _rtt_sample(self, rtt: float) -> None:
         # RFC 6298 smoothing (Karn: retransmitted frames give no sample), so the timeout follows
@@ -376,7 +401,6 @@ class HostSession:
                     return
                 self._last_nak = (expected, now_ms)
                 self._retransmit(i, now_ms)
-                self._rto_deadline = now_ms + self.rto
                 return
 
     def _handshake_done(self, fields: dict, now_ms: int) -> None:
@@ -395,18 +419,20 @@ class HostSession:
             self._rtt_sample(now_ms - self.handshake_since)
         self.state = "ready"
         self.epoch += 1
+        self.history.append((now_ms, f"ready (boot {self.boot_id})"))
         self.ready_since = now_ms
         self._last_rx = now_ms
         self._last_ping = now_ms
         # whatever the old session did not get acknowledged goes again, in order, with new
         # sequence numbers (after the caller's redraw, which it may make redundant: see
         # ``drop_unacked``)
-        unacked = [(m.mtype, m.payload, m.channel) for m in self.in_flight] + list(self.pending)
+        self._replay = [(m.mtype, m.payload, m.channel) for m in self.in_flight] + list(self.pending)
         self._reset_reliable()
         self._cfg_seq_pending = None
         if self.on_session is not None:
             self.on_session(self)
-        self.pending.extend(m for m in unacked if m[0] != pr.AUDIO_CFG)
+        self.pending.extend(m for m in self._replay if m[0] != pr.AUDIO_CFG)
+        self._replay = []
         if self.audio_cfg is not None and not self.audio_end_sent:
             # resume the sound where the host got to; what the reset swallowed is the device's gap
             self._queue_audio_cfg()
@@ -452,6 +478,7 @@ class Link:
         self.connect_timeout_s = connect_timeout_s
         self.reconnect_timeout_s = reconnect_timeout_s
         self.read_wait_s = read_wait_s
+        session_opts.setdefault("line_bps", baud / 10.0)
         self.session = HostSession(**session_opts)
         self.port = None
 

@@ -83,6 +83,9 @@ class Streamer:
         self._audio_t0: Optional[float] = None
         self._events = 0
         self.stats = {"events": 0, "commits": 0, "tiles_sent": 0, "audio_samples": 0, "prebuffer": 0}
+        # scipy.signal takes seconds to import on a small CPU: do it now, not mid-stream
+        import scipy.signal  # noqa: F401
+
         self.session.on_session = self._on_session
         if self.session.state == "ready":
             self._on_session(self.session)

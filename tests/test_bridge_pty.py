@@ -111,7 +111,7 @@ def rig():
 def test_stream_through_faults_and_a_device_restart(rig):
     host_path, sim, relay = rig
     events = synthetic_events(frames=3, size=16, audio_s=2.0, audio_rate=8000, seed=3)
-    link = Link(host_path, 115200, max_payload=40, window=8, need=stream_needs(), seed=7).connect()
+    link = Link(host_path, 921600, max_payload=40, window=8, need=stream_needs(), seed=7).connect()
     try:
         streamer = Streamer(link, audio_rate=8000)
         restart_at = None
@@ -127,7 +127,7 @@ def test_stream_through_faults_and_a_device_restart(rig):
         stats = streamer.finish(timeout_s=60)
         expected = streamer.expected_screen()
         s = link.session
-        assert s.counters["device_resets"] >= 1 and s.epoch >= 2
+        assert s.counters["device_resets"] >= 1 and s.epoch >= 2, str((restart_at, list(s.history), s.counters))
         assert s.ready_since - restart_at < 1000, "re-handshake after the restart took over 1 s"
         poll(lambda: sim.capture.screen is not None and np.array_equal(sim.capture.screen, expected), 10,
              "the final screen")
