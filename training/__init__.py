@@ -1,0 +1,6 @@
+"""Training side of pxby-edge: the PixelBytes LSTM in PyTorch, upstream-format checkpoints, datasets.
+
+    pxby-edge dataset synth --n 64 --out runs/synth && pxby-edge train --data runs/synth --out runs/ckpt --config small --epochs 1
+
+Nothing here is imported by ``pxby_edge`` (the Pi runtime never needs torch).
+"""

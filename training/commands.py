@@ -1,0 +1,89 @@
+"""``pxby-edge dataset synth`` and ``pxby-edge train``: thin click commands over training/.
+
+    pxby-edge dataset synth --n 64 --out runs/synth
+    pxby-edge train --data runs/synth --out runs/ckpt --config small --epochs 1
+
+Module body stays light (no torch) so ``pxby-edge --help`` is instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def dataset():
+    """Make datasets for training."""
+
+
+@dataset.command()
+@click.option("--n", "n", type=click.IntRange(1), default=1000, show_default=True, help="Number of creatures.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write (upstream layout).")
+@click.option("--seed", type=int, default=0, show_default=True, help="The same seed writes the same dataset.")
+@click.option("--size", "size_px", type=click.IntRange(12, 128), default=24, show_default=True, help="Sprite width and height in pixels.")
+@click.option("--force", is_flag=True, help="Replace an existing synthetic dataset at --out.")
+def synth(n, out, seed, size_px, force):
+    """Write N procedurally generated creatures: text/, images/ (animated GIF), audio/ (two-channel WAV).
+
+    Each creature's colour, element, size and features are named in its text and drawn in its sprite
+    and cry (docs/SYNTH.md has the mapping); synth.json lists every item's attributes.
+    """
+    from tqdm import tqdm
+
+    from training.synth import write_dataset
+
+    with tqdm(total=n, unit="item", disable=None) as bar:
+        write_dataset(out, n, seed=seed, size_px=size_px, force=force, progress=bar.update)
+    click.echo(f"wrote {n} items to {out}")
+
+
+@click.command()
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Dataset folder (text/ images/ audio/) or .parquet file.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint folder to write.")
+@click.option("--config", "config", default="small", show_default=True, help="Preset (small, upstream, tiny) or a JSON file with model/train blocks.")
+@click.option("--epochs", type=click.IntRange(0), help="Epochs (overrides the config).")
+@click.option("--max-steps", type=click.IntRange(0), help="Stop after this many optimizer steps (overrides epochs).")
+@click.option("--batch", type=click.IntRange(1), help="Windows per batch (per rank).")
+@click.option("--seq-len", type=click.IntRange(2), help="Contexts per window.")
+@click.option("--stride", type=click.IntRange(1), help="Step between windows of one item.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), help="Peak learning rate.")
+@click.option("--grad-accum", type=click.IntRange(1), help="Micro-batches per optimizer step.")
+@click.option("--pad-weight", type=click.FloatRange(0), help="Loss weight of id 0 (upstream used 1/120 = 0.00833).")
+@click.option("--eval-every", type=click.IntRange(1), help="Optimizer steps between validations.")
+@click.option("--threads", type=click.IntRange(0), help="CPU threads for torch (0: torch's default).")
+@click.option("--seed", type=int, help="Seed for weights and data order.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]), default="auto", show_default=True, help="Autocast on CUDA (ignored on CPU).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from last/.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --out.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
+@click.option("--check-sync", type=click.Path(file_okay=False), hidden=True, help="Check DDP ranks hold equal weights after every step; write per-rank reports here.")
+def train(data, out, config, epochs, max_steps, batch, seq_len, stride, lr, grad_accum, pad_weight, eval_every,
+          threads, seed, device, amp, resume, force, no_progress, check_sync):
+    """Train a PixelBytes LSTM and write an upstream-format checkpoint, metrics.csv and metrics.png.
+
+    Runs unchanged under `torchrun --nproc_per_node=N` (DDP; gloo on CPU, NCCL on GPU).
+    """
+    from dataclasses import replace
+
+    from training.config import load_preset
+    from training.train import train as run
+
+    model_cfg, cfg = load_preset(config)
+    overrides = {
+        "epochs": epochs, "max_steps": max_steps, "batch_size": batch, "seq_len": seq_len, "stride": stride,
+        "lr": lr, "grad_accum": grad_accum, "pad_weight": pad_weight, "eval_every": eval_every,
+        "num_threads": threads, "seed": seed,
+    }
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    result = run(data, out, model_cfg, cfg, device=device, amp=amp, resume=resume, force=force,
+                 progress=not no_progress, log=click.echo, check_sync=check_sync)
+    import os
+
+    if int(os.environ.get("RANK", 0)) == 0:
+        click.echo(
+            f"done: {result['step']} steps, held-out all-slot acc {result['val_acc_all']:.4f}, "
+            f"new-token acc {result['val_acc_new']:.4f}, {result['tokens_per_s']:,.0f} tok/s; checkpoint in {out}"
+        )

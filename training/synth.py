@@ -1,0 +1,342 @@
+"""A synthetic PixelBytes dataset: symmetric animated pixel creatures, their description and their cry.
+
+    pxby-edge dataset synth --n 64 --out runs/synth
+    python -c "from training.synth import make_item; it = make_item(0, seed=0); print(it.text, it.frames.shape)"
+
+Every item is drawn from a few named attributes, so that what a model generates for a prompt can be
+checked against the prompt (docs/SYNTH.md lists the whole mapping):
+
+- colour (``COLOURS``): the body is painted with that colour's three palette ids (main, light top,
+  shaded bottom); nothing else in the sprite uses them, so "blue" means "most non-background,
+  non-outline pixels are one of BLUE's ids" (``dominant_colour``).
+- element (``ELEMENTS``): an accent colour (belly mark, spikes, antenna tips) and the cry's contour
+  and timbre.
+- size (``SIZES``): body radius, and the cry's base pitch and length (big creatures call low and long).
+- features (``FEATURES``): horns, ears, wings, a tail, spikes, antennae, feet, drawn symmetric.
+
+The text is ``"a {size} {colour} {element} creature with {features}. it is {colour}."``: the colour
+word comes twice and is the last word before the image starts, which is where the model has to
+remember it. Files are written in the upstream folder layout (``text/``, ``images/`` as animated GIF,
+``audio/`` as two-channel WAV) plus ``synth.json`` with every item's attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.errors import DatasetError, OutputExistsError
+
+# Palette indices (0-based into the 55-colour NES palette of pxby_edge.vocab).
+BACKGROUND = 1  # (252, 252, 252)
+OUTLINE = 0  # (0, 0, 0)
+# colour word -> (main, light, shade); no id is shared with another colour, an accent or the background.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (27, 26, 28),
+    "orange": (30, 29, 31),
+    "yellow": (34, 33, 35),
+    "green": (39, 41, 40),
+    "blue": (7, 6, 12),
+    "purple": (15, 14, 16),
+    "pink": (18, 17, 20),
+    "teal": (50, 49, 51),
+}
+# element -> accent palette id, cry contour, cry timbre.
+ELEMENTS: dict[str, dict] = {
+    "fire": {"accent": 32, "contour": "rise", "wave": "pulse"},
+    "water": {"accent": 5, "contour": "fall", "wave": "sine"},
+    "grass": {"accent": 42, "contour": "steady", "wave": "triangle"},
+    "electric": {"accent": 37, "contour": "trill", "wave": "pulse"},
+    "ice": {"accent": 45, "contour": "drop", "wave": "sine"},
+    "rock": {"accent": 4, "contour": "pulses", "wave": "triangle"},
+    "ghost": {"accent": 53, "contour": "waver", "wave": "sine"},
+    "poison": {"accent": 19, "contour": "dip", "wave": "pulse"},
+}
+# size -> body radii as a fraction of the canvas, base pitch (Hz), cry length (s).
+SIZES: dict[str, dict] = {
+    "small": {"rx": 0.24, "ry": 0.22, "pitch": 520.0, "seconds": 0.20},
+    "medium": {"rx": 0.31, "ry": 0.27, "pitch": 360.0, "seconds": 0.25},
+    "large": {"rx": 0.38, "ry": 0.32, "pitch": 240.0, "seconds": 0.30},
+}
+FEATURES: dict[str, str] = {  # feature -> how the text names it
+    "horns": "horns", "ears": "ears", "wings": "wings", "tail": "a tail",
+    "spikes": "spikes", "antennae": "antennae", "feet": "feet",
+}
+AUDIO_RATE = 8192  # Hz of the WAV files (the Game Boy rate); train with slicing_audio 4 -> 2048 Hz tokens
+GENERATOR_VERSION = 1
+
+
+@dataclass
+class SynthItem:
+    index: int
+    colour: str
+    element: str
+    size: str
+    features: list[str]
+    text: str
+    frames: np.ndarray  # (F, S, S) palette indices
+    audio: np.ndarray  # (2, N) float32 in [-1, 1]: the call, its Game Boy-filtered copy
+    sample_rate: int = AUDIO_RATE
+
+    def attributes(self) -> dict:
+        d = asdict(self)
+        for key in ("frames", "audio", "sample_rate"):
+            d.pop(key)
+        d["frames"] = int(self.frames.shape[0])
+        return d
+
+
+def describe(colour: str, element: str, size: str, features: list[str]) -> str:
+    names = [FEATURES[f] for f in features]
+    if len(names) == 1:
+        with_text = names[0]
+    else:
+        with_text = ", ".join(names[:-1]) + " and " + names[-1]
+    return f"a {size} {colour} {element} creature with {with_text}. it is {colour}."
+
+
+# -- drawing ---------------------------------------------------------------------------------------
+
+
+def _triangle(mask, apex_x, apex_y, base_y, half_width):
+    """Fill a triangle with its apex at (apex_x, apex_y) widening to half_width at base_y."""
+    s = mask.shape[0]
+    step = 1 if base_y >= apex_y else -1
+    n = abs(base_y - apex_y) + 1
+    for k, y in enumerate(range(apex_y, base_y + step, step)):
+        if 0 <= y < s:
+            w = half_width * k / max(1, n - 1)
+            x0, x1 = int(round(apex_x - w)), int(round(apex_x + w))
+            mask[y, max(0, x0): min(s, x1 + 1)] = True
+
+
+def _ellipse(s, cx, cy, rx, ry):
+    y, x = np.mgrid[0:s, 0:s]
+    return ((x - cx) / max(rx, 0.5)) ** 2 + ((y - cy) / max(ry, 0.5)) ** 2 <= 1.0
+
+
+def _mirror(mask):
+    """Left half copied onto the right: the sprite is symmetric about its vertical axis."""
+    s = mask.shape[1]
+    out = mask.copy()
+    half = s // 2
+    out[:, s - half:] = mask[:, :half][:, ::-1]
+    return out
+
+
+def draw_frame(s: int, colour: str, element: str, size: str, features: list[str], shape: dict, k: int, n: int):
+    """One (S, S) frame of palette indices; ``shape`` holds the per-creature random choices, k the frame."""
+    main, light, shade = COLOURS[colour]
+    accent = ELEMENTS[element]["accent"]
+    bob = (0, -1, 0, 1)[k % 4] if n > 2 else (0, -1)[k % 2]
+    cx = (s - 1) / 2
+    rx, ry = shape["rx"], shape["ry"]
+    cy = s * 0.60 + bob
+    body = _ellipse(s, cx, cy, rx, ry)
+    top = int(np.floor(cy - ry))
+    canvas = np.full((s, s), -1, dtype=np.int64)  # -1: background for now
+    extra = np.zeros((s, s), dtype=bool)
+    extra_col = np.full((s, s), -1, dtype=np.int64)
+
+    def paint(mask, colour_id):
+        extra[mask] = True
+        extra_col[mask] = colour_id
+
+    if "wings" in features:
+        flap = -1 if k % 2 else 1
+        w = _ellipse(s, cx - rx - 1, cy - ry * 0.4 + flap, max(2, rx * 0.45), max(1.5, ry * 0.55))
+        paint(_mirror(w) & ~body, light)
+    if "ears" in features:
+        m = np.zeros((s, s), bool)
+        _triangle(m, int(round(cx - rx * 0.55)), max(0, top - 3), top + 1, 1.5)
+        paint(_mirror(m), main)
+    if "horns" in features:
+        m = np.zeros((s, s), bool)
+        _triangle(m, int(round(cx - rx * 0.3)), max(0, top - 2), top, 0.8)
+        paint(_mirror(m), shade)
+    if "antennae" in features:
+        m = np.zeros((s, s), bool)
+        x = int(round(cx - rx * 0.4)) - 1
+        m[max(0, top - 3): top + 1, x] = True
+        tip = np.zeros((s, s), bool)
+        tip[max(0, top - 4), x] = True
+        paint(_mirror(m), OUTLINE)
+        paint(_mirror(tip), accent)
+    if "spikes" in features:
+        m = np.zeros((s, s), bool)
+        for dx in (shape["spike_dx"], 0.0):
+            _triangle(m, int(round(cx - dx)), max(0, top - 2), top + 1, 1.0)
+        paint(_mirror(m) & ~body, accent)
+    if "tail" in features:
+        m = np.zeros((s, s), bool)
+        ty = int(round(cy + ry * 0.2))
+        for d in range(3):
+            x = max(1, int(round(cx - rx - d)))
+            m[max(0, ty - d - (k % 2)): ty + 1, x] = True
+        paint(_mirror(m) & ~body, shade)
+    if "feet" in features:
+        m = np.zeros((s, s), bool)
+        fy = int(round(cy + ry)) - 1
+        fx = int(round(cx - rx * 0.5))
+        m[max(0, fy): min(s, fy + 2), max(0, fx - 1): fx + 1] = True
+        paint(_mirror(m) & ~body, shade)
+
+    # Body shading: light top, shaded bottom, symmetric by construction (depends on y only).
+    y = np.arange(s)[:, None].repeat(s, 1)
+    canvas[extra] = extra_col[extra]
+    canvas[body] = main
+    canvas[body & (y < cy - ry * 0.45)] = light
+    canvas[body & (y > cy + ry * 0.5)] = shade
+    belly = _ellipse(s, cx, cy + ry * 0.35, rx * 0.35, ry * 0.25) & body
+    canvas[belly] = accent
+    # Eyes (black, with a blink on the last frame of 3-4 frame animations).
+    ey = int(round(cy - ry * 0.15))
+    ex = int(round(cx - rx * shape["eye_dx"]))
+    eyes = np.zeros((s, s), bool)
+    if n >= 3 and k == n - 1:
+        eyes[ey, max(0, ex - 1): ex + 1] = True
+    else:
+        eyes[max(0, ey - 1): ey + 1, ex] = True
+    eyes = _mirror(eyes)
+    canvas[eyes & body] = OUTLINE
+    # Outline: background pixels touching the sprite (4-neighbour) become black.
+    filled = canvas >= 0
+    grown = filled.copy()
+    grown[1:] |= filled[:-1]
+    grown[:-1] |= filled[1:]
+    grown[:, 1:] |= filled[:, :-1]
+    grown[:, :-1] |= filled[:, 1:]
+    canvas[grown & ~filled] = OUTLINE
+    canvas[canvas < 0] = BACKGROUND
+    return _mirror_ids(canvas)
+
+
+def _mirror_ids(frame):
+    s = frame.shape[1]
+    out = frame.copy()
+    out[:, s - s // 2:] = frame[:, : s // 2][:, ::-1]
+    return out
+
+
+# -- sound -----------------------------------------------------------------------------------------
+
+
+def synth_cry(element: str, size: str, rng: np.random.Generator, sample_rate: int = AUDIO_RATE) -> np.ndarray:
+    """(2, N) float32: a call whose pitch follows the size and whose contour follows the element,
+    and its Game Boy speaker-filtered copy."""
+    from pxby_edge.media import gameboy_filter
+
+    sz, el = SIZES[size], ELEMENTS[element]
+    n = int(sz["seconds"] * sample_rate)
+    t = np.arange(n) / sample_rate
+    u = t / t[-1]  # 0 → 1 over the call
+    f0 = sz["pitch"] * rng.uniform(0.92, 1.08)
+    contour = {
+        "rise": 1.0 + 0.5 * u,
+        "fall": 1.3 - 0.5 * u,
+        "steady": 1.0 + 0.03 * np.sin(2 * np.pi * 4 * t),
+        "trill": 1.0 + 0.15 * np.sign(np.sin(2 * np.pi * 24 * t)),
+        "drop": np.where(u < 0.6, 1.2, 0.8),
+        "pulses": np.ones_like(u),
+        "waver": 1.0 + 0.2 * np.sin(2 * np.pi * 6 * t),
+        "dip": 1.0 - 0.35 * np.sin(np.pi * u),
+    }[el["contour"]]
+    phase = 2 * np.pi * np.cumsum(f0 * contour) / sample_rate
+    wave = {
+        "sine": np.sin(phase),
+        "triangle": 2 / np.pi * np.arcsin(np.sin(phase)),
+        "pulse": np.tanh(3 * np.sin(phase)),
+    }[el["wave"]]
+    env = np.minimum(1.0, t / 0.01) * (1 - 0.6 * u)
+    if el["contour"] == "pulses":
+        env = env * (0.3 + 0.7 * (np.sin(2 * np.pi * 8 * t) > 0))
+    call = wave * env
+    call /= np.max(np.abs(call))
+    return np.stack([call, gameboy_filter(call, sample_rate)]).astype(np.float32)
+
+
+# -- items and files -------------------------------------------------------------------------------
+
+
+def make_item(index: int, seed: int = 0, size_px: int = 24) -> SynthItem:
+    """Item ``index`` of the dataset made with ``seed``: the same on every machine."""
+    if size_px < 12:
+        raise DatasetError(f"sprite size must be at least 12 pixels, got {size_px}")
+    rng = np.random.default_rng([int(seed), int(index)])
+    colour = list(COLOURS)[rng.integers(len(COLOURS))]
+    element = list(ELEMENTS)[rng.integers(len(ELEMENTS))]
+    size = list(SIZES)[rng.integers(len(SIZES))]
+    names = list(FEATURES)
+    features = sorted(rng.choice(names, size=int(rng.integers(1, 4)), replace=False).tolist(), key=names.index)
+    sz = SIZES[size]
+    shape = {
+        "rx": sz["rx"] * size_px * rng.uniform(0.9, 1.1),
+        "ry": sz["ry"] * size_px * rng.uniform(0.9, 1.1),
+        "eye_dx": rng.uniform(0.3, 0.5),
+        "spike_dx": sz["rx"] * size_px * 0.5,
+    }
+    n_frames = int(rng.integers(2, 5))
+    frames = np.stack([
+        draw_frame(size_px, colour, element, size, features, shape, k, n_frames) for k in range(n_frames)
+    ])
+    audio = synth_cry(element, size, rng)
+    return SynthItem(index, colour, element, size, features, describe(colour, element, size, features), frames, audio)
+
+
+def dominant_colour(frame_ids) -> str | None:
+    """The colour word whose ids cover most non-background, non-outline pixels (None when none do).
+
+    frame_ids: palette indices (H, W) or (F, H, W) — what a prompt-adherence check compares to the prompt.
+    """
+    ids = np.asarray(frame_ids).reshape(-1)
+    counts = {name: int(np.isin(ids, list(p)).sum()) for name, p in COLOURS.items()}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else None
+
+
+def write_dataset(out, n: int, seed: int = 0, size_px: int = 24, force: bool = False, progress=None) -> Path:
+    """Write ``n`` items in the upstream folder layout under ``out`` (all at once: a temporary folder
+    beside it, renamed at the end). ``force`` replaces an existing synthetic dataset there."""
+    from pxby_edge.media import write_gif, write_text, write_wav
+    from pxby_edge.vocab import DEFAULT_PALETTE
+
+    out = Path(out)
+    if n < 1:
+        raise DatasetError(f"--n must be at least 1, got {n}")
+    if out.exists():
+        if not force:
+            raise OutputExistsError(f"{out} already exists; pass --force to replace it or choose another folder")
+        if any(out.iterdir()) and not (out / "synth.json").is_file():
+            raise OutputExistsError(f"{out} is not empty and is not a synthetic dataset; refusing to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        width = max(4, len(str(n - 1)))
+        items = []
+        for i in range(n):
+            item = make_item(i, seed, size_px)
+            name = f"{i:0{width}d}"
+            write_text(tmp / "text" / f"{name}.txt", item.text)
+            write_gif(tmp / "images" / f"{name}.gif", list(item.frames), DEFAULT_PALETTE, frame_ms=250)
+            write_wav(tmp / "audio" / f"{name}.wav", item.audio, item.sample_rate)
+            items.append({"id": name, **item.attributes()})
+            if progress is not None:
+                progress(1)
+        meta = {
+            "generator": "pxby-edge synth", "version": GENERATOR_VERSION, "seed": seed, "n": n,
+            "size_px": size_px, "audio_rate": AUDIO_RATE, "colours": COLOURS,
+            "elements": {k: v["accent"] for k, v in ELEMENTS.items()}, "items": items,
+        }
+        (tmp / "synth.json").write_text(json.dumps(meta, indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,508 @@
+"""The training loop: AdamW, warm-up + cosine, clipping, accumulation, AMP and DDP set up once.
+
+    pxby-edge train --data runs/synth --out runs/ckpt --config small --epochs 1
+    torchrun --nproc_per_node=2 -m training.train --data runs/synth --out runs/ddp --config tiny
+
+Writes into ``--out``: the best checkpoint by validation loss (``config.json`` + ``model.safetensors``,
+so ``load_checkpoint(out)`` works), ``last/`` (weights + optimizer and schedule state for ``--resume``),
+``train_config.json``, ``metrics.csv`` and ``metrics.png``. Under torchrun (``RANK`` set) every rank
+trains on its shard and only rank 0 writes. Two accuracies are reported on the held-out split: all six
+slots of the predicted next context (comparable with upstream's figures) and slot 5 alone, the new token
+that generation samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.checkpoint import KEY_AUDIO_RATE, KEY_SLICING, KEY_VOCAB, atomic_write_bytes, save_checkpoint
+from training.config import ModelConfig, TrainConfig
+from training.data import IGNORE_INDEX, Windows, load_streams
+from training.errors import CheckpointError, ConfigError, OutputExistsError
+from training.model import PixelBytesLSTM
+
+METRICS_FIELDS = [
+    "step", "epoch", "tokens", "lr", "train_loss", "train_acc_all", "val_loss", "val_acc_all", "val_acc_new",
+    "tokens_per_s", "elapsed_s",
+]
+
+
+@dataclass
+class Runtime:
+    """Where and how this process runs: set once, so the loop never branches on DDP or AMP."""
+
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+    ddp: bool
+    amp_dtype: torch.dtype | None
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+
+def setup_runtime(device: str = "auto", amp: str = "auto") -> Runtime:
+    """DDP from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK); gloo on CPU, NCCL on GPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+    ddp = int(os.environ.get("RANK", -1)) != -1 and int(os.environ.get("WORLD_SIZE", 1)) > 1
+    rank = local_rank = 0
+    world = 1
+    if ddp:
+        import torch.distributed as dist
+
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if device == "cuda":
+            torch.cuda.set_device(local_rank)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+    dev = torch.device(f"cuda:{local_rank}" if device == "cuda" else device)
+    amp_dtype = None
+    if dev.type == "cuda" and amp != "off":
+        amp_dtype = torch.bfloat16 if (amp in ("auto", "bf16") and torch.cuda.is_bf16_supported()) else torch.float16
+        torch.backends.cudnn.benchmark = True
+    return Runtime(rank, world, local_rank, dev, ddp, amp_dtype)
+
+
+def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
+    """Linear warm-up to cfg.lr, then cosine down to cfg.min_lr at total_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, total_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def loss_and_counts(logits, y, class_weight):
+    """Mean cross-entropy over valid targets, and (correct all slots, valid, correct new token, valid new)."""
+    v = logits.shape[-1]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, v).float(), y.reshape(-1), weight=class_weight, ignore_index=IGNORE_INDEX)
+    with torch.no_grad():
+        pred = logits.argmax(-1)
+        valid = y != IGNORE_INDEX
+        hit = (pred == y) & valid
+        if y.dim() == 3:  # (B, T, 6): slot 5 of the next context is the new token
+            new_hit, new_valid = hit[..., 5], valid[..., 5]
+        else:
+            new_hit, new_valid = hit, valid
+        counts = torch.stack([hit.sum(), valid.sum(), new_hit.sum(), new_valid.sum()])
+    return loss, counts
+
+
+def _shard(n: int, rt: Runtime, rng: np.random.Generator | None) -> np.ndarray:
+    """This rank's window indices; every rank gets the same count (DDP steps together)."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    per_rank = math.ceil(n / rt.world)
+    order = np.resize(order, per_rank * rt.world)  # wrap around to even the shards
+    return order[rt.rank:: rt.world]
+
+
+@torch.no_grad()
+def evaluate(model, windows: Windows, cfg: TrainConfig, rt: Runtime, class_weight, max_batches: int = 0) -> dict:
+    """Loss and accuracies over the held-out windows (summed over ranks)."""
+    model.eval()
+    idx = _shard(len(windows), rt, None)
+    sums = torch.zeros(6, dtype=torch.float64, device=rt.device)  # loss·n, n, hit, valid, new hit, new valid
+    batches = [idx[i: i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+    if max_batches:
+        batches = batches[:max_batches]
+    for b in batches:
+        x, y = (torch.from_numpy(a).to(rt.device) for a in windows.batch(b))
+        with rt.autocast():
+            logits = model(x)
+        loss, counts = loss_and_counts(logits, y, class_weight)
+        n = float(counts[1])
+        sums += torch.tensor([float(loss) * n, n, *counts.tolist()], dtype=torch.float64, device=rt.device)
+    if rt.ddp:
+        import torch.distributed as dist
+
+        dist.all_reduce(sums)
+    model.train()
+    s = sums.tolist()
+    return {
+        "val_loss": s[0] / max(1.0, s[1]),
+        "val_acc_all": s[2] / max(1.0, s[3]),
+        "val_acc_new": s[4] / max(1.0, s[5]),
+    }
+
+
+# -- state for --resume (safetensors + JSON, never pickle) -----------------------------------------
+
+
+def _save_training_state(folder: Path, optimizer, scaler, state: dict) -> None:
+    from safetensors.torch import save
+
+    sd = optimizer.state_dict()
+    tensors, meta = {}, {}
+    for pid, st in sd["state"].items():
+        for name, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{pid}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                meta[f"state.{pid}.{name}"] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    atomic_write_bytes(folder / "optimizer.safetensors", save(tensors))
+    state = {**state, "param_groups": sd["param_groups"], "scalars": meta, "scaler": scaler.state_dict()}
+    atomic_write_bytes(folder / "state.json", (json.dumps(state, indent=1) + "\n").encode())
+
+
+def _load_training_state(folder: Path, optimizer, scaler, device) -> dict:
+    from safetensors.torch import load_file
+
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        tensors = load_file(str(folder / "optimizer.safetensors"), device="cpu")
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot resume from {folder}: {exc} (was the run started with this version?)") from exc
+    opt_state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, pid, name = key.split(".", 2)
+            opt_state.setdefault(int(pid), {})[name] = value.to(device) if name != "step" else value
+    for key, value in state.get("scalars", {}).items():
+        _, pid, name = key.split(".", 2)
+        opt_state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return state
+
+
+# -- metrics files ---------------------------------------------------------------------------------
+
+
+def write_metrics(out: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRICS_FIELDS)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in METRICS_FIELDS})
+    atomic_write_bytes(out / "metrics.csv", buf.getvalue().encode())
+    plot_metrics(out / "metrics.png", rows)
+
+
+def plot_metrics(path: Path, rows: list[dict]) -> None:
+    """Loss and accuracy curves against optimizer steps (matplotlib, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(steps, [r["train_loss"] for r in rows], label="train")
+    a1.plot(steps, [r["val_loss"] for r in rows], label="held-out")
+    a1.set_xlabel("optimizer step")
+    a1.set_ylabel("cross-entropy")
+    a1.set_yscale("log")
+    a1.legend()
+    a2.plot(steps, [r["train_acc_all"] for r in rows], label="train, all 6 slots")
+    a2.plot(steps, [r["val_acc_all"] for r in rows], label="held-out, all 6 slots")
+    a2.plot(steps, [r["val_acc_new"] for r in rows], label="held-out, new token (slot 5)")
+    a2.set_xlabel("optimizer step")
+    a2.set_ylabel("accuracy")
+    a2.set_ylim(0, 1)
+    a2.legend(loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# -- the loop --------------------------------------------------------------------------------------
+
+
+def prepare_output(out: Path, resume: bool, force: bool) -> None:
+    if resume:
+        if not (out / "last" / "state.json").is_file():
+            raise CheckpointError(f"nothing to resume in {out} (no last/state.json); drop --resume to start fresh")
+    elif out.exists() and any(out.iterdir()) and not force:
+        raise OutputExistsError(f"{out} already exists; pass --force to overwrite it, or --resume to continue it")
+
+
+def train(
+    data,
+    out,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    device: str = "auto",
+    amp: str = "auto",
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    log=print,
+    check_sync: str | None = None,
+    cache_dir=None,
+) -> dict:
+    """Train and write checkpoints into ``out``; returns the last metrics row (with the run summary)."""
+    out = Path(out)
+    prepare_output(out, resume, force)
+    rt = setup_runtime(device, amp)
+    if resume:
+        saved = json.loads((out / "train_config.json").read_text())
+        model_cfg = ModelConfig.from_dict(saved["model"])
+        cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs, max_steps=cfg.max_steps)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts them)
+    say = log if rt.master else (lambda *a, **k: None)
+
+    # Rank 0 tokenizes first and fills the cache, the others then read it.
+    if rt.ddp and not rt.master:
+        torch.distributed.barrier()
+    streams = load_streams(data, cfg.slicing, cfg.val_fraction, cache_dir=cache_dir)
+    if rt.ddp and rt.master:
+        torch.distributed.barrier()
+    say(f"data: {streams.summary()}")
+    if not streams.val:
+        say("warning: no held-out item (dataset too small for val_fraction); validating on the training items")
+    train_w = Windows(streams.train, cfg.seq_len, cfg.stride, model_cfg.objective)
+    val_w = Windows(streams.val or streams.train, cfg.seq_len, cfg.seq_len, model_cfg.objective)
+
+    raw_model = PixelBytesLSTM(model_cfg).to(rt.device)
+    model = raw_model
+    if rt.ddp:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(raw_model, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
+    say(f"model: {model_cfg} — {raw_model.num_parameters():,} parameters; device {rt.device}, "
+        f"world {rt.world}, amp {rt.amp_dtype}")
+    decay = [p for n, p in raw_model.named_parameters() if p.dim() >= 2 and not n.startswith("embedding")]
+    no_decay = [p for n, p in raw_model.named_parameters() if not (p.dim() >= 2 and not n.startswith("embedding"))]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.95), fused=rt.device.type == "cuda",
+    )
+    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
+    class_weight = None
+    if cfg.pad_weight != 1.0:
+        class_weight = torch.ones(model_cfg.vocab_size, device=rt.device)
+        class_weight[0] = cfg.pad_weight
+
+    batches_per_epoch = math.ceil(math.ceil(len(train_w) / rt.world) / cfg.batch_size)
+    steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
+    total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
+    step, epoch, batch_pos, best, rows = 0, 0, 0, float("inf"), []
+    if resume:
+        raw_model.load_state_dict(_load_state_dict(out / "last"))
+        st = _load_training_state(out / "last", optimizer, scaler, rt.device)
+        step, epoch, batch_pos, best = st["step"], st["epoch"], st["batch_pos"], st["best_val_loss"]
+        rows = _read_metrics(out / "metrics.csv")
+        say(f"resuming at step {step} (epoch {epoch + 1}, batch {batch_pos})")
+    pxby = {
+        KEY_SLICING: cfg.slicing,
+        KEY_VOCAB: _vocab_dict(),
+        KEY_AUDIO_RATE: _audio_rate(data),
+        "trained_on": str(data),
+        "val_fraction": cfg.val_fraction,
+    }
+    if rt.master:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg_text = json.dumps({"model": model_cfg.to_dict(), "train": cfg.to_dict()}, indent=1) + "\n"
+        atomic_write_bytes(out / "train_config.json", cfg_text.encode())
+    writes = {"checkpoint_writes": 0, "steps_checked": 0}
+
+    def checkpoint(kind: str, metrics: dict) -> None:
+        nonlocal best
+        if not rt.master:
+            return
+        if kind == "eval" and metrics["val_loss"] < best:
+            best = metrics["val_loss"]
+            save_checkpoint(raw_model, out, pxby)
+            writes["checkpoint_writes"] += 1
+        save_checkpoint(raw_model, out / "last", pxby)
+        _save_training_state(out / "last", optimizer, scaler, {
+            "step": step, "epoch": epoch, "batch_pos": batch_pos, "best_val_loss": best,
+        })
+        writes["checkpoint_writes"] += 1
+        write_metrics(out, rows)
+
+    bar = None
+    if progress and rt.master:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
+    t0 = time.time()
+    run_tokens = 0
+    tokens_seen = rows[-1]["tokens"] if rows else 0
+    acc_loss, acc_counts = 0.0, torch.zeros(4, dtype=torch.float64)
+    acc_n = 0
+    model.train()
+    done = step >= total_steps
+    while not done and (cfg.max_steps or epoch < cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch])
+        idx = _shard(len(train_w), rt, rng)
+        batches = [idx[i: i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+        usable = (len(batches) // cfg.grad_accum) * cfg.grad_accum or len(batches)
+        while batch_pos < usable:
+            group = batches[batch_pos: batch_pos + cfg.grad_accum]
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(step, cfg, total_steps)
+            for micro, b in enumerate(group):
+                x, y = (torch.from_numpy(a).to(rt.device, non_blocking=True) for a in train_w.batch(b))
+                # Gradients are all-reduced only on the last micro-batch of an accumulation group.
+                sync = nullcontext() if (not rt.ddp or micro == len(group) - 1) else model.no_sync()
+                with sync:
+                    with rt.autocast():
+                        logits = model(x)
+                    loss, counts = loss_and_counts(logits, y, class_weight)
+                    scaler.scale(loss / len(group)).backward()
+                acc_loss += loss.item()
+                acc_counts += counts.double().cpu()
+                acc_n += 1
+                run_tokens += int(counts[1]) // (6 if y.dim() == 3 else 1) * rt.world
+            if cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            batch_pos += len(group)
+            if check_sync:
+                _check_in_sync(raw_model, rt)
+                writes["steps_checked"] += 1
+            elapsed = time.time() - t0
+            tps = run_tokens / max(elapsed, 1e-9)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{acc_loss / max(acc_n, 1):.3f}", tok_s=f"{tps:,.0f}", epoch=epoch + 1)
+            last_of_epoch = batch_pos >= usable
+            done = step >= total_steps
+            if step % cfg.eval_every == 0 or last_of_epoch or done:
+                metrics = evaluate(model, val_w, cfg, rt, class_weight)
+                row = {
+                    "step": step, "epoch": round(epoch + batch_pos / max(usable, 1), 4),
+                    "tokens": tokens_seen + run_tokens, "lr": optimizer.param_groups[0]["lr"],
+                    "train_loss": acc_loss / max(acc_n, 1),
+                    "train_acc_all": float(acc_counts[0] / max(1.0, float(acc_counts[1]))),
+                    **metrics, "tokens_per_s": tps, "elapsed_s": elapsed,
+                }
+                rows.append(row)
+                acc_loss, acc_counts, acc_n = 0.0, torch.zeros(4, dtype=torch.float64), 0
+                if last_of_epoch:
+                    epoch, batch_pos = epoch + 1, 0
+                checkpoint("eval", row)
+                msg = (f"step {step} epoch {row['epoch']:.2f}: train loss {row['train_loss']:.4f}, "
+                       f"held-out loss {row['val_loss']:.4f}, acc all-slot {row['val_acc_all']:.4f}, "
+                       f"new-token {row['val_acc_new']:.4f}, {tps:,.0f} tok/s")
+                if bar is not None:
+                    bar.write(msg)
+                else:
+                    say(msg)
+            if done:
+                break
+        if batch_pos >= usable:
+            epoch, batch_pos = epoch + 1, 0
+        if not cfg.max_steps and epoch >= cfg.epochs:
+            break
+    if bar is not None:
+        bar.close()
+    if not rows:  # zero epochs: still leave a checkpoint and the figures of the initial model
+        metrics = evaluate(model, val_w, cfg, rt, class_weight)
+        rows.append({"step": 0, "epoch": 0, "tokens": 0, "lr": 0.0, "train_loss": metrics["val_loss"],
+                     "train_acc_all": metrics["val_acc_all"], **metrics, "tokens_per_s": 0.0, "elapsed_s": 0.0})
+        checkpoint("eval", rows[-1])
+    if check_sync:
+        Path(check_sync).mkdir(parents=True, exist_ok=True)
+        (Path(check_sync) / f"rank{rt.rank}.json").write_text(json.dumps({**writes, "world": rt.world, "steps": step}))
+    if rt.ddp:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    result = dict(rows[-1])
+    result.update(parameters=raw_model.num_parameters(), best_val_loss=best, skipped=streams.n_skipped,
+                  train_items=len(streams.train), val_items=len(streams.val), wall_s=time.time() - t0)
+    return result
+
+
+def _check_in_sync(model, rt: Runtime) -> None:
+    """Every rank must hold bit-identical weights after each optimizer step (DDP's promise, checked)."""
+    if not rt.ddp:
+        return
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().reshape(-1).float() for p in model.parameters()]).to(rt.device)
+    gathered = [torch.empty_like(flat) for _ in range(rt.world)]
+    dist.all_gather(gathered, flat)
+    for r, other in enumerate(gathered):
+        if not torch.equal(other, flat):
+            raise RuntimeError(f"rank {rt.rank}: weights differ from rank {r} after an optimizer step")
+
+
+def _load_state_dict(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"), device="cpu")
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            rows.append({k: (float(v) if k not in ("step", "tokens") else int(float(v))) for k, v in r.items() if v != ""})
+    return rows
+
+
+def _vocab_dict() -> dict:
+    from pxby_edge.vocab import Vocab
+
+    return Vocab().to_dict()
+
+
+def _audio_rate(data) -> int | None:
+    """The sample rate the dataset's audio files have (the synthetic set records it), else None."""
+    meta = Path(data) / "synth.json"
+    if meta.is_file():
+        try:
+            return int(json.loads(meta.read_text()).get("audio_rate"))
+        except (ValueError, TypeError, OSError):
+            return None
+    return None
+
+
+def main(argv=None) -> int:
+    """``python -m training.train`` (for torchrun): the same options as ``pxby-edge train``."""
+    import sys
+
+    from training.commands import train as train_command
+
+    try:
+        train_command.main(args=argv if argv is not None else sys.argv[1:], prog_name="training.train",
+                           standalone_mode=False)
+    except Exception as exc:
+        from pxby_edge.errors import PxbyError
+
+        if isinstance(exc, PxbyError):
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
