@@ -1,0 +1,124 @@
+"""Clear errors: no such port, port busy, device silent, protocol mismatch, device too small; and the CLI.
+
+    .venv/bin/pytest tests/test_bridge_errors.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tty
+from pathlib import Path
+
+import pytest
+
+from firmware_bridge import protocol as pr
+from firmware_bridge.errors import CapabilityError, LinkTimeout, PortError, ProtocolVersionError
+from firmware_bridge.link import Link
+from firmware_bridge.simulator import PtyTransport, Simulator, SocketTransport
+from firmware_bridge.stream import stream_needs
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")
+
+
+def test_no_such_port():
+    with pytest.raises(PortError, match="no such port: /dev/pxby-nonexistent"):
+        Link("/dev/pxby-nonexistent").open()
+
+
+def test_port_busy():
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    try:
+        with Link(path).open():
+            with pytest.raises(PortError, match=f"port busy: {path}"):
+                Link(path).open()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_device_silent_names_port_and_baud():
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    try:
+        with pytest.raises(LinkTimeout, match=f"device silent on {path} at 57600 baud"):
+            Link(path, 57600, connect_timeout_s=0.3).connect()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_nobody_listening_on_socket():
+    server = SocketTransport()  # binds an ephemeral loopback port, then goes away
+    url = server.url
+    server.close()
+    with pytest.raises(PortError, match="nobody listens"):
+        Link(url).open()
+
+
+def test_socket_binds_loopback_by_default():
+    server = SocketTransport()
+    try:
+        assert server.host == "127.0.0.1" and server.url.startswith("socket://127.0.0.1:")
+    finally:
+        server.close()
+
+
+def _serve(**kw):
+    transport = PtyTransport()
+    return transport, Simulator(transport, **kw).start()
+
+
+def test_protocol_version_mismatch():
+    transport, sim = _serve(versions=(2, 3))
+    try:
+        with pytest.raises(ProtocolVersionError, match="device speaks protocol v2..v3.*this host v1..v1"):
+            Link(transport.path, connect_timeout_s=3).connect()
+    finally:
+        sim.stop()
+        transport.close()
+
+
+def test_capabilities_too_small():
+    transport, sim = _serve(caps=pr.Capabilities(screen_w=128, screen_h=128, tile_slots=256))
+    try:
+        with pytest.raises(CapabilityError, match="screen width 128 \\(need 160\\)"):
+            Link(transport.path, need=stream_needs(), connect_timeout_s=3).connect()
+    finally:
+        sim.stop()
+        transport.close()
+
+
+@pytest.mark.slow  # two interpreters importing scipy: ~10 s on a busy 2-core machine
+def test_cli_handheld_and_stream_leave_a_capture(tmp_path: Path):
+    cli = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+    hh = subprocess.Popen([*cli, "handheld", "--pty", "--capture", str(tmp_path), "--seconds", "60"],
+                          stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        first = hh.stdout.readline()
+        assert first.startswith("port: /dev/")
+        run = subprocess.run([*cli, "stream", "--synthetic", "--port", first.split()[1], "--baud", "921600"],
+                             capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+        assert run.returncode == 0, run.stderr
+        assert "commits" in run.stdout
+    finally:
+        hh.send_signal(2)  # Ctrl-C: the handheld writes its capture and exits
+        out, _ = hh.communicate(timeout=30)
+    assert "wrote" in out
+    from PIL import Image
+
+    with Image.open(tmp_path / "screen.gif") as gif:
+        assert gif.n_frames > 10
+    assert (tmp_path / "screen.png").is_file() and (tmp_path / "audio.wav").is_file()
+
+
+def test_cli_errors_are_one_line(tmp_path: Path):
+    cli = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+    run = subprocess.run([*cli, "stream", "--synthetic", "--port", "/dev/pxby-nonexistent"], capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 2
+    assert run.stderr.strip() == "error: no such port: /dev/pxby-nonexistent (is the device plugged in? `ls /dev/tty*`)"
