@@ -158,7 +158,9 @@ def _read_image(value):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        img = Image.open(value if isinstance(value, Path) else io.BytesIO(value))
+        # From bytes in memory: an animated GIF is read frame by frame later, and no file handle stays open.
+        raw = value.read_bytes() if isinstance(value, Path) else value
+        img = Image.open(io.BytesIO(raw))
         img.load()
         return img
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as exc:
