@@ -1,0 +1,320 @@
+"""Backends: streaming equals the model, every backend equals litert, state handling, one-line errors.
+
+    .venv/bin/python -m pytest tests/test_backends.py
+
+The model files are exported once per session (float, int8, ONNX, batch 2) from the upstream fixture
+checkpoint (E=24, H=32, L=2) with the quantize package's own functions, and cached in pytest's cache
+folder under a key of the exporter's sources and versions, so a re-run skips the ~30 s of conversion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pxby_edge.backends import available_backends, backend_class, open_backend
+from pxby_edge.backends.base import Requantizer
+from pxby_edge.errors import BackendError, ManifestError, ModelFileError
+from pxby_edge.manifest import INPUT_H, OUTPUT_H
+
+ROOT = Path(__file__).resolve().parent.parent
+pytest.importorskip("ai_edge_litert")
+
+
+def _cache_key() -> str:
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "quantize").glob("*.py")) + [ROOT / "pxby_edge" / "manifest.py", Path(__file__)]:
+        h.update(p.read_bytes())
+    import ai_edge_litert
+    import torch
+
+    h.update(f"{torch.__version__} {getattr(ai_edge_litert, '__version__', '')}".encode())
+    return h.hexdigest()[:16]
+
+
+BUILD = """
+import sys
+from pathlib import Path
+from quantize.pipeline import quantize_checkpoint
+ckpt, out = Path(sys.argv[1]), Path(sys.argv[2])
+quantize_checkpoint(ckpt, out / "int8.tflite", recipe="int8", float_out=out / "float.tflite",
+                    onnx_out=out / "float.onnx", calib_steps=16, eval_steps=32, force=True)
+quantize_checkpoint(ckpt, out / "int8_b2.tflite", recipe="int8", batch=2, float_out=out / "float_b2.tflite",
+                    calib_steps=8, eval_steps=16, force=True)
+"""
+
+
+def build_models(checkpoint: Path, out: Path) -> None:
+    """float / int8 / onnx at batch 1 and float/int8 at batch 2, each with its manifest.
+
+    In a child process: the converters print, warn and leave files open, none of which this
+    process (warnings are errors here) should inherit.
+    """
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", BUILD, str(checkpoint), str(out)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the test models failed:\n{proc.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def models(pytestconfig, tmp_path_factory, upstream_dir) -> SimpleNamespace:
+    ckpt = upstream_dir / "tiny_autoregressive"
+    cached = Path(pytestconfig.cache.mkdir("pxby-backend-models")) / _cache_key()
+    if not (cached / "done").is_file():
+        pytest.importorskip("litert_torch")
+        pytest.importorskip("ai_edge_quantizer")
+        build = tmp_path_factory.mktemp("models")
+        build_models(ckpt, build)
+        (build / "done").write_text("ok")
+        if cached.exists():
+            shutil.rmtree(cached)
+        shutil.copytree(build, cached)
+    out = tmp_path_factory.mktemp("backend_models")
+    for p in cached.iterdir():
+        shutil.copy(p, out / p.name)
+    # A .tflite beside a .onnx of the same stem: auto/onnx find each other by name.
+    return SimpleNamespace(root=out, ckpt=ckpt, io=upstream_dir / "tiny_autoregressive_io.npz",
+                           float=out / "float.tflite", int8=out / "int8.tflite", onnx=out / "float.onnx",
+                           float_b2=out / "float_b2.tflite", int8_b2=out / "int8_b2.tflite")
+
+
+def run_contexts(backend, contexts: np.ndarray) -> np.ndarray:
+    """Teacher-forced logits of one item (T, 6) from a zero state, lane 0 → (T, slots, V)."""
+    backend.reset()
+    ctx = np.zeros((backend.batch, 6), dtype=np.int32)
+    out = []
+    for c in contexts:
+        ctx[:] = c
+        out.append(backend.step(ctx)[0].copy())
+    return np.stack(out)
+
+
+# -- streaming equals the model ---------------------------------------------------------------------
+
+
+def test_float_stepper_equals_full_sequence_forward(models):
+    torch = pytest.importorskip("torch")
+    from training.checkpoint import load_checkpoint
+
+    io = np.load(models.io)
+    model = load_checkpoint(models.ckpt)
+    be = open_backend(models.float, "litert")
+    for item in range(io["input_ids"].shape[0]):
+        ids = io["input_ids"][item].astype(np.int64)
+        with torch.no_grad():
+            full = model(torch.as_tensor(ids)[None])[0].numpy()  # (T, 6, V), whole sequence at once
+        streamed = run_contexts(be, ids)
+        assert np.abs(streamed - full).max() < 1e-4
+        assert np.abs(streamed - io["logits"][item]).max() < 1e-4  # the reference implementation's own forward
+
+
+def test_int8_stepper_tracks_the_float_model(models):
+    io = np.load(models.io)
+    ids = io["input_ids"][0]
+    f = run_contexts(open_backend(models.float, "litert"), ids)
+    q = run_contexts(open_backend(models.int8, "litert"), ids)
+    assert q.shape == f.shape and np.isfinite(q).all()
+    assert (q.argmax(-1) == f.argmax(-1)).mean() > 0.5  # a random tiny model: agreement, not equality
+
+
+# -- every backend equals litert ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,options", [("numpy", {}), ("onnx", {}), ("litert", {"io": "copy"})])
+def test_backends_give_litert_logits_on_the_float_file(models, name, options):
+    if name not in available_backends():
+        pytest.skip(f"{name} not installed")
+    ids = np.load(models.io)["input_ids"].reshape(-1, 6)
+    ref = run_contexts(open_backend(models.float, "litert"), ids)
+    got = run_contexts(open_backend(models.float, name, **options), ids)
+    assert np.abs(got - ref).max() < 1e-4
+
+
+def _stream(path, backend, temperature, seed, tokens=256, **options):
+    from pxby_edge.generate import GenerationRequest, Generator
+
+    be = open_backend(path, backend, **options)
+    req = GenerationRequest(prompt="a small blue water creature", max_tokens=tokens, temperature=temperature,
+                            seed=seed, frames=2, width=8, height=8, audio_samples=4 * tokens)
+    gen = Generator(be, req)
+    for _ in gen.events():
+        pass
+    return gen.lanes[0].tokens
+
+
+@pytest.mark.parametrize("name", ["numpy", "onnx"])
+def test_backends_give_the_litert_token_stream(models, name):
+    if name not in available_backends():
+        pytest.skip(f"{name} not installed")
+    path = models.onnx if name == "onnx" else models.float
+    for temperature, seed in ((0.0, 0), (0.8, 7)):
+        ref = _stream(models.float, "litert", temperature, seed)
+        got = _stream(path, name, temperature, seed)
+        assert len(ref) >= 256
+        assert got == ref
+
+
+def test_bound_views_equal_get_set_tensor_on_the_int8_file(models):
+    ids = np.load(models.io)["input_ids"].reshape(-1, 6)
+    views = run_contexts(open_backend(models.int8, "litert", io="views"), ids)
+    copy = run_contexts(open_backend(models.int8, "litert", io="copy"), ids)
+    np.testing.assert_array_equal(views, copy)
+
+
+def test_int8_file_through_numpy_tracks_litert(models):
+    ids = np.load(models.io)["input_ids"].reshape(-1, 6)
+    ref = run_contexts(open_backend(models.int8, "litert"), ids)
+    got = run_contexts(open_backend(models.int8, "numpy"), ids)
+    assert (got.argmax(-1) == ref.argmax(-1)).mean() > 0.9
+    assert np.abs(got - ref).max() < 0.25 * np.abs(ref).max()
+
+
+def test_litert_int8_state_equals_dequantize_requantize_reference(models):
+    """The runtime's state path gives what the quantize fidelity report measured (its naive I/O stepper)."""
+    from quantize.fidelity import TFLiteStep
+
+    ids = np.load(models.io)["input_ids"].reshape(-1, 6)[:60]
+    ref = TFLiteStep(models.int8.read_bytes())
+    expected = np.stack([ref.step(c[None])[0] for c in ids])
+    np.testing.assert_array_equal(run_contexts(open_backend(models.int8, "litert"), ids), expected)
+
+
+def test_requantizer_is_dequantize_then_quantize():
+    from pxby_edge.backends.base import dequantize_from, quantize_to
+    from pxby_edge.manifest import TensorSpec
+
+    src = TensorSpec("h1", "a", 0, (2, 1, 64), "int8", 0.00186, -9)
+    dst = TensorSpec("h0", "b", 1, (2, 1, 64), "int8", 0.00182, -7)
+    q_out = np.arange(-128, 128, dtype=np.int8).reshape(2, 2, 64)[:, :1]
+    q_in = np.zeros((2, 1, 64), np.int8)
+    Requantizer(src, dst, q_in.shape)(q_out, q_in)
+    np.testing.assert_array_equal(q_in, quantize_to(dequantize_from(q_out, src), dst))
+
+
+# -- state -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["litert", "numpy", "onnx"])
+def test_reset_one_lane_and_branch_from_a_saved_state(models, name):
+    if name not in available_backends():
+        pytest.skip(f"{name} not installed")
+    if name == "onnx":
+        pytest.skip("no batch-2 ONNX file in the fixture")
+    be = open_backend(models.float_b2, name)
+    assert be.batch == 2 and be.slots == 6 and be.vocab_size == 151
+    ids = np.load(models.io)["input_ids"][0, :12].astype(np.int32)
+    be.reset()
+    first = be.step(np.stack([ids[0], ids[0]])).copy()
+    np.testing.assert_allclose(first[0], first[1], atol=1e-6)
+    for c in ids[1:6]:
+        be.step(np.stack([c, c]))
+    saved = be.get_state()
+    after = be.step(np.stack([ids[6], ids[6]])).copy()
+    be.set_state(saved)
+    np.testing.assert_allclose(be.step(np.stack([ids[6], ids[6]])), after, atol=1e-6)
+    be.reset(lanes=[1])
+    out = be.step(np.stack([ids[0], ids[0]]))
+    np.testing.assert_allclose(out[1], first[1], atol=1e-6)  # lane 1 starts over
+    assert np.abs(out[0] - first[0]).max() > 1e-3  # lane 0 kept its history
+
+
+def test_int8_reset_zeroes_state_at_its_zero_point(models):
+    be = open_backend(models.int8, "litert")
+    ids = np.load(models.io)["input_ids"][0, :5]
+    first = run_contexts(be, ids)
+    again = run_contexts(be, ids)  # run_contexts resets first
+    np.testing.assert_array_equal(first, again)
+    h_spec = be.manifest.input(INPUT_H)
+    be.reset()
+    assert (be.get_state()[0] == h_spec.zero_point).all()
+    assert be.state_modes[INPUT_H] in ("copy", "requantize")
+    assert be.manifest.output(OUTPUT_H).dtype == h_spec.dtype == "int8"
+
+
+# -- choosing and errors -----------------------------------------------------------------------------------
+
+
+def test_auto_takes_the_fastest_installed_and_says_which(models, monkeypatch):
+    be = open_backend(models.float)
+    assert be.name == available_backends()[0] == "litert"
+    from pxby_edge.backends.litert import LiteRTBackend
+
+    monkeypatch.setattr(LiteRTBackend, "module", "no_such_interpreter_module")
+    assert open_backend(models.float).name in ("onnx", "numpy")  # tflite-runtime is not in this env
+    assert open_backend(models.int8).name == "numpy"  # no .onnx beside int8.tflite
+
+
+def test_backend_not_installed_is_one_line_with_the_fix(models, monkeypatch):
+    from pxby_edge.backends.litert import LiteRTBackend
+
+    monkeypatch.setattr(LiteRTBackend, "module", "no_such_interpreter_module")
+    with pytest.raises(BackendError, match=r"pip install 'pxby-edge\[pi\]'") as exc:
+        open_backend(models.float, "litert")
+    assert "\n" not in str(exc.value)
+    if not backend_class("tflite").available():
+        with pytest.raises(BackendError, match=r"pip install 'pxby-edge\[tflite\]'"):
+            open_backend(models.float, "tflite")
+
+
+def test_bad_files_are_refused_in_one_line(models, tmp_path):
+    text = tmp_path / "notes.tflite"
+    text.write_text("hello, not a model\n" * 4)
+    for backend in ("auto", "litert", "numpy"):
+        with pytest.raises(ModelFileError, match="not a TFLite model"):
+            open_backend(text, backend)
+    with pytest.raises(ModelFileError, match="no such model file"):
+        open_backend(tmp_path / "missing.tflite")
+    from quantize.export import export_tflite  # noqa: F401  (the exporter is what makes a manifest-less file)
+
+    bare = tmp_path / "bare.tflite"
+    from pxby_edge.tflite_file import TFLiteFile
+
+    data = models.float.read_bytes()
+    meta = TFLiteFile(data).metadata
+    assert "pxby_edge_manifest" in meta
+    from quantize.metadata import with_metadata
+
+    bare.write_bytes(with_metadata(data, {"pxby_edge_manifest": b"{\"format_version\": \"9.0\"}"}))
+    with pytest.raises(ManifestError, match="newer"):
+        open_backend(bare)
+    nomanifest = tmp_path / "nomanifest.tflite"
+    nomanifest.write_bytes(_without_manifest(data))
+    with pytest.raises(ManifestError, match="no pxby-edge manifest"):
+        open_backend(nomanifest, "numpy")
+
+
+def _without_manifest(data: bytes) -> bytes:
+    """The same flatbuffer with the manifest's metadata entry renamed (same length, so offsets hold)."""
+    name = b"pxby_edge_manifest"
+    assert data.count(name) == 1
+    return data.replace(name, b"xxxx_edge_manifest")
+
+
+def test_wrong_requests_are_backend_errors(models):
+    with pytest.raises(BackendError, match="unknown backend"):
+        open_backend(models.float, "tpu")
+    with pytest.raises(BackendError, match="exported for batch 1, not 8"):
+        open_backend(models.float, "numpy", batch=8)
+    with pytest.raises(ModelFileError, match="no ONNX file"):
+        open_backend(models.int8, "onnx")
+    be = open_backend(models.float, "litert")
+    with pytest.raises(BackendError, match=r"shape \(1, 6\)"):
+        be.step(np.zeros((2, 6), np.int32))
+    assert be.step([0, 0, 0, 0, 0, 1]).shape == (1, 6, 151)  # one context without the batch axis
+
+
+def test_onnx_finds_its_manifest(models, tmp_path):
+    if "onnx" not in available_backends():
+        pytest.skip("onnxruntime not installed")
+    be = open_backend(models.onnx)
+    assert be.name == "onnx" and be.manifest.recipe == "float"
+    assert json.loads(be.manifest.to_json())["batch"] == 1
