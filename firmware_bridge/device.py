@@ -21,8 +21,6 @@ from firmware_bridge import protocol as pr
 from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.frame import BadFrame, Decoder, Message, encode
 
-NAK_REPEAT_MS = 20
-
 
 def decode_tiles(data: np.ndarray) -> np.ndarray:
     """(n, 16) uint8 Game Boy 2bpp tiles -> (n, 8, 8) shades (Pan Docs: low plane byte first, bit 7 left)."""
@@ -33,9 +31,7 @@ def decode_tiles(data: np.ndarray) -> np.ndarray:
     return (lo | (hi << 1)).astype(np.uint8)
 
 
-def seq_before(a: int, b: int) -> bool:
-    """True when 16-bit sequence ``a`` comes before ``b`` (serial-number arithmetic)."""
-    return 0 < ((b - a) & 0xFFFF) < 0x8000
+NAK_REPEAT_MS = 5  # while a hole is open, remind the host this often
 
 
 class DeviceCore:
@@ -74,7 +70,7 @@ class DeviceCore:
         self.frame_no = 0
         self.session: Optional[int] = None
         self.expected = 0
-        self._nak_for: Optional[int] = None
+        self.held: dict[int, Message] = {}  # early reliable frames, by sequence (at most rx_window - 1)
         self._nak_at = 0
         self.out = bytearray()
         self.counters = {k: 0 for k in pr.PAYLOADS[pr.STATUS][1]}
@@ -97,7 +93,7 @@ class DeviceCore:
         self.fill = 0
         self.playing = False
         self.ended = False
-        self._due = 0.0
+        self._due_milli = 0  # integer, as in the C core, so both play the same sample counts
         self._last_ms: Optional[int] = None
         self._played_since_ack = 0
 
@@ -118,11 +114,19 @@ class DeviceCore:
     def _ack(self) -> None:
         self.counters["acks_sent"] += 1
         self._played_since_ack = 0
-        self._send(pr.ACK, pr.pack(pr.ACK, session=self.session or 0, audio_next=self.audio_next, audio_limit=self.audio_limit))
+        self._send(pr.ACK, pr.pack(pr.ACK, session=self.session or 0, audio_next=self.audio_next,
+                                   audio_limit=self.audio_limit, sack=self._sack()))
 
     def _nak(self, reason: int) -> None:
         self.counters["naks_sent"] += 1
-        self._send(pr.NAK, pr.pack(pr.NAK, session=self.session or 0, reason=reason, expected=self.expected))
+        self._send(pr.NAK, pr.pack(pr.NAK, session=self.session or 0, reason=reason, expected=self.expected,
+                                   sack=self._sack()))
+
+    def _sack(self) -> int:
+        bits = 0
+        for seq in self.held:
+            bits |= 1 << (((seq - self.expected) & 0xFFFF) - 1)
+        return bits
 
     def status_fields(self) -> dict:
         c = dict(self.counters)
@@ -175,25 +179,32 @@ class DeviceCore:
                 self._nak(pr.NAK_UNKNOWN_TYPE)
             return
         if msg.seq == self.expected:
-            self.expected = (self.expected + 1) & 0xFFFF
-            self._nak_for = None
-            # a malformed payload that passed its CRC is a host bug: skip it (and say so) rather
-            # than stall the sequence forever
-            if self._apply(msg, now_ms):
-                self._ack()
-            else:
-                self._nak(pr.NAK_BAD_PAYLOAD)
-        elif seq_before(msg.seq, self.expected):
+            self._deliver(msg, now_ms)
+            # frames that came early, held in the window, follow in order
+            while self.expected in self.held:
+                self._deliver(self.held.pop(self.expected), now_ms)
+            self._ack()
+        elif pr.seq_before(msg.seq, self.expected):
             self.counters["dup_frames"] += 1
             self._ack()
         else:
             self.counters["out_of_order"] += 1
-            # one NAK per hole, not one per frame behind it; again after NAK_REPEAT_MS in case
-            # the NAK or the retransmission was lost too
-            if self._nak_for != self.expected or now_ms - self._nak_at >= NAK_REPEAT_MS:
-                self._nak_for = self.expected
-                self._nak_at = now_ms
-                self._nak(pr.NAK_OUT_OF_ORDER)
+            ahead = (msg.seq - self.expected) & 0xFFFF
+            if ahead < min(self.caps.rx_window, 33):
+                if msg.seq in self.held:
+                    self.counters["dup_frames"] += 1
+                self.held[msg.seq] = msg  # selective repeat: keep it, the host resends only the hole
+            # every early frame is answered with the hole and the SACK bitmap: the host learns
+            # exactly what to resend (and tick() repeats it while the hole stays open)
+            self._nak_at = now_ms
+            self._nak(pr.NAK_OUT_OF_ORDER)
+
+    def _deliver(self, msg: Message, now_ms: int) -> None:
+        self.expected = (self.expected + 1) & 0xFFFF
+        # a malformed payload that passed its CRC is a host bug: skip it (and say so) rather
+        # than stall the sequence forever
+        if not self._apply(msg, now_ms):
+            self._nak(pr.NAK_BAD_PAYLOAD)
 
     def _hello(self, msg: Message) -> None:
         try:
@@ -210,7 +221,7 @@ class DeviceCore:
             # flicker) until the host redraws it
             self.session = fields["nonce"] & 0xFFFF or 1
             self.expected = 0
-            self._nak_for = None
+            self.held.clear()
             self._audio_reset()
         fw = pr.FIRMWARE_VERSION
         payload = pr.pack(
@@ -324,17 +335,21 @@ class DeviceCore:
         return True
 
     def tick(self, now_ms: int) -> None:
-        """Play what is due at ``now_ms`` (the audio timer of the firmware)."""
+        """Play what is due at ``now_ms`` (the audio timer of the firmware); repeat a hole's NAK."""
+        if self.held and self.session is not None and now_ms - self._nak_at >= NAK_REPEAT_MS:
+            # the NAK or the resent frame was lost, and with its window full the host sends
+            # nothing new that would make us say it again
+            self._nak_at = now_ms
+            self._nak(pr.NAK_OUT_OF_ORDER)
         if not self.audio_format:
             return
         if not self.playing:
             if self.fill and (self.fill >= max(1, self.audio_prebuffer) or self.ended):
-                self.playing, self._last_ms, self._due = True, now_ms, 0.0
+                self.playing, self._last_ms, self._due_milli = True, now_ms, 0
             return
-        self._due += (now_ms - self._last_ms) * self.audio_rate / 1000.0
+        self._due_milli += (now_ms - self._last_ms) * self.audio_rate
         self._last_ms = now_ms
-        want = int(self._due)
-        self._due -= want
+        want, self._due_milli = divmod(self._due_milli, 1000)
         while want and self.ring:
             offset, samples = self.ring[0]
             take = min(want, len(samples))

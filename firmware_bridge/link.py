@@ -36,8 +36,9 @@ class _Sent:
     mtype: int
     payload: bytes
     channel: int
-    sent_ms: int = 0
+    sent_ms: float = 0.0  # when its last byte left (estimated from the line rate)
     retransmitted: bool = False
+    sacked: bool = False  # the device holds it (selective ACK): never resend
 
     @property
     def payload_len(self) -> int:
@@ -57,7 +58,7 @@ class HostSession:
         rto_max_ms: int = 1000,
         ping_ms: int = 100,
         silence_ms: int = 2000,
-        nak_holdoff_ms: int = 20,
+        nak_holdoff_ms: int = 5,
         line_bps: Optional[float] = None,
         hello_ms: int = 30,
         versions: tuple[int, int] = (pr.PROTOCOL_MIN, pr.PROTOCOL_MAX),
@@ -130,7 +131,7 @@ class HostSession:
         self.next_seq = 0
         self.rto = self._rto_estimate()
         self._rto_deadline: Optional[int] = None
-        self._last_nak: tuple = (None, -(10**9))
+        self._last_timeout = -(10**9)
 
     @property
     def backlog(self) -> int:
@@ -282,7 +283,13 @@ class HostSession:
                 self._emit(Message(pr.PING, pr.pack(pr.PING, token=now_ms & 0xFFFFFFFF), 0, pr.CH_CONTROL, 0, self.tag))
             if self.in_flight and self._rto_deadline is not None and now_ms >= self._rto_deadline:
                 self.counters["timeouts"] += 1
-                self.rto = min(self.rto * 2, self.rto_max)  # back off: the line may be saturated
+                if self._last_rx <= self._last_timeout:
+                    # nothing heard since the last timeout: the device is busy or the line is
+                    # saturated, so back off; a device that talks but lost a frame gets it at once
+                    self.rto = min(self.rto * 2, self.rto_max)
+                else:
+                    self.rto = self._rto_estimate()
+                self._last_timeout = now_ms
                 self._retransmit(0, now_ms)
             self._audio_chunks()
             while self.pending and len(self.in_flight) < self.window:
@@ -306,13 +313,13 @@ class HostSession:
         self._replay = []
 
     def _retransmit(self, start_index: int, now_ms: int) -> None:
+        """Timeout: resend every frame in flight the device has not said it holds."""
         self._now = now_ms
-        for i, sent in enumerate(list(self.in_flight)[start_index:]):
-            sent.retransmitted = True
-            sent.sent_ms = self._write(sent.wire)
-            self.counters["retransmits"] += 1
-            if i == 0:
-                self._rto_deadline = sent.sent_ms + self.rto
+        for sent in list(self.in_flight)[start_index:]:
+            if not sent.sacked:
+                self._resend(sent)
+        if self.in_flight:
+            self._rto_deadline = max(now_ms, self.in_flight[0].sent_ms) + self.rto
 
     def receive(self, data: bytes, now_ms: int) -> None:
         self.counters["bytes_received"] += len(data)
@@ -350,8 +357,8 @@ class HostSession:
                 self.audio_limit = max(self.audio_limit, fields["audio_limit"])
             if msg.type == pr.NAK:
                 self.counters["naks"] += 1
-                if fields["reason"] == pr.NAK_OUT_OF_ORDER:
-                    self._nak(fields["expected"], now_ms)
+            if fields["sack"] or (msg.type == pr.NAK and fields["reason"] == pr.NAK_OUT_OF_ORDER):
+                self._selective(msg.ack, fields["sack"], now_ms)
         elif msg.type == pr.PONG:
             # the token is our clock when we pinged: a clean round-trip sample even when every
             # data frame got retransmitted (which Karn's rule leaves without one)
@@ -365,7 +372,9 @@ class HostSession:
         progressed = False
         while self.in_flight and 0 < ((ack - self.in_flight[0].seq) & 0xFFFF) <= len(self.in_flight):
             sent = self.in_flight.popleft()
-            if not sent.retransmitted:
+            # Karn: no sample from a resent frame; none either from one the device held behind
+            # a hole (its ACK waited for the hole); only the frame that caused this ACK counts
+            if not sent.retransmitted and not sent.sacked and ((sent.seq + 1) & 0xFFFF) == ack:
                 self._rtt_sample(max(0.0, now_ms - sent.sent_ms))
             self.counters["payload_bytes_acked"] += sent.payload_len
             if getattr(self, "_cfg_seq_pending", None) == sent.seq:
@@ -392,16 +401,30 @@ class HostSession:
             return self.rto_base
         return int(min(self.rto_max, max(self.rto_min, self.srtt + 4 * self.rttvar)))
 
-    def _nak(self, expected: int, now_ms: int) -> None:
-        for i, sent in enumerate(self.in_flight):
-            if sent.seq == expected:
-                last_seq, last_ms = self._last_nak
-                # a NAK for the same hole within one round trip is the echo of our own burst
-                if last_seq == expected and now_ms - last_ms < self.nak_holdoff:
-                    return
-                self._last_nak = (expected, now_ms)
-                self._retransmit(i, now_ms)
-                return
+    def _selective(self, ack: int, sack: int, now_ms: int) -> None:
+        """Resend the holes the device reported: frames below its highest held one that it lacks."""
+        highest = ack  # the hole itself is always missing
+        for sent in self.in_flight:
+            d = ((sent.seq - ack) & 0xFFFF) - 1
+            if 0 <= d < 32 and sack >> d & 1:
+                sent.sacked = True
+                highest = sent.seq
+        # a frame resent less than a round trip ago may still be on its way: leave it
+        holdoff = max(self.nak_holdoff, 1.5 * self.srtt) if self.srtt is not None else self.nak_holdoff
+        self._now = now_ms
+        for sent in self.in_flight:
+            if sent.sacked or (sent.seq != highest and not pr.seq_before(sent.seq, highest)):
+                continue
+            if now_ms - sent.sent_ms >= holdoff:
+                self._resend(sent)
+
+    def _resend(self, sent: _Sent) -> None:
+        first = self.in_flight and self.in_flight[0] is sent
+        sent.retransmitted = True
+        sent.sent_ms = self._write(sent.wire)
+        self.counters["retransmits"] += 1
+        if first:
+            self._rto_deadline = sent.sent_ms + self.rto
 
     def _handshake_done(self, fields: dict, now_ms: int) -> None:
         if fields["version"] == 0:

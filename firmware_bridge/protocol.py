@@ -129,8 +129,9 @@ PAYLOADS: dict[int, tuple[str, tuple[str, ...]]] = {
     ),
     PING: ("<I", ("token",)),
     PONG: ("<I", ("token",)),
-    ACK: ("<HII", ("session", "audio_next", "audio_limit")),
-    NAK: ("<HBH", ("session", "reason", "expected")),
+    # sack: bit i set = reliable frame (ack + 1 + i) is held by the device (selective repeat)
+    ACK: ("<HIII", ("session", "audio_next", "audio_limit", "sack")),
+    NAK: ("<HBHI", ("session", "reason", "expected", "sack")),
     RESET: ("", ()),
     PALETTE: ("<12B", tuple(f"{c}{i}" for i in range(4) for c in "rgb")),
     TILES: ("<H", ("first_slot",)),  # + n x 16 bytes
@@ -160,6 +161,11 @@ PAYLOADS: dict[int, tuple[str, tuple[str, ...]]] = {
 
 for _t, (_fmt, _names) in PAYLOADS.items():
     assert (len(struct.unpack(_fmt, bytes(struct.calcsize(_fmt)))) if _fmt else 0) == len(_names), _t
+
+
+def seq_before(a: int, b: int) -> bool:
+    """True when 16-bit sequence ``a`` comes before ``b`` (serial-number arithmetic, RFC 1982)."""
+    return 0 < ((b - a) & 0xFFFF) < 0x8000
 
 
 def fixed_size(msg_type: int) -> int:
@@ -198,7 +204,7 @@ class Capabilities:
     tile_slots: int = 384
     audio_rate: int = 8192
     audio_formats: int = AUDIO_U8 | AUDIO_U4
-    rx_window: int = 8
+    rx_window: int = 8  # at most 32: the SACK bitmap
     max_payload: int = 512
     audio_buffer: int = 4096  # samples
     text_buffer: int = 256

@@ -48,8 +48,8 @@ def _samples() -> list[tuple[str, bytes]]:
         ("hello", m(hello)),
         ("hello_ack", m(hello_ack)),
         ("ping_pong", m(Message(pr.PING, b"\x01\x02\x03\x04", ack=5)) + m(Message(pr.PONG, b"\x01\x02\x03\x04"))),
-        ("ack_nak", m(Message(pr.ACK, pr.pack(pr.ACK, session=5, audio_next=10, audio_limit=4106), ack=17))
-         + m(Message(pr.NAK, pr.pack(pr.NAK, session=5, reason=1, expected=16), ack=16))),
+        ("ack_nak", m(Message(pr.ACK, pr.pack(pr.ACK, session=5, audio_next=10, audio_limit=4106, sack=0x80000005), ack=17))
+         + m(Message(pr.NAK, pr.pack(pr.NAK, session=5, reason=1, expected=16, sack=3), ack=16))),
         ("reset_palette_commit", m(Message(pr.RESET, b"", 1)) + m(pal) + m(Message(pr.COMMIT, b"\x07\x00\x00\x00", 1))),
         ("tiles_wrapping_seq", m(tiles)),
         ("map_rect", m(rect)),

@@ -186,11 +186,19 @@ static uint32_t audio_limit(const pxby_device *dev) {
     return dev->audio_next + (PXBY_DEV_AUDIO_BUFFER - dev->fill);
 }
 
+static uint32_t sack_bits(const pxby_device *dev) {
+    uint32_t bits = 0;
+    for (int i = 0; i < PXBY_DEV_RX_WINDOW; i++)
+        if (dev->held[i].used) bits |= 1u << (((uint16_t)(dev->held[i].seq - dev->expected) - 1) & 31);
+    return bits;
+}
+
 static void send_ack(pxby_device *dev) {
     uint8_t p[PXBY_ACK_FIXED];
     wr16(p, dev->has_session ? dev->session : 0);
     wr32(p + 2, dev->audio_next);
     wr32(p + 6, audio_limit(dev));
+    wr32(p + 10, sack_bits(dev));
     dev->played_since_ack = 0;
     send(dev, PXBY_MSG_ACK, p, sizeof p);
 }
@@ -200,6 +208,7 @@ static void send_nak(pxby_device *dev, uint8_t reason) {
     wr16(p, dev->has_session ? dev->session : 0);
     p[2] = reason;
     wr16(p + 3, dev->expected);
+    wr32(p + 5, sack_bits(dev));
     send(dev, PXBY_MSG_NAK, p, sizeof p);
 }
 
@@ -225,7 +234,8 @@ static void on_hello(pxby_device *dev, const pxby_msg *m) {
         dev->has_session = 1;
         dev->session = (uint16_t)(nonce & 0xFFFF) ? (uint16_t)(nonce & 0xFFFF) : 1;
         dev->expected = 0;
-        dev->nak_pending_valid = 0;
+        memset(dev->held, 0, sizeof dev->held);
+        dev->held_count = 0;
         audio_reset(dev, 0, 0, 0, 0);
     }
     uint8_t p[PXBY_HELLO_ACK_FIXED], *q = p;
@@ -345,6 +355,16 @@ static int apply(pxby_device *dev, const pxby_msg *m) {
     }
 }
 
+static void deliver(pxby_device *dev, const pxby_msg *m) {
+    dev->expected++;
+    /* a malformed payload that passed its CRC is a host bug: skip it and say so, rather than
+       stall the sequence forever */
+    if (!apply(dev, m)) {
+        dev->counters[PXBY_C_BAD_PAYLOAD]++;
+        send_nak(dev, PXBY_NAK_BAD_PAYLOAD);
+    }
+}
+
 static int seq_before(uint16_t a, uint16_t b) {
     uint16_t d = (uint16_t)(b - a);
     return d > 0 && d < 0x8000;
@@ -381,25 +401,39 @@ static void on_message(pxby_device *dev, const pxby_msg *m) {
         return;
     }
     if (m->seq == dev->expected) {
-        dev->expected++;
-        dev->nak_pending_valid = 0;
-        /* a malformed payload that passed its CRC is a host bug: skip it and say so, rather
-           than stall the sequence forever */
-        if (apply(dev, m)) send_ack(dev);
-        else { dev->counters[PXBY_C_BAD_PAYLOAD]++; send_nak(dev, PXBY_NAK_BAD_PAYLOAD); }
+        deliver(dev, m);
+        /* frames that came early, held in the window, follow in order */
+        for (;;) {
+            pxby_held *h = &dev->held[dev->expected % PXBY_DEV_RX_WINDOW];
+            if (!h->used || h->seq != dev->expected) break;
+            pxby_msg held = {PXBY_PROTOCOL_VERSION, h->type, h->flags, h->channel, h->seq, m->ack, h->payload, h->len};
+            h->used = 0;
+            dev->held_count--;
+            deliver(dev, &held);
+        }
+        send_ack(dev);
     } else if (seq_before(m->seq, dev->expected)) {
         dev->counters[PXBY_C_DUP_FRAMES]++;
         send_ack(dev);
     } else {
-        uint32_t now = dev->hw.millis ? dev->hw.millis(dev->hw.ctx) : 0;
+        uint16_t ahead = (uint16_t)(m->seq - dev->expected);
         dev->counters[PXBY_C_OUT_OF_ORDER]++;
-        /* one NAK per hole, again after a while in case it or the retransmission got lost */
-        if (!dev->nak_pending_valid || dev->nak_for != dev->expected || now - dev->nak_at >= PXBY_NAK_REPEAT_MS) {
-            dev->nak_pending_valid = 1;
-            dev->nak_for = dev->expected;
-            dev->nak_at = now;
-            send_nak(dev, PXBY_NAK_OUT_OF_ORDER);
+        if (ahead < PXBY_DEV_RX_WINDOW) { /* keep it: the host resends only the hole */
+            pxby_held *h = &dev->held[m->seq % PXBY_DEV_RX_WINDOW];
+            if (h->used) dev->counters[PXBY_C_DUP_FRAMES]++;
+            else dev->held_count++;
+            h->used = 1;
+            h->type = m->type;
+            h->flags = m->flags;
+            h->channel = m->channel;
+            h->seq = m->seq;
+            h->len = m->len; /* <= PXBY_DEV_MAX_PAYLOAD: checked on entry */
+            memcpy(h->payload, m->payload, m->len);
         }
+        /* every early frame is answered with the hole and the SACK bitmap (and tick() repeats it
+           while the hole stays open) */
+        dev->nak_at = dev->hw.millis ? dev->hw.millis(dev->hw.ctx) : 0;
+        send_nak(dev, PXBY_NAK_OUT_OF_ORDER);
     }
 }
 
@@ -421,6 +455,12 @@ void pxby_device_feed(pxby_device *dev, const uint8_t *data, size_t len) {
 
 void pxby_device_tick(pxby_device *dev) {
     uint32_t now = dev->hw.millis ? dev->hw.millis(dev->hw.ctx) : 0;
+    if (dev->held_count && dev->has_session && now - dev->nak_at >= PXBY_NAK_REPEAT_MS) {
+        /* the NAK or the resent frame was lost, and with its window full the host sends
+           nothing new that would make us say it again */
+        dev->nak_at = now;
+        send_nak(dev, PXBY_NAK_OUT_OF_ORDER);
+    }
     if (!dev->audio_format) return;
     if (!dev->playing) {
         if (dev->fill && (dev->fill >= (dev->prebuffer ? dev->prebuffer : 1) || dev->ended)) {

@@ -34,7 +34,10 @@
 #ifndef PXBY_DEV_AUDIO_RATE
 #define PXBY_DEV_AUDIO_RATE 8192
 #endif
-#define PXBY_NAK_REPEAT_MS 20
+#define PXBY_NAK_REPEAT_MS 5 /* while a hole is open, remind the host this often */
+#if PXBY_DEV_RX_WINDOW > 32 || PXBY_DEV_RX_WINDOW < 1
+#error "PXBY_DEV_RX_WINDOW must be 1..32 (the SACK bitmap is 32 bits)"
+#endif
 
 /* -- CRC and COBS -------------------------------------------------------------------------- */
 uint32_t pxby_crc32c(const uint8_t *data, size_t len, uint32_t crc);
@@ -96,14 +99,21 @@ enum pxby_counter {
     PXBY_C_AUDIO_OVERFLOW, PXBY_C_HELLOS, PXBY_C_COUNT
 };
 
+/* A reliable frame that arrived ahead of a hole, kept until the hole is filled (selective repeat). */
+typedef struct {
+    uint8_t used, type, flags, channel;
+    uint16_t seq, len;
+    uint8_t payload[PXBY_DEV_MAX_PAYLOAD];
+} pxby_held;
+
 typedef struct {
     pxby_hw hw;
     pxby_decoder dec;
     uint32_t boot_id;
     uint8_t has_session;
     uint16_t session, expected;
-    uint8_t nak_pending_valid;
-    uint16_t nak_for;
+    pxby_held held[PXBY_DEV_RX_WINDOW];
+    uint8_t held_count;
     uint32_t nak_at;
     uint8_t tiles[PXBY_DEV_TILE_SLOTS][PXBY_TILE_BYTES];
     uint16_t map[PXBY_MAP_H][PXBY_MAP_W];

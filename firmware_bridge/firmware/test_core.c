@@ -127,18 +127,26 @@ static void test_device(void) {
     host.out_len = 0;
     feed(PXBY_MSG_COMMIT, PXBY_F_RELIABLE, 3, 7, frame, 4);
     CHECK(reply(PXBY_MSG_ACK, &m, p) && m.ack == 4 && dev.counters[PXBY_C_DUP_FRAMES] == 1);
+    /* an early frame is held and reported in the SACK bitmap; the hole's frames release it */
     feed(PXBY_MSG_COMMIT, PXBY_F_RELIABLE, 6, 7, frame, 4);
     CHECK(reply(PXBY_MSG_NAK, &m, p) && p[2] == PXBY_NAK_OUT_OF_ORDER && (p[3] | p[4] << 8) == 4);
-    feed(PXBY_MSG_COMMIT, PXBY_F_RELIABLE, 7, 7, frame, 4);
-    CHECK(!reply(PXBY_MSG_NAK, &m, p));
+    CHECK(p[5] == 0x02 && dev.held_count == 1); /* bit 1: seq 4 + 1 + 1 */
+    host.now_ms += PXBY_NAK_REPEAT_MS;
+    pxby_device_tick(&dev); /* the hole is still open: the NAK is repeated */
+    CHECK(reply(PXBY_MSG_NAK, &m, p) && (p[3] | p[4] << 8) == 4);
+    uint32_t commits = dev.counters[PXBY_C_COMMITS];
+    feed(PXBY_MSG_COMMIT, PXBY_F_RELIABLE, 4, 7, frame, 4);
+    feed(PXBY_MSG_COMMIT, PXBY_F_RELIABLE, 5, 7, frame, 4);
+    CHECK(reply(PXBY_MSG_ACK, &m, p) && m.ack == 7 && dev.held_count == 0);
+    CHECK(dev.counters[PXBY_C_COMMITS] == commits + 3);
 
     /* out-of-range tiles are refused and leave the store alone */
     tiles[0] = (uint8_t)(PXBY_DEV_TILE_SLOTS & 0xFF);
     tiles[1] = (uint8_t)(PXBY_DEV_TILE_SLOTS >> 8);
-    feed(PXBY_MSG_TILES, PXBY_F_RELIABLE, 4, 7, tiles, sizeof tiles);
-    CHECK(reply(PXBY_MSG_NAK, &m, p) && p[2] == PXBY_NAK_BAD_PAYLOAD && dev.expected == 5);
+    feed(PXBY_MSG_TILES, PXBY_F_RELIABLE, 7, 7, tiles, sizeof tiles);
+    CHECK(reply(PXBY_MSG_NAK, &m, p) && p[2] == PXBY_NAK_BAD_PAYLOAD && dev.expected == 8);
     uint8_t rect[4 + 2] = {19, 17, 2, 1, 0, 0}; /* runs off the right edge */
-    feed(PXBY_MSG_MAP_RECT, PXBY_F_RELIABLE, 5, 7, rect, sizeof rect);
+    feed(PXBY_MSG_MAP_RECT, PXBY_F_RELIABLE, 8, 7, rect, sizeof rect);
     CHECK(reply(PXBY_MSG_NAK, &m, p) && p[2] == PXBY_NAK_BAD_PAYLOAD);
 
     /* audio: configure 8-bit at sample 100, prebuffer 4; a chunk, a gap, playback by the clock */
@@ -147,7 +155,7 @@ static void test_device(void) {
     cfg[4] = PXBY_AUDIO_U8;
     cfg[5] = 100;
     cfg[9] = 4;
-    feed(PXBY_MSG_AUDIO_CFG, PXBY_F_RELIABLE, 6, 7, cfg, sizeof cfg);
+    feed(PXBY_MSG_AUDIO_CFG, PXBY_F_RELIABLE, 9, 7, cfg, sizeof cfg);
     CHECK(reply(PXBY_MSG_ACK, &m, p) && dev.audio_format == PXBY_AUDIO_U8);
     uint8_t chunk[4 + 8] = {100, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
     feed(PXBY_MSG_AUDIO_CHUNK, 0, 0, 7, chunk, sizeof chunk);
@@ -166,7 +174,7 @@ static void test_device(void) {
     cfg[4] = PXBY_AUDIO_U4;
     cfg[5] = 0;
     cfg[9] = 0;
-    feed(PXBY_MSG_AUDIO_CFG, PXBY_F_RELIABLE, 7, 7, cfg, sizeof cfg);
+    feed(PXBY_MSG_AUDIO_CFG, PXBY_F_RELIABLE, 10, 7, cfg, sizeof cfg);
     uint8_t chunk4[5] = {0, 0, 0, 0, 0x9A};
     host.audio_len = 0;
     feed(PXBY_MSG_AUDIO_CHUNK, PXBY_F_END, 0, 7, chunk4, sizeof chunk4);
@@ -187,8 +195,8 @@ static void test_device(void) {
     static uint8_t big[PXBY_MAX_PAYLOAD];
     memset(big, 1, sizeof big);
     uint32_t bad_before = dev.counters[PXBY_C_FRAMES_BAD];
-    feed(PXBY_MSG_TILES, PXBY_F_RELIABLE, 8, 7, big, sizeof big);
-    CHECK(dev.counters[PXBY_C_FRAMES_BAD] == bad_before + 1 && dev.expected == 8);
+    feed(PXBY_MSG_TILES, PXBY_F_RELIABLE, 11, 7, big, sizeof big);
+    CHECK(dev.counters[PXBY_C_FRAMES_BAD] == bad_before + 1 && dev.expected == 11);
 }
 
 int main(void) {
