@@ -9,6 +9,7 @@ module body stays light: torch, litert-torch and ai-edge-quantizer load inside t
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -73,16 +74,26 @@ def quantize(checkpoint, out, recipe, calib, calib_steps, batch, onnx_out, float
     """Export CHECKPOINT's streaming step to TFLite, quantize it, and report its fidelity."""
     from quantize.pipeline import STAGES, quantize_checkpoint
 
-    with click.progressbar(length=len(STAGES), label="quantize", file=click.get_text_stream("stderr"),
-                           item_show_func=lambda s: s) as bar:
-        def tick(stage):
-            bar.update(1, stage)
+    bar = None
 
+    def tick(stage):
+        # Opened on the first tick, after every input was checked, so a bad input is one line on stderr.
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=len(STAGES), label="quantize", file=sys.stderr,
+                                    item_show_func=lambda s: s)
+            bar.__enter__()
+        bar.update(1, stage)
+
+    try:
         report = quantize_checkpoint(
             checkpoint, out, recipe=recipe, calib=calib, calib_steps=calib_steps, batch=batch,
             onnx_out=onnx_out, float_out=float_out, report_out=report_out, force=force, eval_steps=eval_steps,
             progress=tick,
         )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

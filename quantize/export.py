@@ -32,8 +32,8 @@ def quiet():
         except OSError:  # no real fds (embedded interpreter): stay loud rather than fail
             pass
         try:
-            with contextlib.redirect_stdout(open(os.devnull, "w")) as out, \
-                    contextlib.redirect_stderr(out), warnings.catch_warnings():
+            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), \
+                    contextlib.redirect_stderr(null), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 yield
         finally:

@@ -110,7 +110,6 @@ def quantize_checkpoint(
     pxby = _pxby_block(source.path)
     slicing = dict(pxby.get("data_slicing") or source.slicing)
     step = StepModule(source.model).eval()
-    tick("load")
 
     t0 = time.perf_counter()
     data = load_streams(calib, slicing)
@@ -119,6 +118,8 @@ def quantize_checkpoint(
         ev_streams = Streams(synthetic_streams(2, slicing, EVAL_SEED), f"synthetic (seed {EVAL_SEED}, 2 items)")
     else:
         cal_streams, ev_streams = split_streams(data)
+    # Every input has been checked by now: the first tick is where a progress display may start.
+    tick("load")
     samples, calib_summary = calibration_samples(step, cal_streams, calib_steps, batch)
     calibrate_s = time.perf_counter() - t0
     tick("calibrate")
@@ -177,7 +178,6 @@ def quantize_checkpoint(
                                                                  _float_figures(report)))))
     for path, data_bytes in writes:
         atomic_write(path, data_bytes)
-    report["quant_file_bytes"] = len(quant_final)
     if report_out is not None:
         atomic_write(report_out, (json.dumps(_json_ready(report), indent=2) + "\n").encode())
     tick("write")

@@ -1,0 +1,171 @@
+"""End to end on the upstream fixture: quantize writes the files it says, the manifest describes each file
+exactly, the float TFLite and ONNX steps equal PyTorch, and bad inputs fail in one line before any work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("litert_torch")
+pytest.importorskip("ai_edge_quantizer")
+
+import cli  # noqa: E402
+from pxby_edge.manifest import MANIFEST_METADATA_NAME, Manifest, read_manifest  # noqa: E402
+from pxby_edge.tflite_file import TFLiteFile  # noqa: E402
+
+REQUIRED = ("recipe", "float_bytes", "quant_bytes", "new_token_accuracy_float", "new_token_accuracy_quant",
+            "all_slot_accuracy_float", "all_slot_accuracy_quant", "new_token_top1_agreement", "mean_kl",
+            "state_cosine_4096", "convert_seconds")
+
+
+@pytest.fixture(scope="module")
+def built(upstream_dir, tmp_path_factory):
+    from quantize.pipeline import quantize_checkpoint
+
+    out = tmp_path_factory.mktemp("q")
+    paths = {"quant": out / "m.tflite", "float": out / "m-float.tflite", "onnx": out / "m.onnx",
+             "report": out / "r.json"}
+    stages = []
+    report = quantize_checkpoint(
+        upstream_dir / "tiny_autoregressive", paths["quant"], recipe="int8", calib_steps=16, eval_steps=256,
+        onnx_out=paths["onnx"], float_out=paths["float"], report_out=paths["report"], progress=stages.append,
+    )
+    return report, paths, stages
+
+
+def test_report_has_the_agreed_keys(built):
+    report, paths, stages = built
+    from quantize.pipeline import STAGES
+
+    assert tuple(stages) == STAGES
+    on_disk = json.loads(paths["report"].read_text())
+    for key in REQUIRED:
+        assert key in on_disk, key
+    for key in REQUIRED[3:9]:
+        assert 0.0 <= on_disk[key] <= 1.0 or key == "mean_kl"
+    assert on_disk["float_tflite_top1_agreement"] == 1.0
+    assert on_disk["max_abs_logit_diff_float_tflite"] < 1e-4
+    assert on_disk["quant_bytes"] < on_disk["float_bytes"]
+    assert read_manifest(paths["quant"]).fidelity == on_disk
+
+
+def test_manifest_describes_each_file(built, upstream_dir):
+    _, paths, _ = built
+    for key, recipe in (("quant", "int8"), ("float", "float")):
+        f = TFLiteFile.open(paths[key])
+        m = read_manifest(f)
+        assert m.recipe == recipe and m.objective == "autoregressive" and m.batch == 1 and m.slots == 6
+        assert [s.name for s in m.inputs] == ["context", "h0", "c0"]
+        assert [s.name for s in m.outputs] == ["logits", "h1", "c1"]
+        tensors = f.subgraphs[0].tensors
+        for spec in m.inputs + m.outputs:
+            t = tensors[spec.index]
+            assert (t.name, t.shape, t.dtype, t.scale, t.zero_point) == (
+                spec.tensor, spec.shape, spec.dtype, spec.scale, spec.zero_point)
+        assert Manifest.from_json(m.to_json()) == m
+        sha = __import__("hashlib").sha256((upstream_dir / "tiny_autoregressive" / "model.safetensors").read_bytes())
+        assert m.checkpoint_sha256 == sha.hexdigest()
+    quant = read_manifest(paths["quant"])
+    for name in ("h0", "c0"):
+        assert quant.input(name).dtype == "int8" and quant.input(name).scale > 0
+    for name in ("h1", "c1", "logits"):
+        assert quant.output(name).dtype == "int8" and quant.output(name).scale > 0
+    assert quant.calibration["calib_steps"] == 16
+
+
+def test_float_tflite_and_onnx_equal_pytorch(built, upstream_dir):
+    from quantize.fidelity import TFLiteStep
+
+    _, paths, _ = built
+    io = np.load(upstream_dir / "tiny_autoregressive_io.npz")
+    ctx, want = io["input_ids"][0].astype(np.int32), io["logits"][0]
+    got = TFLiteStep(paths["float"].read_bytes()).run(ctx)
+    assert np.abs(got - want).max() < 1e-4
+
+    ort = pytest.importorskip("onnxruntime")
+    sess = ort.InferenceSession(str(paths["onnx"]), providers=["CPUExecutionProvider"])
+    meta = Manifest.from_json(sess.get_modelmeta().custom_metadata_map[MANIFEST_METADATA_NAME])
+    assert meta.recipe == "float" and [s.name for s in meta.inputs] == ["context", "h0", "c0"]
+    h = c = np.zeros((2, 1, 32), np.float32)
+    out = []
+    for t in range(len(ctx)):
+        logits, h, c = sess.run(["logits", "h1", "c1"], {"context": ctx[t: t + 1], "h0": h, "c0": c})
+        out.append(logits[0])
+    assert np.abs(np.stack(out) - want).max() < 1e-4
+
+
+def test_quantized_file_runs_and_mostly_agrees(built, upstream_dir):
+    from quantize.fidelity import TFLiteStep
+
+    _, paths, _ = built
+    io = np.load(upstream_dir / "tiny_autoregressive_io.npz")
+    ctx, want = io["input_ids"][0].astype(np.int32), io["logits"][0]
+    got = TFLiteStep(paths["quant"].read_bytes()).run(ctx)
+    assert (got.argmax(-1) == want.argmax(-1)).mean() > 0.5
+
+
+def _run(capsys, *args):
+    rc = cli.main(["quantize", *map(str, args)])
+    err = capsys.readouterr().err
+    return rc, err
+
+
+def _bad_checkpoint(tmp_path, upstream_dir, name, **config):
+    folder = tmp_path / name
+    shutil.copytree(upstream_dir / "tiny_autoregressive", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(config)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return folder
+
+
+def test_bad_inputs_fail_in_one_line(tmp_path, upstream_dir, capsys):
+    out = tmp_path / "o.tflite"
+    ckpt = upstream_dir / "tiny_autoregressive"
+    corrupt = _bad_checkpoint(tmp_path, upstream_dir, "corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"\x00not safetensors at all")
+    bad_json = _bad_checkpoint(tmp_path, upstream_dir, "badjson")
+    (bad_json / "config.json").write_text("{nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    empty_npz = tmp_path / "npz"
+    empty_npz.mkdir()
+    np.savez(empty_npz / "a.npz", input_ids=np.zeros((0, 6), np.int16))
+    exists = tmp_path / "exists.tflite"
+    exists.write_bytes(b"keep me")
+    cases = [
+        ((tmp_path / "missing", "-o", out), "no such checkpoint"),
+        ((corrupt, "-o", out), "cannot read the weights"),
+        ((bad_json, "-o", out), "config.json"),
+        ((_bad_checkpoint(tmp_path, upstream_dir, "bi", bidirection=True), "-o", out), "bidirectional"),
+        ((_bad_checkpoint(tmp_path, upstream_dir, "diff", objective="diffusion"), "-o", out), "diffusion"),
+        ((ckpt, "-o", out, "--calib", empty), "not a dataset folder"),
+        ((ckpt, "-o", out, "--calib", empty_npz), "no token streams"),
+        ((ckpt, "-o", out, "--calib", tmp_path / "nothing"), "no calibration data"),
+        ((ckpt, "-o", exists), "already exists"),
+    ]
+    for args, message in cases:
+        rc, err = _run(capsys, *args)
+        assert rc == 2, (args, err)
+        assert err.startswith("error:") and err.count("\n") == 1, err
+        assert message in err, (message, err)
+    assert exists.read_bytes() == b"keep me" and not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["dynamic", "a16w8", "mixed"])
+def test_cli_every_recipe(recipe, upstream_dir, tmp_path, capsys):
+    out = tmp_path / "m.tflite"
+    rc = cli.main(["quantize", str(upstream_dir / "tiny_autoregressive"), "-o", str(out), "--recipe", recipe,
+                   "--calib-steps", "8", "--eval-steps", "128", "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["recipe"] == recipe and read_manifest(out).recipe == recipe
+    state = read_manifest(out).input("c0")
+    assert (state.dtype == "int16") == (recipe == "a16w8")
+    assert (state.dtype == "float32") == (recipe in ("dynamic", "mixed"))
