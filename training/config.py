@@ -101,7 +101,9 @@ class TrainConfig:
     grad_accum: int = 1
     epochs: int = 10
     max_steps: int = 0  # > 0 stops after that many optimizer steps (schedule spans them)
+    max_minutes: float = 0.0  # > 0: a wall-clock budget; the cosine schedule then follows elapsed time
     eval_every: int = 200  # optimizer steps between validations (also at every epoch end)
+    eval_batches: int = 0  # > 0: periodic validations use only the first N held-out batches (the last uses all)
     slicing_image: int = 1
     slicing_audio: int = 4
     val_fraction: float = 0.05
@@ -117,6 +119,7 @@ class TrainConfig:
             "slicing_image": self.slicing_image >= 1, "slicing_audio": self.slicing_audio >= 1,
             "val_fraction": 0 <= self.val_fraction < 1, "pad_weight": self.pad_weight >= 0,
             "eval_every": self.eval_every >= 1, "max_steps": self.max_steps >= 0,
+            "max_minutes": self.max_minutes >= 0, "eval_batches": self.eval_batches >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -85,12 +85,13 @@ def setup_runtime(device: str = "auto", amp: str = "auto") -> Runtime:
     return Runtime(rank, world, local_rank, dev, ddp, amp_dtype)
 
 
-def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
-    """Linear warm-up to cfg.lr, then cosine down to cfg.min_lr at total_steps."""
+def lr_at(step: int, cfg: TrainConfig, total_steps: int, time_fraction: float = 0.0) -> float:
+    """Linear warm-up to cfg.lr, then cosine down to cfg.min_lr at total_steps (or at the end of the
+    wall-clock budget, whichever comes first: ``time_fraction`` is elapsed / budget)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     span = max(1, total_steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    progress = min(1.0, max((step - cfg.warmup_steps) / span, time_fraction))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
@@ -264,7 +265,8 @@ def train(
     if resume:
         saved = json.loads((out / "train_config.json").read_text())
         model_cfg = ModelConfig.from_dict(saved["model"])
-        cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs, max_steps=cfg.max_steps)
+        cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs, max_steps=cfg.max_steps,
+                      max_minutes=cfg.max_minutes)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts them)
@@ -305,12 +307,13 @@ def train(
     batches_per_epoch = math.ceil(math.ceil(len(train_w) / rt.world) / cfg.batch_size)
     steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
-    step, epoch, batch_pos, best, rows = 0, 0, 0, float("inf"), []
+    step, epoch, batch_pos, best, rows, prior_s = 0, 0, 0, float("inf"), [], 0.0
     if resume:
         raw_model.load_state_dict(_load_state_dict(out / "last"))
         st = _load_training_state(out / "last", optimizer, scaler, rt.device)
         step, epoch, batch_pos, best = st["step"], st["epoch"], st["batch_pos"], st["best_val_loss"]
         rows = _read_metrics(out / "metrics.csv")
+        prior_s = float(st.get("elapsed_s", 0.0))
         say(f"resuming at step {step} (epoch {epoch + 1}, batch {batch_pos})")
     pxby = {
         KEY_SLICING: cfg.slicing,
@@ -336,20 +339,22 @@ def train(
         save_checkpoint(raw_model, out / "last", pxby)
         _save_training_state(out / "last", optimizer, scaler, {
             "step": step, "epoch": epoch, "batch_pos": batch_pos, "best_val_loss": best,
+            "elapsed_s": prior_s + time.time() - t0,
         })
         writes["checkpoint_writes"] += 1
         write_metrics(out, rows)
 
+    t0 = time.time()
     bar = None
     if progress and rt.master:
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
-    t0 = time.time()
-    run_tokens = 0
+    # Running sums stay on the device (no host sync per step): loss, hit, valid, new hit, new valid, batches.
+    acc = torch.zeros(6, dtype=torch.float64, device=rt.device)
+    positions = torch.zeros((), dtype=torch.int64, device=rt.device)
+    eval_s = 0.0  # time spent validating and writing, left out of tokens/s
     tokens_seen = rows[-1]["tokens"] if rows else 0
-    acc_loss, acc_counts = 0.0, torch.zeros(4, dtype=torch.float64)
-    acc_n = 0
     model.train()
     done = step >= total_steps
     while not done and (cfg.max_steps or epoch < cfg.epochs):
@@ -359,8 +364,9 @@ def train(
         usable = (len(batches) // cfg.grad_accum) * cfg.grad_accum or len(batches)
         while batch_pos < usable:
             group = batches[batch_pos: batch_pos + cfg.grad_accum]
+            time_fraction = (prior_s + time.time() - t0) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
             for g in optimizer.param_groups:
-                g["lr"] = lr_at(step, cfg, total_steps)
+                g["lr"] = lr_at(step, cfg, total_steps, time_fraction)
             for micro, b in enumerate(group):
                 x, y = (torch.from_numpy(a).to(rt.device, non_blocking=True) for a in train_w.batch(b))
                 # Gradients are all-reduced only on the last micro-batch of an accumulation group.
@@ -370,10 +376,10 @@ def train(
                         logits = model(x)
                     loss, counts = loss_and_counts(logits, y, class_weight)
                     scaler.scale(loss / len(group)).backward()
-                acc_loss += loss.item()
-                acc_counts += counts.double().cpu()
-                acc_n += 1
-                run_tokens += int(counts[1]) // (6 if y.dim() == 3 else 1) * rt.world
+                acc[0] += loss.detach().double()
+                acc[1:5] += counts.double()
+                acc[5] += 1
+                positions += counts[3]
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
@@ -386,34 +392,51 @@ def train(
                 _check_in_sync(raw_model, rt)
                 writes["steps_checked"] += 1
             elapsed = time.time() - t0
-            tps = run_tokens / max(elapsed, 1e-9)
+            train_s = max(elapsed - eval_s, 1e-9)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{acc_loss / max(acc_n, 1):.3f}", tok_s=f"{tps:,.0f}", epoch=epoch + 1)
+            if step % 25 == 0:
+                run_tokens = int(positions) * rt.world
+                tps = run_tokens / train_s
+                train_loss = float(acc[0] / acc[5].clamp(min=1))
+                if bar is not None:
+                    bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", epoch=epoch + 1)
+                else:
+                    say(f"step {step}: train loss {train_loss:.4f}, lr {optimizer.param_groups[0]['lr']:.2e}, "
+                        f"{tps:,.0f} tok/s, {prior_s + elapsed:.0f} s")
             last_of_epoch = batch_pos >= usable
-            done = step >= total_steps
+            out_of_time = cfg.max_minutes and prior_s + time.time() - t0 >= cfg.max_minutes * 60
+            if rt.ddp and cfg.max_minutes:  # every rank must stop at the same step
+                flag = torch.tensor([float(out_of_time)], device=rt.device)
+                torch.distributed.all_reduce(flag)
+                out_of_time = bool(flag.item())
+            done = step >= total_steps or bool(out_of_time)
             if step % cfg.eval_every == 0 or last_of_epoch or done:
-                metrics = evaluate(model, val_w, cfg, rt, class_weight)
+                run_tokens = int(positions) * rt.world
+                tps = run_tokens / train_s
+                a = acc.tolist()
+                t_eval = time.time()
+                metrics = evaluate(model, val_w, cfg, rt, class_weight, 0 if done else cfg.eval_batches)
                 row = {
                     "step": step, "epoch": round(epoch + batch_pos / max(usable, 1), 4),
                     "tokens": tokens_seen + run_tokens, "lr": optimizer.param_groups[0]["lr"],
-                    "train_loss": acc_loss / max(acc_n, 1),
-                    "train_acc_all": float(acc_counts[0] / max(1.0, float(acc_counts[1]))),
-                    **metrics, "tokens_per_s": tps, "elapsed_s": elapsed,
+                    "train_loss": a[0] / max(a[5], 1.0), "train_acc_all": a[1] / max(a[2], 1.0),
+                    **metrics, "tokens_per_s": tps, "elapsed_s": prior_s + elapsed,
                 }
                 rows.append(row)
-                acc_loss, acc_counts, acc_n = 0.0, torch.zeros(4, dtype=torch.float64), 0
+                acc.zero_()
                 if last_of_epoch:
                     epoch, batch_pos = epoch + 1, 0
                 checkpoint("eval", row)
                 msg = (f"step {step} epoch {row['epoch']:.2f}: train loss {row['train_loss']:.4f}, "
                        f"held-out loss {row['val_loss']:.4f}, acc all-slot {row['val_acc_all']:.4f}, "
                        f"new-token {row['val_acc_new']:.4f}, {tps:,.0f} tok/s")
+                eval_s += time.time() - t_eval
                 if bar is not None:
                     bar.write(msg)
                 else:
                     say(msg)
-            if done:
+            if done or last_of_epoch:
                 break
         if batch_pos >= usable:
             epoch, batch_pos = epoch + 1, 0
