@@ -188,16 +188,22 @@ def test_litert_int8_state_equals_dequantize_requantize_reference(models):
     np.testing.assert_array_equal(run_contexts(open_backend(models.int8, "litert"), ids), expected)
 
 
-def test_requantizer_is_dequantize_then_quantize():
-    from pxby_edge.backends.base import dequantize_from, quantize_to
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+@pytest.mark.parametrize("lut", [True, False])
+def test_requantizer_is_dequantize_then_quantize(dtype, lut):
+    from pxby_edge.backends.base import dequantize_from, dequantize_table, quantize_to
     from pxby_edge.manifest import TensorSpec
 
-    src = TensorSpec("h1", "a", 0, (2, 1, 64), "int8", 0.00186, -9)
-    dst = TensorSpec("h0", "b", 1, (2, 1, 64), "int8", 0.00182, -7)
-    q_out = np.arange(-128, 128, dtype=np.int8).reshape(2, 2, 64)[:, :1]
-    q_in = np.zeros((2, 1, 64), np.int8)
-    Requantizer(src, dst, q_in.shape)(q_out, q_in)
+    src = TensorSpec("h1", "a", 0, (2, 1, 64), dtype, 0.00186, -9)
+    dst = TensorSpec("h0", "b", 1, (2, 1, 64), dtype, 0.00082, 5)  # a finer grid: some values clip
+    info = np.iinfo(dtype)
+    q_out = np.random.default_rng(0).integers(info.min, info.max + 1, size=(2, 1, 64)).astype(dtype)
+    q_out.flat[:2] = (info.min, info.max)
+    q_in = np.zeros((2, 1, 64), dtype)
+    Requantizer(src, dst, q_in.shape, lut=lut)(q_out, q_in)
     np.testing.assert_array_equal(q_in, quantize_to(dequantize_from(q_out, src), dst))
+    table, view = dequantize_table(src)
+    np.testing.assert_array_equal(np.take(table, q_out.view(view)), dequantize_from(q_out, src))
 
 
 # -- state -------------------------------------------------------------------------------------------------

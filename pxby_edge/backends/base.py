@@ -117,19 +117,41 @@ def lane_index(lanes, batch: int):
 class Requantizer:
     """Integer output state → integer input state when the two are quantized differently.
 
-    Computed as dequantize-then-quantize in float32, real = s_out (q_out - z_out), q_in = rint(real / s_in) + z_in
-    clipped, so the runtime gives bit for bit what the quantize issue's fidelity figures were measured with;
-    it works in a preallocated buffer so a step allocates nothing.
+    Defined as dequantize-then-quantize in float32, real = s_out (q_out - z_out), q_in = rint(real / s_in) + z_in
+    clipped, so the runtime gives bit for bit what the quantize issue's fidelity figures were measured with.
+    An int8/int16 output has only 256/65536 possible values, so the map is tabulated once and a step is
+    one ``np.take`` (``lut=False`` keeps the float arithmetic, for measuring what the table saves).
     """
 
-    def __init__(self, src: TensorSpec, dst: TensorSpec, shape):
+    def __init__(self, src: TensorSpec, dst: TensorSpec, shape, lut: bool = True):
+        self.src, self.dst = src, dst
         self.s_out, self.z_out = np.float32(src.scale), np.float32(src.zero_point)
         self.s_in, self.z_in = np.float32(dst.scale), np.float32(dst.zero_point)
         lo, hi = _INT_LIMITS[dst.dtype]
         self.lo, self.hi = np.float32(lo), np.float32(hi)
         self.buf = np.zeros(shape, dtype=np.float32)
+        self.table = None
+        if lut and src.dtype in _LUT_VIEW:
+            lo_out, hi_out = _INT_LIMITS[src.dtype]
+            # Index by the raw bits as unsigned, so -128..127 maps to 128..255, 0..127.
+            values = np.arange(lo_out, hi_out + 1, dtype=np.int64).astype(src.dtype)
+            order = values.view(_LUT_VIEW[src.dtype]).argsort()
+            self.table = np.ascontiguousarray(self._float(values)[order])
+            self.view = _LUT_VIEW[src.dtype]
+
+    def _float(self, q_out: np.ndarray) -> np.ndarray:
+        buf = np.subtract(q_out, self.z_out, dtype=np.float32)
+        buf *= self.s_out
+        buf /= self.s_in
+        np.rint(buf, out=buf)
+        buf += self.z_in
+        np.clip(buf, self.lo, self.hi, out=buf)
+        return buf.astype(self.dst.dtype)
 
     def __call__(self, q_out: np.ndarray, q_in: np.ndarray) -> None:
+        if self.table is not None:
+            np.take(self.table, q_out.view(self.view), out=q_in)
+            return
         buf = self.buf
         np.subtract(q_out, self.z_out, out=buf)
         buf *= self.s_out
@@ -138,6 +160,20 @@ class Requantizer:
         buf += self.z_in
         np.clip(buf, self.lo, self.hi, out=buf)
         q_in[...] = buf
+
+
+_LUT_VIEW = {"int8": np.uint8, "int16": np.uint16, "uint8": np.uint8}
+
+
+def dequantize_table(spec: TensorSpec):
+    """(table, view dtype) mapping a quantized tensor's raw bits to float32 reals, or None if not tabulable."""
+    if not spec.quantized or spec.dtype not in _LUT_VIEW:
+        return None
+    lo, hi = _INT_LIMITS[spec.dtype]
+    values = np.arange(lo, hi + 1, dtype=np.int64).astype(spec.dtype)
+    order = values.view(_LUT_VIEW[spec.dtype]).argsort()
+    reals = (values.astype(np.float32) - np.float32(spec.zero_point)) * np.float32(spec.scale)
+    return np.ascontiguousarray(reals[order]), _LUT_VIEW[spec.dtype]
 
 
 def state_mode(out_spec: TensorSpec, in_spec: TensorSpec) -> str:

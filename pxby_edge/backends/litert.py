@@ -29,6 +29,7 @@ from pxby_edge.backends.base import (
     Requantizer,
     check_specs,
     dequantize_from,
+    dequantize_table,
     lane_index,
     quantize_to,
     state_mode,
@@ -38,6 +39,11 @@ from pxby_edge.errors import BackendError, ModelFileError
 from pxby_edge.manifest import INPUT_CONTEXT, OUTPUT_LOGITS, Manifest, read_manifest
 
 IO_MODES = ("views", "copy")
+# How state outputs become inputs: "auto" copies raw values where dtype and quantization agree and
+# re-quantizes where they do not; "requantize" always goes through reals (measures what pass-through
+# saves); "raw" always copies the stored integers, even across different grids (measures what
+# re-quantizing is worth in fidelity; wrong for a file whose grids differ, so never the default).
+STATE_MODES = ("auto", "requantize", "raw")
 
 
 class LiteRTBackend(Backend):
@@ -63,9 +69,12 @@ class LiteRTBackend(Backend):
         return True
 
     def __init__(self, path, *, threads: int = 1, manifest: Optional[Manifest] = None, io: str = "views",
-                 data: Optional[bytes] = None):
+                 state: str = "auto", data: Optional[bytes] = None):
         if io not in IO_MODES:
             raise BackendError(f"io must be one of {IO_MODES}, got {io!r}")
+        if state not in STATE_MODES:
+            raise BackendError(f"state must be one of {STATE_MODES}, got {state!r}")
+        self.state_policy = state
         Interpreter = self.interpreter_class()
         if data is None:
             try:
@@ -112,9 +121,17 @@ class LiteRTBackend(Backend):
         self._logits_scale = np.float32(out_logits.scale)
         self._logits_zero = np.float32(out_logits.zero_point)
         self._logits_quantized = out_logits.quantized
+        # A quantized logits tensor is dequantized by table lookup: one numpy call, float32 out.
+        self._logits_table = dequantize_table(out_logits)
         self.state_modes = {}
         for out_name, in_name in STATE_NAMES:
-            self.state_modes[in_name] = state_mode(self.specs[out_name], self.specs[in_name])
+            src, dst = self.specs[out_name], self.specs[in_name]
+            mode = state_mode(src, dst)
+            if self.state_policy == "raw" and src.dtype == dst.dtype:
+                mode = "copy"
+            elif self.state_policy == "requantize" and src.quantized and dst.quantized:
+                mode = "requantize"
+            self.state_modes[in_name] = mode
 
     def _setup_io(self) -> None:
         interp = self.interp
@@ -139,7 +156,8 @@ class LiteRTBackend(Backend):
         if mode == "copy":
             return None
         if mode == "requantize":
-            return Requantizer(src, dst, src.shape)
+            # The "requantize" policy keeps the float arithmetic so the bench shows what the table saves.
+            return Requantizer(src, dst, src.shape, lut=self.state_policy != "requantize")
 
         def convert(q_out, q_in):
             q_in[...] = quantize_to(dequantize_from(q_out, src), dst)
@@ -168,6 +186,9 @@ class LiteRTBackend(Backend):
             raw = self._logits_out
         else:
             raw = self._step_copy()
+        if self._logits_table is not None:
+            table, view = self._logits_table
+            return np.take(table, raw.view(view))
         if self._logits_quantized:
             out = raw.astype(np.float32)
             out -= self._logits_zero
