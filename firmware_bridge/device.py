@@ -316,6 +316,12 @@ class DeviceCore:
         if self.audio_format == pr.AUDIO_U4:
             raw = np.stack([raw >> 4, raw & 0x0F], axis=1).reshape(-1)
         offset, n = fields["offset"], len(raw)
+        if n == 0:  # the end mark (sent reliably): what never came before it is a gap
+            if offset > self.audio_next:
+                self.counters["gaps"] += offset - self.audio_next
+                self.audio_next = offset
+            self.ended = self.ended or bool(msg.flags & pr.F_END)
+            return True
         if offset + n <= self.audio_next:
             self.counters["dup_frames"] += 1  # late or repeated: already past it
             return True

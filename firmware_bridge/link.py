@@ -36,6 +36,7 @@ class _Sent:
     mtype: int
     payload: bytes
     channel: int
+    flags: int
     sent_ms: float = 0.0  # when its last byte left (estimated from the line rate)
     retransmitted: bool = False
     sacked: bool = False  # the device holds it (selective ACK): never resend
@@ -126,7 +127,7 @@ class HostSession:
 
     # -- reliable queue ----------------------------------------------------------------------
     def _reset_reliable(self) -> None:
-        self.pending: deque = deque()  # (type, payload, channel) not yet given a sequence number
+        self.pending: deque = deque()  # (type, payload, channel, flags) not yet given a sequence number
         self.in_flight: deque = deque()  # _Sent, oldest first
         self.next_seq = 0
         self.rto = self._rto_estimate()
@@ -152,7 +153,7 @@ class HostSession:
             raise LinkError(
                 f"{pr.MESSAGE_NAMES[mtype]} payload of {len(payload)} bytes exceeds the link's {self.max_payload}"
             )
-        self.pending.append((mtype, bytes(payload), channel))
+        self.pending.append((mtype, bytes(payload), channel, pr.F_RELIABLE))
 
     # -- audio -------------------------------------------------------------------------------
     def _audio_clear(self) -> None:
@@ -161,6 +162,7 @@ class HostSession:
         self.audio_sent = 0
         self.audio_end = False
         self.audio_end_sent = False
+        self.audio_done = False  # the end mark was acknowledged
         self.audio_limit = 0
         self.audio_hold = 0  # samples to gather before the first chunk (the host-side prebuffer)
         self.audio_cfg_seq: Optional[int] = None
@@ -175,7 +177,7 @@ class HostSession:
             device_prebuffer = min(device_prebuffer, self.caps.audio_buffer)
         self.audio_buf = np.zeros(0, dtype=np.uint8)
         self.audio_sent = start
-        self.audio_end = self.audio_end_sent = False
+        self.audio_end = self.audio_end_sent = self.audio_done = False
         self.audio_hold = prebuffer
         self.audio_cfg = dict(rate=rate, format=fmt, start=start, prebuffer=device_prebuffer)
         self._queue_audio_cfg()
@@ -196,7 +198,7 @@ class HostSession:
     @property
     def audio_pending(self) -> int:
         """Samples given to ``audio_push`` that have not left yet."""
-        return int(self.audio_buf.size) + (1 if self.audio_end and not self.audio_end_sent else 0)
+        return int(self.audio_buf.size) + (1 if self.audio_end and not self.audio_done else 0)
 
     def _audio_chunks(self) -> None:
         if self.audio_cfg is None or self.audio_cfg_seq is None or self.state != "ready":
@@ -208,27 +210,31 @@ class HostSession:
         per_byte = 2 if u4 else 1
         cap = (self.max_payload - pr.fixed_size(pr.AUDIO_CHUNK)) * per_byte
         while True:
+            if u4 and self.audio_end and self.audio_buf.size % 2:
+                self.audio_buf = np.append(self.audio_buf, np.uint8(8))  # pad the last byte with silence
             room = self.audio_limit - self.audio_sent
             n = min(cap, room, int(self.audio_buf.size))
             if u4:
                 n -= n % 2
-            last = self.audio_end and n == self.audio_buf.size and not self.audio_end_sent
-            if n <= 0 and not (last and room >= 0 and self.audio_buf.size == 0):
-                return
+            if n <= 0:
+                break
             # small chunks waste header bytes: wait for a fuller one unless it is the last
-            if n < min(cap, 64) and not last:
+            if n < min(cap, 64) and not (self.audio_end and n == self.audio_buf.size):
                 return
             chunk = self.audio_buf[:n]
             tail = (chunk[0::2] << 4 | chunk[1::2]).astype(np.uint8).tobytes() if u4 else chunk.tobytes()
-            flags = pr.F_END if last else 0
-            self._emit(Message(pr.AUDIO_CHUNK, pr.pack(pr.AUDIO_CHUNK, tail, offset=self.audio_sent), flags, pr.CH_AUDIO, 0, self.tag))
+            self._emit(Message(pr.AUDIO_CHUNK, pr.pack(pr.AUDIO_CHUNK, tail, offset=self.audio_sent), 0, pr.CH_AUDIO, 0,
+                               self.tag))
             self.counters["audio_chunks"] += 1
             self.counters["audio_samples_sent"] += n
             self.audio_sent += n
             self.audio_buf = self.audio_buf[n:]
-            if last:
-                self.audio_end_sent = True
-                return
+        if self.audio_end and not self.audio_end_sent and self.audio_buf.size == 0:
+            # the end mark goes reliably and in order: once it is acknowledged, every chunk sent
+            # before it has arrived (or was lost for good), so "flushed" means "at the device"
+            self.pending.append((pr.AUDIO_CHUNK, pr.pack(pr.AUDIO_CHUNK, offset=self.audio_sent), pr.CH_AUDIO,
+                                 pr.F_RELIABLE | pr.F_END))
+            self.audio_end_sent = True
 
     # -- state -------------------------------------------------------------------------------
     def connect(self, now_ms: int) -> None:
@@ -293,14 +299,14 @@ class HostSession:
                 self._retransmit(0, now_ms)
             self._audio_chunks()
             while self.pending and len(self.in_flight) < self.window:
-                mtype, payload, channel = self.pending.popleft()
+                mtype, payload, channel, flags = self.pending.popleft()
                 seq = self.next_seq
                 self.next_seq = (seq + 1) & 0xFFFF
                 if mtype == pr.AUDIO_CFG and self.audio_cfg_seq is None:
                     self._cfg_seq_pending = seq
-                wire = encode(Message(mtype, payload, pr.F_RELIABLE, channel, seq, self.tag))
+                wire = encode(Message(mtype, payload, flags, channel, seq, self.tag))
                 done = self._write(wire)
-                self.in_flight.append(_Sent(seq, wire, mtype, payload, channel, done))
+                self.in_flight.append(_Sent(seq, wire, mtype, payload, channel, flags, done))
                 self.counters["frames_sent"] += 1
                 if self._rto_deadline is None:
                     self._rto_deadline = done + self.rto
@@ -377,6 +383,8 @@ class HostSession:
             if not sent.retransmitted and not sent.sacked and ((sent.seq + 1) & 0xFFFF) == ack:
                 self._rtt_sample(max(0.0, now_ms - sent.sent_ms))
             self.counters["payload_bytes_acked"] += sent.payload_len
+            if sent.mtype == pr.AUDIO_CHUNK and sent.flags & pr.F_END:
+                self.audio_done = True
             if getattr(self, "_cfg_seq_pending", None) == sent.seq:
                 # the device has opened the sound: chunks may flow, into its whole buffer
                 self.audio_cfg_seq = sent.seq
@@ -449,14 +457,14 @@ class HostSession:
         # whatever the old session did not get acknowledged goes again, in order, with new
         # sequence numbers (after the caller's redraw, which it may make redundant: see
         # ``drop_unacked``)
-        self._replay = [(m.mtype, m.payload, m.channel) for m in self.in_flight] + list(self.pending)
+        self._replay = [(m.mtype, m.payload, m.channel, m.flags) for m in self.in_flight] + list(self.pending)
         self._reset_reliable()
         self._cfg_seq_pending = None
         if self.on_session is not None:
             self.on_session(self)
         self.pending.extend(m for m in self._replay if m[0] != pr.AUDIO_CFG)
         self._replay = []
-        if self.audio_cfg is not None and not self.audio_end_sent:
+        if self.audio_cfg is not None and not self.audio_done:
             # resume the sound where the host got to; what the reset swallowed is the device's gap
             self._queue_audio_cfg()
 

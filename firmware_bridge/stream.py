@@ -79,6 +79,7 @@ class Streamer:
         self.frame_no = 0
         self._row: list[int] = []
         self._text_since_commit = 0
+        self._text_unsent = ""
         self.encoder: Optional[AudioEncoder] = None
         self._audio_t0: Optional[float] = None
         self._events = 0
@@ -118,6 +119,13 @@ class Streamer:
             self.stats["tiles_sent"] += len(data) // pr.TILE_BYTES
 
     def commit(self) -> None:
+        if self._text_unsent:
+            # the text also goes as TEXT, for a device that draws it with its own font or logs it
+            room = self.session.max_payload - pr.fixed_size(pr.TEXT)
+            data = self._text_unsent.encode("ascii", "replace")
+            for i in range(0, len(data), room):
+                self.link.send(pr.TEXT, pr.pack(pr.TEXT, data[i : i + room], append=1), pr.CH_TEXT)
+            self._text_unsent = ""
         self._send_tiles()
         self.link.send(pr.COMMIT, pr.pack(pr.COMMIT, frame=self.frame_no), pr.CH_GRAPHICS)
         self.stats["commits"] += 1
@@ -132,6 +140,7 @@ class Streamer:
         self.stats["events"] += 1
         if isinstance(event, ev.TextChar):
             self.model.text += event.char
+            self._text_unsent += event.char
             self._text_since_commit += 1
             if self._text_since_commit >= 8 or event.char == "\n":
                 self.commit()

@@ -133,3 +133,23 @@ def test_streams_exactly_through_faults_and_restart_on_a_virtual_line():
     assert np.array_equal(link.device.screen, streamer.expected_screen())
     offsets = [o for o, _ in played]
     assert offsets == sorted(offsets)
+
+
+def test_u4_audio_and_text_arrive_exactly_without_faults():
+    events = synthetic_events(frames=1, size=8, audio_s=0.3, seed=2, text="hi there")
+    played = []
+    device = DeviceCore(on_play=lambda o, s: played.append((o, s.copy())))
+    link = VirtualLink(device, VirtualLine(115200), seed=1, line_bps=11520).connect()
+    streamer = Streamer(link, audio_rate=8000, audio_format="u4")
+    for event in events:
+        streamer.feed(event)
+    streamer.finish(timeout_s=60)
+    link.wait(lambda: device.fill == 0 and not device.playing, 10, "playing out")
+    enc = AudioEncoder(8000, 8192, pr.AUDIO_U4)
+    levels = [e.level for e in events if type(e).__name__ == "AudioSample" and e.channel == 0]
+    want = np.concatenate([enc.push(levels), enc.flush()])
+    got = np.concatenate([s for _, s in played])
+    assert played[0][0] == 0 and np.array_equal(got, want)
+    assert device.counters["gaps"] == 0 and device.counters["underruns"] == 0
+    assert device.text.decode() == "hi there"
+    assert np.array_equal(device.screen, streamer.expected_screen())

@@ -334,6 +334,15 @@ static int apply(pxby_device *dev, const pxby_msg *m) {
         uint32_t offset = rd32(p), bytes = (uint32_t)n - PXBY_AUDIO_CHUNK_FIXED;
         uint32_t count = dev->audio_format == PXBY_AUDIO_U4 ? 2 * bytes : bytes, skip = 0;
         const uint8_t *s = p + PXBY_AUDIO_CHUNK_FIXED;
+        if (count == 0) { /* the end mark (sent reliably): what never came before it is a gap */
+            if (offset > dev->audio_next) {
+                dev->counters[PXBY_C_GAPS] += offset - dev->audio_next;
+                dev->audio_next = offset;
+                if (dev->fill == 0) dev->play_offset = offset;
+            }
+            if (m->flags & PXBY_F_END) dev->ended = 1;
+            return 1;
+        }
         if ((uint64_t)offset + count <= dev->audio_next) { dev->counters[PXBY_C_DUP_FRAMES]++; return 1; }
         if (offset < dev->audio_next) skip = dev->audio_next - offset;
         if (dev->fill + (count - skip) > PXBY_DEV_AUDIO_BUFFER) { dev->counters[PXBY_C_AUDIO_OVERFLOW]++; return 1; }
