@@ -1,11 +1,12 @@
 """Compare what the arm64 and the x86 runs of `scripts/arm64-check` wrote; exit 1 on a difference.
 
     python scripts/arm64_compare.py X86/tokens.npz ARM64/tokens.npz [X86.json ARM64.json]
-    python scripts/arm64_compare.py --dirs CAPTURE_A CAPTURE_B
+    python scripts/arm64_compare.py --files CAPTURE_A CAPTURE_B screen.png [NAME...]
 
 Token files: every array in the two .npz files must be equal; the line printed says how many tokens
 and, on a difference, where the streams first part. The optional `generate --json` outputs add the
-emulated speed (which says nothing about a Pi's). Folders: the same relative paths with the same bytes.
+emulated speed (which says nothing about a Pi's). Folders: the named files (all files when none is
+named) with the same bytes; the audio of a live link may differ with timing, so the check names files.
 """
 
 from __future__ import annotations
@@ -48,13 +49,15 @@ def speed(path: Path) -> str:
         return "?"
 
 
-def digest_tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+def digest_tree(root: Path, names=()) -> dict[str, str]:
+    paths = [root / n for n in names] if names else sorted(root.rglob("*"))
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
 
 
-def compare_dirs(a: Path, b: Path) -> tuple[bool, str]:
-    da, db = digest_tree(a), digest_tree(b)
+def compare_dirs(a: Path, b: Path, names=()) -> tuple[bool, str]:
+    da, db = digest_tree(a, names), digest_tree(b, names)
+    if names and len(da) < len(names):
+        return False, f"missing in {a}: {sorted(set(names) - set(da))}"
     if da == db:
         return True, f"identical ({len(da)} files)"
     only = sorted(set(da) ^ set(db))
@@ -63,8 +66,8 @@ def compare_dirs(a: Path, b: Path) -> tuple[bool, str]:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--dirs"] and len(argv) == 3:
-        ok, text = compare_dirs(Path(argv[1]), Path(argv[2]))
+    if argv[:1] == ["--files"] and len(argv) >= 3:
+        ok, text = compare_dirs(Path(argv[1]), Path(argv[2]), argv[3:])
     elif len(argv) in (2, 4):
         ok, text = compare_tokens(Path(argv[0]), Path(argv[1]))
         if len(argv) == 4:
