@@ -1,0 +1,196 @@
+"""The runtime issue's measurements in one run: upstream-size model files, then `pxby-edge bench` over them.
+
+    .venv/bin/python bench/bench_runtime.py --work /tmp/pxby-bench --tokens 2000 --json /tmp/pxby-bench/rows.json
+
+Builds (once, cached in --work) a freshly initialised upstream-size checkpoint (E=128, H=512, L=2,
+random weights, seed 0) and quantizes it with ``quantize.pipeline.quantize_checkpoint``: int8 and mixed
+at batch 1 and 8, dynamic at batch 1, the float file and its ONNX. Then runs every bench row (each in
+a fresh process) with --vs-torch on that checkpoint, prints the table, and checks the issue's targets:
+≥ 8,000 tok/s end to end at batch 1, ≤ 50 µs overhead per token over the bare invoke, ≥ 100× upstream
+style over 1,000 tokens, batch 8 ≥ 3× batch 1, peak RSS ≤ 120 MB, load to first token ≤ 0.5 s; and
+the bundled demo model ≥ 20,000 tok/s end to end. The machine is shared: run with --repeats 3 and
+the per-row median of the repeats is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+UPSTREAM = {"embed_size": 128, "hidden_size": 512, "num_layers": 2}
+
+
+def _inline_buffers(model: bytes) -> bytes:
+    """A quantized flatbuffer whose weights sit after the table (buffer offset/size) made self-contained.
+
+    ai-edge-quantizer writes large models that way; ``quantize.metadata.with_metadata`` re-packs with the
+    object API, which keeps offset/size but drops the bytes they point at, so the file comes out
+    truncated. Until that is fixed there, the data is moved into the buffers first.
+    """
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    moved = False
+    for buf in m.buffers or []:
+        if buf.offset and buf.offset > 1:
+            buf.data = np.frombuffer(model[buf.offset: buf.offset + buf.size], dtype=np.uint8)
+            buf.offset, buf.size = 0, 0
+            moved = True
+    if not moved:
+        return model
+    builder = flatbuffers.Builder(len(model) + 1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _patch_metadata_writer() -> None:
+    import quantize.metadata as md
+
+    original = md.with_metadata
+    if getattr(original, "_inlines", False):
+        return
+
+    def with_metadata(model: bytes, entries: dict) -> bytes:
+        return original(_inline_buffers(model), entries)
+
+    with_metadata._inlines = True
+    md.with_metadata = with_metadata
+
+
+def build(work: Path, force: bool = False) -> dict:
+    """Model files of the upstream-size config in ``work`` (reused when present)."""
+    ckpt = work / "ckpt_upstream"
+    files = {
+        "int8": work / "up_int8.tflite", "float": work / "up_float.tflite", "onnx": work / "up_float.onnx",
+        "mixed": work / "up_mixed.tflite", "dynamic": work / "up_dynamic.tflite",
+        "int8_b8": work / "up_int8_b8.tflite", "mixed_b8": work / "up_mixed_b8.tflite",
+        "float_b8": work / "up_float_b8.tflite",
+    }
+    if not force and all(p.is_file() for p in files.values()) and ckpt.is_dir():
+        return {"ckpt": ckpt, **files}
+    import torch
+
+    from quantize.pipeline import quantize_checkpoint
+    from training.checkpoint import save_checkpoint
+    from training.config import ModelConfig
+    from training.model import PixelBytesLSTM
+
+    _patch_metadata_writer()
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    save_checkpoint(PixelBytesLSTM(ModelConfig(**UPSTREAM)).eval(), ckpt)
+    common = {"calib_steps": 64, "eval_steps": 256, "force": True}
+    quantize_checkpoint(ckpt, files["int8"], recipe="int8", float_out=files["float"], onnx_out=files["onnx"], **common)
+    quantize_checkpoint(ckpt, files["mixed"], recipe="mixed", **common)
+    quantize_checkpoint(ckpt, files["dynamic"], recipe="dynamic", **common)
+    quantize_checkpoint(ckpt, files["int8_b8"], recipe="int8", batch=8, float_out=files["float_b8"], **common)
+    quantize_checkpoint(ckpt, files["mixed_b8"], recipe="mixed", batch=8, **common)
+    return {"ckpt": ckpt, **files}
+
+
+def median_rows(runs: list) -> list:
+    """Per-row medians of the numeric fields over repeated runs (rows matched by name)."""
+    out = []
+    for i, row in enumerate(runs[0]):
+        same = [r[i] for r in runs if i < len(r) and r[i]["name"] == row["name"]]
+        merged = dict(row)
+        for key, value in row.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                vals = [s[key] for s in same if isinstance(s.get(key), (int, float))]
+                merged[key] = statistics.median(vals)
+        merged["repeats"] = len(same)
+        out.append(merged)
+    return out
+
+
+def targets(rows: list, demo_rows: list) -> list:
+    """(target, value, ok) for each done-when figure of the issue."""
+
+    def find(name):
+        return next((r for r in rows if r["name"] == name), None)
+
+    checks = []
+    gen1 = find("litert int8 b1 generate")
+    step1 = find("litert int8 b1 step")
+    up = next((r for r in rows if r["kind"] == "upstream"), None)
+    if gen1:
+        checks.append(("int8 end to end ≥ 8,000 tok/s (b1)", gen1["tokens_per_s"], gen1["tokens_per_s"] >= 8000))
+        if step1 and step1.get("bare_us"):
+            over = gen1["us_per_token_median"] - step1["bare_us"]
+            checks.append(("overhead over bare invoke ≤ 50 µs/token (median)", over, over <= 50))
+        if up:
+            x = gen1["tokens_per_s"] / up["tokens_per_s"]
+            checks.append(("≥ 100× upstream-style over 1,000 tokens", x, x >= 100))
+        checks.append(("peak RSS ≤ 120 MB", gen1["peak_rss_mb"], gen1["peak_rss_mb"] <= 120))
+        checks.append(("load to first token ≤ 0.5 s", gen1["startup_s"], gen1["startup_s"] <= 0.5))
+    for kind in ("step", "generate"):
+        b1, b8 = find(f"litert int8 b1 {kind}"), find(f"litert int8 b8 {kind}")
+        if b1 and b8:
+            x = b8["tokens_per_s"] / b1["tokens_per_s"]
+            checks.append((f"batch 8 ≥ 3× batch 1 ({kind})", x, x >= 3))
+    demo = next((r for r in demo_rows if r["kind"] == "generate"), None)
+    if demo:
+        checks.append(("demo model ≥ 20,000 tok/s end to end", demo["tokens_per_s"], demo["tokens_per_s"] >= 20000))
+    return checks
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/pxby-bench"))
+    ap.add_argument("--tokens", type=int, default=2000)
+    ap.add_argument("--upstream-tokens", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--no-torch", action="store_true", help="Skip the PyTorch rows.")
+    ap.add_argument("--demo", type=Path, default=ROOT / "pxby_edge" / "assets" / "demo.tflite")
+    ap.add_argument("--json", type=Path, default=None, help="Write all rows and checks here.")
+    args = ap.parse_args()
+
+    from pxby_edge.backends.bench import bench, format_table
+
+    files = build(args.work, args.rebuild)
+    models = [files["int8"], files["float"], files["mixed"], files["dynamic"], files["int8_b8"], files["mixed_b8"],
+              files["float_b8"]]
+
+    def progress(label):
+        print(f"  {label}", file=sys.stderr, flush=True)
+
+    runs = []
+    for k in range(args.repeats):
+        print(f"run {k + 1}/{args.repeats}", file=sys.stderr)
+        runs.append(bench(models, tokens=args.tokens, threads=args.threads, variants=True,
+                          vs_torch=None if args.no_torch else files["ckpt"], upstream_tokens=args.upstream_tokens,
+                          progress=progress))
+    rows = median_rows(runs)
+    demo_rows = []
+    if args.demo.is_file():
+        demo_runs = [bench([args.demo], tokens=args.tokens, backends=["litert"], threads=args.threads)
+                     for _ in range(args.repeats)]
+        demo_rows = median_rows(demo_runs)
+    print(format_table(rows))
+    if demo_rows:
+        print("\nbundled demo model")
+        print(format_table(demo_rows))
+    checks = targets(rows, demo_rows)
+    print("\ntargets")
+    for name, value, ok in checks:
+        print(f"  {'ok ' if ok else 'MISS'} {name}: {value:.3g}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"rows": rows, "demo": demo_rows, "runs": runs,
+                                         "checks": [{"target": n, "value": v, "ok": ok} for n, v, ok in checks]},
+                                        indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
