@@ -34,21 +34,27 @@ def _rows(path):
         return list(csv.DictReader(fh))
 
 
-def test_cli_synth_then_train_small_one_epoch(tmp_path):
+@pytest.mark.parametrize("n", [
+    6,
+    # The issue's acceptance run (64 items, small config, one epoch): ~15 s alone, ~40 s on a busy 2-core box.
+    pytest.param(64, marks=pytest.mark.slow),
+])
+def test_cli_synth_then_train_small_one_epoch(tmp_path, n):
     data, out = tmp_path / "D", tmp_path / "C"
-    assert main(["dataset", "synth", "--n", "64", "--size", "12", "--out", str(data)]) == 0
+    assert main(["dataset", "synth", "--n", str(n), "--size", "12", "--out", str(data)]) == 0
+    quick = ["--batch", "4", "--seq-len", "256"] if n < 64 else []
     assert main(["train", "--data", str(data), "--out", str(out), "--config", "small", "--epochs", "1",
-                 "--device", "cpu", "--threads", "1", "--no-progress"]) == 0
+                 "--device", "cpu", "--threads", "1", "--no-progress", *quick]) == 0
     for name in ("config.json", "model.safetensors", "metrics.csv", "metrics.png", "train_config.json",
                  "last/model.safetensors", "last/optimizer.safetensors", "last/state.json"):
         assert (out / name).is_file(), name
     rows = _rows(out / "metrics.csv")
     assert rows and float(rows[-1]["epoch"]) == 1.0
-    assert 0.0 < float(rows[-1]["val_acc_new"]) <= float(rows[-1]["val_acc_all"]) <= 1.0
+    assert 0.0 < float(rows[-1]["val_acc_new"]) <= 1.0 and 0.0 < float(rows[-1]["val_acc_all"]) <= 1.0
     model = load_checkpoint(out)
     assert 300_000 <= model.num_parameters() <= 500_000
     pxby = read_pxby(out)
-    assert pxby["data_slicing"] == {"image": 1, "audio": 4} and pxby["audio_rate"] == 8192
+    assert pxby["data_slicing"] == {"image": 1, "audio": 4} and pxby["audio_rate"] == 2048 and pxby["source_audio_rate"] == 8192
     assert pxby["vocab"]["vocab_size"] == 151
     # The same folder again is refused (one line, exit 2) unless --force or --resume.
     assert main(["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--no-progress"]) == 2
@@ -111,6 +117,7 @@ def test_pad_weight_and_predict_objective(small_data, tmp_path):
     assert load_checkpoint(tmp_path / "p").config.objective == "predict"
 
 
+@pytest.mark.slow  # two torch processes: ~15 s alone, ~30 s on a busy 2-core machine
 def test_torchrun_two_ranks_gloo(small_data, tmp_path):
     """Both ranks hold identical weights after every optimizer step; only rank 0 writes checkpoints."""
     torchrun = Path(sys.executable).parent / "torchrun"
@@ -132,3 +139,21 @@ def test_torchrun_two_ranks_gloo(small_data, tmp_path):
     rows = _rows(out / "metrics.csv")
     assert int(rows[-1]["step"]) == 4
     assert np.isfinite(float(rows[-1]["val_loss"]))
+
+
+def test_evaluate_and_adherence_mechanics(small_data, tmp_path):
+    from training.data import held_out_streams
+    from training.evaluate import TorchStepBackend, held_out_metrics, prompt_adherence
+    from training.model import PixelBytesLSTM
+
+    m, cfg = load_preset("tiny")
+    model = PixelBytesLSTM(m).eval()
+    streams = held_out_streams(small_data, cfg.slicing, 0.5)
+    res = held_out_metrics(model, streams)
+    assert res["items"] == len(streams) and 0 <= res["image_acc_new"] <= 1 and 0 <= res["acc_all"] <= 1
+    backend = TorchStepBackend(model, batch=2)
+    logits = backend.step(np.zeros((2, 6), dtype=np.int32))
+    assert logits.shape == (2, 6, 151)
+    adh = prompt_adherence(model, per_colour=1, size_px=12)
+    assert set(adh["per_colour"]) == {"red", "orange", "yellow", "green", "blue", "purple", "pink", "teal"}
+    assert 0 <= adh["overall"] <= 1

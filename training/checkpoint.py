@@ -31,7 +31,8 @@ PXBY_FORMAT_VERSION = 1
 KEY_FORMAT = "format_version"
 KEY_SLICING = "data_slicing"
 KEY_VOCAB = "vocab"
-KEY_AUDIO_RATE = "audio_rate"
+KEY_AUDIO_RATE = "audio_rate"  # Hz of the audio tokens (source rate / audio slicing), as the runtime manifest means it
+KEY_SOURCE_AUDIO_RATE = "source_audio_rate"  # Hz of the dataset's audio files before slicing
 
 __all__ = [
     "load_checkpoint", "save_checkpoint", "read_config", "read_pxby", "ensure_streamable", "atomic_write_bytes",

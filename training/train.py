@@ -26,7 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.checkpoint import KEY_AUDIO_RATE, KEY_SLICING, KEY_VOCAB, atomic_write_bytes, save_checkpoint
+from training.checkpoint import (
+    KEY_AUDIO_RATE,
+    KEY_SLICING,
+    KEY_SOURCE_AUDIO_RATE,
+    KEY_VOCAB,
+    atomic_write_bytes,
+    save_checkpoint,
+)
 from training.config import ModelConfig, TrainConfig
 from training.data import IGNORE_INDEX, Windows, load_streams
 from training.errors import CheckpointError, ConfigError, OutputExistsError
@@ -315,10 +322,12 @@ def train(
         rows = _read_metrics(out / "metrics.csv")
         prior_s = float(st.get("elapsed_s", 0.0))
         say(f"resuming at step {step} (epoch {epoch + 1}, batch {batch_pos})")
+    source_rate = _audio_rate(data)
     pxby = {
         KEY_SLICING: cfg.slicing,
         KEY_VOCAB: _vocab_dict(),
-        KEY_AUDIO_RATE: _audio_rate(data),
+        KEY_SOURCE_AUDIO_RATE: source_rate,
+        KEY_AUDIO_RATE: source_rate / cfg.slicing_audio if source_rate else None,
         "trained_on": str(data),
         "val_fraction": cfg.val_fraction,
     }
