@@ -1,6 +1,6 @@
 """The ``pxby-edge quantize`` command: checkpoint → streaming int8 .tflite with manifest and report.
 
-    pxby-edge quantize models/demo -o demo.tflite --recipe mixed --report demo.report.json
+    pxby-edge quantize models/demo -o demo.tflite --recipe dynamic --report demo.report.json
 
 Parses options, calls ``quantize.pipeline.quantize_checkpoint``, prints a table (or ``--json``). The
 module body stays light: torch, litert-torch and ai-edge-quantizer load inside the command.
@@ -13,7 +13,9 @@ import sys
 
 import click
 
-RECIPE_CHOICES = ("int8", "dynamic", "a16w8", "mixed")
+from quantize.recipes import DEFAULT_RECIPE, RECIPES
+
+RECIPE_CHOICES = RECIPES
 
 # (report key, label, format) rows of the table printed at the end.
 TABLE = (
@@ -50,7 +52,7 @@ def format_table(report: dict) -> str:
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=str))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="The .tflite to write.")
-@click.option("--recipe", type=click.Choice(RECIPE_CHOICES), default="mixed", show_default=True,
+@click.option("--recipe", type=click.Choice(RECIPE_CHOICES), default=DEFAULT_RECIPE, show_default=True,
               help="Quantization recipe (see quantize/recipes.py).")
 @click.option("--calib", "calib", type=click.Path(), default=None,
               help="Calibration data: a dataset folder or parquet (held-out items), or .npz token files. "

@@ -43,8 +43,11 @@ class TFLiteStep:
         tensors = f.subgraphs[sig.subgraph_index].tensors
         self.inputs = {n: tensors[i] for n, i in sig.inputs.items()}
         self.outputs = {n: tensors[i] for n, i in sig.outputs.items()}
-        self.interp = Interpreter(model_content=bytes(model), num_threads=threads)
-        self.interp.allocate_tensors()
+        from quantize.export import quiet
+
+        with quiet():  # the interpreter logs its delegate to fd 2
+            self.interp = Interpreter(model_content=bytes(model), num_threads=threads)
+            self.interp.allocate_tensors()
         self.batch = self.inputs[INPUT_CONTEXT].shape[0]
         self.state_shape = tuple(self.inputs[INPUT_H].shape)
         self.reset()

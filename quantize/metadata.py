@@ -15,6 +15,12 @@ def with_metadata(model: bytes, entries: dict[str, bytes]) -> bytes:
     from ai_edge_litert import schema_py_generated as schema
 
     m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    for buf in m.buffers or []:
+        # ai-edge-quantizer may store weights after the flatbuffer (offset/size from the file start);
+        # re-packing keeps only the flatbuffer, so bring them inline (models here are far below 2 GB).
+        if buf.offset and buf.offset > 1 and buf.size:
+            buf.data = np.frombuffer(model, dtype=np.uint8, count=buf.size, offset=buf.offset)
+            buf.offset, buf.size = 0, 0
     m.metadata = [md for md in (m.metadata or []) if _name(md.name) not in entries]
     m.buffers = list(m.buffers or [])
     for name, data in entries.items():

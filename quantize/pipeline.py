@@ -26,8 +26,8 @@ from pxby_edge.manifest import (
 )
 from pxby_edge.tflite_file import TFLiteFile
 from pxby_edge.vocab import Vocab
+from quantize.recipes import DEFAULT_RECIPE
 
-DEFAULT_RECIPE = "mixed"
 DEFAULT_CALIB_STEPS = 256
 EVAL_STEPS = 4096
 STAGES = ("load", "calibrate", "export", "quantize", "fidelity", "write")
@@ -95,7 +95,7 @@ def quantize_checkpoint(
     from quantize.export import atomic_write, export_onnx, export_tflite
     from quantize.fidelity import eval_stream, fidelity_report
     from quantize.metadata import with_metadata
-    from quantize.recipes import RECIPES, quantize_tflite
+    from quantize.recipes import RECIPES, needs_calibration, quantize_tflite
     from quantize.source import load_source
     from quantize.step import StepModule
 
@@ -120,7 +120,11 @@ def quantize_checkpoint(
         cal_streams, ev_streams = split_streams(data)
     # Every input has been checked by now: the first tick is where a progress display may start.
     tick("load")
-    samples, calib_summary = calibration_samples(step, cal_streams, calib_steps, batch)
+    if needs_calibration(recipe):
+        samples, calib_summary = calibration_samples(step, cal_streams, calib_steps, batch)
+    else:  # dynamic ranges are measured at run time; nothing to calibrate
+        samples, calib_summary = [], {"source": cal_streams.source, "calib_steps": 0,
+                                      "note": f"recipe {recipe} quantizes activations at run time"}
     calibrate_s = time.perf_counter() - t0
     tick("calibrate")
 
