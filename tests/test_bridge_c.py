@@ -40,8 +40,9 @@ def built(tmp_path_factory):
     if shutil.which("gcc") is None or shutil.which("make") is None:
         pytest.skip("gcc and make are needed to build the C firmware core (apt-get install gcc make)")
     build = tmp_path_factory.mktemp("fw")
-    run = subprocess.run(["make", "-s", "-C", str(FIRMWARE), f"BUILD={build}", "CC=gcc",
-                          f"{build}/test_core", f"{build}/vector_check"], capture_output=True, text=True)
+    run = subprocess.run(["make", "-s", "-j2", "-C", str(FIRMWARE), f"BUILD={build}", "CC=gcc",
+                          f"{build}/test_core", f"{build}/vector_check", f"{build}/device_check"],
+                         capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     return build
 
@@ -109,24 +110,19 @@ def replay_python(lines: list[str]) -> list[str]:
     return out
 
 
-def test_c_device_behaves_as_python_device(tmp_path):
+def test_c_device_behaves_as_python_device(built):
     """A faulty streaming session recorded from the Python device, replayed into the C core: every
     reply byte, the screen, the played audio and the counters must agree."""
-    if shutil.which("gcc") is None or shutil.which("make") is None:
-        pytest.skip("gcc and make are needed to build the C firmware core (apt-get install gcc make)")
     from firmware_bridge.device import DeviceCore
     from firmware_bridge.stream import Streamer, synthetic_events
     from firmware_bridge.virtual import VirtualLine, VirtualLink
 
-    build = tmp_path / "fw"
-    run = subprocess.run(["make", "-s", "-C", str(FIRMWARE), f"BUILD={build}", "CC=gcc", f"{build}/device_check"],
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+    build = built
     rec = Recorder(DeviceCore())
     link = VirtualLink(rec, VirtualLine(921600, seed=4, corrupt=0.005, drop=0.002), seed=2, max_payload=120,
                        line_bps=92160).connect()
     streamer = Streamer(link, audio_rate=8000)
-    for event in synthetic_events(frames=2, size=12, audio_s=0.4, seed=1):
+    for event in synthetic_events(frames=2, size=8, audio_s=0.25, seed=1):
         streamer.feed(event)
     streamer.finish(timeout_s=120)
     link.wait(lambda: rec.device.fill == 0 and not rec.device.playing, 10, "playing out")
@@ -138,4 +134,4 @@ def test_c_device_behaves_as_python_device(tmp_path):
     assert len(got_lines) == len(want)
     for i, (g, w) in enumerate(zip(got_lines, want)):
         assert g == w, f"line {i}: input {rec.lines[i] if i < len(rec.lines) else 'end'}"
-    assert int(want[-2].split()[1]) > 500  # the session did play sound
+    assert int(want[-2].split()[1]) > 300  # the session did play sound

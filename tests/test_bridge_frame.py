@@ -62,7 +62,7 @@ def test_split_anywhere(msgs, step):
     assert got == msgs
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(st.binary(max_size=3000), st.lists(st.binary(max_size=64), max_size=4))
 def test_any_bytes_never_crash_and_are_bounded(data, more):
     dec = Decoder()
@@ -74,7 +74,7 @@ def test_any_bytes_never_crash_and_are_bounded(data, more):
         assert dec.pending <= pr.MAX_ENCODED
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(st.binary(max_size=3000), st.lists(messages, min_size=1, max_size=4))
 def test_valid_frames_after_garbage_are_decoded(garbage, msgs):
     # one delimiter after the garbage resynchronises; everything after it must come through

@@ -148,7 +148,7 @@ def test_stream_through_faults_and_a_device_restart(rig):
     assert cap.replayed == 0
     first = cap.chunks[0][0]
     assert cap.played + cap.gaps == last + 1 - first
-    assert cap.played > 0.3 * len(want), f"only {cap.played} of {len(want)} samples arrived"
+    assert cap.played > 0.5 * len(want), f"only {cap.played} of {len(want)} samples arrived"
     c = sim.counters
     assert c["crc_errors"] > 0 and c["boots"] == 2 and relay.counts["duplicated"] == 1
     assert stats["retransmits"] > 0
