@@ -142,7 +142,58 @@ def targets(rows: list, demo_rows: list) -> list:
     return checks
 
 
+def token_streams(model: Path, backend: str, tokens: int) -> dict:
+    """Greedy and seeded token streams of ``model`` through ``backend`` (what backends must agree on)."""
+    from pxby_edge.backends import open_backend
+    from pxby_edge.generate import GenerationRequest, Generator
+
+    out = {}
+    for label, temperature, seed in (("greedy", 0.0, 0), ("seeded", 0.8, 7)):
+        be = open_backend(model, backend)
+        req = GenerationRequest(prompt="a small blue water creature", max_tokens=tokens, temperature=temperature,
+                                seed=seed, frames=2, width=16, height=16, audio_samples=4 * tokens)
+        gen = Generator(be, req)
+        for _ in gen.events():
+            pass
+        out[label] = [int(t) for t in gen.lanes[0].tokens]
+        out["backend"] = be.name
+    return out
+
+
+def streams_main(argv) -> int:
+    """`streams MODEL --backend B --out F [--compare REF]`: write (and compare) token streams.
+
+    For tflite-runtime, which needs numpy < 2 and so lives in its own environment:
+        .venv/bin/python bench/bench_runtime.py streams M.tflite --backend litert --out ref.json
+        .venv-tflite/bin/python bench/bench_runtime.py streams M.tflite --backend tflite --out t.json --compare ref.json
+    """
+    ap = argparse.ArgumentParser(prog="bench_runtime.py streams")
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--tokens", type=int, default=512)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--compare", type=Path, default=None)
+    args = ap.parse_args(argv)
+    got = token_streams(args.model, args.backend, args.tokens)
+    args.out.write_text(json.dumps(got))
+    if args.compare is None:
+        print(f"{got['backend']}: " + ", ".join(f"{k} {len(got[k])} tokens" for k in ("greedy", "seeded")))
+        return 0
+    ref = json.loads(args.compare.read_text())
+    same = True
+    for k in ("greedy", "seeded"):
+        a, b = ref[k], got[k]
+        first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        equal = a == b
+        same &= equal
+        print(f"{k}: {got['backend']} vs {ref['backend']}: {'identical' if equal else 'DIFFER'} "
+              f"({len(b)} vs {len(a)} tokens, first difference at {first})")
+    return 0 if same else 1
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "streams":
+        return streams_main(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/pxby-bench"))
     ap.add_argument("--tokens", type=int, default=2000)
