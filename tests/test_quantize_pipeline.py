@@ -169,3 +169,17 @@ def test_cli_every_recipe(recipe, upstream_dir, tmp_path, capsys):
     state = read_manifest(out).input("c0")
     assert (state.dtype == "int16") == (recipe == "a16w8")
     assert (state.dtype == "float32") == (recipe in ("dynamic", "mixed"))
+
+
+@pytest.mark.slow
+def test_batch_export(upstream_dir, tmp_path):
+    from quantize.fidelity import TFLiteStep
+    from quantize.pipeline import quantize_checkpoint
+
+    out = tmp_path / "b.tflite"
+    quantize_checkpoint(upstream_dir / "tiny_autoregressive", out, recipe="dynamic", batch=3, eval_steps=64,
+                        onnx_out=tmp_path / "b.onnx")
+    m = read_manifest(out)
+    assert m.batch == 3 and m.input("context").shape == (3, 6) and m.input("h0").shape == (2, 3, 32)
+    s = TFLiteStep(out.read_bytes())
+    assert s.step(np.ones((3, 6), np.int32)).shape == (3, 6, 151)

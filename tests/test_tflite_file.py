@@ -20,8 +20,11 @@ WEIGHT_Q = np.array([[1, -2, 3, -4], [5, 6, -7, 8], [-128, 0, 127, 1]], dtype=np
 WEIGHT_SCALES = [0.5, 0.25, 0.125]
 
 
-def build_model(metadata: dict | None = None) -> bytes:
-    """A small FULLY_CONNECTED model written with the schema's object API (the reference writer)."""
+def build_model(metadata: dict | None = None, external: bool = False) -> bytes:
+    """A small FULLY_CONNECTED model written with the schema's object API (the reference writer).
+
+    ``external`` stores the weights after the flatbuffer, addressed by offset and size, as the
+    quantizer does for some models."""
     schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
     flatbuffers = pytest.importorskip("flatbuffers")
 
@@ -76,9 +79,21 @@ def build_model(metadata: dict | None = None) -> bytes:
         md = schema.MetadataT()
         md.name, md.buffer = name, len(m.buffers) - 1
         m.metadata.append(md)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    def pack():
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+    if not external:
+        return pack()
+    weights = m.buffers[1]
+    raw = bytes(weights.data)
+    weights.data, weights.offset, weights.size = None, 1 << 40, len(raw)  # placeholder of the final width
+    head = len(pack())
+    weights.offset = head + (-head % 16)
+    data = pack()
+    assert len(data) == head
+    return data + b"\0" * (weights.offset - head) + raw
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +191,16 @@ def test_bundled_file_matches_the_interpreter():
     ops = [o["op_name"] for o in it._get_ops_details()]
     assert ops == [f.op_name(op) for op in sub.operators]
     assert set(f.signature().inputs) == {"context", "h0", "c0"}
+
+
+def test_weights_stored_after_the_flatbuffer(small):
+    f = TFLiteFile(build_model({"note": b"x"}, external=True))
+    np.testing.assert_array_equal(f.tensor_array(f.subgraphs[0].tensors[1]), WEIGHT_Q)
+    assert f.metadata == {"note": b"x"}
+    pytest.importorskip("flatbuffers")
+    from quantize.metadata import with_metadata
+
+    # Adding metadata re-packs the file: the outside weights must come along.
+    again = TFLiteFile(with_metadata(build_model(external=True), {"m": b"1"}))
+    np.testing.assert_array_equal(again.tensor_array(again.subgraphs[0].tensors[1]), WEIGHT_Q)
+    assert again.metadata["m"] == b"1"
