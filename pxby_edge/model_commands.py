@@ -33,7 +33,10 @@ def describe(path) -> str:
     ]
     if m.calibration:
         c = m.calibration
-        lines.append(f"calibrated {c.get('calib_steps')} samples from {c.get('source')}")
+        if c.get("calib_steps"):
+            lines.append(f"calibrated {c.get('calib_steps')} samples from {c.get('source')}")
+        else:
+            lines.append(f"calibration none ({c.get('note', 'not needed by the recipe')})")
     lines.append("tensors")
     for kind, specs in (("in", m.inputs), ("out", m.outputs)):
         for s in specs:
