@@ -11,12 +11,16 @@ row would otherwise leave 300 MB behind for the rows after it.
 Row kinds:
 - ``step``: the backend's ``step()`` over the recorded contexts (I/O included), plus the bare
   ``invoke()`` of the same interpreter (``bare_us``) where the backend has one;
-- ``generate``: end to end through ``pxby_edge.generate.run_generation`` (sampling, context building,
-  events), the same seed and prompt;
+- ``generate``: end to end through the generator, ``pxby_edge.generate.Generator`` (sampling, context
+  building, events), the same seed and prompt; load to first generated token is ``startup_s``;
 - ``torch``: PyTorch fp32 with the LSTM state kept, one ``model.step`` per token;
 - ``upstream``: PyTorch fp32 re-running the whole prefix for every token, as the reference
   implementation generates.
 torch is imported only in the last two, and only inside their process.
+
+Wall-clock figures on a shared machine include time spent descheduled; each row therefore also
+reports ``cpu_us_per_token`` (the thread's CPU time over the loop / tokens), which other processes
+can slow (shared caches) but not inflate by preemption. Ratios are given for both.
 """
 
 from __future__ import annotations
@@ -149,38 +153,59 @@ def _row_step(spec: RowSpec, t_start: float) -> dict:
     perf = time.perf_counter_ns
     step = be.step
     times = []
+    cpu0 = time.thread_time_ns()
     for c in contexts[1:]:
         ctx[:] = c  # every lane replays the stream: the same work per lane as real lanes
         s = perf()
         step(ctx)
         times.append(perf() - s)
+    cpu = time.thread_time_ns() - cpu0
     row = latency_stats(times, be.batch)
+    row["cpu_us_per_token"] = cpu / 1e3 / max(1, len(times) * be.batch)
     bare = getattr(be, "bare_invoke", None)
     if bare is not None:
         bare_times = []
+        cpu0 = time.thread_time_ns()
         for _ in range(len(contexts)):
             s = perf()
             bare()
             bare_times.append(perf() - s)
+        cpu = time.thread_time_ns() - cpu0
         row["bare_us"] = float(np.median(bare_times)) / 1e3 / be.batch
+        row["bare_cpu_us"] = cpu / 1e3 / (len(contexts) * be.batch)
     row.update(kind="step", backend=be.name, recipe=be.manifest.recipe, batch=be.batch, startup_s=startup,
                model=str(spec.model), options=spec.options, import_s=t0 - t_start)
     return row
 
 
 def _row_generate(spec: RowSpec, t_start: float) -> dict:
-    from pxby_edge.generate import run_generation
-    from pxby_edge.manifest import read_manifest
+    """End to end through the generator (``pxby_edge.generate.Generator``): sampling, contexts, events."""
+    from pxby_edge.backends import open_backend
+    from pxby_edge.generate import Generator
 
-    manifest = read_manifest(spec.model)
-    summary = run_generation(generation_request(spec.tokens, spec.seed, manifest.batch), spec.model,
-                             backend=spec.backend, threads=spec.threads)
-    return {
-        "kind": "generate", "backend": summary["backend"], "recipe": manifest.recipe, "batch": summary["batch"],
-        "tokens": summary["tokens"], "tokens_per_s": summary["tokens_per_s"],
-        "us_per_token_median": summary["step_us_median"], "us_per_token_p99": summary["step_us_p99"],
-        "startup_s": summary["startup_s"], "model": str(spec.model), "stop_reason": summary.get("stop_reason", ""),
-    }
+    t0 = time.perf_counter()
+    be = open_backend(spec.model, spec.backend, threads=spec.threads, **spec.options)
+    gen = Generator(be, generation_request(spec.tokens, spec.seed, be.batch))
+    events = gen.events()
+    n_events = 0
+    for _ in events:  # prefill, then up to the first generated token
+        n_events += 1
+        if gen.step_ns:
+            break
+    startup = time.perf_counter() - t0
+    w0, cpu0 = time.perf_counter_ns(), time.thread_time_ns()
+    for _ in events:
+        n_events += 1
+    wall, cpu = time.perf_counter_ns() - w0, time.thread_time_ns() - cpu0
+    tokens = sum(lane.generated for lane in gen.lanes)
+    steps = gen.step_ns[1:]
+    row = latency_stats(steps, be.batch)
+    later = max(1, len(steps) * be.batch)
+    row.update(kind="generate", backend=be.name, recipe=be.manifest.recipe, batch=be.batch, tokens=tokens,
+               tokens_per_s=later / (wall / 1e9) if wall else 0.0, cpu_us_per_token=cpu / 1e3 / later,
+               startup_s=startup, events=n_events, model=str(spec.model), options=spec.options,
+               stop_reason=gen.stop_reason)
+    return row
 
 
 def _torch_model(spec: RowSpec):
@@ -202,11 +227,14 @@ def _row_torch(spec: RowSpec, t_start: float) -> dict:
     with torch.no_grad():
         _, state = model.step(ids[0:1])
         startup = time.perf_counter() - t0
+        cpu0 = time.thread_time_ns()
         for t in range(1, len(ids)):
             s = perf()
             _, state = model.step(ids[t:t + 1], state)
             times.append(perf() - s)
+        cpu = time.thread_time_ns() - cpu0
     row = latency_stats(times, 1)
+    row["cpu_us_per_token"] = cpu / 1e3 / max(1, len(times))
     row.update(kind="torch", backend="torch", recipe="fp32", batch=1, startup_s=startup, model=str(spec.model))
     return row
 
@@ -221,11 +249,14 @@ def _row_upstream(spec: RowSpec, t_start: float) -> dict:
     with torch.no_grad():
         model(ids[:, :1])
         startup = time.perf_counter() - t0
+        cpu0 = time.thread_time_ns()
         for t in range(2, ids.shape[1] + 1):
             s = perf()
             model(ids[:, :t])  # the reference re-runs the whole prefix for each new token
             times.append(perf() - s)
+        cpu = time.thread_time_ns() - cpu0
     row = latency_stats(times, 1)
+    row["cpu_us_per_token"] = cpu / 1e3 / max(1, len(times))
     row.update(kind="upstream", backend="torch", recipe="fp32", batch=1, startup_s=startup, model=str(spec.model))
     return row
 
@@ -305,26 +336,39 @@ def run_spec(spec: RowSpec, isolate: bool = True) -> dict:
 def add_ratios(rows: list) -> list:
     """Speed-ups against upstream-style and torch-kept-state, and batch B against batch 1 of the same setup."""
     base = {r["kind"]: r["tokens_per_s"] for r in rows if r.get("kind") in ("upstream", "torch") and r["tokens_per_s"]}
+    cpu_base = {r["kind"]: r["cpu_us_per_token"] for r in rows
+                if r.get("kind") in ("upstream", "torch") and r.get("cpu_us_per_token")}
     b1 = {(r["kind"], r["backend"], r.get("recipe"), json.dumps(r.get("options") or {})): r["tokens_per_s"]
           for r in rows if r.get("batch") == 1 and r.get("tokens_per_s")}
+    cpu_b1 = {(r["kind"], r["backend"], r.get("recipe"), json.dumps(r.get("options") or {})): r["cpu_us_per_token"]
+              for r in rows if r.get("batch") == 1 and r.get("cpu_us_per_token")}
     for r in rows:
         if not r.get("tokens_per_s"):
             continue
         for kind in ("upstream", "torch"):
             if kind in base and r.get("kind") != kind:
                 r[f"x_vs_{kind}"] = r["tokens_per_s"] / base[kind]
+        for kind in ("upstream", "torch"):
+            if kind in cpu_base and r.get("kind") != kind and r.get("cpu_us_per_token"):
+                r[f"cpu_x_vs_{kind}"] = cpu_base[kind] / r["cpu_us_per_token"]
         key = (r["kind"], r["backend"], r.get("recipe"), json.dumps(r.get("options") or {}))
         if r.get("batch", 1) > 1 and key in b1:
             r["x_vs_batch1"] = r["tokens_per_s"] / b1[key]
+            if key in cpu_b1 and r.get("cpu_us_per_token"):
+                r["cpu_x_vs_batch1"] = cpu_b1[key] / r["cpu_us_per_token"]
         if r.get("kind") == "step" and r.get("bare_us"):
             r["io_overhead_us"] = r["us_per_token_median"] - r["bare_us"]
+            if r.get("bare_cpu_us") and r.get("cpu_us_per_token"):
+                r["io_overhead_cpu_us"] = r["cpu_us_per_token"] - r["bare_cpu_us"]
     gens = [r for r in rows if r.get("kind") == "generate" and r.get("tokens_per_s")]
-    bares = {(r["backend"], r.get("recipe"), r.get("batch")): r["bare_us"] for r in rows
+    bares = {(r["backend"], r.get("recipe"), r.get("batch")): r for r in rows
              if r.get("kind") == "step" and r.get("bare_us") and not r.get("options")}
     for r in gens:
         bare = bares.get((r["backend"], r.get("recipe"), r.get("batch")))
         if bare is not None:
-            r["overhead_us_vs_bare"] = r["us_per_token_median"] - bare
+            r["overhead_us_vs_bare"] = r["us_per_token_median"] - bare["bare_us"]
+            if bare.get("bare_cpu_us") and r.get("cpu_us_per_token"):
+                r["overhead_cpu_us_vs_bare"] = r["cpu_us_per_token"] - bare["bare_cpu_us"]
     return rows
 
 
@@ -356,7 +400,8 @@ def bench(models, *, tokens: int = 2000, backends=None, kinds=("step", "generate
 def format_table(rows: list) -> str:
     cols = [("name", "{:<40}", "configuration"), ("tokens_per_s", "{:>10.0f}", "tok/s"),
             ("us_per_token_median", "{:>9.1f}", "med µs"), ("us_per_token_p99", "{:>9.1f}", "p99 µs"),
-            ("bare_us", "{:>8.1f}", "bare µs"), ("startup_s", "{:>9.3f}", "start s"),
+            ("bare_us", "{:>8.1f}", "bare µs"), ("cpu_us_per_token", "{:>8.1f}", "cpu µs"),
+            ("bare_cpu_us", "{:>8.1f}", "bcpu µs"), ("startup_s", "{:>9.3f}", "start s"),
             ("peak_rss_mb", "{:>8.1f}", "RSS MB"), ("x_vs_upstream", "{:>9.1f}", "×upstrm"),
             ("x_vs_torch", "{:>8.1f}", "×torch"), ("x_vs_batch1", "{:>7.2f}", "×b1")]
     lines = ["  ".join(f"{h:<40}" if k == "name" else f"{h:>{len(fmt.format(0)) if k != 'name' else 40}}"
