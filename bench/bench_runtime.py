@@ -99,8 +99,8 @@ def build(work: Path, force: bool = False) -> dict:
 def median_rows(runs: list) -> list:
     """Per-row medians of the numeric fields over repeated runs (rows matched by name)."""
     out = []
-    for i, row in enumerate(runs[0]):
-        same = [r[i] for r in runs if i < len(r) and r[i]["name"] == row["name"]]
+    for row in runs[0]:
+        same = [r for run in runs for r in run if r["name"] == row["name"]]
         merged = dict(row)
         for key, value in row.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -219,7 +219,8 @@ def main() -> int:
     for k in range(args.repeats):
         print(f"run {k + 1}/{args.repeats}", file=sys.stderr)
         runs.append(bench(models, tokens=args.tokens, threads=args.threads, variants=True,
-                          vs_torch=None if args.no_torch else files["ckpt"], upstream_tokens=args.upstream_tokens,
+                          # The PyTorch rows take minutes (upstream-style is quadratic): measured in the first run only.
+                          vs_torch=None if args.no_torch or k else files["ckpt"], upstream_tokens=args.upstream_tokens,
                           progress=progress))
     rows = median_rows(runs)
     demo_rows = []
