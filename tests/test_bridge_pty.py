@@ -152,3 +152,35 @@ def test_stream_through_faults_and_a_device_restart(rig):
     c = sim.counters
     assert c["crc_errors"] > 0 and c["boots"] == 2 and relay.counts["duplicated"] == 1
     assert stats["retransmits"] > 0
+
+
+def test_simulator_on_a_serial_url():
+    """`pxby-edge handheld --port /dev/ttyX`: the simulator opens a tty as a serial port (here the
+    slave of a second pty, bridged to the host's by a fault-free relay)."""
+    from firmware_bridge.simulator import SerialTransport
+
+    host_master, host_slave = os.openpty()
+    dev_master, dev_slave = os.openpty()
+    for fd in (host_slave, dev_slave):
+        tty.setraw(fd)
+    relay = FaultRelay(host_master, dev_master, seed=1, corrupt=0.0, drop=0.0, burst=0.0, dup_after=-1)
+    transport = SerialTransport(os.ttyname(dev_slave), 921600)
+    sim = Simulator(transport).start()
+    relay.thread.start()
+    try:
+        link = Link(os.ttyname(host_slave), 921600, need=stream_needs(), seed=1).connect()
+        with link:
+            streamer = Streamer(link, audio_rate=8000)
+            for event in synthetic_events(frames=1, size=8, audio_s=0.1, seed=1):
+                streamer.feed(event)
+            streamer.finish(timeout_s=30)
+            poll(lambda: sim.capture.screen is not None and np.array_equal(sim.capture.screen,
+                                                                            streamer.expected_screen()), 10, "the screen")
+        assert sim.counters["crc_errors"] == 0 and sim.counters["commits"] >= 8
+    finally:
+        relay.stop.set()
+        sim.stop()
+        relay.thread.join(timeout=2)
+        transport.close()
+        for fd in (host_master, host_slave, dev_master, dev_slave):
+            os.close(fd)

@@ -153,3 +153,17 @@ def test_u4_audio_and_text_arrive_exactly_without_faults():
     assert device.counters["gaps"] == 0 and device.counters["underruns"] == 0
     assert device.text.decode() == "hi there"
     assert np.array_equal(device.screen, streamer.expected_screen())
+
+
+def test_protocol_core_is_pure_and_commands_are_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, firmware_bridge.frame, firmware_bridge.link, firmware_bridge.device, firmware_bridge.stream; "
+        "assert 'serial' not in sys.modules, 'the protocol core imported pyserial'; "
+        "import firmware_bridge.commands"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    light = "import sys, firmware_bridge.commands; assert not {'numpy', 'serial', 'scipy'} & set(sys.modules)"
+    subprocess.run([sys.executable, "-c", light], check=True, timeout=60)
