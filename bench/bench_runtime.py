@@ -96,6 +96,39 @@ def build(work: Path, force: bool = False) -> dict:
     return {"ckpt": ckpt, **files}
 
 
+def state_fidelity(quant: Path, reference: Path, tokens: int) -> list:
+    """How each state policy of the quantized file tracks the float file over one long teacher-forced stream.
+
+    Rows: policy, new-token (slot 5) top-1 agreement with float, mean |logit diff|, cosine of the final
+    hidden state with float's. ``auto`` re-quantizes where the input and output grids differ (by table);
+    ``raw`` copies the integers as if they agreed.
+    """
+    import numpy as np
+
+    from pxby_edge.backends import open_backend
+    from pxby_edge.backends.bench import record_stream
+
+    contexts = record_stream(reference, tokens)
+    ref = open_backend(reference, "litert")
+
+    def run(be):
+        be.reset()
+        out = np.stack([be.step(c[None])[0, 5].copy() for c in contexts])
+        return out, np.concatenate([a.reshape(-1) for a in be.state_real()])
+
+    f_logits, f_state = run(ref)
+    rows = []
+    for policy in ("auto", "raw"):
+        be = open_backend(quant, "litert", state=policy)
+        q_logits, q_state = run(be)
+        cos = float(f_state @ q_state / (np.linalg.norm(f_state) * np.linalg.norm(q_state) + 1e-12))
+        rows.append({"policy": policy, "modes": dict(be.state_modes), "steps": len(contexts),
+                     "top1_agreement": float((q_logits.argmax(-1) == f_logits.argmax(-1)).mean()),
+                     "mean_abs_logit_diff": float(np.abs(q_logits - f_logits).mean()),
+                     "final_state_cosine": cos})
+    return rows
+
+
 def median_rows(runs: list) -> list:
     """Per-row medians of the numeric fields over repeated runs (rows matched by name)."""
     out = []
@@ -232,13 +265,18 @@ def main() -> int:
     if demo_rows:
         print("\nbundled demo model")
         print(format_table(demo_rows))
+    fidelity = state_fidelity(files["int8"], files["float"], args.tokens)
+    print("\nint8 state policies vs the float file (teacher-forced, slot 5)")
+    for r in fidelity:
+        print(f"  {r['policy']:5} {r['modes']}: top-1 agreement {r['top1_agreement']:.4f}, "
+              f"mean |Δlogit| {r['mean_abs_logit_diff']:.4f}, final state cosine {r['final_state_cosine']:.4f}")
     checks = targets(rows, demo_rows)
     print("\ntargets")
     for name, value, ok in checks:
         print(f"  {'ok ' if ok else 'MISS'} {name}: {value:.3g}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rows": rows, "demo": demo_rows, "runs": runs,
+        args.json.write_text(json.dumps({"rows": rows, "demo": demo_rows, "runs": runs, "state_fidelity": fidelity,
                                          "checks": [{"target": n, "value": v, "ok": ok} for n, v, ok in checks]},
                                         indent=2))
     return 0
