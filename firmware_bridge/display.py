@@ -25,6 +25,8 @@ from firmware_bridge import protocol as pr
 # The classic DMG shades, lightest first (shade 0 is "white" on a Game Boy).
 DMG_PALETTE = ((0x9B, 0xBC, 0x0F), (0x8B, 0xAC, 0x0F), (0x30, 0x62, 0x30), (0x0F, 0x38, 0x0F))
 
+OUTLINE_SHADE = 1
+
 BAYER4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], dtype=np.float64)
 
 
@@ -72,7 +74,9 @@ class Layout:
     def fit(cls, width: int, height: int, text_rows: int = 4, screen_w: int = pr.SCREEN_W,
             screen_h: int = pr.SCREEN_H) -> Layout:
         text_y = screen_h - 8 * text_rows
-        scale = max(1, min(screen_w // max(1, width), text_y // max(1, height)))
+        # 1 pixel kept free on every side for the outline (white sprite pixels on the light
+        # background would otherwise not show where the sprite is)
+        scale = max(1, min((screen_w - 2) // max(1, width), (text_y - 2) // max(1, height)))
         x = max(0, (screen_w - width * scale) // 2)
         y = max(0, (text_y - height * scale) // 2)
         return cls(width, height, scale, x, y, text_y)
@@ -95,7 +99,7 @@ class TextArea:
         for para in text.split("\n"):
             line = ""
             for ch in para:
-                if self.font.getlength(line + ch) > self.width - 2:
+                if self.font.getlength(line + ch) > self.width - 4:  # glyphs overhang their advance
                     lines.append(line)
                     line = ""
                 line += ch
@@ -152,9 +156,23 @@ class ScreenModel:
             h = min(big.shape[0], lay.text_y - lay.y)
             w = min(big.shape[1], self.screen_w - lay.x)
             screen[lay.y : lay.y + h, lay.x : lay.x + w] = shades_of(big[:h, :w], self.dither, lay.y, lay.x)
+            self._outline(screen, lay.x - 1, lay.y - 1, lay.x + lay.width * lay.scale, lay.y + lay.height * lay.scale,
+                          lay.text_y)
         if self._text_area is not None:
             screen[self.screen_h - 8 * self.text_rows :] = self._text_area.render(self.text)
         return screen
+
+    def _outline(self, screen: np.ndarray, x0: int, y0: int, x1: int, y1: int, bottom: int) -> None:
+        """A shade-1 rectangle just outside the sprite, where it fits."""
+        h, w = bottom, screen.shape[1]
+        xs = slice(max(0, x0), min(w, x1 + 1))
+        ys = slice(max(0, y0), min(h, y1 + 1))
+        for y in (y0, y1):
+            if 0 <= y < h:
+                screen[y, xs] = OUTLINE_SHADE
+        for x in (x0, x1):
+            if 0 <= x < w:
+                screen[ys, x] = OUTLINE_SHADE
 
 
 class TileDiff:
