@@ -25,7 +25,7 @@ from firmware_bridge import protocol as pr
 # The classic DMG shades, lightest first (shade 0 is "white" on a Game Boy).
 DMG_PALETTE = ((0x9B, 0xBC, 0x0F), (0x8B, 0xAC, 0x0F), (0x30, 0x62, 0x30), (0x0F, 0x38, 0x0F))
 
-OUTLINE_SHADE = 1
+OUTLINE_SHADE = 2
 
 BAYER4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], dtype=np.float64)
 
@@ -86,11 +86,13 @@ class TextArea:
     """Renders the newest text into the bottom of the screen with Pillow's built-in font."""
 
     def __init__(self, width: int, height: int):
-        from PIL import ImageFont
+        from PIL import Image, ImageDraw, ImageFont
 
         self.width, self.height = width, height
         self.font = ImageFont.load_default()
         self.line_h = 9
+        # measure as drawn: a 1-bit image lays glyphs out without anti-aliasing, wider than getlength says
+        self._measure = ImageDraw.Draw(Image.new("1", (1, 1)))
 
     def render(self, text: str) -> np.ndarray:
         from PIL import Image, ImageDraw
@@ -99,7 +101,7 @@ class TextArea:
         for para in text.split("\n"):
             line = ""
             for ch in para:
-                if self.font.getlength(line + ch) > self.width - 4:  # glyphs overhang their advance
+                if self._measure.textlength(line + ch, font=self.font) > self.width - 2:
                     lines.append(line)
                     line = ""
                 line += ch
@@ -163,7 +165,7 @@ class ScreenModel:
         return screen
 
     def _outline(self, screen: np.ndarray, x0: int, y0: int, x1: int, y1: int, bottom: int) -> None:
-        """A shade-1 rectangle just outside the sprite, where it fits."""
+        """A mid-shade rectangle just outside the sprite, where it fits."""
         h, w = bottom, screen.shape[1]
         xs = slice(max(0, x0), min(w, x1 + 1))
         ys = slice(max(0, y0), min(h, y1 + 1))
