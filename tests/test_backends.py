@@ -324,3 +324,17 @@ def test_onnx_finds_its_manifest(models, tmp_path):
     be = open_backend(models.onnx)
     assert be.name == "onnx" and be.manifest.recipe == "float"
     assert json.loads(be.manifest.to_json())["batch"] == 1
+
+
+DEMO = ROOT / "pxby_edge" / "assets" / "demo.tflite"
+
+
+@pytest.mark.skipif(not DEMO.is_file(), reason="the bundled model is not built yet")
+def test_numpy_runs_the_bundled_model_like_litert():
+    """The bundled file (whatever its recipe) through numpy, as a device without an interpreter runs it."""
+    ids = np.random.default_rng(0).integers(0, 151, size=(80, 6)).astype(np.int32)
+    ref = run_contexts(open_backend(DEMO, "litert"), ids)
+    got = run_contexts(open_backend(DEMO, "numpy"), ids)
+    assert np.abs(got - ref).mean() < 2e-3
+    assert (got.argmax(-1) == ref.argmax(-1)).mean() > 0.99
+    assert _stream(DEMO, "numpy", 0.0, 0, tokens=256) == _stream(DEMO, "litert", 0.0, 0, tokens=256)
