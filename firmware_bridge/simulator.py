@@ -171,6 +171,9 @@ class Capture:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            # import the image code now: doing it at the first COMMIT stalls the device for tens
+            # of ms, long enough for the host to resend its window
+            from PIL import GifImagePlugin, Image, PngImagePlugin  # noqa: F401
         self.palette = np.asarray(palette, dtype=np.uint8)
         self.frames: list[np.ndarray] = []
         self.screen: Optional[np.ndarray] = None
@@ -182,12 +185,17 @@ class Capture:
         self.audio_rate = 8192
         self.audio_format = pr.AUDIO_U8
         self.lock = threading.Lock()
+        self._png_at = -1.0
 
     def on_commit(self, screen: np.ndarray, frame: int) -> None:
         with self.lock:
             self.screen = screen.copy()
             self.frames.append(self.screen)
-        if self.out_dir is not None:
+        now = time.monotonic()
+        if self.out_dir is not None and now - self._png_at >= 0.25:
+            # at most 4 writes a second: a PNG per row would stall the device loop (late ACKs,
+            # needless retransmissions); save() writes the last one in any case
+            self._png_at = now
             self._save_png(self.out_dir / "screen.png", self.screen)
 
     def on_play(self, offset: int, samples: np.ndarray) -> None:
