@@ -46,6 +46,7 @@ class DeviceCore:
         on_commit: Optional[Callable[[np.ndarray, int], None]] = None,
         on_play: Optional[Callable[[int, np.ndarray], None]] = None,
         on_text: Optional[Callable[[str], None]] = None,
+        on_audio_cfg: Optional[Callable[[int], None]] = None,
     ):
         caps = caps or pr.Capabilities()
         if caps.max_payload > pr.MAX_PAYLOAD:
@@ -56,6 +57,7 @@ class DeviceCore:
         self.on_commit = on_commit
         self.on_play = on_play
         self.on_text = on_text
+        self.on_audio_cfg = on_audio_cfg
         # The receive buffer is sized from what the device accepts, so an oversize frame is
         # dropped while it streams in, before any of it is interpreted.
         frame = pr.HEADER_SIZE + caps.max_payload + pr.CRC_SIZE
@@ -307,6 +309,8 @@ class DeviceCore:
         if not fields["format"] & self.caps.audio_formats or fields["prebuffer"] > self.caps.audio_buffer:
             return False
         self._audio_reset(fields["rate"], fields["format"], fields["start"], fields["prebuffer"])
+        if self.on_audio_cfg is not None:
+            self.on_audio_cfg(fields["start"])
         return True
 
     def _do_audio_chunk(self, fields, tail, msg, now_ms) -> bool:

@@ -198,6 +198,13 @@ class Capture:
             self._png_at = now
             self._save_png(self.out_dir / "screen.png", self.screen)
 
+    def on_audio_cfg(self, start: int) -> None:
+        """A sound opens at ``start``: the first one sets where counting begins, so samples lost
+        before anything played (say, in a reset) are gaps too."""
+        with self.lock:
+            if self.next_offset is None:
+                self.next_offset = start
+
     def on_play(self, offset: int, samples: np.ndarray) -> None:
         with self.lock:
             if self.next_offset is not None:
@@ -298,7 +305,7 @@ class Simulator:
     def _boot(self) -> DeviceCore:
         self.boots += 1
         return DeviceCore(self.caps, versions=self.versions, boot_id=self.boots, on_commit=self._on_commit,
-                          on_play=self._on_play)
+                          on_play=self._on_play, on_audio_cfg=self.capture.on_audio_cfg)
 
     def _on_play(self, offset: int, samples: np.ndarray) -> None:
         self.capture.audio_rate = self.core.audio_rate or self.capture.audio_rate

@@ -146,12 +146,18 @@ def test_stream_through_faults_and_a_device_restart(rig):
         assert np.array_equal(samples, want[offset : offset + len(samples)])
         last = offset + len(samples) - 1
     assert cap.replayed == 0
-    first = cap.chunks[0][0]
-    assert cap.played + cap.gaps == last + 1 - first
-    assert cap.played > 0.5 * len(want), f"only {cap.played} of {len(want)} samples arrived"
+    # counted from the sound's start: what a reset swallowed is a gap the speaker log sees
+    assert cap.played + cap.gaps == last + 1
     c = sim.counters
+    # a tail that never came is counted by the device when the (reliable) end mark arrives
+    assert c["gaps"] >= len(want) - (last + 1)
+    # 1 % corruption loses about half the chunks sent once; the copies and the restart (which
+    # drops the device's buffered ~0.5 s) leave well over a third played
+    assert cap.played > 0.4 * len(want), f"only {cap.played} of {len(want)} samples arrived"
     assert c["crc_errors"] > 0 and c["boots"] == 2 and relay.counts["duplicated"] == 1
     assert stats["retransmits"] > 0
+    print(f"recovery {s.ready_since - restart_at} ms; played {cap.played}, gaps {cap.gaps} of {len(want)} samples; last {last} dev gaps {c['gaps']} "
+          f"retransmits {stats['retransmits']}; relay {relay.counts}")
 
 
 def test_simulator_on_a_serial_url():
