@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import click
 
+from pxby_edge.generate_command import generation_options, request_from_options
+
 
 @click.command()
 @click.option("--pty", "use_pty", is_flag=True, help="Serve on a new pseudo-terminal (the default).")
@@ -63,35 +65,28 @@ def handheld(use_pty, port, baud, capture_dir, live, seconds):
 @click.command()
 @click.argument("model", required=False, type=click.Path(dir_okay=False))
 @click.option("--port", required=True, metavar="URL", help="The device: /dev/ttyACM0, a pty path, socket://HOST:PORT.")
-@click.option("--baud", default=115200, show_default=True)
-@click.option("--prompt", default=None, help="Text to start from (default: the generator's).")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--temperature", default=0.8, show_default=True, type=float)
-@click.option("--max-tokens", default=20000, show_default=True, type=int)
-@click.option("--frames", default=None, type=int, help="Animation frames to generate.")
-@click.option("--audio-samples", default=None, type=int, help="Audio samples to generate.")
-@click.option("--backend", default="auto", show_default=True)
+@click.option("--baud", default=115200, show_default=True, help="Baud rate of the serial line.")
+@generation_options
 @click.option("--dither", is_flag=True, help="Ordered (Bayer) dithering between the 4 shades.")
-@click.option("--audio-format", type=click.Choice(["u8", "u4"]), default="u8", show_default=True)
+@click.option("--audio-format", type=click.Choice(["u8", "u4"]), default="u8", show_default=True, help="Sample format on the wire.")
 @click.option("--synthetic", is_flag=True, help="Stream a built-in test sprite and sound instead of generating.")
 @click.option("--connect-timeout", default=3.0, show_default=True, type=float, help="Seconds to wait for the device.")
-def stream(model, port, baud, prompt, seed, temperature, max_tokens, frames, audio_samples, backend, dither,
-           audio_format, synthetic, connect_timeout):
-    """Generate with MODEL (default: the bundled one) and send it live to a device or `pxby-edge handheld`."""
+def stream(model, port, baud, dither, audio_format, synthetic, connect_timeout, backend, threads, **options):
+    """Generate with MODEL (default: the bundled one) and send it live to a device or `pxby-edge handheld`:
+    text as it appears, the sprite row by row, each animation frame, then the cry."""
     from firmware_bridge.link import Link
     from firmware_bridge.stream import Streamer, stream_needs, synthetic_events
 
     opts = dict(dither=dither, audio_format=audio_format)
     if synthetic:
-        events, audio_rate, runner = synthetic_events(), 8000, None
+        events, audio_rate, audio_total = synthetic_events(), 8000, None
     else:
-        events, audio_rate, runner = None, None, _generation(model, prompt, seed, temperature, max_tokens, frames,
-                                                              audio_samples, backend)
-        audio_rate = runner[1]
+        gen, audio_rate = _generation(model, options, backend, threads)
+        events, audio_total = gen.events(), gen.request.audio_samples
     with Link(port, baud, connect_timeout_s=connect_timeout, need=stream_needs()) as link:
         link.connect()
-        streamer = Streamer(link, audio_rate=audio_rate, audio_total=audio_samples, **opts)
-        for event in events if runner is None else runner[0].events():
+        streamer = Streamer(link, audio_rate=audio_rate, audio_total=audio_total, **opts)
+        for event in events:
             streamer.feed(event)
         stats = streamer.finish()
     click.echo(
@@ -101,20 +96,17 @@ def stream(model, port, baud, prompt, seed, temperature, max_tokens, frames, aud
     )
 
 
-def _generation(model, prompt, seed, temperature, max_tokens, frames, audio_samples, backend):
+def _generation(model, options, backend, threads):
     """(Generator, audio rate) for the model, or a one-line error when the runtime is not installed."""
     from firmware_bridge.errors import RuntimeUnavailable
 
     try:
         from pxby_edge.backends import open_backend
-        from pxby_edge.generate import GenerationRequest, Generator, audio_rate_of, default_model_path
+        from pxby_edge.generate import Generator, audio_rate_of, default_model_path
     except ImportError as exc:
         raise RuntimeUnavailable(
             f"generation runtime not available in this install ({exc}); use --synthetic to test the link"
         ) from exc
-    request = GenerationRequest(seed=seed, temperature=temperature, max_tokens=max_tokens, frames=frames,
-                                audio_samples=audio_samples)
-    if prompt is not None:
-        request.prompt = prompt
-    be = open_backend(model or default_model_path(), backend=backend, threads=1)
+    request = request_from_options(**options)
+    be = open_backend(model or default_model_path(), backend=backend, threads=threads)
     return Generator(be, request), audio_rate_of(be.manifest)
