@@ -144,3 +144,5 @@ def test_windows_cover_and_pad():
     assert y.shape == (16,) and (y[:10] == labels).all() and (y[10:] == -100).all()
     xb, yb = w.batch([0, 1])
     assert xb.shape == (2, 4, 6) and yb.shape == (2, 4, 6)
+    heads = Windows([stream], seq_len=4, stride=3, head_repeat=2)
+    assert [int(s) for _, s in heads.index] == [0, 3, 5, 0, 0]

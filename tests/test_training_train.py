@@ -157,3 +157,23 @@ def test_evaluate_and_adherence_mechanics(small_data, tmp_path):
     adh = prompt_adherence(model, per_colour=1, size_px=12)
     assert set(adh["per_colour"]) == {"red", "orange", "yellow", "green", "blue", "purple", "pink", "teal"}
     assert 0 <= adh["overall"] <= 1
+
+
+def test_init_from_checkpoint(small_data, tmp_path):
+    from dataclasses import replace
+
+    from training.errors import ConfigError
+
+    m, cfg = load_preset("tiny")
+    cfg = replace(cfg, max_steps=1, head_repeat=2)
+    train(small_data, tmp_path / "a", m, cfg, device="cpu", progress=False, log=lambda *_: None)
+    logs = []
+    train(small_data, tmp_path / "b", m, replace(cfg, lr=1e-9, warmup_steps=1, grad_clip=0.0), device="cpu",
+          progress=False, log=logs.append, init_from=tmp_path / "a")
+    assert any("initialised from" in line for line in logs)
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b" / "last")
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(va, vb, atol=1e-5, rtol=0, msg=k)  # a 1e-9 step barely moves them
+    with pytest.raises(ConfigError, match="--init"):
+        train(small_data, tmp_path / "c", replace(m, hidden_size=8), cfg, device="cpu", progress=False,
+              log=lambda *_: None, init_from=tmp_path / "a")

@@ -47,6 +47,8 @@ def synth(n, out, seed, size_px, force):
 @click.option("--max-steps", type=click.IntRange(0), help="Stop after this many optimizer steps (overrides epochs).")
 @click.option("--max-minutes", type=click.FloatRange(0), help="Wall-clock budget; the cosine schedule ends with it.")
 @click.option("--eval-batches", type=click.IntRange(0), help="Held-out batches per periodic validation (0: all; the last one uses all).")
+@click.option("--head-repeat", type=click.IntRange(0), help="Extra copies per epoch of each item's first window (text -> image).")
+@click.option("--init", "init_from", type=click.Path(file_okay=False, path_type=Path), help="Start from this checkpoint's weights (same model config).")
 @click.option("--batch", type=click.IntRange(1), help="Windows per batch (per rank).")
 @click.option("--seq-len", type=click.IntRange(2), help="Contexts per window.")
 @click.option("--stride", type=click.IntRange(1), help="Step between windows of one item.")
@@ -62,7 +64,7 @@ def synth(n, out, seed, size_px, force):
 @click.option("--force", is_flag=True, help="Overwrite an existing --out.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
 @click.option("--check-sync", type=click.Path(file_okay=False), hidden=True, help="Check DDP ranks hold equal weights after every step; write per-rank reports here.")
-def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, batch, seq_len, stride, lr, grad_accum, pad_weight, eval_every,
+def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_repeat, init_from, batch, seq_len, stride, lr, grad_accum, pad_weight, eval_every,
           threads, seed, device, amp, resume, force, no_progress, check_sync):
     """Train a PixelBytes LSTM and write an upstream-format checkpoint, metrics.csv and metrics.png.
 
@@ -75,13 +77,14 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, batch
 
     model_cfg, cfg = load_preset(config)
     overrides = {
-        "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes, "eval_batches": eval_batches, "batch_size": batch, "seq_len": seq_len, "stride": stride,
+        "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes, "eval_batches": eval_batches,
+        "head_repeat": head_repeat, "batch_size": batch, "seq_len": seq_len, "stride": stride,
         "lr": lr, "grad_accum": grad_accum, "pad_weight": pad_weight, "eval_every": eval_every,
         "num_threads": threads, "seed": seed,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     result = run(data, out, model_cfg, cfg, device=device, amp=amp, resume=resume, force=force,
-                 progress=not no_progress, log=click.echo, check_sync=check_sync)
+                 progress=not no_progress, log=click.echo, check_sync=check_sync, init_from=init_from)
     import os
 
     if int(os.environ.get("RANK", 0)) == 0:

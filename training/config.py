@@ -106,6 +106,7 @@ class TrainConfig:
     eval_batches: int = 0  # > 0: periodic validations use only the first N held-out batches (the last uses all)
     slicing_image: int = 1
     slicing_audio: int = 4
+    head_repeat: int = 0  # extra copies per epoch of each item's first window (text -> image), see data.Windows
     val_fraction: float = 0.05
     pad_weight: float = 1.0  # loss weight of class 0 (upstream used 1/120)
     seed: int = 1337
@@ -119,7 +120,7 @@ class TrainConfig:
             "slicing_image": self.slicing_image >= 1, "slicing_audio": self.slicing_audio >= 1,
             "val_fraction": 0 <= self.val_fraction < 1, "pad_weight": self.pad_weight >= 0,
             "eval_every": self.eval_every >= 1, "max_steps": self.max_steps >= 0,
-            "max_minutes": self.max_minutes >= 0, "eval_batches": self.eval_batches >= 0,
+            "max_minutes": self.max_minutes >= 0, "head_repeat": self.head_repeat >= 0, "eval_batches": self.eval_batches >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -345,9 +345,15 @@ class Windows:
 
     ``window(i)`` → (x (T, 6) int64 padded with 0, y int64 padded with -100): y is the next context
     (T, 6) for ``autoregressive``, the label (T,) for ``predict``.
+
+    ``head_repeat`` adds that many extra copies of each item's first window. The prompt → sprite decisions
+    (which colour the body gets) are made once per item, at the first body pixels right after the text;
+    everywhere else the neighbours in the context already show the colour. Without more weight those few
+    positions are too rare a signal for a small model to learn the text → image dependency.
     """
 
-    def __init__(self, streams: list[Stream], seq_len: int, stride: int, objective: str = "autoregressive"):
+    def __init__(self, streams: list[Stream], seq_len: int, stride: int, objective: str = "autoregressive",
+                 head_repeat: int = 0):
         self.streams, self.seq_len, self.objective = streams, int(seq_len), objective
         index = []
         for k, s in enumerate(streams):
@@ -357,6 +363,7 @@ class Windows:
             if starts[-1] + span < n:
                 starts.append(n - span)
             index.extend((k, st) for st in starts)
+            index.extend((k, 0) for _ in range(int(head_repeat)))
         self.index = np.asarray(index, dtype=np.int64).reshape(-1, 2)
 
     def __len__(self) -> int:

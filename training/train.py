@@ -264,6 +264,7 @@ def train(
     log=print,
     check_sync: str | None = None,
     cache_dir=None,
+    init_from=None,
 ) -> dict:
     """Train and write checkpoints into ``out``; returns the last metrics row (with the run summary)."""
     out = Path(out)
@@ -288,10 +289,19 @@ def train(
     say(f"data: {streams.summary()}")
     if not streams.val:
         say("warning: no held-out item (dataset too small for val_fraction); validating on the training items")
-    train_w = Windows(streams.train, cfg.seq_len, cfg.stride, model_cfg.objective)
+    train_w = Windows(streams.train, cfg.seq_len, cfg.stride, model_cfg.objective, cfg.head_repeat)
     val_w = Windows(streams.val or streams.train, cfg.seq_len, cfg.seq_len, model_cfg.objective)
 
-    raw_model = PixelBytesLSTM(model_cfg).to(rt.device)
+    raw_model = PixelBytesLSTM(model_cfg)
+    if init_from is not None and not resume:
+        from training.checkpoint import load_checkpoint
+
+        start = load_checkpoint(init_from)
+        if start.config != model_cfg:
+            raise ConfigError(f"--init {init_from} holds {start.config}, but the config asks for {model_cfg}")
+        raw_model.load_state_dict(start.state_dict())
+        say(f"weights initialised from {init_from}")
+    raw_model = raw_model.to(rt.device)
     model = raw_model
     if rt.ddp:
         from torch.nn.parallel import DistributedDataParallel
