@@ -10,6 +10,7 @@ import pytest
 from training.errors import DatasetError, OutputExistsError
 from training.synth import (
     AUDIO_RATE,
+    BACKDROPS,
     BACKGROUND,
     COLOURS,
     ELEMENTS,
@@ -34,7 +35,8 @@ def test_item_invariants(index):
     assert 2 <= f <= 4 and h == w == 24
     assert np.array_equal(item.frames, item.frames[:, :, ::-1]), "sprites are mirror-symmetric"
     assert len({fr.tobytes() for fr in item.frames}) > 1, "animated: frames differ"
-    assert (item.frames == BACKGROUND).any() and (item.frames == OUTLINE).any()
+    assert item.frames[:, 0, 0].tolist() == [BACKDROPS[item.colour]] * f, "the backdrop follows the colour word"
+    assert (item.frames == OUTLINE).any()
     # The colour word is the dominant body colour; no other colour's ids appear at all.
     assert dominant_colour(item.frames) == item.colour
     others = [i for name, ids in COLOURS.items() if name != item.colour for i in ids]
@@ -49,7 +51,17 @@ def test_item_invariants(index):
 def test_palette_ids_are_disjoint():
     used = [i for ids in COLOURS.values() for i in ids]
     assert len(used) == len(set(used))
-    assert not set(used) & ({BACKGROUND, OUTLINE} | {e["accent"] for e in ELEMENTS.values()})
+    others = [BACKGROUND, OUTLINE, *BACKDROPS.values(), *(e["accent"] for e in ELEMENTS.values())]
+    assert len(others) == len(set(others)) and not set(used) & set(others)
+
+
+def test_plain_backdrop_is_version_1():
+    tinted, plain = make_item(7, seed=0), make_item(7, seed=0, backdrop="plain")
+    assert (plain.frames[:, 0, 0] == BACKGROUND).all()
+    body = tinted.frames != BACKDROPS[tinted.colour]
+    assert np.array_equal(tinted.frames[body], plain.frames[body]) and tinted.text == plain.text
+    with pytest.raises(DatasetError, match="backdrop"):
+        make_item(0, backdrop="blue")
 
 
 def test_cry_pitch_follows_size():

@@ -23,8 +23,10 @@ def dataset():
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write (upstream layout).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed writes the same dataset.")
 @click.option("--size", "size_px", type=click.IntRange(12, 128), default=24, show_default=True, help="Sprite width and height in pixels.")
+@click.option("--backdrop", type=click.Choice(["tinted", "plain"]), default="tinted", show_default=True,
+              help="tinted: the backdrop colour follows the colour word (version 2); plain: white (version 1).")
 @click.option("--force", is_flag=True, help="Replace an existing synthetic dataset at --out.")
-def synth(n, out, seed, size_px, force):
+def synth(n, out, seed, size_px, backdrop, force):
     """Write N procedurally generated creatures: text/, images/ (animated GIF), audio/ (two-channel WAV).
 
     Each creature's colour, element, size and features are named in its text and drawn in its sprite
@@ -35,7 +37,7 @@ def synth(n, out, seed, size_px, force):
     from training.synth import write_dataset
 
     with tqdm(total=n, unit="item", disable=None) as bar:
-        write_dataset(out, n, seed=seed, size_px=size_px, force=force, progress=bar.update)
+        write_dataset(out, n, seed=seed, size_px=size_px, force=force, progress=bar.update, backdrop=backdrop)
     click.echo(f"wrote {n} items to {out}")
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from training.errors import DatasetError, OutputExistsError
 
 # Palette indices (0-based into the 55-colour NES palette of pxby_edge.vocab).
-BACKGROUND = 1  # (252, 252, 252)
+BACKGROUND = 1  # (252, 252, 252): the plain backdrop of generator version 1 (``backdrop="plain"``)
 OUTLINE = 0  # (0, 0, 0)
 # colour word -> (main, light, shade); no id is shared with another colour, an accent or the background.
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -45,6 +45,13 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (15, 14, 16),
     "pink": (18, 17, 20),
     "teal": (50, 49, 51),
+}
+# colour word -> backdrop palette id (version 2, the default): the first pixel of the image already
+# carries the colour word, one token after the text ends, and every later pixel sees it among its
+# neighbours, so a small model learns the text -> sprite colour dependency (with a plain backdrop the body
+# colour is decided once, ~100-150 tokens after the word, and a 0.37 M LSTM did not pick it up in 40 min).
+BACKDROPS: dict[str, int] = {
+    "red": 25, "orange": 21, "yellow": 2, "green": 46, "blue": 9, "purple": 13, "pink": 3, "teal": 54,
 }
 # element -> accent palette id, cry contour, cry timbre.
 ELEMENTS: dict[str, dict] = {
@@ -68,7 +75,7 @@ FEATURES: dict[str, str] = {  # feature -> how the text names it
     "spikes": "spikes", "antennae": "antennae", "feet": "feet",
 }
 AUDIO_RATE = 8192  # Hz of the WAV files (the Game Boy rate); train with slicing_audio 4 -> 2048 Hz tokens
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 1: plain white backdrop; 2: backdrop tinted by the colour word
 
 
 @dataclass
@@ -129,7 +136,8 @@ def _mirror(mask):
     return out
 
 
-def draw_frame(s: int, colour: str, element: str, size: str, features: list[str], shape: dict, k: int, n: int):
+def draw_frame(s: int, colour: str, element: str, size: str, features: list[str], shape: dict, k: int, n: int,
+               backdrop: int = BACKGROUND):
     """One (S, S) frame of palette indices; ``shape`` holds the per-creature random choices, k the frame."""
     main, light, shade = COLOURS[colour]
     accent = ELEMENTS[element]["accent"]
@@ -212,7 +220,7 @@ def draw_frame(s: int, colour: str, element: str, size: str, features: list[str]
     grown[:, 1:] |= filled[:, :-1]
     grown[:, :-1] |= filled[:, 1:]
     canvas[grown & ~filled] = OUTLINE
-    canvas[canvas < 0] = BACKGROUND
+    canvas[canvas < 0] = backdrop
     return _mirror_ids(canvas)
 
 
@@ -263,8 +271,12 @@ def synth_cry(element: str, size: str, rng: np.random.Generator, sample_rate: in
 # -- items and files -------------------------------------------------------------------------------
 
 
-def make_item(index: int, seed: int = 0, size_px: int = 24) -> SynthItem:
-    """Item ``index`` of the dataset made with ``seed``: the same on every machine."""
+def make_item(index: int, seed: int = 0, size_px: int = 24, backdrop: str = "tinted") -> SynthItem:
+    """Item ``index`` of the dataset made with ``seed``: the same on every machine.
+
+    ``backdrop``: "tinted" (version 2, the colour word's ``BACKDROPS`` id) or "plain" (version 1, white)."""
+    if backdrop not in ("tinted", "plain"):
+        raise DatasetError(f"backdrop must be 'tinted' or 'plain', got {backdrop!r}")
     if size_px < 12:
         raise DatasetError(f"sprite size must be at least 12 pixels, got {size_px}")
     rng = np.random.default_rng([int(seed), int(index)])
@@ -282,7 +294,9 @@ def make_item(index: int, seed: int = 0, size_px: int = 24) -> SynthItem:
     }
     n_frames = int(rng.integers(2, 5))
     frames = np.stack([
-        draw_frame(size_px, colour, element, size, features, shape, k, n_frames) for k in range(n_frames)
+        draw_frame(size_px, colour, element, size, features, shape, k, n_frames,
+                   BACKDROPS[colour] if backdrop == "tinted" else BACKGROUND)
+        for k in range(n_frames)
     ])
     audio = synth_cry(element, size, rng)
     return SynthItem(index, colour, element, size, features, describe(colour, element, size, features), frames, audio)
@@ -299,7 +313,8 @@ def dominant_colour(frame_ids) -> str | None:
     return best if counts[best] > 0 else None
 
 
-def write_dataset(out, n: int, seed: int = 0, size_px: int = 24, force: bool = False, progress=None) -> Path:
+def write_dataset(out, n: int, seed: int = 0, size_px: int = 24, force: bool = False, progress=None,
+                  backdrop: str = "tinted") -> Path:
     """Write ``n`` items in the upstream folder layout under ``out`` (all at once: a temporary folder
     beside it, renamed at the end). ``force`` replaces an existing synthetic dataset there."""
     from pxby_edge.media import write_gif, write_text, write_wav
@@ -319,7 +334,7 @@ def write_dataset(out, n: int, seed: int = 0, size_px: int = 24, force: bool = F
         width = max(4, len(str(n - 1)))
         items = []
         for i in range(n):
-            item = make_item(i, seed, size_px)
+            item = make_item(i, seed, size_px, backdrop)
             name = f"{i:0{width}d}"
             write_text(tmp / "text" / f"{name}.txt", item.text)
             write_gif(tmp / "images" / f"{name}.gif", list(item.frames), DEFAULT_PALETTE, frame_ms=250)
@@ -328,7 +343,8 @@ def write_dataset(out, n: int, seed: int = 0, size_px: int = 24, force: bool = F
             if progress is not None:
                 progress(1)
         meta = {
-            "generator": "pxby-edge synth", "version": GENERATOR_VERSION, "seed": seed, "n": n,
+            "generator": "pxby-edge synth", "version": GENERATOR_VERSION if backdrop == "tinted" else 1,
+            "backdrop": backdrop, "backdrops": BACKDROPS if backdrop == "tinted" else None, "seed": seed, "n": n,
             "size_px": size_px, "audio_rate": AUDIO_RATE, "colours": COLOURS,
             "elements": {k: v["accent"] for k, v in ELEMENTS.items()}, "items": items,
         }
