@@ -69,9 +69,11 @@ def build_models(checkpoint: Path, out: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def models(pytestconfig, tmp_path_factory, upstream_dir) -> SimpleNamespace:
+def models(tmp_path_factory, upstream_dir) -> SimpleNamespace:
     ckpt = upstream_dir / "tiny_autoregressive"
-    cached = Path(pytestconfig.cache.mkdir("pxby-backend-models")) / _cache_key()
+    # Our own cache folder (gitignored), not pytest's: CI runs with the cache plugin off.
+    cached = ROOT / ".cache" / "pxby-backend-models" / _cache_key()
+    cached.parent.mkdir(parents=True, exist_ok=True)
     if not (cached / "done").is_file():
         pytest.importorskip("litert_torch")
         pytest.importorskip("ai_edge_quantizer")
