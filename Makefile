@@ -26,7 +26,7 @@ $(PI_VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(PI_VENV)/.installed
-	$(PI_VENV)/bin/pxby-edge demo
+	$(PI_VENV)/bin/pxby-edge demo --force
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -135,8 +135,12 @@ def demo(model, out_dir, port, baud, force, as_json, backend, threads, **options
     """
     if options.get("prompt") is None:
         options["prompt"] = DEFAULT_DEMO_PROMPT
+        options["complete_text"] = False  # the default prompt is a whole description already
     if options.get("frames") is None:
         options["frames"] = 3
+    for side in ("width", "height"):
+        if options.get(side) is None:
+            options[side] = DEMO_SPRITE_PX
     if options.get("audio_seconds") is None:
         options["audio_seconds"] = DEFAULT_DEMO_AUDIO_S
     request = request_from_options(**options)
@@ -157,5 +161,6 @@ def demo(model, out_dir, port, baud, force, as_json, backend, threads, **options
         click.echo(f"wrote {path}")
 
 
-DEFAULT_DEMO_PROMPT = "a small blue water creature"
+DEFAULT_DEMO_PROMPT = "a small blue water creature with horns and a tail. it is blue."
+DEMO_SPRITE_PX = 24  # the bundled model was trained on 24x24 creatures and does not yet count rows reliably
 DEFAULT_DEMO_AUDIO_S = 0.5  # the synthetic cries last 0.2-0.3 s; a cap keeps a rambling model short

@@ -33,7 +33,7 @@ from pxby_edge.sampling import PlanTracker, Sampler, StreamPlan, Temperature, sa
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 from pxby_edge.vocab import PAD_ID, ROW_END_ID, SEG_END_ID
 
-DEFAULT_PROMPT = "a small blue water creature"
+DEFAULT_PROMPT = "a small blue water creature with horns and a tail. it is blue."
 
 
 @dataclass

@@ -24,6 +24,8 @@ def generation_options(f):
         click.option("--plan", default="text,image,audio", show_default=True, help="Modalities to generate, in order."),
         click.option("--max-tokens", type=click.IntRange(1), default=20000, show_default=True, help="Token budget per stream."),
         click.option("--frames", type=click.IntRange(1), default=None, help="Sprite frames (default: the model decides)."),
+        click.option("--width", type=click.IntRange(1, 256), default=None, help="Force the sprite width in pixels (default: the model decides)."),
+        click.option("--height", type=click.IntRange(1, 256), default=None, help="Force the sprite height in pixels (default: the model decides)."),
         click.option("--audio-seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Audio length (default: the model decides)."),
         click.option("--text-chars", type=click.IntRange(1), default=160, show_default=True, help="Longest text before it is ended."),
         click.option("--complete-text/--closed-prompt", default=True, show_default=True, help="Let the model finish the prompt's sentence, or end the text at the prompt."),
@@ -40,7 +42,7 @@ def generation_options(f):
     return f
 
 
-def request_from_options(prompt, image, plan, max_tokens, frames, audio_seconds, text_chars, complete_text, temperature, top_k, top_p, seed, batch):
+def request_from_options(prompt, image, plan, max_tokens, frames, width, height, audio_seconds, text_chars, complete_text, temperature, top_k, top_p, seed, batch):
     from pxby_edge.generate import DEFAULT_PROMPT, GenerationRequest
     from pxby_edge.tokenize_files import _open_image
 
@@ -52,6 +54,8 @@ def request_from_options(prompt, image, plan, max_tokens, frames, audio_seconds,
         max_tokens=max_tokens,
         text_chars=text_chars,
         frames=frames,
+        width=width,
+        height=height,
         audio_seconds=audio_seconds,
         temperature=temperature,
         top_k=top_k,
