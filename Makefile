@@ -1,6 +1,7 @@
 # Set-up and checks that work on a fresh machine: each target makes the virtual environment it needs.
 #   make demo   - install the Pi runtime (no torch) and run the demo on the bundled model
 #   make test   - install everything (torch CPU, converters, test tools) and run lint + the test suite
+#   make arm64-check - the Pi path under arm64 emulation (qemu-user; 11-13 min, docs/PI.md)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint firmware-test clean
+.PHONY: demo test lint firmware-test arm64-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,9 @@ firmware-test:
 
 test: $(VENV)/.installed lint firmware-test
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+arm64-check:
+	scripts/arm64-check
 
 clean:
 	rm -rf $(VENV) $(PI_VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
