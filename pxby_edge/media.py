@@ -43,6 +43,9 @@ def atomic_write(path: os.PathLike | str, data: bytes, overwrite: bool = False) 
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary, shareable files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

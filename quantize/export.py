@@ -78,17 +78,7 @@ def export_onnx(step, batch: int = 1) -> bytes:
 
 
 def atomic_write(path, data: bytes) -> Path:
-    """Write all of ``data`` or nothing: a temp file beside ``path``, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write all of ``data`` or nothing (temp file beside ``path``, then rename); callers check --force."""
+    from pxby_edge.media import atomic_write as write_all
+
+    return write_all(path, data, overwrite=True)

@@ -12,8 +12,6 @@ an upstream ``.bin`` is read with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -40,22 +38,10 @@ __all__ = [
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write a file all at once (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write a file all at once (temp file in the same folder, then rename); callers check overwrites."""
+    from pxby_edge.media import atomic_write
+
+    return atomic_write(path, data, overwrite=True)
 
 
 def read_config(folder) -> dict:
