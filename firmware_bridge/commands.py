@@ -45,10 +45,13 @@ def handheld(use_pty, port, baud, capture_dir, live, seconds):
             sys.stdout.flush()
 
     sim = Simulator(transport, capture=Capture(capture_dir), live=writer)
+    import signal
+
+    # Ctrl-C and systemd's SIGTERM end the loop between steps, so the capture is always saved whole.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sim.stop())
     try:
         sim.serve(seconds)
-    except KeyboardInterrupt:
-        pass
     finally:
         written = sim.capture.save()
         transport.close()
