@@ -19,7 +19,7 @@ BACKENDS = ("auto", "litert", "tflite", "onnx", "numpy")
 def generation_options(f):
     """Options shared by `generate` and `stream` (sampling, plan, limits, backend)."""
     opts = [
-        click.option("--prompt", default=None, help="Text prompt (default: a sensible creature description)."),
+        click.option("--prompt", default=None, help="Text prompt; a whole sentence in the training style works best, e.g. \"a large red fire creature with wings. it is red.\" (default: a blue water creature)."),
         click.option("--image", type=click.Path(dir_okay=False, path_type=Path), help="An image prefix (its segment is complete)."),
         click.option("--plan", default="text,image,audio", show_default=True, help="Modalities to generate, in order."),
         click.option("--max-tokens", type=click.IntRange(1), default=20000, show_default=True, help="Token budget per stream."),
@@ -46,8 +46,10 @@ def request_from_options(prompt, image, plan, max_tokens, frames, width, height,
     from pxby_edge.generate import DEFAULT_PROMPT, GenerationRequest
     from pxby_edge.tokenize_files import _open_image
 
+    if prompt is None:
+        prompt, complete_text = DEFAULT_PROMPT, False  # the default is a whole description already
     return GenerationRequest(
-        prompt=DEFAULT_PROMPT if prompt is None else prompt,
+        prompt=prompt,
         image=_open_image(image) if image is not None else None,
         plan=tuple(p.strip() for p in plan.split(",") if p.strip()),
         complete_text=complete_text,
