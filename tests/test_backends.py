@@ -334,7 +334,6 @@ def test_onnx_finds_its_manifest(models, tmp_path):
 DEMO = ROOT / "pxby_edge" / "assets" / "demo.tflite"
 
 
-@pytest.mark.skipif(not DEMO.is_file(), reason="the bundled model is not built yet")
 def test_numpy_runs_the_bundled_model_like_litert():
     """The bundled file (whatever its recipe) through numpy, as a device without an interpreter runs it."""
     ids = np.random.default_rng(0).integers(0, 151, size=(80, 6)).astype(np.int32)

@@ -158,7 +158,6 @@ BLOCK_TORCH = (
 )
 
 
-@pytest.mark.skipif(not BUNDLED.is_file(), reason="no bundled model (pxby_edge/assets/demo.tflite) yet")
 def test_inspect_bundled_model_without_torch():
     run = [sys.executable, "-c", BLOCK_TORCH]
     proc = subprocess.run(run + ["inspect", str(BUNDLED), "--json"], capture_output=True, text=True, cwd=ROOT,

@@ -15,6 +15,7 @@ differ, ``Requantizer`` maps one integer grid onto the other with the manifest's
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import Optional
 
@@ -40,7 +41,7 @@ STATE_NAMES = ((OUTPUT_H, INPUT_H), (OUTPUT_C, INPUT_C))
 _INT_LIMITS = {"int8": (-128, 127), "int16": (-32768, 32767), "uint8": (0, 255)}
 
 
-class Backend:
+class Backend(abc.ABC):
     """Base of the interpreter backends; see the module docstring for the contract.
 
     Attributes every backend sets: ``name``, ``manifest``, ``batch`` (the file's fixed batch B),
@@ -64,22 +65,23 @@ class Backend:
         self.hidden_size = int(manifest.hidden_size)
         self.context_shape = (self.batch, int(manifest.input(INPUT_CONTEXT).shape[-1]))
 
+    @abc.abstractmethod
     def step(self, contexts) -> np.ndarray:
         """contexts int (B, 6) → logits float32 (B, slots, V); the state moves one token on."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def reset(self, lanes=None) -> None:
         """Zero the LSTM state of every lane, or of the given batch lanes only."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def get_state(self):
         """An opaque copy of the state (for prefill once, branch many)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def set_state(self, state) -> None:
-        raise NotImplementedError
+        """Restore a state ``get_state`` returned."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most backends hold nothing to release)
         """Release the interpreter (also done when the backend is garbage-collected)."""
 
     def __enter__(self):
