@@ -172,7 +172,6 @@ def test_corrupt_bytes_never_crash(small, data):
                 pass
 
 
-@pytest.mark.skipif(not BUNDLED.is_file(), reason="no bundled model (pxby_edge/assets/demo.tflite) yet")
 def test_bundled_file_matches_the_interpreter():
     interp_mod = pytest.importorskip("ai_edge_litert.interpreter")
     f = TFLiteFile.open(BUNDLED)
