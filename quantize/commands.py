@@ -14,12 +14,14 @@ import sys
 import click
 
 from quantize.recipes import DEFAULT_RECIPE, RECIPES
+from quantize.rounding import DEFAULT_ROUNDING, ROUNDINGS
 
 RECIPE_CHOICES = RECIPES
 
 # (report key, label, format) rows of the table printed at the end.
 TABLE = (
     ("recipe", "recipe", "{}"),
+    ("rounding", "weight rounding", "{}"),
     ("float_bytes", "float file", "{:,} B"),
     ("quant_bytes", "quantized file", "{:,} B"),
     ("size_ratio", "size ratio", "{:.3f}"),
@@ -32,7 +34,7 @@ TABLE = (
     ("mean_kl", "mean KL (float || quantized)", "{:.5f}"),
     ("state_cosine_4096", "state cosine after 4096 steps", "{:.5f}"),
     ("max_abs_logit_diff_float_tflite", "float TFLite vs torch, max |logit diff|", "{:.2e}"),
-    ("convert_seconds", "convert seconds (export + quantize)", "{:.1f}"),
+    ("convert_seconds", "convert seconds (export + rounding + quantize)", "{:.1f}"),
     ("calibrate_seconds", "calibration data seconds", "{:.1f}"),
 )
 
@@ -54,6 +56,9 @@ def format_table(report: dict) -> str:
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="The .tflite to write.")
 @click.option("--recipe", type=click.Choice(RECIPE_CHOICES), default=DEFAULT_RECIPE, show_default=True,
               help="Quantization recipe (see quantize/recipes.py).")
+@click.option("--rounding", type=click.Choice(ROUNDINGS), default=DEFAULT_ROUNDING, show_default=True,
+              help="How weights are rounded to int8: gptq (error-compensating, on the calibration data) or "
+                   "nearest (see quantize/rounding.py).")
 @click.option("--calib", "calib", type=click.Path(), default=None,
               help="Calibration data: a dataset folder or parquet (held-out items), or .npz token files. "
                    "Default: synthetic items never seen in training.")
@@ -71,7 +76,7 @@ def format_table(report: dict) -> str:
               help="Teacher-forced steps the fidelity report runs.")
 @click.option("--force", is_flag=True, help="Overwrite outputs that exist.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
-def quantize(checkpoint, out, recipe, calib, calib_steps, batch, onnx_out, float_out, report_out, eval_steps,
+def quantize(checkpoint, out, recipe, rounding, calib, calib_steps, batch, onnx_out, float_out, report_out, eval_steps,
              force, as_json):
     """Export CHECKPOINT's streaming step to TFLite, quantize it, and report its fidelity."""
     from quantize.pipeline import STAGES, quantize_checkpoint
@@ -89,7 +94,7 @@ def quantize(checkpoint, out, recipe, calib, calib_steps, batch, onnx_out, float
 
     try:
         report = quantize_checkpoint(
-            checkpoint, out, recipe=recipe, calib=calib, calib_steps=calib_steps, batch=batch,
+            checkpoint, out, recipe=recipe, rounding=rounding, calib=calib, calib_steps=calib_steps, batch=batch,
             onnx_out=onnx_out, float_out=float_out, report_out=report_out, force=force, eval_steps=eval_steps,
             progress=tick,
         )

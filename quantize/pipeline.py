@@ -27,6 +27,7 @@ from pxby_edge.manifest import (
 from pxby_edge.tflite_file import TFLiteFile
 from pxby_edge.vocab import Vocab
 from quantize.recipes import DEFAULT_RECIPE
+from quantize.rounding import DEFAULT_ROUNDING
 
 DEFAULT_CALIB_STEPS = 256
 EVAL_STEPS = 4096
@@ -73,6 +74,7 @@ def quantize_checkpoint(
     out,
     *,
     recipe: str = DEFAULT_RECIPE,
+    rounding: str = DEFAULT_ROUNDING,
     calib=None,
     calib_steps: int = DEFAULT_CALIB_STEPS,
     batch: int = 1,
@@ -83,7 +85,12 @@ def quantize_checkpoint(
     eval_steps: int = EVAL_STEPS,
     progress: Optional[Callable[[str], None]] = None,
 ) -> dict:
-    """Run the whole pipeline; returns the fidelity report (also stored in the manifest)."""
+    """Run the whole pipeline; returns the fidelity report (also stored in the manifest).
+
+    ``rounding`` "gptq" rounds the weight matrices with GPTQ on the calibration streams before the
+    quantizer runs (quantize/rounding.py); the float outputs and the fidelity reference stay the
+    original float model.
+    """
     from quantize.calibrate import (
         EVAL_SEED,
         Streams,
@@ -96,11 +103,14 @@ def quantize_checkpoint(
     from quantize.fidelity import eval_stream, fidelity_report
     from quantize.metadata import with_metadata
     from quantize.recipes import RECIPES, needs_calibration, quantize_tflite
+    from quantize.rounding import ROUNDINGS, check_weights, gptq_weights, replace_weights
     from quantize.source import load_source
     from quantize.step import StepModule
 
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDINGS)}")
     if batch < 1:
         raise ValueError(f"--batch must be at least 1, got {batch}")
     _check_outputs([out, onnx_out, float_out, report_out], force)
@@ -126,6 +136,16 @@ def quantize_checkpoint(
         samples, calib_summary = [], {"source": cal_streams.source, "calib_steps": 0,
                                       "note": f"recipe {recipe} quantizes activations at run time"}
     calibrate_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rounded = None
+    if rounding == "gptq":
+        rounded = gptq_weights(source.model, cal_streams.streams)
+        calib_summary["rounding"] = {**rounded.summary, "source": cal_streams.source}
+        if not calib_summary.get("calib_steps"):
+            calib_summary["note"] += f"; weights GPTQ-rounded on {rounded.summary['positions']} positions"
+    else:
+        calib_summary["rounding"] = {"method": "nearest"}
+    rounding_s = time.perf_counter() - t0
     tick("calibrate")
 
     t0 = time.perf_counter()
@@ -134,7 +154,14 @@ def quantize_checkpoint(
     tick("export")
 
     t0 = time.perf_counter()
-    quant_bytes = quantize_tflite(float_bytes, recipe, samples)
+    if rounded is not None:
+        state = source.model.state_dict()
+        to_quantize = replace_weights(float_bytes, {k: state[k].detach().cpu().numpy() for k in rounded.ints},
+                                      {k: rounded.weights(k) for k in rounded.ints})
+        quant_bytes = quantize_tflite(to_quantize, recipe, samples, pre_rounded=True)
+        check_weights(quant_bytes, rounded)
+    else:
+        quant_bytes = quantize_tflite(float_bytes, recipe, samples)
     quantize_s = time.perf_counter() - t0
     tick("quantize")
 
@@ -142,12 +169,14 @@ def quantize_checkpoint(
     fid = fidelity_report(source.model, float_bytes, quant_bytes, contexts)
     report = {
         "recipe": recipe,
+        "rounding": rounding,
         "float_bytes": len(float_bytes),
         "quant_bytes": len(quant_bytes),
         "size_ratio": len(quant_bytes) / len(float_bytes),
         **fid,
-        "convert_seconds": export_s + quantize_s,
+        "convert_seconds": export_s + rounding_s + quantize_s,
         "export_seconds": export_s,
+        "rounding_seconds": rounding_s,
         "quantize_seconds": quantize_s,
         "calibrate_seconds": calibrate_s,
         "eval_source": ev_streams.source,

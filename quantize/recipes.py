@@ -16,6 +16,10 @@
 Measured on a trained small model (bench/bench_quantize.py): static int8 state drifts (cosine ~0.5 after
 4,096 steps) and ``int8`` loses accuracy; float state (``dynamic``, ``mixed``) stays at cosine > 0.999.
 ``dynamic`` is the default: the best fidelity of the fast recipes and the fastest with I/O.
+
+Every recipe stores weights int8 symmetric per row with min/max ranges, so weights rounded beforehand
+onto that grid (``quantize.rounding``, GPTQ) come through unchanged; ``pre_rounded`` makes ``dynamic``
+take min/max ranges for FULLY_CONNECTED instead of OCTAV, whose clipping would re-round them.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ RECIPE_HELP = {
 }
 
 
-def _recipe_setup(quantizer, name: str) -> None:
+def _recipe_setup(quantizer, name: str, pre_rounded: bool = False) -> None:
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe
 
     if name == "int8":
@@ -45,6 +49,8 @@ def _recipe_setup(quantizer, name: str) -> None:
         # raw min/max: same graph and size, +0.1 point new-token agreement on both trained models we had.
         quantizer.add_dynamic_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED, 8,
                                      algorithm_key=algorithm_manager.AlgorithmName.OCTAV)
+        if pre_rounded:  # the weights already lie on their min/max grid: keep it (the later config wins)
+            quantizer.add_dynamic_config(".*", qtyping.TFLOperationName.FULLY_CONNECTED, 8)
     elif name == "a16w8":
         quantizer.load_quantization_recipe(recipe.static_wi8_ai16())
     elif name == "mixed":
@@ -60,14 +66,18 @@ def needs_calibration(name: str) -> bool:
     return name != "dynamic"
 
 
-def quantize_tflite(float_model: bytes, name: str, samples: list, signature: str = "serving_default") -> bytes:
-    """Quantized flatbuffer of ``float_model`` under recipe ``name``; ``samples`` are signature input dicts."""
+def quantize_tflite(float_model: bytes, name: str, samples: list, signature: str = "serving_default",
+                    pre_rounded: bool = False) -> bytes:
+    """Quantized flatbuffer of ``float_model`` under recipe ``name``; ``samples`` are signature input dicts.
+
+    ``pre_rounded``: the FULLY_CONNECTED weights are already on their int8 grid (see quantize.rounding).
+    """
     from ai_edge_quantizer import quantizer
 
     from quantize.export import quiet
 
     q = quantizer.Quantizer(bytearray(float_model))
-    _recipe_setup(q, name)
+    _recipe_setup(q, name, pre_rounded)
     with quiet(), warnings.catch_warnings():
         # The calibrator keeps every tensor on purpose and the interpreter warns that this is for debugging.
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
