@@ -2,7 +2,8 @@
 
     python bench/bench_quantize.py models/demo --json bench_quantize.json
 
-Exports the float step once, calibrates once, then quantizes with each recipe and measures, on the
+Exports the float step once, calibrates once (and rounds the weights with GPTQ once, when a rounding
+asks for it), then quantizes with each recipe and rounding and measures, on the
 same held-out synthetic stream, what ``pxby-edge quantize`` reports, plus the time of one step through
 ai-edge-litert on 1 thread: bare ``invoke()`` and with naive numpy I/O (set context and state,
 quantizing state where the file wants integers, invoke, read and dequantize logits and state).
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
     ap.add_argument("--recipes", default="int8,dynamic,a16w8,mixed")
+    ap.add_argument("--roundings", default="gptq,nearest", help="weight roundings to compare (quantize/rounding.py)")
     ap.add_argument("--calib-steps", type=int, default=256)
     ap.add_argument("--eval-steps", type=int, default=4096)
     ap.add_argument("--batch", type=int, default=1)
@@ -63,6 +65,7 @@ def main(argv=None) -> int:
     from quantize.fidelity import eval_stream, fidelity_report
     from quantize.pipeline import _pxby_block
     from quantize.recipes import quantize_tflite
+    from quantize.rounding import check_weights, gptq_weights, replace_weights
     from quantize.source import load_source
     from quantize.step import StepModule
 
@@ -70,7 +73,8 @@ def main(argv=None) -> int:
     src = load_source(args.checkpoint)
     slicing = dict(_pxby_block(src.path).get("data_slicing") or src.slicing)
     step = StepModule(src.model).eval()
-    samples, _ = calibration_samples(step, load_streams(None, slicing), args.calib_steps, args.batch)
+    cal = load_streams(None, slicing)
+    samples, _ = calibration_samples(step, cal, args.calib_steps, args.batch)
     contexts = eval_stream(synthetic_streams(2, slicing, EVAL_SEED), args.eval_steps)
     t = time.perf_counter()
     float_bytes = export_tflite(step, args.batch)
@@ -84,14 +88,29 @@ def main(argv=None) -> int:
                  "all_slot_accuracy_quant": base["all_slot_accuracy_quant"],
                  "new_token_top1_agreement": base["new_token_top1_agreement"], "mean_kl": base["mean_kl"],
                  "state_cosine_4096": base["state_cosine_4096"], **float_speed})
-    for recipe in args.recipes.split(","):
+    roundings = args.roundings.split(",")
+    rounded, rounding_s, patched = None, 0.0, None
+    if "gptq" in roundings:
         t = time.perf_counter()
-        q = quantize_tflite(float_bytes, recipe, samples)
-        q_s = time.perf_counter() - t
-        fid = fidelity_report(src.model, float_bytes, q, contexts)
-        rows.append({"recipe": recipe, "bytes": len(q), "size_ratio": len(q) / len(float_bytes),
-                     "convert_seconds": export_s + q_s, **fid, **step_speed(q, contexts, args.speed_steps)})
-        print(f"{recipe}: done", file=sys.stderr)
+        rounded = gptq_weights(src.model, cal.streams)
+        rounding_s = time.perf_counter() - t
+        state = src.model.state_dict()
+        patched = replace_weights(float_bytes, {k: state[k].numpy() for k in rounded.ints},
+                                  {k: rounded.weights(k) for k in rounded.ints})
+    for recipe in args.recipes.split(","):
+        for rounding in roundings:
+            t = time.perf_counter()
+            if rounding == "gptq":
+                q = quantize_tflite(patched, recipe, samples, pre_rounded=True)
+                check_weights(q, rounded)
+            else:
+                q = quantize_tflite(float_bytes, recipe, samples)
+            q_s = time.perf_counter() - t + (rounding_s if rounding == "gptq" else 0.0)
+            fid = fidelity_report(src.model, float_bytes, q, contexts)
+            name = recipe if len(roundings) == 1 else f"{recipe} ({rounding})"
+            rows.append({"recipe": name, "rounding": rounding, "bytes": len(q), "size_ratio": len(q) / len(float_bytes),
+                         "convert_seconds": export_s + q_s, **fid, **step_speed(q, contexts, args.speed_steps)})
+            print(f"{name}: done", file=sys.stderr)
 
     cfg = src.config
     print(f"checkpoint {args.checkpoint}: E={cfg.get('embed_size')} H={cfg.get('hidden_size')} "
