@@ -35,7 +35,7 @@ class Position(NamedTuple):
     channel: Optional[int]  # audio only
 
 
-_ZERO6 = np.zeros(6, dtype=np.int64)
+_ZERO_IDS = (0, 0, 0, 0, 0, 0)
 
 
 class ContextBuilder:
@@ -93,29 +93,32 @@ class ContextBuilder:
 
     def context(self) -> np.ndarray:
         """int64 (6,): the next position's context."""
+        return np.array(self.context_ids(), dtype=np.int64)
+
+    def context_ids(self) -> tuple:
+        """The next position's context as 6 Python ints (what the generator writes into the model's input)."""
         mod = self._mod
         if mod is None:
-            return _ZERO6.copy()
-        out = np.zeros(6, dtype=np.int64)
-        out[5] = self._last
+            return _ZERO_IDS
         if mod == "image":
             i, j = self._i, self._j
+            a = b = c = d = e = 0
             prev = self._prev_frame
             if prev is not None:
                 if i > 0:
-                    out[0] = prev[i - 1][j]
-                out[1] = prev[i][j]
+                    a = prev[i - 1][j]
+                b = prev[i][j]
                 if i + 1 < len(prev):
-                    out[2] = prev[i + 1][j]
+                    c = prev[i + 1][j]
             if i > 0:
                 above = self._frame[i - 1]
                 if j > 0:
-                    out[3] = above[j - 1]
-                out[4] = above[j]
-        elif mod == "audio":
-            if self._prev_row is not None:
-                out[1] = self._prev_row[self._j]
-        return out
+                    d = above[j - 1]
+                e = above[j]
+            return (a, b, c, d, e, self._last)
+        if mod == "audio" and self._prev_row is not None:
+            return (0, self._prev_row[self._j], 0, 0, 0, self._last)
+        return (0, 0, 0, 0, 0, self._last)
 
     def needs_decision(self, token: int) -> bool:
         """True when pushing ``token`` next is one of the ambiguous points (see module docstring)."""
@@ -268,7 +271,12 @@ class ContextBuilder:
 
 
 class _MaskCache:
-    """Read-only boolean masks over the vocabulary, built once per builder."""
+    """Read-only boolean masks over the vocabulary, built once per builder, and their additive forms.
+
+    The sampler adds ``bias(mask)`` (0 where allowed, -inf elsewhere) to the logits: one numpy call
+    per token instead of a masked copy. Biases are cached by the identity of these read-only masks
+    (and of the few variants ``with_pad`` makes), so the cache stays as small as the mask set.
+    """
 
     def __init__(self, v: Vocab):
         n = v.size
@@ -293,3 +301,28 @@ class _MaskCache:
         self.seg_end = mask(seg_end)
         self.action = mask(act)
         self.action_or_row_end = mask(act, row_end)
+        self._bias: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._pad: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def bias(self, mask: np.ndarray) -> np.ndarray:
+        """float32 (V,): 0 where ``mask`` allows, -inf elsewhere (cached for this cache's masks)."""
+        hit = self._bias.get(id(mask))
+        if hit is not None and hit[0] is mask:
+            return hit[1]
+        bias = np.where(mask, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
+        if not mask.flags.writeable:  # ours: immutable, so safe to key by identity
+            bias.setflags(write=False)
+            self._bias[id(mask)] = (mask, bias)
+        return bias
+
+    def with_pad(self, mask: np.ndarray) -> np.ndarray:
+        """``mask`` with padding (0) allowed too: a predicted segment end (see ``pxby_edge.generate``)."""
+        hit = self._pad.get(id(mask))
+        if hit is not None and hit[0] is mask:
+            return hit[1]
+        out = mask.copy()
+        out[PAD_ID] = True
+        if not mask.flags.writeable:
+            out.setflags(write=False)
+            self._pad[id(mask)] = (mask, out)
+        return out

@@ -84,7 +84,9 @@ def test_seed_reproduces_and_lanes_differ():
 
 
 def test_max_tokens_stops_every_lane():
-    gen = Generator(ScriptedBackend(batch=3), GenerationRequest(prompt="ab", max_tokens=50, batch=3))
+    # A fixed 16x8 frame cannot fit in 50 tokens, so no lane can finish its plan first.
+    req = GenerationRequest(prompt="ab", max_tokens=50, batch=3, frames=1, width=16, height=8)
+    gen = Generator(ScriptedBackend(batch=3), req)
     events = collect(gen)
     assert [lane.generated for lane in gen.lanes] == [50, 50, 50]
     ends = [e for e in events if isinstance(e, ev.StreamEnd)]

@@ -69,6 +69,20 @@ class Backend(abc.ABC):
     def step(self, contexts) -> np.ndarray:
         """contexts int (B, 6) → logits float32 (B, slots, V); the state moves one token on."""
 
+    def context_buffer(self) -> np.ndarray:
+        """The (B, 6) int32 array ``step_buffer`` reads: the generator writes each next context here.
+
+        Where the interpreter lets it, this is the graph's own input tensor, so nothing is copied."""
+        buf = self.__dict__.get("_context_buffer")
+        if buf is None:
+            buf = self._context_buffer = np.zeros(self.context_shape, dtype=np.int32)
+        return buf
+
+    def step_buffer(self) -> np.ndarray:
+        """``step`` on the contexts in ``context_buffer()``. The logits returned may be the backend's
+        own array, overwritten by the next step: read them before stepping again, never keep them."""
+        return self.step(self.context_buffer())
+
     @abc.abstractmethod
     def reset(self, lanes=None) -> None:
         """Zero the LSTM state of every lane, or of the given batch lanes only."""
