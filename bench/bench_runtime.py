@@ -26,45 +26,6 @@ sys.path.insert(0, str(ROOT))
 UPSTREAM = {"embed_size": 128, "hidden_size": 512, "num_layers": 2}
 
 
-def _inline_buffers(model: bytes) -> bytes:
-    """A quantized flatbuffer whose weights sit after the table (buffer offset/size) made self-contained.
-
-    ai-edge-quantizer writes large models that way; ``quantize.metadata.with_metadata`` re-packs with the
-    object API, which keeps offset/size but drops the bytes they point at, so the file comes out
-    truncated. Until that is fixed there, the data is moved into the buffers first.
-    """
-    import flatbuffers
-    import numpy as np
-    from ai_edge_litert import schema_py_generated as schema
-
-    m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    moved = False
-    for buf in m.buffers or []:
-        if buf.offset and buf.offset > 1:
-            buf.data = np.frombuffer(model[buf.offset: buf.offset + buf.size], dtype=np.uint8)
-            buf.offset, buf.size = 0, 0
-            moved = True
-    if not moved:
-        return model
-    builder = flatbuffers.Builder(len(model) + 1024)
-    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def _patch_metadata_writer() -> None:
-    import quantize.metadata as md
-
-    original = md.with_metadata
-    if getattr(original, "_inlines", False):
-        return
-
-    def with_metadata(model: bytes, entries: dict) -> bytes:
-        return original(_inline_buffers(model), entries)
-
-    with_metadata._inlines = True
-    md.with_metadata = with_metadata
-
-
 def build(work: Path, force: bool = False) -> dict:
     """Model files of the upstream-size config in ``work`` (reused when present)."""
     ckpt = work / "ckpt_upstream"
@@ -72,7 +33,8 @@ def build(work: Path, force: bool = False) -> dict:
         "int8": work / "up_int8.tflite", "float": work / "up_float.tflite", "onnx": work / "up_float.onnx",
         "mixed": work / "up_mixed.tflite", "dynamic": work / "up_dynamic.tflite",
         "int8_b8": work / "up_int8_b8.tflite", "mixed_b8": work / "up_mixed_b8.tflite",
-        "float_b8": work / "up_float_b8.tflite",
+        "float_b8": work / "up_float_b8.tflite", "dynamic_b8": work / "up_dynamic_b8.tflite",
+        "int8_untied": work / "up_int8_untied.tflite",
     }
     if not force and all(p.is_file() for p in files.values()) and ckpt.is_dir():
         return {"ckpt": ckpt, **files}
@@ -83,7 +45,6 @@ def build(work: Path, force: bool = False) -> dict:
     from training.config import ModelConfig
     from training.model import PixelBytesLSTM
 
-    _patch_metadata_writer()
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     save_checkpoint(PixelBytesLSTM(ModelConfig(**UPSTREAM)).eval(), ckpt)
@@ -93,16 +54,21 @@ def build(work: Path, force: bool = False) -> dict:
     quantize_checkpoint(ckpt, files["dynamic"], recipe="dynamic", **common)
     quantize_checkpoint(ckpt, files["int8_b8"], recipe="int8", batch=8, float_out=files["float_b8"], **common)
     quantize_checkpoint(ckpt, files["mixed_b8"], recipe="mixed", batch=8, **common)
+    quantize_checkpoint(ckpt, files["dynamic_b8"], recipe="dynamic", batch=8, **common)
+    quantize_checkpoint(ckpt, files["int8_untied"], recipe="int8", tie_state=False, **common)
     return {"ckpt": ckpt, **files}
 
 
-def state_fidelity(quant: Path, reference: Path, tokens: int) -> list:
-    """How each state policy of the quantized file tracks the float file over one long teacher-forced stream.
+def state_fidelity(tied: Path, untied: Path, reference: Path, tokens: int) -> list:
+    """How the int8 state handoffs track the float file over one long teacher-forced stream.
 
-    Rows: policy, new-token (slot 5) top-1 agreement with float, mean |logit diff|, cosine of the final
-    hidden state with float's. ``auto`` re-quantizes where the input and output grids differ (by table);
-    ``raw`` copies the integers as if they agreed.
+    ``tied``: state input and output quantized on one grid (the default export), handed over as a copy.
+    ``untied``: each on its own calibrated grid, re-quantized by table (``auto``) or copied as if the
+    grids agreed (``raw``). Rows: file, policy, new-token (slot 5) top-1 agreement with float,
+    mean |logit diff|, cosine of the final hidden state with float's, µs per step (median).
     """
+    import time
+
     import numpy as np
 
     from pxby_edge.backends import open_backend
@@ -113,19 +79,26 @@ def state_fidelity(quant: Path, reference: Path, tokens: int) -> list:
 
     def run(be):
         be.reset()
-        out = np.stack([be.step(c[None])[0, 5].copy() for c in contexts])
-        return out, np.concatenate([a.reshape(-1) for a in be.state_real()])
+        out, times = [], []
+        buf = be.context_buffer()
+        for c in contexts:
+            buf[0] = c
+            t = time.perf_counter_ns()
+            logits = be.step_buffer()
+            times.append(time.perf_counter_ns() - t)
+            out.append(logits[0, 5].copy())
+        return np.stack(out), np.concatenate([a.reshape(-1) for a in be.state_real()]), np.median(times) / 1e3
 
-    f_logits, f_state = run(ref)
+    f_logits, f_state, _ = run(ref)
     rows = []
-    for policy in ("auto", "raw"):
-        be = open_backend(quant, "litert", state=policy)
-        q_logits, q_state = run(be)
+    for label, path, policy in (("tied", tied, "auto"), ("untied", untied, "auto"), ("untied", untied, "raw")):
+        be = open_backend(path, "litert", state=policy)
+        q_logits, q_state, us = run(be)
         cos = float(f_state @ q_state / (np.linalg.norm(f_state) * np.linalg.norm(q_state) + 1e-12))
-        rows.append({"policy": policy, "modes": dict(be.state_modes), "steps": len(contexts),
+        rows.append({"file": label, "policy": policy, "modes": dict(be.state_modes), "steps": len(contexts),
                      "top1_agreement": float((q_logits.argmax(-1) == f_logits.argmax(-1)).mean()),
                      "mean_abs_logit_diff": float(np.abs(q_logits - f_logits).mean()),
-                     "final_state_cosine": cos})
+                     "final_state_cosine": cos, "us_per_step": float(us)})
     return rows
 
 
@@ -242,8 +215,7 @@ def main() -> int:
     from pxby_edge.backends.bench import bench, format_table
 
     files = build(args.work, args.rebuild)
-    models = [files["int8"], files["float"], files["mixed"], files["dynamic"], files["int8_b8"], files["mixed_b8"],
-              files["float_b8"]]
+    models = [files[k] for k in ("int8", "float", "mixed", "dynamic", "int8_b8", "mixed_b8", "dynamic_b8", "float_b8")]
 
     def progress(label):
         print(f"  {label}", file=sys.stderr, flush=True)
@@ -265,11 +237,12 @@ def main() -> int:
     if demo_rows:
         print("\nbundled demo model")
         print(format_table(demo_rows))
-    fidelity = state_fidelity(files["int8"], files["float"], args.tokens)
-    print("\nint8 state policies vs the float file (teacher-forced, slot 5)")
+    fidelity = state_fidelity(files["int8"], files["int8_untied"], files["float"], args.tokens)
+    print("\nint8 state handoff vs the float file (teacher-forced, slot 5)")
     for r in fidelity:
-        print(f"  {r['policy']:5} {r['modes']}: top-1 agreement {r['top1_agreement']:.4f}, "
-              f"mean |Δlogit| {r['mean_abs_logit_diff']:.4f}, final state cosine {r['final_state_cosine']:.4f}")
+        print(f"  {r['file']:6} {r['policy']:5} {r['modes']}: {r['us_per_step']:.1f} µs/step, top-1 agreement "
+              f"{r['top1_agreement']:.4f}, mean |Δlogit| {r['mean_abs_logit_diff']:.4f}, "
+              f"final state cosine {r['final_state_cosine']:.4f}")
     checks = targets(rows, demo_rows)
     print("\ntargets")
     for name, value, ok in checks:

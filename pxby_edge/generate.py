@@ -18,6 +18,7 @@ another frame. A "predict" model (one slot) gives the token itself; there the pl
 
 from __future__ import annotations
 
+import functools
 import resource
 import time
 from collections.abc import Iterator, Sequence
@@ -169,12 +170,13 @@ def _context_writer(buf: np.ndarray):
 _ZERO_CONTEXT = (0, 0, 0, 0, 0, 0)
 
 
-def _buffered_io(backend) -> tuple[np.ndarray, Any]:
-    """(context buffer, step()) of a backend; duck-typed steppers without the buffer API get one here."""
+def _buffered_io(backend, slot: int) -> tuple[np.ndarray, Any]:
+    """(context buffer, step() → (B, V) logits of ``slot``) of a backend; duck-typed steppers without
+    the buffer API get their own buffer here."""
     if hasattr(backend, "context_buffer") and hasattr(backend, "step_buffer"):
-        return backend.context_buffer(), backend.step_buffer
+        return backend.context_buffer(), functools.partial(backend.step_buffer, slot)
     buf = np.zeros((int(backend.batch), 6), dtype=np.int32)
-    return buf, lambda: backend.step(buf)
+    return buf, lambda: backend.step(buf)[:, slot]
 
 
 class Generator:
@@ -239,7 +241,8 @@ class Generator:
     def events(self) -> Iterator[ev.Event]:
         be = self.backend
         be.reset()
-        buf, self._step = _buffered_io(be)
+        self._slot = 5 if self.autoregressive else 0
+        buf, self._step = _buffered_io(be, self._slot)
         put = _context_writer(buf)
         describe = _Describer(self.vocab).push
         logits = None
@@ -262,13 +265,12 @@ class Generator:
         lane = self.lanes[0]
         builder, tracker, sampler = lane.builder, lane.tracker, lane.sampler
         masks, step, perf, step_ns = builder.masks, self._step, time.perf_counter_ns, self.step_ns
-        slot = 5 if self.autoregressive else 0
         max_tokens = int(self.request.max_tokens)
         seen, row = None, None
         while True:
             t0 = perf()
             if logits is not seen:  # backends that hand out their own buffer give the same array each step
-                seen, row = logits, logits[0, slot]
+                seen, row = logits, logits[0]
             mask = self._mask(lane)
             token = sampler.sample(row, mask, builder._mod or tracker.current, masks.bias(mask))
             token, ends = self._resolve(lane, token)
@@ -292,7 +294,6 @@ class Generator:
 
     def _stream_lanes(self, logits, put, describe) -> Iterator[ev.Event]:
         lanes = self.lanes
-        slot = 5 if self.autoregressive else 0
         max_tokens = int(self.request.max_tokens)
         perf, step_ns, step = time.perf_counter_ns, self.step_ns, self._step
         while True:
@@ -301,7 +302,7 @@ class Generator:
             active = [k for k, lane in enumerate(lanes) if not lane.done]
             masks = [self._mask(lanes[k]) for k in active]
             choices = sample_lanes(
-                [lanes[k].sampler for k in active], logits[active, slot], np.stack(masks),
+                [lanes[k].sampler for k in active], logits[active], np.stack(masks),
                 [lanes[k].builder._mod or lanes[k].tracker.current for k in active],
                 [lanes[k].builder.masks.bias(m) for k, m in zip(active, masks)],
             )

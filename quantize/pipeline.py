@@ -84,12 +84,14 @@ def quantize_checkpoint(
     force: bool = False,
     eval_steps: int = EVAL_STEPS,
     progress: Optional[Callable[[str], None]] = None,
+    tie_state: bool = True,
 ) -> dict:
     """Run the whole pipeline; returns the fidelity report (also stored in the manifest).
 
     ``rounding`` "gptq" rounds the weight matrices with GPTQ on the calibration streams before the
     quantizer runs (quantize/rounding.py); the float outputs and the fidelity reference stay the
-    original float model.
+    original float model. ``tie_state`` False keeps the calibrated ranges of integer state inputs and
+    outputs apart (the runtime then re-quantizes the state every step); only for measuring what tying saves.
     """
     from quantize.calibrate import (
         EVAL_SEED,
@@ -158,10 +160,10 @@ def quantize_checkpoint(
         state = source.model.state_dict()
         to_quantize = replace_weights(float_bytes, {k: state[k].detach().cpu().numpy() for k in rounded.ints},
                                       {k: rounded.weights(k) for k in rounded.ints})
-        quant_bytes = quantize_tflite(to_quantize, recipe, samples, pre_rounded=True)
+        quant_bytes = quantize_tflite(to_quantize, recipe, samples, pre_rounded=True, tie_state=tie_state)
         check_weights(quant_bytes, rounded)
     else:
-        quant_bytes = quantize_tflite(float_bytes, recipe, samples)
+        quant_bytes = quantize_tflite(float_bytes, recipe, samples, tie_state=tie_state)
     quantize_s = time.perf_counter() - t0
     tick("quantize")
 

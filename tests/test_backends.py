@@ -21,7 +21,7 @@ import pytest
 from pxby_edge.backends import available_backends, backend_class, open_backend
 from pxby_edge.backends.base import Requantizer
 from pxby_edge.errors import BackendError, ManifestError, ModelFileError
-from pxby_edge.manifest import INPUT_H, OUTPUT_H
+from pxby_edge.manifest import INPUT_C, INPUT_H, OUTPUT_C, OUTPUT_H
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("ai_edge_litert")
@@ -50,6 +50,8 @@ quantize_checkpoint(ckpt, out / "int8.tflite", recipe="int8", float_out=out / "f
                     onnx_out=out / "float.onnx", calib_steps=16, eval_steps=32, force=True)
 quantize_checkpoint(ckpt, out / "int8_b2.tflite", recipe="int8", batch=2, float_out=out / "float_b2.tflite",
                     calib_steps=8, eval_steps=16, force=True)
+quantize_checkpoint(ckpt, out / "int8_untied.tflite", recipe="int8", tie_state=False, calib_steps=16, eval_steps=16,
+                    force=True)
 """
 
 
@@ -89,7 +91,8 @@ def models(tmp_path_factory, upstream_dir) -> SimpleNamespace:
     # A .tflite beside a .onnx of the same stem: auto/onnx find each other by name.
     return SimpleNamespace(root=out, ckpt=ckpt, io=upstream_dir / "tiny_autoregressive_io.npz",
                            float=out / "float.tflite", int8=out / "int8.tflite", onnx=out / "float.onnx",
-                           float_b2=out / "float_b2.tflite", int8_b2=out / "int8_b2.tflite")
+                           float_b2=out / "float_b2.tflite", int8_b2=out / "int8_b2.tflite",
+                           int8_untied=out / "int8_untied.tflite")
 
 
 def run_contexts(backend, contexts: np.ndarray) -> np.ndarray:
@@ -168,11 +171,41 @@ def test_backends_give_the_litert_token_stream(models, name):
         assert got == ref
 
 
-def test_bound_views_equal_get_set_tensor_on_the_int8_file(models):
+@pytest.mark.parametrize("key", ["int8", "int8_untied"])
+def test_bound_views_equal_get_set_tensor_on_the_int8_file(models, key):
     ids = np.load(models.io)["input_ids"].reshape(-1, 6)
-    views = run_contexts(open_backend(models.int8, "litert", io="views"), ids)
-    copy = run_contexts(open_backend(models.int8, "litert", io="copy"), ids)
+    path = getattr(models, key)
+    views = run_contexts(open_backend(path, "litert", io="views"), ids)
+    copy = run_contexts(open_backend(path, "litert", io="copy"), ids)
     np.testing.assert_array_equal(views, copy)
+
+
+@pytest.mark.parametrize("key", ["float", "int8", "int8_untied"])
+@pytest.mark.parametrize("io", ["views", "copy"])
+def test_step_buffer_of_one_slot_equals_step(models, key, io):
+    """The generator's hot path (contexts written in place, one slot dequantized) gives ``step``'s logits."""
+    ids = np.load(models.io)["input_ids"].reshape(-1, 6)[:40]
+    path = getattr(models, key)
+    ref = run_contexts(open_backend(path, "litert"), ids)
+    be = open_backend(path, "litert", io=io)
+    be.reset()
+    buf = be.context_buffer()
+    assert buf.shape == (1, 6) and buf.dtype == np.int32 and not buf.any()  # all padding before any write
+    got = []
+    for c in ids:
+        buf[0] = c
+        got.append(be.step_buffer(5)[0].copy())
+    np.testing.assert_array_equal(np.stack(got), ref[:, 5])
+
+
+def test_int8_state_is_exported_on_one_grid_and_copied(models):
+    """The default export ties each state output's grid to its input's: the step hands state on as a copy."""
+    tied, untied = open_backend(models.int8, "litert"), open_backend(models.int8_untied, "litert")
+    assert tied.state_modes == {INPUT_H: "copy", INPUT_C: "copy"}
+    assert untied.state_modes == {INPUT_H: "requantize", INPUT_C: "requantize"}
+    for out_name, in_name in ((OUTPUT_H, INPUT_H), (OUTPUT_C, INPUT_C)):
+        o, i = tied.manifest.output(out_name), tied.manifest.input(in_name)
+        assert (o.scale, o.zero_point) == (i.scale, i.zero_point)
 
 
 def test_int8_file_through_numpy_tracks_litert(models):
@@ -183,14 +216,15 @@ def test_int8_file_through_numpy_tracks_litert(models):
     assert np.abs(got - ref).max() < 0.25 * np.abs(ref).max()
 
 
-def test_litert_int8_state_equals_dequantize_requantize_reference(models):
+@pytest.mark.parametrize("key", ["int8", "int8_untied"])
+def test_litert_int8_state_equals_dequantize_requantize_reference(models, key):
     """The runtime's state path gives what the quantize fidelity report measured (its naive I/O stepper)."""
     from quantize.fidelity import TFLiteStep
 
     ids = np.load(models.io)["input_ids"].reshape(-1, 6)[:60]
-    ref = TFLiteStep(models.int8.read_bytes())
+    ref = TFLiteStep(getattr(models, key).read_bytes())
     expected = np.stack([ref.step(c[None])[0] for c in ids])
-    np.testing.assert_array_equal(run_contexts(open_backend(models.int8, "litert"), ids), expected)
+    np.testing.assert_array_equal(run_contexts(open_backend(getattr(models, key), "litert"), ids), expected)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int16"])

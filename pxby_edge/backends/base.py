@@ -78,10 +78,12 @@ class Backend(abc.ABC):
             buf = self._context_buffer = np.zeros(self.context_shape, dtype=np.int32)
         return buf
 
-    def step_buffer(self) -> np.ndarray:
-        """``step`` on the contexts in ``context_buffer()``. The logits returned may be the backend's
-        own array, overwritten by the next step: read them before stepping again, never keep them."""
-        return self.step(self.context_buffer())
+    def step_buffer(self, slot: Optional[int] = None) -> np.ndarray:
+        """``step`` on the contexts in ``context_buffer()``: logits (B, slots, V), or (B, V) of one
+        ``slot`` only (all a generator samples from). The array returned may be the backend's own,
+        overwritten by the next step: read it before stepping again, never keep it."""
+        logits = self.step(self.context_buffer())
+        return logits if slot is None else logits[:, slot]
 
     @abc.abstractmethod
     def reset(self, lanes=None) -> None:
