@@ -174,29 +174,12 @@ class LiteRTBackend(Backend):
         else:
             self._ctx_in[...] = self._check_contexts(contexts)
         if self.io == "views":
-            self._native_invoke()
-            if self._all_copy:
-                s_in, s_out = self._state_in, self._state_out
-                np.copyto(s_in[0], s_out[0])
-                np.copyto(s_in[1], s_out[1])
-            else:
-                for move, q_in, q_out in zip(self._moves, self._state_in, self._state_out):
-                    if move is None:
-                        np.copyto(q_in, q_out)
-                    else:
-                        move(q_out, q_in)
+            self._invoke_views()
             raw = self._logits_out
         else:
             raw = self._step_copy()
-        if self._logits_table is not None:
-            table, view = self._logits_table
-            return np.take(table, raw.view(view))
-        if self._logits_quantized:
-            out = raw.astype(np.float32)
-            out -= self._logits_zero
-            out *= self._logits_scale
-            return out
-        return raw.copy()
+        out = self._dequantized(raw)
+        return out.copy() if out is raw else out
 
     def context_buffer(self) -> np.ndarray:
         return self._ctx_in
@@ -208,6 +191,23 @@ class LiteRTBackend(Backend):
         if self.io != "views":
             logits = self.step(self._ctx_in)
             return logits if slot is None else logits[:, slot]
+        self._invoke_views()
+        if slot is None:
+            return self._dequantized(self._logits_out)
+        views = self._slot_views.get(slot)
+        if views is None:
+            views = self._slot_views[slot] = (self._logits_out[:, slot],
+                                              np.empty((self.batch, self.vocab_size), dtype=np.float32))
+        raw, out = views
+        if not self._logits_quantized:
+            return raw
+        # Two ufuncs on one row: the same float32 (q - zero) * scale as the table, a third of the time.
+        np.subtract(raw, self._logits_zero, out=out)
+        np.multiply(out, self._logits_scale, out=out)
+        return out
+
+    def _invoke_views(self) -> None:
+        """invoke(), then this step's output state becomes the next step's input (bound views)."""
         self._native_invoke()
         if self._all_copy:
             s_in, s_out = self._state_in, self._state_out
@@ -219,19 +219,9 @@ class LiteRTBackend(Backend):
                     q_in[...] = q_out
                 else:
                     move(q_out, q_in)
-        if slot is not None:
-            views = self._slot_views.get(slot)
-            if views is None:
-                views = self._slot_views[slot] = (self._logits_out[:, slot], np.empty((self.batch, self.vocab_size),
-                                                                                     dtype=np.float32))
-            raw, out = views
-            if not self._logits_quantized:
-                return raw
-            # Two ufuncs on one row: the same float32 (q - zero) * scale as the table, a third of the time.
-            np.subtract(raw, self._logits_zero, out=out)
-            np.multiply(out, self._logits_scale, out=out)
-            return out
-        raw = self._logits_out
+
+    def _dequantized(self, raw: np.ndarray) -> np.ndarray:
+        """Float32 logits of the raw output (``raw`` itself when the file's logits are float)."""
         if self._logits_table is not None:
             table, view = self._logits_table
             return np.take(table, raw.view(view))
