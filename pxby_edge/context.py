@@ -35,7 +35,13 @@ class Position(NamedTuple):
     channel: Optional[int]  # audio only
 
 
-_ZERO_IDS = (0, 0, 0, 0, 0, 0)
+# The all-padding context: a segment's first position, and what a finished batch lane keeps stepping on.
+ZERO_CONTEXT = (0, 0, 0, 0, 0, 0)
+
+
+def additive_mask(mask: np.ndarray) -> np.ndarray:
+    """float32: 0 where the bool ``mask`` allows, -inf elsewhere (added to logits, it masks them)."""
+    return np.where(mask, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
 
 
 class ContextBuilder:
@@ -99,7 +105,7 @@ class ContextBuilder:
         """The next position's context as 6 Python ints (what the generator writes into the model's input)."""
         mod = self._mod
         if mod is None:
-            return _ZERO_IDS
+            return ZERO_CONTEXT
         if mod == "image":
             i, j = self._i, self._j
             a = b = c = d = e = 0
@@ -309,7 +315,7 @@ class _MaskCache:
         hit = self._bias.get(id(mask))
         if hit is not None and hit[0] is mask:
             return hit[1]
-        bias = np.where(mask, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
+        bias = additive_mask(mask)
         if not mask.flags.writeable:  # ours: immutable, so safe to key by identity
             bias.setflags(write=False)
             self._bias[id(mask)] = (mask, bias)

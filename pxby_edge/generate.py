@@ -28,7 +28,7 @@ from typing import Any, Optional
 import numpy as np
 
 from pxby_edge import events as ev
-from pxby_edge.context import ContextBuilder
+from pxby_edge.context import ZERO_CONTEXT, ContextBuilder
 from pxby_edge.errors import GenerationError
 from pxby_edge.sampling import PlanTracker, Sampler, StreamPlan, Temperature, sample_lanes
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
@@ -167,8 +167,6 @@ def _context_writer(buf: np.ndarray):
     return put_numpy
 
 
-_ZERO_CONTEXT = (0, 0, 0, 0, 0, 0)
-
 
 def _buffered_io(backend, slot: int) -> tuple[np.ndarray, Any]:
     """(context buffer, step() → (B, V) logits of ``slot``) of a backend; duck-typed steppers without
@@ -236,13 +234,12 @@ class Generator:
 
     def _write_contexts(self, put) -> None:
         for k, lane in enumerate(self.lanes):
-            put(k, _ZERO_CONTEXT if lane.done else lane.builder.context_ids())
+            put(k, ZERO_CONTEXT if lane.done else lane.builder.context_ids())
 
     def events(self) -> Iterator[ev.Event]:
         be = self.backend
         be.reset()
-        self._slot = 5 if self.autoregressive else 0
-        buf, self._step = _buffered_io(be, self._slot)
+        buf, self._step = _buffered_io(be, 5 if self.autoregressive else 0)
         put = _context_writer(buf)
         describe = _Describer(self.vocab).push
         logits = None

@@ -16,7 +16,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from pxby_edge.context import ContextBuilder
+from pxby_edge.context import ContextBuilder, additive_mask
 from pxby_edge.errors import GenerationError
 
 MODALITY_NAMES = ("text", "image", "audio")
@@ -117,8 +117,7 @@ class Sampler:
             return idx
         temp = self._temps.get(modality, self._default_temp) if modality else self._default_temp
         if allowed is not None and bias is None:
-            bias = np.where(allowed, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
-        z = self._z
+            bias = additive_mask(allowed)
         if z is None or z.shape != logits.shape:
             z = self._z = np.empty(logits.shape, dtype=np.float32)
         if temp == 0.0:
@@ -168,7 +167,7 @@ def sample_lanes(samplers: Sequence[Sampler], logits: np.ndarray, masks: np.ndar
     ``biases``: each lane's cached additive mask, when the caller has them.
     """
     n, size = logits.shape
-    bias = np.stack(biases) if biases is not None else np.where(masks, np.float32(0.0), np.float32(-np.inf))
+    bias = np.stack(biases) if biases is not None else additive_mask(masks)
     z = np.empty((n, size), dtype=np.float32)
     scale = None
     rows = []

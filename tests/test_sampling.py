@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pxby_edge.context import ContextBuilder
+from pxby_edge.context import ContextBuilder, additive_mask
 from pxby_edge.errors import GenerationError
 from pxby_edge.sampling import PlanTracker, Sampler, StreamPlan
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
@@ -135,16 +135,12 @@ def test_vectorised_lanes_draw_what_each_lane_would():
         logits = rng.normal(size=(4, 151)).astype(np.float32) * 3
 
 
-def _bias(mask):
-    return np.where(mask, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
-
-
 def test_cached_bias_path_follows_the_tempered_softmax_within_the_mask():
     """The generator's fast path (one temperature, a cached 0/-inf bias) samples softmax(logits / T) on the mask."""
     logits = np.log(np.array([0.5, 0.2, 0.2, 0.1], dtype=np.float32))
     mask = np.array([True, True, False, True])
     s = Sampler(temperature=0.5, seed=11)
-    counts = np.bincount([s.sample(logits, mask, "image", _bias(mask)) for _ in range(8000)], minlength=4) / 8000
+    counts = np.bincount([s.sample(logits, mask, "image", additive_mask(mask)) for _ in range(8000)], minlength=4) / 8000
     want = np.where(mask, np.exp(logits / 0.5), 0.0)
     np.testing.assert_allclose(counts, want / want.sum(), atol=0.02)
 
@@ -158,7 +154,7 @@ def test_cached_bias_path_draws_what_the_vectorised_lanes_draw():
     for _ in range(150):  # past a noise block's 64 rows
         logits = rng.normal(size=(3, 151)).astype(np.float32) * 3
         masks = rng.random((3, 151)) > 0.5
-        biases = [_bias(m) for m in masks]
+        biases = [additive_mask(m) for m in masks]
         got = sample_lanes(a, logits, masks, ["text"] * 3, biases)
         want = [s.sample(logits[k], masks[k], "text", biases[k]) for k, s in enumerate(b)]
         assert got == want and all(masks[k, t] for k, t in enumerate(got))
