@@ -95,7 +95,7 @@ def test_capabilities_too_small():
 
 @pytest.mark.slow  # a second interpreter importing scipy, and 2 s of sound: ~8 s on a busy 2-core machine
 def test_cli_handheld_and_stream_leave_a_capture(tmp_path: Path):
-    cli = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+    cli = [sys.executable, "-c", "import sys; from pxby_edge import cli; sys.exit(cli.main())"]
     hh = subprocess.Popen([*cli, "handheld", "--pty", "--capture", str(tmp_path), "--seconds", "60"],
                           stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
     try:
@@ -121,7 +121,7 @@ def test_cli_handheld_and_stream_leave_a_capture(tmp_path: Path):
 
 
 def test_cli_errors_are_one_line(tmp_path: Path):
-    cli = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+    cli = [sys.executable, "-c", "import sys; from pxby_edge import cli; sys.exit(cli.main())"]
     run = subprocess.run([*cli, "stream", "--synthetic", "--port", "/dev/pxby-nonexistent"], capture_output=True,
                          text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
     assert run.returncode == 2

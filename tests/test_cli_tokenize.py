@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from scipy.io import wavfile
 
-from cli import main
+from pxby_edge.cli import main
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 
 
@@ -88,7 +88,7 @@ def test_existing_output_needs_force(tmp_path, capsys):
 
 def test_help_lists_the_commands_without_loading_torch():
     code = (
-        "import sys; from cli import main; rc = main(['--help']);"
+        "import sys; from pxby_edge.cli import main; rc = main(['--help']);"
         "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from cli import main
+from pxby_edge.cli import main
 from pxby_edge.generate import default_model_path
 
 

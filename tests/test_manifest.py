@@ -153,7 +153,7 @@ BLOCK_TORCH = (
     "        if name.split('.')[0] in ('torch', 'litert_torch', 'ai_edge_quantizer', 'ai_edge_litert', 'onnx'):\n"
     "            raise ImportError(f'blocked: {name}')\n"
     "sys.meta_path.insert(0, Block())\n"
-    "import cli\n"
+    "from pxby_edge import cli\n"
     "sys.exit(cli.main(sys.argv[1:]))\n"
 )
 

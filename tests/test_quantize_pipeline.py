@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_quantizer")
 
-import cli  # noqa: E402
+from pxby_edge import cli  # noqa: E402
 from pxby_edge.manifest import MANIFEST_METADATA_NAME, Manifest, read_manifest  # noqa: E402
 from pxby_edge.tflite_file import TFLiteFile  # noqa: E402
 

@@ -127,7 +127,7 @@ def test_quantizer_keeps_the_chosen_integers(recipe):
 def test_pipeline_rounding_option(tmp_path, capsys):
     pytest.importorskip("litert_torch")
     pytest.importorskip("ai_edge_quantizer")
-    import cli
+    from pxby_edge import cli
     from pxby_edge.manifest import read_manifest
     from training.checkpoint import save_checkpoint
 

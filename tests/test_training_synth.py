@@ -110,7 +110,7 @@ def test_write_dataset_layout_and_refusals(tmp_path):
 
 
 def test_cli_synth(tmp_path):
-    from cli import main
+    from pxby_edge.cli import main
 
     assert main(["dataset", "synth", "--n", "3", "--out", str(tmp_path / "s"), "--seed", "4"]) == 0
     assert (tmp_path / "s" / "images" / "0002.gif").is_file()

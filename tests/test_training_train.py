@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cli import main  # noqa: E402
+from pxby_edge.cli import main  # noqa: E402
 from training.checkpoint import load_checkpoint, read_pxby  # noqa: E402
 from training.config import TrainConfig, load_preset  # noqa: E402
 from training.errors import CheckpointError, OutputExistsError  # noqa: E402
