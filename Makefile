@@ -1,6 +1,8 @@
 # Set-up and checks that work on a fresh machine: each target makes the virtual environment it needs.
 #   make demo   - install the Pi runtime (no torch) and run the demo on the bundled model
 #   make test   - install everything (torch CPU, converters, test tools) and run lint + the test suite
+#   make test-slow - the slow tests only (wheel installs, longer trainings), deselected by `make test`
+#   make lint   - ruff (style and complexity caps) and lint-imports (the layers, docs/ARCHITECTURE.md)
 #   make arm64-check - the Pi path under arm64 emulation (qemu-user; 11-13 min, docs/PI.md)
 
 PYTHON ?= python3
@@ -11,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint firmware-test arm64-check clean
+.PHONY: demo test test-slow lint firmware-test arm64-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +33,16 @@ demo: $(PI_VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 firmware-test:
 	@if [ -f firmware_bridge/firmware/Makefile ]; then $(MAKE) -C firmware_bridge/firmware test; fi
 
 test: $(VENV)/.installed lint firmware-test
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-slow: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m slow $(PYTEST_ARGS)
 
 arm64-check:
 	scripts/arm64-check

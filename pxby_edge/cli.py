@@ -1,59 +1,67 @@
 """The ``pxby-edge`` command.
 
     pxby-edge --help
+    python -m pxby_edge.cli --help
 
 A thin layer: each sub-command lives next to the library it drives (``pxby_edge/commands.py``,
-``training/commands.py``, ``quantize/commands.py``, ``firmware_bridge/commands.py``) and is
-imported only when named, so ``pxby-edge --help`` never loads torch. Errors raised on purpose
-(``PxbyError``) and the usual file-system errors become one line on stderr and exit status 2.
+``training/commands.py``, ``quantize/commands.py``, ``firmware_bridge/commands.py``) and is declared
+in pyproject.toml under ``[project.entry-points."pxby_edge.commands"]``, so this module, at the bottom
+layer, never names the packages above it. A command is imported only when named, so
+``pxby-edge --help`` never loads torch. Errors raised on purpose (``PxbyError``) and the usual
+file-system errors become one line on stderr and exit status 2; a command that needs an optional
+dependency this install lacks says which extra to install.
 """
 
 from __future__ import annotations
 
-import importlib
+import re
 import sys
+from importlib import metadata
 
 import click
 
-# name -> "module:attribute"; the order is the order of --help.
-COMMANDS = {
-    "tokenize": "pxby_edge.commands:tokenize",
-    "detokenize": "pxby_edge.commands:detokenize",
-    "dataset": "training.commands:dataset",
-    "train": "training.commands:train",
-    "quantize": "quantize.commands:quantize",
-    "inspect": "pxby_edge.model_commands:inspect",
-    "generate": "pxby_edge.generate_command:generate",
-    "bench": "pxby_edge.runtime_commands:bench",
-    "handheld": "firmware_bridge.commands:handheld",
-    "stream": "firmware_bridge.commands:stream",
-    "demo": "firmware_bridge.demo:demo",
-}
+DISTRIBUTION = "pxby-edge"
+COMMAND_GROUP = "pxby_edge.commands"
+
+
+def command_entry_points() -> dict:
+    """name -> entry point of every declared command, in pyproject order (the order of --help)."""
+    found = metadata.entry_points()
+    if hasattr(found, "select"):
+        selected = found.select(group=COMMAND_GROUP)
+    else:  # Python 3.9: a dict of group -> entry points
+        selected = found.get(COMMAND_GROUP, ())
+    commands = {}
+    for ep in selected:
+        commands.setdefault(ep.name, ep)  # the first distribution on sys.path wins, as for imports
+    return commands
 
 
 class LazyGroup(click.Group):
     """A group whose commands are imported on first use (module bodies must stay light)."""
 
     def list_commands(self, ctx):
-        return [name for name in COMMANDS if self._load(name) is not None]
+        return list(command_entry_points())
 
     def get_command(self, ctx, name):
-        return self._load(name)
+        commands = command_entry_points()
+        if not commands:
+            raise click.ClickException(
+                f"no {DISTRIBUTION} commands are registered; install the project "
+                "(`pip install -e .` in a checkout) so its entry points exist")
+        ep = commands.get(name)
+        return None if ep is None else ep.load()
 
-    @staticmethod
-    def _load(name):
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
+    def invoke(self, ctx):
+        from pxby_edge.errors import PxbyError
+
         try:
-            module = importlib.import_module(module_name)
+            return super().invoke(ctx)
         except ModuleNotFoundError as exc:
-            # A command whose module is not part of this install (or not written yet) is hidden.
-            if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
-                return None
-            raise
-        return getattr(module, attr, None)
+            line = missing_dependency(exc, ctx.invoked_subcommand)
+            if line is None:
+                raise  # one of our own modules is missing: a broken install, worth its traceback
+            raise PxbyError(line) from exc
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,6 +77,62 @@ def group():
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def optional_modules() -> dict:
+    """extra -> the import names it installs, read from this distribution's metadata.
+
+    ``Requires-Dist: torch>=2.4; extra == "train"`` lines, with an extra that names another of ours
+    (``pxby-edge[train]; extra == "quantize"``) expanded, so pyproject.toml stays the one place that says
+    which extra brings which package. A normalised distribution name (``litert-torch`` -> ``litert_torch``)
+    is the import name of every optional dependency we declare.
+    """
+    try:
+        requires = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        return {}
+    direct, included = {}, {}
+    for req in requires:
+        name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", req)
+        extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", req)
+        if not (name and extra):
+            continue
+        if _normalise(name.group(0)) == _normalise(DISTRIBUTION):
+            inner = re.search(r"\[([^\]]*)\]", req)
+            included.setdefault(extra.group(1), []).extend(x.strip() for x in inner.group(1).split(",") if inner)
+        else:
+            direct.setdefault(extra.group(1), set()).add(_normalise(name.group(0)))
+
+    def expand(extra, seen=()):
+        mods = set(direct.get(extra, ()))
+        for other in included.get(extra, ()):
+            if other not in seen:
+                mods |= expand(other, (*seen, extra))
+        return mods
+
+    return {extra: expand(extra) for extra in (*direct, *included)}
+
+
+def extra_providing(module: str, prefer: str | None = None):
+    """The extra to install for ``module``: ``prefer`` (the command's own name) when it brings it, else the
+    first extra that does; None when no extra does."""
+    extras = [extra for extra, mods in optional_modules().items() if _normalise(module.split(".")[0]) in mods]
+    if prefer in extras:
+        return prefer
+    return extras[0] if extras else None
+
+
+def missing_dependency(exc: ModuleNotFoundError, command: str | None) -> str | None:
+    """What to say when ``command`` needs an optional dependency this install lacks (None: not an optional one)."""
+    extra = extra_providing(exc.name or "", prefer=command)
+    if extra is None:
+        return None
+    what = f"pxby-edge {command}" if command else "this"
+    return f"{what} needs {exc.name}, which this install lacks: pip install '{DISTRIBUTION}[{extra}]'"
 
 
 def main(argv=None) -> int:
