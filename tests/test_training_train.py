@@ -125,7 +125,7 @@ def test_torchrun_two_ranks_gloo(small_data, tmp_path):
         pytest.skip("torchrun not installed beside this python")
     out, sync = tmp_path / "ddp", tmp_path / "sync"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "training.train", "--data", str(small_data),
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "training", "--data", str(small_data),
            "--out", str(out), "--config", "tiny", "--max-steps", "4", "--eval-every", "2", "--device", "cpu",
            "--threads", "1", "--no-progress", "--check-sync", str(sync)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)

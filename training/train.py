@@ -1,7 +1,7 @@
 """The training loop: AdamW, warm-up + cosine, clipping, accumulation, AMP and DDP set up once.
 
     pxby-edge train --data runs/synth --out runs/ckpt --config small --epochs 1
-    torchrun --nproc_per_node=2 -m training.train --data runs/synth --out runs/ddp --config tiny
+    torchrun --nproc_per_node=2 -m training --data runs/synth --out runs/ddp --config tiny
 
 Writes into ``--out``: the best checkpoint by validation loss (``config.json`` + ``model.safetensors``,
 so ``load_checkpoint(out)`` works), ``last/`` (weights + optimizer and schedule state for ``--resume``),
@@ -271,213 +271,296 @@ def train(
     prepare_output(out, resume, force)
     rt = setup_runtime(device, amp)
     if resume:
-        saved = json.loads((out / "train_config.json").read_text())
-        model_cfg = ModelConfig.from_dict(saved["model"])
-        cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs, max_steps=cfg.max_steps,
-                      max_minutes=cfg.max_minutes)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts them)
-    say = log if rt.master else (lambda *a, **k: None)
-
-    # Rank 0 tokenizes first and fills the cache, the others then read it.
-    if rt.ddp and not rt.master:
-        torch.distributed.barrier()
-    streams = load_streams(data, cfg.slicing, cfg.val_fraction, cache_dir=cache_dir)
-    if rt.ddp and rt.master:
-        torch.distributed.barrier()
-    say(f"data: {streams.summary()}")
-    if not streams.val:
-        say("warning: no held-out item (dataset too small for val_fraction); validating on the training items")
-    train_w = Windows(streams.train, cfg.seq_len, cfg.stride, model_cfg.objective, cfg.head_repeat)
-    val_w = Windows(streams.val or streams.train, cfg.seq_len, cfg.seq_len, model_cfg.objective)
-
-    raw_model = PixelBytesLSTM(model_cfg)
-    if init_from is not None and not resume:
-        from training.checkpoint import load_checkpoint
-
-        start = load_checkpoint(init_from)
-        if start.config != model_cfg:
-            raise ConfigError(f"--init {init_from} holds {start.config}, but the config asks for {model_cfg}")
-        raw_model.load_state_dict(start.state_dict())
-        say(f"weights initialised from {init_from}")
-    raw_model = raw_model.to(rt.device)
-    model = raw_model
-    if rt.ddp:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(raw_model, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
-    say(f"model: {model_cfg} — {raw_model.num_parameters():,} parameters; device {rt.device}, "
-        f"world {rt.world}, amp {rt.amp_dtype}")
-    decay = [p for n, p in raw_model.named_parameters() if p.dim() >= 2 and not n.startswith("embedding")]
-    no_decay = [p for n, p in raw_model.named_parameters() if not (p.dim() >= 2 and not n.startswith("embedding"))]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, 0.95), fused=rt.device.type == "cuda",
-    )
-    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
-    class_weight = None
-    if cfg.pad_weight != 1.0:
-        class_weight = torch.ones(model_cfg.vocab_size, device=rt.device)
-        class_weight[0] = cfg.pad_weight
-
-    batches_per_epoch = math.ceil(math.ceil(len(train_w) / rt.world) / cfg.batch_size)
-    steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
-    total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
-    step, epoch, batch_pos, best, rows, prior_s = 0, 0, 0, float("inf"), [], 0.0
+        model_cfg, cfg = _saved_configs(out, cfg)
+    run = TrainingRun(data, out, model_cfg, cfg, rt, log=log, check_sync=check_sync)
+    run.setup(cache_dir=cache_dir, init_from=None if resume else init_from)
     if resume:
-        raw_model.load_state_dict(_load_state_dict(out / "last"))
-        st = _load_training_state(out / "last", optimizer, scaler, rt.device)
-        step, epoch, batch_pos, best = st["step"], st["epoch"], st["batch_pos"], st["best_val_loss"]
-        rows = _read_metrics(out / "metrics.csv")
-        prior_s = float(st.get("elapsed_s", 0.0))
-        say(f"resuming at step {step} (epoch {epoch + 1}, batch {batch_pos})")
-    source_rate = _audio_rate(data)
-    pxby = {
-        KEY_SLICING: cfg.slicing,
-        KEY_VOCAB: _vocab_dict(),
-        KEY_SOURCE_AUDIO_RATE: source_rate,
-        KEY_AUDIO_RATE: source_rate / cfg.slicing_audio if source_rate else None,
-        "trained_on": str(data),
-        "val_fraction": cfg.val_fraction,
-    }
-    if rt.master:
-        out.mkdir(parents=True, exist_ok=True)
-        cfg_text = json.dumps({"model": model_cfg.to_dict(), "train": cfg.to_dict()}, indent=1) + "\n"
-        atomic_write_bytes(out / "train_config.json", cfg_text.encode())
-    writes = {"checkpoint_writes": 0, "steps_checked": 0}
+        run.resume()
+    run.write_config()
+    run.loop(progress)
+    return run.teardown()
 
-    def checkpoint(kind: str, metrics: dict) -> None:
-        nonlocal best
-        if not rt.master:
-            return
-        if kind == "eval" and metrics["val_loss"] < best:
-            best = metrics["val_loss"]
-            save_checkpoint(raw_model, out, pxby)
-            writes["checkpoint_writes"] += 1
-        save_checkpoint(raw_model, out / "last", pxby)
-        _save_training_state(out / "last", optimizer, scaler, {
-            "step": step, "epoch": epoch, "batch_pos": batch_pos, "best_val_loss": best,
-            "elapsed_s": prior_s + time.time() - t0,
-        })
-        writes["checkpoint_writes"] += 1
-        write_metrics(out, rows)
 
-    t0 = time.time()
-    bar = None
-    if progress and rt.master:
-        from tqdm import tqdm
+def _saved_configs(out: Path, cfg: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
+    """The run's own configs for --resume; only the length of the run comes from the new request."""
+    saved = json.loads((out / "train_config.json").read_text())
+    train_cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs, max_steps=cfg.max_steps,
+                        max_minutes=cfg.max_minutes)
+    return ModelConfig.from_dict(saved["model"]), train_cfg
 
-        bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
-    # Running sums stay on the device (no host sync per step): loss, hit, valid, new hit, new valid, batches.
-    acc = torch.zeros(6, dtype=torch.float64, device=rt.device)
-    positions = torch.zeros((), dtype=torch.int64, device=rt.device)
-    eval_s = 0.0  # time spent validating and writing, left out of tokens/s
-    tokens_seen = rows[-1]["tokens"] if rows else 0
-    model.train()
-    done = step >= total_steps
-    while not done and (cfg.max_steps or epoch < cfg.epochs):
-        rng = np.random.default_rng([cfg.seed, epoch])
-        idx = _shard(len(train_w), rt, rng)
-        batches = [idx[i: i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
-        usable = (len(batches) // cfg.grad_accum) * cfg.grad_accum or len(batches)
-        while batch_pos < usable:
-            group = batches[batch_pos: batch_pos + cfg.grad_accum]
-            time_fraction = (prior_s + time.time() - t0) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
-            for g in optimizer.param_groups:
-                g["lr"] = lr_at(step, cfg, total_steps, time_fraction)
-            for micro, b in enumerate(group):
-                x, y = (torch.from_numpy(a).to(rt.device, non_blocking=True) for a in train_w.batch(b))
-                # Gradients are all-reduced only on the last micro-batch of an accumulation group.
-                sync = nullcontext() if (not rt.ddp or micro == len(group) - 1) else model.no_sync()
-                with sync:
-                    with rt.autocast():
-                        logits = model(x)
-                    loss, counts = loss_and_counts(logits, y, class_weight)
-                    scaler.scale(loss / len(group)).backward()
-                acc[0] += loss.detach().double()
-                acc[1:5] += counts.double()
-                acc[5] += 1
-                positions += counts[3]
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            batch_pos += len(group)
-            if check_sync:
-                _check_in_sync(raw_model, rt)
-                writes["steps_checked"] += 1
-            elapsed = time.time() - t0
-            train_s = max(elapsed - eval_s, 1e-9)
-            if bar is not None:
-                bar.update(1)
-            if step % 25 == 0:
-                run_tokens = int(positions) * rt.world
-                tps = run_tokens / train_s
-                train_loss = float(acc[0] / acc[5].clamp(min=1))
-                if bar is not None:
-                    bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", epoch=epoch + 1)
-                else:
-                    say(f"step {step}: train loss {train_loss:.4f}, lr {optimizer.param_groups[0]['lr']:.2e}, "
-                        f"{tps:,.0f} tok/s, {prior_s + elapsed:.0f} s")
-            last_of_epoch = batch_pos >= usable
-            out_of_time = cfg.max_minutes and prior_s + time.time() - t0 >= cfg.max_minutes * 60
-            if rt.ddp and cfg.max_minutes:  # every rank must stop at the same step
-                flag = torch.tensor([float(out_of_time)], device=rt.device)
-                torch.distributed.all_reduce(flag)
-                out_of_time = bool(flag.item())
-            done = step >= total_steps or bool(out_of_time)
-            if step % cfg.eval_every == 0 or last_of_epoch or done:
-                run_tokens = int(positions) * rt.world
-                tps = run_tokens / train_s
-                a = acc.tolist()
-                t_eval = time.time()
-                metrics = evaluate(model, val_w, cfg, rt, class_weight, 0 if done else cfg.eval_batches)
-                row = {
-                    "step": step, "epoch": round(epoch + batch_pos / max(usable, 1), 4),
-                    "tokens": tokens_seen + run_tokens, "lr": optimizer.param_groups[0]["lr"],
-                    "train_loss": a[0] / max(a[5], 1.0), "train_acc_all": a[1] / max(a[2], 1.0),
-                    **metrics, "tokens_per_s": tps, "elapsed_s": prior_s + elapsed,
-                }
-                rows.append(row)
-                acc.zero_()
-                if last_of_epoch:
-                    epoch, batch_pos = epoch + 1, 0
-                checkpoint("eval", row)
-                msg = (f"step {step} epoch {row['epoch']:.2f}: train loss {row['train_loss']:.4f}, "
-                       f"held-out loss {row['val_loss']:.4f}, acc all-slot {row['val_acc_all']:.4f}, "
-                       f"new-token {row['val_acc_new']:.4f}, {tps:,.0f} tok/s")
-                eval_s += time.time() - t_eval
-                if bar is not None:
-                    bar.write(msg)
-                else:
-                    say(msg)
-            if done or last_of_epoch:
+
+class TrainingRun:
+    """One ``train`` call in named stages: setup, resume, step, evaluate-and-save, teardown.
+
+    The stages share the run's state here (model, optimizer, position in the data, metrics rows), so
+    each stays short and the loop reads as the list of what happens per optimizer step.
+    """
+
+    def __init__(self, data, out: Path, model_cfg: ModelConfig, cfg: TrainConfig, rt: Runtime, log=print,
+                 check_sync: str | None = None):
+        self.data, self.out, self.model_cfg, self.cfg, self.rt = data, out, model_cfg, cfg, rt
+        self.say = log if rt.master else (lambda *a, **k: None)
+        self.check_sync = check_sync
+        self.step, self.epoch, self.batch_pos, self.best, self.rows, self.prior_s = 0, 0, 0, float("inf"), [], 0.0
+        self.writes = {"checkpoint_writes": 0, "steps_checked": 0}
+        self.bar = None
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def setup(self, cache_dir=None, init_from=None) -> None:
+        cfg, rt = self.cfg, self.rt
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts them)
+        self._load_data(cache_dir)
+        self._build_model(init_from)
+        decay = [p for n, p in self.raw_model.named_parameters() if p.dim() >= 2 and not n.startswith("embedding")]
+        no_decay = [p for n, p in self.raw_model.named_parameters()
+                    if not (p.dim() >= 2 and not n.startswith("embedding"))]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr, betas=(0.9, 0.95), fused=rt.device.type == "cuda",
+        )
+        self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
+        self.class_weight = None
+        if cfg.pad_weight != 1.0:
+            self.class_weight = torch.ones(self.model_cfg.vocab_size, device=rt.device)
+            self.class_weight[0] = cfg.pad_weight
+        batches_per_epoch = math.ceil(math.ceil(len(self.train_w) / rt.world) / cfg.batch_size)
+        steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
+        self.total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
+        source_rate = _audio_rate(self.data)
+        self.pxby = {
+            KEY_SLICING: cfg.slicing,
+            KEY_VOCAB: _vocab_dict(),
+            KEY_SOURCE_AUDIO_RATE: source_rate,
+            KEY_AUDIO_RATE: source_rate / cfg.slicing_audio if source_rate else None,
+            "trained_on": str(self.data),
+            "val_fraction": cfg.val_fraction,
+        }
+
+    def _load_data(self, cache_dir) -> None:
+        cfg, rt = self.cfg, self.rt
+        # Rank 0 tokenizes first and fills the cache, the others then read it.
+        if rt.ddp and not rt.master:
+            torch.distributed.barrier()
+        self.streams = load_streams(self.data, cfg.slicing, cfg.val_fraction, cache_dir=cache_dir)
+        if rt.ddp and rt.master:
+            torch.distributed.barrier()
+        self.say(f"data: {self.streams.summary()}")
+        if not self.streams.val:
+            self.say("warning: no held-out item (dataset too small for val_fraction); validating on the training items")
+        objective = self.model_cfg.objective
+        self.train_w = Windows(self.streams.train, cfg.seq_len, cfg.stride, objective, cfg.head_repeat)
+        self.val_w = Windows(self.streams.val or self.streams.train, cfg.seq_len, cfg.seq_len, objective)
+
+    def _build_model(self, init_from) -> None:
+        rt = self.rt
+        raw_model = PixelBytesLSTM(self.model_cfg)
+        if init_from is not None:
+            from training.checkpoint import load_checkpoint
+
+            start = load_checkpoint(init_from)
+            if start.config != self.model_cfg:
+                raise ConfigError(f"--init {init_from} holds {start.config}, but the config asks for {self.model_cfg}")
+            raw_model.load_state_dict(start.state_dict())
+            self.say(f"weights initialised from {init_from}")
+        self.raw_model = raw_model.to(rt.device)
+        self.model = self.raw_model
+        if rt.ddp:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [rt.local_rank] if rt.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.raw_model, device_ids=device_ids)
+        self.say(f"model: {self.model_cfg} — {self.raw_model.num_parameters():,} parameters; device {rt.device}, "
+                 f"world {rt.world}, amp {rt.amp_dtype}")
+
+    # -- resume ------------------------------------------------------------------------------------
+
+    def resume(self) -> None:
+        last = self.out / "last"
+        self.raw_model.load_state_dict(_load_state_dict(last))
+        st = _load_training_state(last, self.optimizer, self.scaler, self.rt.device)
+        self.step, self.epoch, self.batch_pos, self.best = st["step"], st["epoch"], st["batch_pos"], st["best_val_loss"]
+        self.rows = _read_metrics(self.out / "metrics.csv")
+        self.prior_s = float(st.get("elapsed_s", 0.0))
+        self.say(f"resuming at step {self.step} (epoch {self.epoch + 1}, batch {self.batch_pos})")
+
+    def write_config(self) -> None:
+        if self.rt.master:
+            self.out.mkdir(parents=True, exist_ok=True)
+            cfg_text = json.dumps({"model": self.model_cfg.to_dict(), "train": self.cfg.to_dict()}, indent=1) + "\n"
+            atomic_write_bytes(self.out / "train_config.json", cfg_text.encode())
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def loop(self, progress: bool) -> None:
+        cfg, rt = self.cfg, self.rt
+        self.t0 = time.time()
+        if progress and rt.master:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
+        # Running sums stay on the device (no host sync per step): loss, hit, valid, new hit, new valid, batches.
+        self.acc = torch.zeros(6, dtype=torch.float64, device=rt.device)
+        self.positions = torch.zeros((), dtype=torch.int64, device=rt.device)
+        self.eval_s = 0.0  # time spent validating and writing, left out of tokens/s
+        self.tokens_seen = self.rows[-1]["tokens"] if self.rows else 0
+        self.model.train()
+        done = self.step >= self.total_steps
+        while not done and (cfg.max_steps or self.epoch < cfg.epochs):
+            done = self._epoch()
+            if self.batch_pos >= self.usable:
+                self.epoch, self.batch_pos = self.epoch + 1, 0
+            if not cfg.max_steps and self.epoch >= cfg.epochs:
                 break
-        if batch_pos >= usable:
-            epoch, batch_pos = epoch + 1, 0
-        if not cfg.max_steps and epoch >= cfg.epochs:
-            break
-    if bar is not None:
-        bar.close()
-    if not rows:  # zero epochs: still leave a checkpoint and the figures of the initial model
-        metrics = evaluate(model, val_w, cfg, rt, class_weight)
-        rows.append({"step": 0, "epoch": 0, "tokens": 0, "lr": 0.0, "train_loss": metrics["val_loss"],
-                     "train_acc_all": metrics["val_acc_all"], **metrics, "tokens_per_s": 0.0, "elapsed_s": 0.0})
-        checkpoint("eval", rows[-1])
-    if check_sync:
-        Path(check_sync).mkdir(parents=True, exist_ok=True)
-        (Path(check_sync) / f"rank{rt.rank}.json").write_text(json.dumps({**writes, "world": rt.world, "steps": step}))
-    if rt.ddp:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    result = dict(rows[-1])
-    result.update(parameters=raw_model.num_parameters(), best_val_loss=best, skipped=streams.n_skipped,
-                  train_items=len(streams.train), val_items=len(streams.val), wall_s=time.time() - t0)
-    return result
+        if self.bar is not None:
+            self.bar.close()
+
+    def _epoch(self) -> bool:
+        """Optimizer steps until the epoch ends or the run does (True: the run is done)."""
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, self.epoch])
+        idx = _shard(len(self.train_w), self.rt, rng)
+        batches = [idx[i: i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+        self.usable = (len(batches) // cfg.grad_accum) * cfg.grad_accum or len(batches)
+        while self.batch_pos < self.usable:
+            self.train_step(batches[self.batch_pos: self.batch_pos + cfg.grad_accum])
+            last_of_epoch = self.batch_pos >= self.usable
+            done = self.step >= self.total_steps or self._out_of_time()
+            if self.step % cfg.eval_every == 0 or last_of_epoch or done:
+                self.evaluate_and_save(done, last_of_epoch)
+            if done or last_of_epoch:
+                return done
+        return False
+
+    def train_step(self, group) -> None:
+        """One optimizer step over ``group`` (micro-batches accumulated), then progress."""
+        cfg, rt, model = self.cfg, self.rt, self.model
+        time_fraction = (self.prior_s + time.time() - self.t0) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr_at(self.step, cfg, self.total_steps, time_fraction)
+        for micro, b in enumerate(group):
+            x, y = (torch.from_numpy(a).to(rt.device, non_blocking=True) for a in self.train_w.batch(b))
+            # Gradients are all-reduced only on the last micro-batch of an accumulation group.
+            sync = nullcontext() if (not rt.ddp or micro == len(group) - 1) else model.no_sync()
+            with sync:
+                with rt.autocast():
+                    logits = model(x)
+                loss, counts = loss_and_counts(logits, y, self.class_weight)
+                self.scaler.scale(loss / len(group)).backward()
+            self.acc[0] += loss.detach().double()
+            self.acc[1:5] += counts.double()
+            self.acc[5] += 1
+            self.positions += counts[3]
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.batch_pos += len(group)
+        if self.check_sync:
+            _check_in_sync(self.raw_model, rt)
+            self.writes["steps_checked"] += 1
+        self._report_progress()
+
+    def _train_seconds(self) -> float:
+        return max(time.time() - self.t0 - self.eval_s, 1e-9)
+
+    def _report_progress(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+        if self.step % 25:
+            return
+        tps = int(self.positions) * self.rt.world / self._train_seconds()
+        train_loss = float(self.acc[0] / self.acc[5].clamp(min=1))
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", epoch=self.epoch + 1)
+        else:
+            self.say(f"step {self.step}: train loss {train_loss:.4f}, lr {self.optimizer.param_groups[0]['lr']:.2e}, "
+                     f"{tps:,.0f} tok/s, {self.prior_s + time.time() - self.t0:.0f} s")
+
+    def _out_of_time(self) -> bool:
+        cfg, rt = self.cfg, self.rt
+        out_of_time = bool(cfg.max_minutes) and self.prior_s + time.time() - self.t0 >= cfg.max_minutes * 60
+        if rt.ddp and cfg.max_minutes:  # every rank must stop at the same step
+            flag = torch.tensor([float(out_of_time)], device=rt.device)
+            torch.distributed.all_reduce(flag)
+            out_of_time = bool(flag.item())
+        return out_of_time
+
+    # -- evaluate and save -------------------------------------------------------------------------
+
+    def evaluate_and_save(self, done: bool, last_of_epoch: bool) -> None:
+        """A metrics row (held-out figures over all batches at the end), the checkpoints, a log line."""
+        elapsed = time.time() - self.t0
+        run_tokens = int(self.positions) * self.rt.world
+        tps = run_tokens / max(elapsed - self.eval_s, 1e-9)
+        a = self.acc.tolist()
+        t_eval = time.time()
+        metrics = evaluate(self.model, self.val_w, self.cfg, self.rt, self.class_weight,
+                           0 if done else self.cfg.eval_batches)
+        row = {
+            "step": self.step, "epoch": round(self.epoch + self.batch_pos / max(self.usable, 1), 4),
+            "tokens": self.tokens_seen + run_tokens, "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": a[0] / max(a[5], 1.0), "train_acc_all": a[1] / max(a[2], 1.0),
+            **metrics, "tokens_per_s": tps, "elapsed_s": self.prior_s + elapsed,
+        }
+        self.rows.append(row)
+        self.acc.zero_()
+        if last_of_epoch:
+            self.epoch, self.batch_pos = self.epoch + 1, 0
+        self.save(row)
+        msg = (f"step {self.step} epoch {row['epoch']:.2f}: train loss {row['train_loss']:.4f}, "
+               f"held-out loss {row['val_loss']:.4f}, acc all-slot {row['val_acc_all']:.4f}, "
+               f"new-token {row['val_acc_new']:.4f}, {tps:,.0f} tok/s")
+        self.eval_s += time.time() - t_eval
+        if self.bar is not None:
+            self.bar.write(msg)
+        else:
+            self.say(msg)
+
+    def save(self, metrics: dict) -> None:
+        """The best checkpoint when ``metrics`` beat it, ``last/`` with the state --resume needs, metrics files."""
+        if not self.rt.master:
+            return
+        if metrics["val_loss"] < self.best:
+            self.best = metrics["val_loss"]
+            save_checkpoint(self.raw_model, self.out, self.pxby)
+            self.writes["checkpoint_writes"] += 1
+        save_checkpoint(self.raw_model, self.out / "last", self.pxby)
+        _save_training_state(self.out / "last", self.optimizer, self.scaler, {
+            "step": self.step, "epoch": self.epoch, "batch_pos": self.batch_pos, "best_val_loss": self.best,
+            "elapsed_s": self.prior_s + time.time() - self.t0,
+        })
+        self.writes["checkpoint_writes"] += 1
+        write_metrics(self.out, self.rows)
+
+    # -- teardown ----------------------------------------------------------------------------------
+
+    def teardown(self) -> dict:
+        """The run's summary; a zero-step run still leaves a checkpoint and the initial model's figures."""
+        rt = self.rt
+        if not self.rows:
+            metrics = evaluate(self.model, self.val_w, self.cfg, rt, self.class_weight)
+            self.rows.append({"step": 0, "epoch": 0, "tokens": 0, "lr": 0.0, "train_loss": metrics["val_loss"],
+                              "train_acc_all": metrics["val_acc_all"], **metrics, "tokens_per_s": 0.0,
+                              "elapsed_s": 0.0})
+            self.save(self.rows[-1])
+        if self.check_sync:
+            Path(self.check_sync).mkdir(parents=True, exist_ok=True)
+            report = {**self.writes, "world": rt.world, "steps": self.step}
+            (Path(self.check_sync) / f"rank{rt.rank}.json").write_text(json.dumps(report))
+        if rt.ddp:
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+        result = dict(self.rows[-1])
+        result.update(parameters=self.raw_model.num_parameters(), best_val_loss=self.best,
+                      skipped=self.streams.n_skipped, train_items=len(self.streams.train),
+                      val_items=len(self.streams.val), wall_s=time.time() - self.t0)
+        return result
 
 
 def _check_in_sync(model, rt: Runtime) -> None:
@@ -525,26 +608,3 @@ def _audio_rate(data) -> int | None:
         except (ValueError, TypeError, OSError):
             return None
     return None
-
-
-def main(argv=None) -> int:
-    """``python -m training.train`` (for torchrun): the same options as ``pxby-edge train``."""
-    import sys
-
-    from training.commands import train as train_command
-
-    try:
-        train_command.main(args=argv if argv is not None else sys.argv[1:], prog_name="training.train",
-                           standalone_mode=False)
-    except Exception as exc:
-        from pxby_edge.errors import PxbyError
-
-        if isinstance(exc, PxbyError):
-            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-            return 2
-        raise
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
