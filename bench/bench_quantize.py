@@ -63,7 +63,6 @@ def main(argv=None) -> int:
     from quantize.calibrate import EVAL_SEED, calibration_samples, load_streams, synthetic_streams
     from quantize.export import export_tflite
     from quantize.fidelity import eval_stream, fidelity_report
-    from quantize.pipeline import _pxby_block
     from quantize.recipes import quantize_tflite
     from quantize.rounding import check_weights, gptq_weights, replace_weights
     from quantize.source import load_source
@@ -71,7 +70,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     src = load_source(args.checkpoint)
-    slicing = dict(_pxby_block(src.path).get("data_slicing") or src.slicing)
+    slicing = src.slicing
     step = StepModule(src.model).eval()
     cal = load_streams(None, slicing)
     samples, _ = calibration_samples(step, cal, args.calib_steps, args.batch)
