@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -18,8 +19,14 @@ import numpy as np
 import pxby_edge
 from pxby_edge.errors import OutputExistsError
 from pxby_edge.manifest import (
+    INPUT_C,
+    INPUT_CONTEXT,
+    INPUT_H,
     INPUT_NAMES,
     MANIFEST_METADATA_NAME,
+    OUTPUT_C,
+    OUTPUT_H,
+    OUTPUT_LOGITS,
     OUTPUT_NAMES,
     Manifest,
     TensorSpec,
@@ -32,6 +39,9 @@ from quantize.rounding import DEFAULT_ROUNDING
 DEFAULT_CALIB_STEPS = 256
 EVAL_STEPS = 4096
 STAGES = ("load", "calibrate", "export", "quantize", "fidelity", "write")
+FLOAT = "float"  # the recipe name of the unquantized files (float .tflite, .onnx)
+# Keys of the checkpoint's config.json the manifest's model block keeps (upstream's names).
+MODEL_CONFIG_KEYS = ("vocab_size", "embed_size", "hidden_size", "num_layers", "pxby_dim", "objective", "bidirection")
 
 
 def tensor_specs(model_bytes: bytes) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -51,10 +61,10 @@ def tensor_specs(model_bytes: bytes) -> tuple[tuple[TensorSpec, ...], tuple[Tens
 
 def onnx_specs(step, batch: int) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     state = (step.num_layers, batch, step.hidden_size)
-    ins = (TensorSpec("context", "context", 0, (batch, step.pxby_dim), "int32"),
-           TensorSpec("h0", "h0", 1, state, "float32"), TensorSpec("c0", "c0", 2, state, "float32"))
-    outs = (TensorSpec("logits", "logits", 0, (batch, step.slots, step.vocab_size), "float32"),
-            TensorSpec("h1", "h1", 1, state, "float32"), TensorSpec("c1", "c1", 2, state, "float32"))
+    ins = (TensorSpec(INPUT_CONTEXT, INPUT_CONTEXT, 0, (batch, step.pxby_dim), "int32"),
+           TensorSpec(INPUT_H, INPUT_H, 1, state, "float32"), TensorSpec(INPUT_C, INPUT_C, 2, state, "float32"))
+    outs = (TensorSpec(OUTPUT_LOGITS, OUTPUT_LOGITS, 0, (batch, step.slots, step.vocab_size), "float32"),
+            TensorSpec(OUTPUT_H, OUTPUT_H, 1, state, "float32"), TensorSpec(OUTPUT_C, OUTPUT_C, 2, state, "float32"))
     return ins, outs
 
 
@@ -64,9 +74,22 @@ def _check_outputs(paths, force: bool) -> None:
             raise OutputExistsError(f"{p} already exists; pass --force to overwrite it")
 
 
-def _vocab_of(pxby: dict) -> Vocab:
-    v = pxby.get("vocab")
-    return Vocab.from_dict(v) if isinstance(v, dict) else Vocab()
+@dataclass
+class Loaded:
+    """What the load stage checked and read: the source model, its step graph and the data streams."""
+
+    source: object  # quantize.source.Source
+    step: object  # quantize.step.StepModule
+    calib: object  # quantize.calibrate.Streams for calibration and GPTQ
+    evaluation: object  # quantize.calibrate.Streams for the fidelity report
+
+
+@dataclass
+class Calibrated:
+    samples: list  # the quantizer's calibration inputs ([] for run-time ranges)
+    summary: dict  # what the manifest records about calibration and rounding
+    rounded: object = None  # quantize.rounding.Rounded when the weights are GPTQ-rounded
+    seconds: dict = field(default_factory=dict)
 
 
 def quantize_checkpoint(
@@ -86,28 +109,41 @@ def quantize_checkpoint(
     progress: Optional[Callable[[str], None]] = None,
     tie_state: bool = True,
 ) -> dict:
-    """Run the whole pipeline; returns the fidelity report (also stored in the manifest).
+    """Run the whole pipeline, one function per stage; returns the fidelity report (also in the manifest).
 
     ``rounding`` "gptq" rounds the weight matrices with GPTQ on the calibration streams before the
     quantizer runs (quantize/rounding.py); the float outputs and the fidelity reference stay the
     original float model. ``tie_state`` False keeps the calibrated ranges of integer state inputs and
     outputs apart (the runtime then re-quantizes the state every step); only for measuring what tying saves.
     """
-    from quantize.calibrate import (
-        EVAL_SEED,
-        Streams,
-        calibration_samples,
-        load_streams,
-        split_streams,
-        synthetic_streams,
-    )
-    from quantize.export import atomic_write, export_onnx, export_tflite
-    from quantize.fidelity import eval_stream, fidelity_report
-    from quantize.metadata import with_metadata
-    from quantize.recipes import RECIPES, needs_calibration, quantize_tflite
-    from quantize.rounding import ROUNDINGS, check_weights, gptq_weights, replace_weights
-    from quantize.source import load_source
-    from quantize.step import StepModule
+    from quantize.export import export_tflite
+
+    check_request(recipe, rounding, batch)
+    _check_outputs([out, onnx_out, float_out, report_out], force)
+    tick = progress or (lambda stage: None)
+    t0 = time.perf_counter()
+    loaded = load(checkpoint, calib)
+    # Every input has been checked by now: the first tick is where a progress display may start.
+    tick("load")
+    cal = calibrate(loaded, recipe, rounding, calib_steps, batch, started=t0)
+    tick("calibrate")
+    t0 = time.perf_counter()
+    float_bytes = export_tflite(loaded.step, batch)
+    cal.seconds["export"] = time.perf_counter() - t0
+    tick("export")
+    quant_bytes = quantize(loaded, cal, float_bytes, recipe, tie_state)
+    tick("quantize")
+    report = fidelity(loaded, cal, float_bytes, quant_bytes, recipe, rounding, batch, eval_steps)
+    tick("fidelity")
+    write(loaded, cal, report, float_bytes, quant_bytes,
+          {"out": out, "float": float_out, "onnx": onnx_out, "report": report_out}, recipe, batch)
+    tick("write")
+    return report
+
+
+def check_request(recipe: str, rounding: str, batch: int) -> None:
+    from quantize.recipes import RECIPES
+    from quantize.rounding import ROUNDINGS
 
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
@@ -115,108 +151,128 @@ def quantize_checkpoint(
         raise ValueError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDINGS)}")
     if batch < 1:
         raise ValueError(f"--batch must be at least 1, got {batch}")
-    _check_outputs([out, onnx_out, float_out, report_out], force)
-    tick = progress or (lambda stage: None)
+
+
+def load(checkpoint, calib) -> Loaded:
+    """The checkpoint (refused here if it cannot stream) and the calibration/evaluation streams."""
+    from quantize.calibrate import EVAL_SEED, Streams, load_streams, split_streams, synthetic_streams
+    from quantize.source import load_source
+    from quantize.step import StepModule
 
     source = load_source(checkpoint)
-    pxby = _pxby_block(source.path)
-    slicing = dict(pxby.get("data_slicing") or source.slicing)
     step = StepModule(source.model).eval()
-
-    t0 = time.perf_counter()
-    data = load_streams(calib, slicing)
+    data = load_streams(calib, source.slicing)
     if calib is None:
-        cal_streams = data
-        ev_streams = Streams(synthetic_streams(2, slicing, EVAL_SEED), f"synthetic (seed {EVAL_SEED}, 2 items)")
-    else:
-        cal_streams, ev_streams = split_streams(data)
-    # Every input has been checked by now: the first tick is where a progress display may start.
-    tick("load")
+        evaluation = Streams(synthetic_streams(2, source.slicing, EVAL_SEED), f"synthetic (seed {EVAL_SEED}, 2 items)")
+        return Loaded(source, step, data, evaluation)
+    cal_streams, evaluation = split_streams(data)
+    return Loaded(source, step, cal_streams, evaluation)
+
+
+def calibrate(loaded: Loaded, recipe: str, rounding: str, calib_steps: int, batch: int, started: float) -> Calibrated:
+    """Calibration samples for static recipes, and GPTQ-rounded weights when asked for."""
+    from quantize.calibrate import calibration_samples
+    from quantize.recipes import needs_calibration
+    from quantize.rounding import gptq_weights
+
     if needs_calibration(recipe):
-        samples, calib_summary = calibration_samples(step, cal_streams, calib_steps, batch)
+        samples, summary = calibration_samples(loaded.step, loaded.calib, calib_steps, batch)
     else:  # dynamic ranges are measured at run time; nothing to calibrate
-        samples, calib_summary = [], {"source": cal_streams.source, "calib_steps": 0,
-                                      "note": f"recipe {recipe} quantizes activations at run time"}
-    calibrate_s = time.perf_counter() - t0
+        samples, summary = [], {"source": loaded.calib.source, "calib_steps": 0,
+                                "note": f"recipe {recipe} quantizes activations at run time"}
+    cal = Calibrated(samples, summary, seconds={"calibrate": time.perf_counter() - started})
     t0 = time.perf_counter()
-    rounded = None
     if rounding == "gptq":
-        rounded = gptq_weights(source.model, cal_streams.streams)
-        calib_summary["rounding"] = {**rounded.summary, "source": cal_streams.source}
-        if not calib_summary.get("calib_steps"):
-            calib_summary["note"] += f"; weights GPTQ-rounded on {rounded.summary['positions']} positions"
+        cal.rounded = gptq_weights(loaded.source.model, loaded.calib.streams)
+        summary["rounding"] = {**cal.rounded.summary, "source": loaded.calib.source}
+        if not summary.get("calib_steps"):
+            summary["note"] += f"; weights GPTQ-rounded on {cal.rounded.summary['positions']} positions"
     else:
-        calib_summary["rounding"] = {"method": "nearest"}
-    rounding_s = time.perf_counter() - t0
-    tick("calibrate")
+        summary["rounding"] = {"method": "nearest"}
+    cal.seconds["rounding"] = time.perf_counter() - t0
+    return cal
+
+
+def quantize(loaded: Loaded, cal: Calibrated, float_bytes: bytes, recipe: str, tie_state: bool) -> bytes:
+    """The quantized step graph (GPTQ-rounded weights swapped in first when there are any)."""
+    from quantize.recipes import quantize_tflite
+    from quantize.rounding import check_weights, replace_weights
 
     t0 = time.perf_counter()
-    float_bytes = export_tflite(step, batch)
-    export_s = time.perf_counter() - t0
-    tick("export")
-
-    t0 = time.perf_counter()
+    rounded = cal.rounded
     if rounded is not None:
-        state = source.model.state_dict()
+        state = loaded.source.model.state_dict()
         to_quantize = replace_weights(float_bytes, {k: state[k].detach().cpu().numpy() for k in rounded.ints},
                                       {k: rounded.weights(k) for k in rounded.ints})
-        quant_bytes = quantize_tflite(to_quantize, recipe, samples, pre_rounded=True, tie_state=tie_state)
+        quant_bytes = quantize_tflite(to_quantize, recipe, cal.samples, pre_rounded=True, tie_state=tie_state)
         check_weights(quant_bytes, rounded)
     else:
-        quant_bytes = quantize_tflite(float_bytes, recipe, samples, tie_state=tie_state)
-    quantize_s = time.perf_counter() - t0
-    tick("quantize")
+        quant_bytes = quantize_tflite(float_bytes, recipe, cal.samples, tie_state=tie_state)
+    cal.seconds["quantize"] = time.perf_counter() - t0
+    return quant_bytes
 
-    contexts = eval_stream(ev_streams.streams, eval_steps)
-    fid = fidelity_report(source.model, float_bytes, quant_bytes, contexts)
-    report = {
+
+def fidelity(loaded: Loaded, cal: Calibrated, float_bytes: bytes, quant_bytes: bytes, recipe: str, rounding: str,
+             batch: int, eval_steps: int) -> dict:
+    """The report: the quantized file against the float model on held-out streams, sizes and timings."""
+    from quantize.fidelity import eval_stream, fidelity_report
+
+    contexts = eval_stream(loaded.evaluation.streams, eval_steps)
+    fid = fidelity_report(loaded.source.model, float_bytes, quant_bytes, contexts)
+    sec = cal.seconds
+    return {
         "recipe": recipe,
         "rounding": rounding,
         "float_bytes": len(float_bytes),
         "quant_bytes": len(quant_bytes),
         "size_ratio": len(quant_bytes) / len(float_bytes),
         **fid,
-        "convert_seconds": export_s + rounding_s + quantize_s,
-        "export_seconds": export_s,
-        "rounding_seconds": rounding_s,
-        "quantize_seconds": quantize_s,
-        "calibrate_seconds": calibrate_s,
-        "eval_source": ev_streams.source,
+        "convert_seconds": sec["export"] + sec["rounding"] + sec["quantize"],
+        "export_seconds": sec["export"],
+        "rounding_seconds": sec["rounding"],
+        "quantize_seconds": sec["quantize"],
+        "calibrate_seconds": sec["calibrate"],
+        "eval_source": loaded.evaluation.source,
         "batch": batch,
-        "checkpoint": str(source.path),
+        "checkpoint": str(loaded.source.path),
     }
-    tick("fidelity")
 
-    config = {k: source.config[k] for k in ("vocab_size", "embed_size", "hidden_size", "num_layers", "pxby_dim",
-                                            "objective", "bidirection") if k in source.config}
+
+def build_manifest(loaded: Loaded, cal: Calibrated, batch: int, recipe: str, specs, fidelity_figures: dict) -> Manifest:
+    """The manifest of one output file (``specs``: its inputs and outputs, as ``tensor_specs`` reads them)."""
+    source, step = loaded.source, loaded.step
+    config = {k: source.config[k] for k in MODEL_CONFIG_KEYS if k in source.config}
     config.setdefault("pxby_dim", step.pxby_dim)
+    ins, outs = specs
+    vocab = Vocab.from_dict(source.vocab) if source.vocab is not None else Vocab()
+    return Manifest(
+        vocab=vocab, slicing=source.slicing, model=config, objective=source.objective, batch=batch,
+        recipe=recipe, inputs=ins, outputs=outs, slots=step.slots, audio_rate=source.audio_rate,
+        calibration=cal.summary if recipe != FLOAT else {}, fidelity=fidelity_figures,
+        checkpoint_sha256=source.sha256, pxby_edge_version=pxby_edge.__version__,
+    )
 
-    def manifest_for(model_bytes: Optional[bytes], recipe_name: str, specs=None, fidelity=None) -> Manifest:
-        ins, outs = specs or tensor_specs(model_bytes)
-        return Manifest(
-            vocab=_vocab_of(pxby), slicing=slicing, model=config, objective=source.objective, batch=batch,
-            recipe=recipe_name, inputs=ins, outputs=outs, slots=step.slots,
-            audio_rate=float(pxby["audio_rate"]) if pxby.get("audio_rate") else None,
-            calibration=calib_summary if recipe_name != "float" else {},
-            fidelity=fidelity or {}, checkpoint_sha256=source.sha256, pxby_edge_version=pxby_edge.__version__,
-        )
 
-    quant_manifest = manifest_for(quant_bytes, recipe, fidelity=_json_ready(report))
-    quant_final = with_metadata(quant_bytes, {MANIFEST_METADATA_NAME: quant_manifest.to_bytes()})
-    writes = [(out, quant_final)]
-    if float_out is not None:
-        float_manifest = manifest_for(float_bytes, "float", fidelity=_float_figures(report))
-        writes.append((float_out, with_metadata(float_bytes, {MANIFEST_METADATA_NAME: float_manifest.to_bytes()})))
-    if onnx_out is not None:
-        writes.append((onnx_out, _onnx_with_manifest(export_onnx(step, batch),
-                                                    manifest_for(None, "float", onnx_specs(step, batch),
-                                                                 _float_figures(report)))))
+def write(loaded: Loaded, cal: Calibrated, report: dict, float_bytes: bytes, quant_bytes: bytes, paths: dict,
+          recipe: str, batch: int) -> None:
+    """Each asked-for file with its manifest, written only now and each atomically."""
+    from quantize.export import atomic_write, export_onnx
+    from quantize.metadata import with_metadata
+
+    def tflite_with_manifest(model_bytes: bytes, recipe_name: str, figures: dict) -> bytes:
+        manifest = build_manifest(loaded, cal, batch, recipe_name, tensor_specs(model_bytes), figures)
+        return with_metadata(model_bytes, {MANIFEST_METADATA_NAME: manifest.to_bytes()})
+
+    writes = [(paths["out"], tflite_with_manifest(quant_bytes, recipe, _json_ready(report)))]
+    if paths["float"] is not None:
+        writes.append((paths["float"], tflite_with_manifest(float_bytes, FLOAT, _float_figures(report))))
+    if paths["onnx"] is not None:
+        manifest = build_manifest(loaded, cal, batch, FLOAT, onnx_specs(loaded.step, batch), _float_figures(report))
+        writes.append((paths["onnx"], _onnx_with_manifest(export_onnx(loaded.step, batch), manifest)))
     for path, data_bytes in writes:
         atomic_write(path, data_bytes)
-    if report_out is not None:
-        atomic_write(report_out, (json.dumps(_json_ready(report), indent=2) + "\n").encode())
-    tick("write")
-    return report
+    if paths["report"] is not None:
+        atomic_write(paths["report"], (json.dumps(_json_ready(report), indent=2) + "\n").encode())
 
 
 def _float_figures(report: dict) -> dict:
@@ -228,14 +284,6 @@ def _float_figures(report: dict) -> dict:
 
 def _json_ready(d: dict) -> dict:
     return {k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in d.items()}
-
-
-def _pxby_block(path: Path) -> dict:
-    try:
-        from training.checkpoint import read_pxby
-    except ImportError:
-        return {}
-    return read_pxby(path)
 
 
 def _onnx_with_manifest(model_bytes: bytes, manifest: Manifest) -> bytes:

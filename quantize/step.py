@@ -1,6 +1,6 @@
 """The streaming step: one 6-token context and the LSTM state in, logits and the next state out.
 
-    python -c "from quantize.source import load_model; from quantize.step import StepModule; print(StepModule(load_model('models/demo')))"
+    python -c "from quantize.source import load_source; from quantize.step import StepModule; print(StepModule(load_source('models/demo').model))"
 
 Upstream generation re-runs the whole prefix per token; the step keeps (h, c) outside the graph so
 the runtime can carry it, which is what makes a token cost O(1). ``StepModule`` works on any module

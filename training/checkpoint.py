@@ -32,8 +32,11 @@ KEY_VOCAB = "vocab"
 KEY_AUDIO_RATE = "audio_rate"  # Hz of the audio tokens (source rate / audio slicing), as the runtime manifest means it
 KEY_SOURCE_AUDIO_RATE = "source_audio_rate"  # Hz of the dataset's audio files before slicing
 
+TRAIN_CONFIG_NAME = "train_config.json"  # how the run was trained, beside the weights (training.train writes it)
+
 __all__ = [
-    "load_checkpoint", "save_checkpoint", "read_config", "read_pxby", "ensure_streamable", "atomic_write_bytes",
+    "load_checkpoint", "save_checkpoint", "read_config", "read_pxby", "read_slicing", "weights_path",
+    "ensure_streamable", "atomic_write_bytes",
 ]
 
 
@@ -72,25 +75,48 @@ def read_pxby(folder) -> dict:
     return block
 
 
-def _read_state_dict(folder: Path) -> dict:
-    st, binf = folder / SAFETENSORS_NAME, folder / BIN_NAME
+def read_slicing(folder) -> dict:
+    """The tokenizer slicing the model was trained with: our block of config.json, else the run's
+    train_config.json beside it, else upstream's default (1, 1)."""
+    folder = Path(folder)
+    slicing = read_pxby(folder).get(KEY_SLICING)
+    if isinstance(slicing, dict):
+        return {"image": int(slicing.get("image", 1)), "audio": int(slicing.get("audio", 1))}
     try:
-        if st.is_file():
+        run = json.loads((folder / TRAIN_CONFIG_NAME).read_text())
+        block = run.get("train", run)  # train_config.json: {"model": ..., "train": ...}; older runs: flat
+        return {"image": int(block.get("slicing_image", 1)), "audio": int(block.get("slicing_audio", 1))}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {"image": 1, "audio": 1}
+
+
+def weights_path(folder) -> Path:
+    """The weights file of a checkpoint folder (safetensors first, then upstream's .bin)."""
+    folder = Path(folder)
+    for name in (SAFETENSORS_NAME, BIN_NAME):
+        if (folder / name).is_file():
+            return folder / name
+    raise CheckpointError(f"{folder} holds neither {SAFETENSORS_NAME} nor {BIN_NAME}")
+
+
+def _read_state_dict(folder: Path) -> dict:
+    path = weights_path(folder)
+    try:
+        if path.name == SAFETENSORS_NAME:
             from safetensors.torch import load_file
 
-            return load_file(str(st), device="cpu")
-        if binf.is_file():
-            # Upstream's older checkpoints; weights_only refuses anything but tensors.
-            return torch.load(str(binf), map_location="cpu", weights_only=True)
+            return load_file(str(path), device="cpu")
+        # Upstream's older checkpoints; weights_only refuses anything but tensors.
+        return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt files surface as many exception types
         raise CheckpointError(f"cannot read the weights in {folder}: {exc}") from exc
-    raise CheckpointError(f"{folder} holds neither {SAFETENSORS_NAME} nor {BIN_NAME}")
 
 
 def load_checkpoint(folder, device="cpu", streamable: bool = False) -> PixelBytesLSTM:
     """The model of a checkpoint folder (ours or upstream's), float32, in eval mode.
 
-    ``streamable=True`` also refuses bidirectional and diffusion checkpoints (``ensure_streamable``).
+    ``streamable=True`` also refuses bidirectional and diffusion checkpoints, from config.json alone,
+    before the weights are read (``ensure_streamable``).
     """
     folder = Path(folder)
     raw = read_config(folder)
@@ -99,8 +125,10 @@ def load_checkpoint(folder, device="cpu", streamable: bool = False) -> PixelByte
         raise CheckpointError(f"{folder}: unsupported dtype {dtype!r}; expected one of {DTYPES}")
     try:
         config = ModelConfig.from_dict(raw, strict=False)
-    except ConfigError as exc:
+    except (ConfigError, TypeError, ValueError) as exc:  # wrong types in the JSON land here too
         raise CheckpointError(f"{folder}/{CONFIG_NAME}: {exc}") from exc
+    if streamable:
+        ensure_streamable(config, where=str(folder))
     model = PixelBytesLSTM(config)
     state = _read_state_dict(folder)
     expected = model.state_dict()
@@ -116,10 +144,7 @@ def load_checkpoint(folder, device="cpu", streamable: bool = False) -> PixelByte
                 f"{folder}: {key} has shape {tuple(value.shape)}, config.json implies {tuple(expected[key].shape)}"
             )
     model.load_state_dict({k: v.float() for k, v in state.items()})
-    model.eval().to(device)
-    if streamable:
-        ensure_streamable(model)
-    return model
+    return model.eval().to(device)
 
 
 def config_json(model: PixelBytesLSTM, pxby: dict | None = None) -> dict:

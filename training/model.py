@@ -73,17 +73,18 @@ class PixelBytesLSTM(nn.Module):
         return self._head(out)[:, 0], state
 
 
-def ensure_streamable(model: PixelBytesLSTM) -> PixelBytesLSTM:
-    """The model itself, if it can generate one token at a time with a kept state; else CheckpointError."""
-    c = model.config
+def ensure_streamable(model, where: str = "this checkpoint"):
+    """``model`` (a PixelBytesLSTM or its ModelConfig), if it can generate one token at a time with a kept
+    state; else CheckpointError naming ``where``."""
+    c = getattr(model, "config", model)
     if c.bidirection:
         raise CheckpointError(
-            "this checkpoint is bidirectional: its LSTM reads the future, so it cannot stream token by token; "
+            f"{where} is bidirectional: its LSTM reads the future, so it cannot stream token by token; "
             "train a unidirectional model (bidirection false) for generation"
         )
     if c.objective == "diffusion":
         raise CheckpointError(
-            "this checkpoint was trained with the diffusion objective, which does not stream; "
+            f"{where} was trained with the diffusion objective, which does not stream; "
             "use an autoregressive (or predict) checkpoint"
         )
     return model
