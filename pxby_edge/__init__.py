@@ -3,8 +3,9 @@
     pxby-edge --help
 
 This package is what runs on the Pi: vocabulary and tokenizer, streaming contexts, sampling,
-media writers, model manifest and runtime backends. It depends on numpy, pillow, scipy and
-click only, and never imports torch.
+media writers, model manifest, runtime backends and the ``pxby-edge`` command's edge (``cli.py``).
+It depends on numpy, pillow, scipy, click and tqdm only (an interpreter when present), and
+never imports torch, nor the packages above it (training, quantize, firmware_bridge).
 """
 
 __version__ = "0.1.0"

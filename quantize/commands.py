@@ -13,10 +13,8 @@ import sys
 
 import click
 
-from quantize.recipes import DEFAULT_RECIPE, RECIPES
-from quantize.rounding import DEFAULT_ROUNDING, ROUNDINGS
-
-RECIPE_CHOICES = RECIPES
+from quantize.recipes import DEFAULT_RECIPE, RECIPE_HELP, RECIPES
+from quantize.rounding import DEFAULT_ROUNDING, ROUNDING_HELP, ROUNDINGS
 
 # (report key, label, format) rows of the table printed at the end.
 TABLE = (
@@ -39,6 +37,11 @@ TABLE = (
 )
 
 
+def choices_help(descriptions: dict) -> str:
+    """One help line from a {choice: what it does} table, so the help never re-types the choices."""
+    return "; ".join(f"{name}: {what}" for name, what in descriptions.items())
+
+
 def format_table(report: dict) -> str:
     rows = []
     for key, label, fmt in TABLE:
@@ -54,11 +57,10 @@ def format_table(report: dict) -> str:
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=str))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="The .tflite to write.")
-@click.option("--recipe", type=click.Choice(RECIPE_CHOICES), default=DEFAULT_RECIPE, show_default=True,
-              help="Quantization recipe (see quantize/recipes.py).")
+@click.option("--recipe", type=click.Choice(RECIPES), default=DEFAULT_RECIPE, show_default=True,
+              help=f"Quantization recipe: {choices_help(RECIPE_HELP)}.")
 @click.option("--rounding", type=click.Choice(ROUNDINGS), default=DEFAULT_ROUNDING, show_default=True,
-              help="How weights are rounded to int8: gptq (error-compensating, on the calibration data) or "
-                   "nearest (see quantize/rounding.py).")
+              help=f"How weights are rounded to int8: {choices_help(ROUNDING_HELP)}.")
 @click.option("--calib", "calib", type=click.Path(), default=None,
               help="Calibration data: a dataset folder or parquet (held-out items), or .npz token files. "
                    "Default: synthetic items never seen in training.")

@@ -17,8 +17,6 @@ from pathlib import Path
 
 from pxby_edge.manifest import INPUT_NAMES, OUTPUT_NAMES
 
-SIGNATURE_KEY = "serving_default"
-
 
 @contextlib.contextmanager
 def quiet():

@@ -8,7 +8,7 @@ al., 2022, after Optimal Brain Surgeon) rounds one input column at a time and mo
 rounded so they absorb the error, weighted by H = XᵀX of the inputs the matrix really sees; that
 minimises ||(W - Ŵ) X||² far better than nearest rounding does. On the demo model the new-token top-1
 agreement of the dynamic recipe goes from 97.9 % (nearest, OCTAV ranges) to 98.9-99.1 % on the
-report's stream and from 97.4 % to 98.5 % on 27.5k further held-out steps (see the commit message).
+report's stream and from 97.4 % to 98.5 % on 27.5k further held-out steps (docs/BENCHMARKS.md, quantize).
 
 What the matrices are: litert-torch lowers ``nn.LSTM`` to two FULLY_CONNECTED per layer, one on x_t with
 ``weight_ih_l{k}`` and one on h_{t-1} with ``weight_hh_l{k}`` (each with its own per-row scales), whose
@@ -37,7 +37,7 @@ from pxby_edge.errors import ModelFileError
 ROUNDINGS = ("gptq", "nearest")
 DEFAULT_ROUNDING = "gptq"
 ROUNDING_HELP = {
-    "gptq": "GPTQ: error-compensating rounding of the int8 weights on calibration inputs",
+    "gptq": "error-compensating rounding (GPTQ) of the int8 weights on calibration inputs",
     "nearest": "each weight to its nearest int8 value (the quantizer's own rounding)",
 }
 QMAX = 127  # symmetric narrow-range int8, as ai-edge-quantizer stores weights

@@ -388,7 +388,3 @@ class Windows:
     def batch(self, indices) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = zip(*(self.window(int(i)) for i in indices))
         return np.stack(xs), np.stack(ys)  # (B, T, 6), (B, T, 6) or (B, T)
-
-    @property
-    def n_tokens(self) -> int:
-        return int(sum(min(self.seq_len, len(self.streams[k]) - st) for k, st in self.index))

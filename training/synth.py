@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -136,83 +137,121 @@ def _mirror(mask):
     return out
 
 
+class _Pose(NamedTuple):
+    """Where the body sits in frame k: centre (cx, cy), radii (rx, ry), its top row, the frame index."""
+
+    s: int
+    cx: float
+    cy: float
+    rx: float
+    ry: float
+    top: int
+    k: int
+
+    def blank(self):
+        return np.zeros((self.s, self.s), bool)
+
+
+def _wings(p: _Pose, shape, body, tints):
+    flap = -1 if p.k % 2 else 1
+    w = _ellipse(p.s, p.cx - p.rx - 1, p.cy - p.ry * 0.4 + flap, max(2, p.rx * 0.45), max(1.5, p.ry * 0.55))
+    return [(_mirror(w) & ~body, tints["light"])]
+
+
+def _ears(p: _Pose, shape, body, tints):
+    m = p.blank()
+    _triangle(m, int(round(p.cx - p.rx * 0.55)), max(0, p.top - 3), p.top + 1, 1.5)
+    return [(_mirror(m), tints["main"])]
+
+
+def _horns(p: _Pose, shape, body, tints):
+    m = p.blank()
+    _triangle(m, int(round(p.cx - p.rx * 0.3)), max(0, p.top - 2), p.top, 0.8)
+    return [(_mirror(m), tints["shade"])]
+
+
+def _antennae(p: _Pose, shape, body, tints):
+    m, tip = p.blank(), p.blank()
+    x = int(round(p.cx - p.rx * 0.4)) - 1
+    m[max(0, p.top - 3): p.top + 1, x] = True
+    tip[max(0, p.top - 4), x] = True
+    return [(_mirror(m), OUTLINE), (_mirror(tip), tints["accent"])]
+
+
+def _spikes(p: _Pose, shape, body, tints):
+    m = p.blank()
+    for dx in (shape["spike_dx"], 0.0):
+        _triangle(m, int(round(p.cx - dx)), max(0, p.top - 2), p.top + 1, 1.0)
+    return [(_mirror(m) & ~body, tints["accent"])]
+
+
+def _tail(p: _Pose, shape, body, tints):
+    m = p.blank()
+    ty = int(round(p.cy + p.ry * 0.2))
+    for d in range(3):
+        x = max(1, int(round(p.cx - p.rx - d)))
+        m[max(0, ty - d - (p.k % 2)): ty + 1, x] = True
+    return [(_mirror(m) & ~body, tints["shade"])]
+
+
+def _feet(p: _Pose, shape, body, tints):
+    m = p.blank()
+    fy = int(round(p.cy + p.ry)) - 1
+    fx = int(round(p.cx - p.rx * 0.5))
+    m[max(0, fy): min(p.s, fy + 2), max(0, fx - 1): fx + 1] = True
+    return [(_mirror(m) & ~body, tints["shade"])]
+
+
+# Painted in this order (a later feature covers an earlier one where they overlap), all behind the body.
+FEATURE_PAINTERS = (("wings", _wings), ("ears", _ears), ("horns", _horns), ("antennae", _antennae),
+                    ("spikes", _spikes), ("tail", _tail), ("feet", _feet))
+
+
 def draw_frame(s: int, colour: str, element: str, size: str, features: list[str], shape: dict, k: int, n: int,
                backdrop: int = BACKGROUND):
     """One (S, S) frame of palette indices; ``shape`` holds the per-creature random choices, k the frame."""
     main, light, shade = COLOURS[colour]
-    accent = ELEMENTS[element]["accent"]
+    tints = {"main": main, "light": light, "shade": shade, "accent": ELEMENTS[element]["accent"]}
     bob = (0, -1, 0, 1)[k % 4] if n > 2 else (0, -1)[k % 2]
-    cx = (s - 1) / 2
-    rx, ry = shape["rx"], shape["ry"]
-    cy = s * 0.60 + bob
+    cx, cy, rx, ry = (s - 1) / 2, s * 0.60 + bob, shape["rx"], shape["ry"]
+    pose = _Pose(s, cx, cy, rx, ry, int(np.floor(cy - ry)), k)
     body = _ellipse(s, cx, cy, rx, ry)
-    top = int(np.floor(cy - ry))
     canvas = np.full((s, s), -1, dtype=np.int64)  # -1: background for now
-    extra = np.zeros((s, s), dtype=bool)
-    extra_col = np.full((s, s), -1, dtype=np.int64)
+    for name, painter in FEATURE_PAINTERS:
+        if name in features:
+            for mask, colour_id in painter(pose, shape, body, tints):
+                canvas[mask] = colour_id
+    _paint_body(canvas, pose, body, tints)
+    _paint_eyes(canvas, pose, body, shape, blink=n >= 3 and k == n - 1)
+    _outline(canvas)
+    canvas[canvas < 0] = backdrop
+    return _mirror_ids(canvas)
 
-    def paint(mask, colour_id):
-        extra[mask] = True
-        extra_col[mask] = colour_id
 
-    if "wings" in features:
-        flap = -1 if k % 2 else 1
-        w = _ellipse(s, cx - rx - 1, cy - ry * 0.4 + flap, max(2, rx * 0.45), max(1.5, ry * 0.55))
-        paint(_mirror(w) & ~body, light)
-    if "ears" in features:
-        m = np.zeros((s, s), bool)
-        _triangle(m, int(round(cx - rx * 0.55)), max(0, top - 3), top + 1, 1.5)
-        paint(_mirror(m), main)
-    if "horns" in features:
-        m = np.zeros((s, s), bool)
-        _triangle(m, int(round(cx - rx * 0.3)), max(0, top - 2), top, 0.8)
-        paint(_mirror(m), shade)
-    if "antennae" in features:
-        m = np.zeros((s, s), bool)
-        x = int(round(cx - rx * 0.4)) - 1
-        m[max(0, top - 3): top + 1, x] = True
-        tip = np.zeros((s, s), bool)
-        tip[max(0, top - 4), x] = True
-        paint(_mirror(m), OUTLINE)
-        paint(_mirror(tip), accent)
-    if "spikes" in features:
-        m = np.zeros((s, s), bool)
-        for dx in (shape["spike_dx"], 0.0):
-            _triangle(m, int(round(cx - dx)), max(0, top - 2), top + 1, 1.0)
-        paint(_mirror(m) & ~body, accent)
-    if "tail" in features:
-        m = np.zeros((s, s), bool)
-        ty = int(round(cy + ry * 0.2))
-        for d in range(3):
-            x = max(1, int(round(cx - rx - d)))
-            m[max(0, ty - d - (k % 2)): ty + 1, x] = True
-        paint(_mirror(m) & ~body, shade)
-    if "feet" in features:
-        m = np.zeros((s, s), bool)
-        fy = int(round(cy + ry)) - 1
-        fx = int(round(cx - rx * 0.5))
-        m[max(0, fy): min(s, fy + 2), max(0, fx - 1): fx + 1] = True
-        paint(_mirror(m) & ~body, shade)
+def _paint_body(canvas, p: _Pose, body, tints) -> None:
+    """Body shading: light top, shaded bottom, symmetric by construction (depends on y only); the belly."""
+    y = np.arange(p.s)[:, None].repeat(p.s, 1)
+    canvas[body] = tints["main"]
+    canvas[body & (y < p.cy - p.ry * 0.45)] = tints["light"]
+    canvas[body & (y > p.cy + p.ry * 0.5)] = tints["shade"]
+    belly = _ellipse(p.s, p.cx, p.cy + p.ry * 0.35, p.rx * 0.35, p.ry * 0.25) & body
+    canvas[belly] = tints["accent"]
 
-    # Body shading: light top, shaded bottom, symmetric by construction (depends on y only).
-    y = np.arange(s)[:, None].repeat(s, 1)
-    canvas[extra] = extra_col[extra]
-    canvas[body] = main
-    canvas[body & (y < cy - ry * 0.45)] = light
-    canvas[body & (y > cy + ry * 0.5)] = shade
-    belly = _ellipse(s, cx, cy + ry * 0.35, rx * 0.35, ry * 0.25) & body
-    canvas[belly] = accent
-    # Eyes (black, with a blink on the last frame of 3-4 frame animations).
-    ey = int(round(cy - ry * 0.15))
-    ex = int(round(cx - rx * shape["eye_dx"]))
-    eyes = np.zeros((s, s), bool)
-    if n >= 3 and k == n - 1:
+
+def _paint_eyes(canvas, p: _Pose, body, shape, blink: bool) -> None:
+    """Black eyes; closed (a horizontal line) on the blink frame."""
+    ey = int(round(p.cy - p.ry * 0.15))
+    ex = int(round(p.cx - p.rx * shape["eye_dx"]))
+    eyes = p.blank()
+    if blink:
         eyes[ey, max(0, ex - 1): ex + 1] = True
     else:
         eyes[max(0, ey - 1): ey + 1, ex] = True
-    eyes = _mirror(eyes)
-    canvas[eyes & body] = OUTLINE
-    # Outline: background pixels touching the sprite (4-neighbour) become black.
+    canvas[_mirror(eyes) & body] = OUTLINE
+
+
+def _outline(canvas) -> None:
+    """Background pixels touching the sprite (4-neighbour) become black."""
     filled = canvas >= 0
     grown = filled.copy()
     grown[1:] |= filled[:-1]
@@ -220,8 +259,6 @@ def draw_frame(s: int, colour: str, element: str, size: str, features: list[str]
     grown[:, 1:] |= filled[:, :-1]
     grown[:, :-1] |= filled[:, 1:]
     canvas[grown & ~filled] = OUTLINE
-    canvas[canvas < 0] = backdrop
-    return _mirror_ids(canvas)
 
 
 def _mirror_ids(frame):
