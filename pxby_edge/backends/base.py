@@ -136,7 +136,7 @@ class Requantizer:
     """Integer output state → integer input state when the two are quantized differently.
 
     Defined as dequantize-then-quantize in float32, real = s_out (q_out - z_out), q_in = rint(real / s_in) + z_in
-    clipped, so the runtime gives bit for bit what the quantize issue's fidelity figures were measured with.
+    clipped, so the runtime gives bit for bit what quantize's fidelity report measured (quantize.fidelity).
     An int8/int16 output has only 256/65536 possible values, so the map is tabulated once and a step is
     one ``np.take`` (``lut=False`` keeps the float arithmetic, for measuring what the table saves).
     """
