@@ -11,7 +11,6 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from test_backends import models  # noqa: F401  (the session's exported test models)
 
 from pxby_edge.backends.bench import (
     ROW_KEYS,

@@ -1,5 +1,6 @@
-"""End to end on the upstream fixture: quantize writes the files it says, the manifest describes each file
-exactly, the float TFLite and ONNX steps equal PyTorch, and bad inputs fail in one line before any work."""
+"""End to end on the session's test checkpoint (tests/conftest.py ``models``: saved by ``training``, quantized
+once): quantize writes the files it says, the manifest describes each file exactly, the float TFLite and ONNX
+steps equal PyTorch, and bad inputs fail in one line before any work."""
 
 from __future__ import annotations
 
@@ -23,18 +24,18 @@ REQUIRED = ("recipe", "float_bytes", "quant_bytes", "new_token_accuracy_float", 
 
 
 @pytest.fixture(scope="module")
-def built(upstream_dir, tmp_path_factory):
-    from quantize.pipeline import quantize_checkpoint
+def built(models):
+    """The report, the files and the progress stages of the session's int8 + float + ONNX quantize run."""
+    paths = {"quant": models.int8, "float": models.float, "onnx": models.onnx, "report": models.report}
+    return json.loads(models.report.read_text()), paths, models.stages
 
-    out = tmp_path_factory.mktemp("q")
-    paths = {"quant": out / "m.tflite", "float": out / "m-float.tflite", "onnx": out / "m.onnx",
-             "report": out / "r.json"}
-    stages = []
-    report = quantize_checkpoint(
-        upstream_dir / "tiny_autoregressive", paths["quant"], recipe="int8", calib_steps=16, eval_steps=256,
-        onnx_out=paths["onnx"], float_out=paths["float"], report_out=paths["report"], progress=stages.append,
-    )
-    return report, paths, stages
+
+def _torch_logits(ckpt, ctx: np.ndarray) -> np.ndarray:
+    """The checkpoint's own PyTorch forward over one item's contexts (T, 6) -> (T, 6, V)."""
+    from training.checkpoint import load_checkpoint
+
+    with torch.no_grad():
+        return load_checkpoint(ckpt)(torch.as_tensor(ctx.astype(np.int64))[None])[0].numpy()
 
 
 def test_report_has_the_agreed_keys(built):
@@ -53,7 +54,7 @@ def test_report_has_the_agreed_keys(built):
     assert read_manifest(paths["quant"]).fidelity == on_disk
 
 
-def test_manifest_describes_each_file(built, upstream_dir):
+def test_manifest_describes_each_file(built, models):
     _, paths, _ = built
     for key, recipe in (("quant", "int8"), ("float", "float")):
         f = TFLiteFile.open(paths[key])
@@ -67,7 +68,7 @@ def test_manifest_describes_each_file(built, upstream_dir):
             assert (t.name, t.shape, t.dtype, t.scale, t.zero_point) == (
                 spec.tensor, spec.shape, spec.dtype, spec.scale, spec.zero_point)
         assert Manifest.from_json(m.to_json()) == m
-        sha = __import__("hashlib").sha256((upstream_dir / "tiny_autoregressive" / "model.safetensors").read_bytes())
+        sha = __import__("hashlib").sha256((models.ckpt / "model.safetensors").read_bytes())
         assert m.checkpoint_sha256 == sha.hexdigest()
     quant = read_manifest(paths["quant"])
     for name in ("h0", "c0"):
@@ -77,12 +78,12 @@ def test_manifest_describes_each_file(built, upstream_dir):
     assert quant.calibration["calib_steps"] == 16
 
 
-def test_float_tflite_and_onnx_equal_pytorch(built, upstream_dir):
+def test_float_tflite_and_onnx_equal_pytorch(built, models):
     from quantize.fidelity import TFLiteStep
 
     _, paths, _ = built
-    io = np.load(upstream_dir / "tiny_autoregressive_io.npz")
-    ctx, want = io["input_ids"][0].astype(np.int32), io["logits"][0]
+    ctx = np.load(models.io)["input_ids"][0].astype(np.int32)
+    want = _torch_logits(models.ckpt, ctx)
     got = TFLiteStep(paths["float"].read_bytes()).run(ctx)
     assert np.abs(got - want).max() < 1e-4
 
@@ -98,12 +99,12 @@ def test_float_tflite_and_onnx_equal_pytorch(built, upstream_dir):
     assert np.abs(np.stack(out) - want).max() < 1e-4
 
 
-def test_quantized_file_runs_and_mostly_agrees(built, upstream_dir):
+def test_quantized_file_runs_and_mostly_agrees(built, models):
     from quantize.fidelity import TFLiteStep
 
     _, paths, _ = built
-    io = np.load(upstream_dir / "tiny_autoregressive_io.npz")
-    ctx, want = io["input_ids"][0].astype(np.int32), io["logits"][0]
+    ctx = np.load(models.io)["input_ids"][0].astype(np.int32)
+    want = _torch_logits(models.ckpt, ctx)
     got = TFLiteStep(paths["quant"].read_bytes()).run(ctx)
     assert (got.argmax(-1) == want.argmax(-1)).mean() > 0.5
 
@@ -114,21 +115,21 @@ def _run(capsys, *args):
     return rc, err
 
 
-def _bad_checkpoint(tmp_path, upstream_dir, name, **config):
+def _bad_checkpoint(tmp_path, ckpt, name, **config):
     folder = tmp_path / name
-    shutil.copytree(upstream_dir / "tiny_autoregressive", folder)
+    shutil.copytree(ckpt, folder)
     cfg = json.loads((folder / "config.json").read_text())
     cfg.update(config)
     (folder / "config.json").write_text(json.dumps(cfg))
     return folder
 
 
-def test_bad_inputs_fail_in_one_line(tmp_path, upstream_dir, capsys):
+def test_bad_inputs_fail_in_one_line(tmp_path, models, capsys):
     out = tmp_path / "o.tflite"
-    ckpt = upstream_dir / "tiny_autoregressive"
-    corrupt = _bad_checkpoint(tmp_path, upstream_dir, "corrupt")
+    ckpt = models.ckpt
+    corrupt = _bad_checkpoint(tmp_path, ckpt, "corrupt")
     (corrupt / "model.safetensors").write_bytes(b"\x00not safetensors at all")
-    bad_json = _bad_checkpoint(tmp_path, upstream_dir, "badjson")
+    bad_json = _bad_checkpoint(tmp_path, ckpt, "badjson")
     (bad_json / "config.json").write_text("{nope")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -141,8 +142,8 @@ def test_bad_inputs_fail_in_one_line(tmp_path, upstream_dir, capsys):
         ((tmp_path / "missing", "-o", out), "no such checkpoint"),
         ((corrupt, "-o", out), "cannot read the weights"),
         ((bad_json, "-o", out), "config.json"),
-        ((_bad_checkpoint(tmp_path, upstream_dir, "bi", bidirection=True), "-o", out), "bidirectional"),
-        ((_bad_checkpoint(tmp_path, upstream_dir, "diff", objective="diffusion"), "-o", out), "diffusion"),
+        ((_bad_checkpoint(tmp_path, ckpt, "bi", bidirection=True), "-o", out), "bidirectional"),
+        ((_bad_checkpoint(tmp_path, ckpt, "diff", objective="diffusion"), "-o", out), "diffusion"),
         ((ckpt, "-o", out, "--calib", empty), "not a dataset folder"),
         ((ckpt, "-o", out, "--calib", empty_npz), "no token streams"),
         ((ckpt, "-o", out, "--calib", tmp_path / "nothing"), "no calibration data"),
@@ -158,9 +159,9 @@ def test_bad_inputs_fail_in_one_line(tmp_path, upstream_dir, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["dynamic", "a16w8", "mixed"])
-def test_cli_every_recipe(recipe, upstream_dir, tmp_path, capsys):
+def test_cli_every_recipe(recipe, models, tmp_path, capsys):
     out = tmp_path / "m.tflite"
-    rc = cli.main(["quantize", str(upstream_dir / "tiny_autoregressive"), "-o", str(out), "--recipe", recipe,
+    rc = cli.main(["quantize", str(models.ckpt), "-o", str(out), "--recipe", recipe,
                    "--calib-steps", "8", "--eval-steps", "128", "--json"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
@@ -172,12 +173,12 @@ def test_cli_every_recipe(recipe, upstream_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_batch_export(upstream_dir, tmp_path):
+def test_batch_export(models, tmp_path):
     from quantize.fidelity import TFLiteStep
     from quantize.pipeline import quantize_checkpoint
 
     out = tmp_path / "b.tflite"
-    quantize_checkpoint(upstream_dir / "tiny_autoregressive", out, recipe="dynamic", batch=3, eval_steps=64,
+    quantize_checkpoint(models.ckpt, out, recipe="dynamic", batch=3, eval_steps=64,
                         onnx_out=tmp_path / "b.onnx")
     m = read_manifest(out)
     assert m.batch == 3 and m.input("context").shape == (3, 6) and m.input("h0").shape == (2, 3, 32)
