@@ -1,26 +1,19 @@
-"""Which test files `scripts/arm64-check` runs under arm64 emulation: those a Pi install can import.
+"""Which tests `scripts/arm64-check` runs under arm64 emulation: those marked ``pi`` (the torch-free tier).
 
-    python scripts/arm64_tests.py .          # pytest arguments, one a line: files, then --deselect=...
+    python scripts/arm64_tests.py .          # pytest arguments, one a line: the selection, then --deselect=...
 
-A file is left out when it imports, anywhere, what makes models (torch, the training and quantize
-packages, the converters), or imports at module level something else the Pi install lacks (onnx,
-soundfile, ...); tests that ask for an optional package inside a test (``pytest.importorskip``) are
-kept, they skip themselves. DESELECT names single tests that cannot pass under emulation, each with
+A test says itself that a Pi install runs it (``@pytest.mark.pi``, declared in pyproject.toml), so
+nothing here guesses from imports. DESELECT names single tests that cannot pass under emulation, each with
 its reason (printed to stderr). ARM64_TESTS (words separated by spaces) replaces the selection.
 """
 
 from __future__ import annotations
 
-import ast
 import os
 import sys
 from pathlib import Path
 
-# Model makers: a test that imports one anywhere (or importorskips it) builds its models with them.
-MAKERS = frozenset({"torch", "torchvision", "training", "quantize", "litert_torch", "ai_edge_quantizer", "ai_edge_torch"})
-# Not in the Pi install: fine inside a test (it skips), not at module level (the file would not import).
-NOT_ON_PI = MAKERS | {"onnx", "onnxruntime", "safetensors", "pyarrow", "soundfile", "matplotlib", "skimage"}
-NOT_HERE = frozenset({"test_arm64_script.py"})  # checks the script itself, on the host
+MARKER = "pi and not slow"  # the arm64 check runs the default suite of the Pi tier
 DESELECT = {
     "tests/test_bridge_pty.py::test_stream_through_faults_and_a_device_restart":
         "asserts a wall-clock bound (re-handshake under 1 s); emulation runs 10-50x slower than a Pi",
@@ -32,51 +25,12 @@ DESELECT = {
 }
 
 
-def top_level_imports(source: str) -> set[str]:
-    """First components of the modules imported at module level (also inside top-level try/if)."""
-    names: set[str] = set()
-    tree = ast.parse(source)
-    todo = list(tree.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.Import):
-            names.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-        elif isinstance(node, (ast.Try, ast.If)):
-            todo.extend(node.body)
-            todo.extend(node.orelse)
-            todo.extend(getattr(node, "finalbody", []))
-            for handler in getattr(node, "handlers", []):
-                todo.extend(handler.body)
-    return names
-
-
-def all_imports(source: str) -> set[str]:
-    """First components of every module imported anywhere, and of every pytest.importorskip("name")."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "importorskip" and node.args
-              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-            names.add(node.args[0].value.split(".")[0])
-    return names
-
-
-def needs_only_pi(source: str) -> bool:
-    return not (all_imports(source) & MAKERS) and not (top_level_imports(source) & NOT_ON_PI)
-
-
 def select(root: Path, override: str | None = None) -> list[str]:
-    """pytest arguments: the test files a Pi install can run, then a --deselect for each DESELECT entry."""
+    """pytest arguments: the ``pi`` tests under tests/, then a --deselect for each DESELECT entry there."""
     if override:
         return override.split()
-    files = [str(p.relative_to(root)) for p in sorted((root / "tests").glob("test_*.py"))
-             if p.name not in NOT_HERE and needs_only_pi(p.read_text(encoding="utf-8"))]
-    return files + [f"--deselect={node}" for node in DESELECT if node.split("::")[0] in files]
+    present = [node for node in DESELECT if (root / node.split("::")[0]).is_file()]
+    return ["-m", MARKER, "tests"] + [f"--deselect={node}" for node in present]
 
 
 if __name__ == "__main__":

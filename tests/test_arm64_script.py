@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,27 +26,30 @@ def load(name):
     return module
 
 
-def test_selection_keeps_pi_tests_and_drops_model_makers(tmp_path):
+def test_selection_is_the_pi_marker_and_deselections_name_real_files(tmp_path):
     sel = load("arm64_tests")
-    tests = tmp_path / "tests"
-    tests.mkdir()
-    (tests / "test_plain.py").write_text("import numpy as np\nfrom pxby_edge.vocab import Vocab\n")
-    (tests / "test_optional.py").write_text("import pytest\n\ndef test_x():\n    pytest.importorskip('skimage')\n")
-    (tests / "test_torch_top.py").write_text("import torch\n")
-    (tests / "test_torch_inside.py").write_text("def f():\n    import torch\n")
-    (tests / "test_maker_skip.py").write_text("import pytest\n\ndef f():\n    pytest.importorskip('litert_torch')\n")
-    (tests / "test_onnx_top.py").write_text("try:\n    import onnxruntime\nexcept ImportError:\n    pass\n")
-    (tests / "test_arm64_script.py").write_text("")
-    assert sel.select(tmp_path) == ["tests/test_optional.py", "tests/test_plain.py"]
+    (tmp_path / "tests").mkdir()
+    assert sel.select(tmp_path) == ["-m", "pi and not slow", "tests"]  # no DESELECT file here: nothing to deselect
+    node = next(iter(sel.DESELECT))
+    (tmp_path / node.split("::")[0]).write_text("import numpy\n")
+    assert sel.select(tmp_path) == ["-m", "pi and not slow", "tests", f"--deselect={node}"]
     assert sel.select(tmp_path, "tests/a.py -k x") == ["tests/a.py", "-k", "x"]
 
 
-def test_deselections_name_real_files_and_come_last(tmp_path):
-    sel = load("arm64_tests")
-    (tmp_path / "tests").mkdir()
-    node = next(iter(sel.DESELECT))
-    (tmp_path / node.split("::")[0]).write_text("import numpy\n")
-    assert sel.select(tmp_path) == [node.split("::")[0], f"--deselect={node}"]
+def test_the_pi_marker_is_declared_and_selects_torch_free_tests():
+    """`-m pi` is a declared marker (an undeclared one would only warn), and it picks the torch-free tests."""
+    root = SCRIPTS.parent
+    markers = subprocess.run([sys.executable, "-m", "pytest", "--markers", "-p", "no:cacheprovider"], cwd=root,
+                             capture_output=True, text=True, timeout=120)
+    assert "@pytest.mark.pi:" in markers.stdout
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--co", "-m", "pi", "-p", "no:cacheprovider",
+                           "tests/test_no_torch.py", "tests/test_backends.py"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    chosen = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert "tests/test_no_torch.py::test_importing_every_pxby_edge_module_leaves_torch_out" in chosen
+    assert "tests/test_backends.py::test_numpy_runs_the_bundled_model_like_litert" in chosen
+    assert not any("test_float_stepper_equals_full_sequence_forward" in line for line in chosen)
 
 
 def test_token_comparison_reports_where_streams_part(tmp_path):

@@ -155,6 +155,7 @@ def test_litert_int8_state_equals_dequantize_requantize_reference(models, key):
     np.testing.assert_array_equal(run_contexts(open_backend(getattr(models, key), "litert"), ids), expected)
 
 
+@pytest.mark.pi
 @pytest.mark.parametrize("dtype", ["int8", "int16"])
 @pytest.mark.parametrize("lut", [True, False])
 def test_requantizer_is_dequantize_then_quantize(dtype, lut):
@@ -294,6 +295,7 @@ def test_onnx_finds_its_manifest(models, tmp_path):
 DEMO = ROOT / "pxby_edge" / "assets" / "demo.tflite"
 
 
+@pytest.mark.pi
 def test_numpy_runs_the_bundled_model_like_litert():
     """The bundled file (whatever its recipe) through numpy, as a device without an interpreter runs it."""
     ids = np.random.default_rng(0).integers(0, 151, size=(80, 6)).astype(np.int32)

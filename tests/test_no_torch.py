@@ -6,7 +6,11 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import pxby_edge
+
+pytestmark = pytest.mark.pi
 
 
 def test_importing_every_pxby_edge_module_leaves_torch_out():
