@@ -14,6 +14,7 @@ dependency this install lacks says which extra to install.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from importlib import metadata
@@ -24,8 +25,9 @@ DISTRIBUTION = "pxby-edge"
 COMMAND_GROUP = "pxby_edge.commands"
 
 
+@functools.lru_cache(maxsize=1)
 def command_entry_points() -> dict:
-    """name -> entry point of every declared command, in pyproject order (the order of --help)."""
+    """name -> entry point of every declared command (--help lists them by name), read once per process."""
     found = metadata.entry_points()
     if hasattr(found, "select"):
         selected = found.select(group=COMMAND_GROUP)
