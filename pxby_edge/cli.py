@@ -97,17 +97,20 @@ def optional_modules() -> dict:
         requires = metadata.requires(DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
         return {}
-    direct, included = {}, {}
+    core, direct, included = set(), {}, {}
     for req in requires:
         name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", req)
         extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", req)
-        if not (name and extra):
+        if name is None:
             continue
-        if _normalise(name.group(0)) == _normalise(DISTRIBUTION):
+        dist = _normalise(name.group(0))
+        if extra is None:
+            core.add(dist)
+        elif dist == _normalise(DISTRIBUTION):
             inner = re.search(r"\[([^\]]*)\]", req)
-            included.setdefault(extra.group(1), []).extend(x.strip() for x in inner.group(1).split(",") if inner)
+            included.setdefault(extra.group(1), []).extend(x.strip() for x in (inner.group(1) if inner else "").split(","))
         else:
-            direct.setdefault(extra.group(1), set()).add(_normalise(name.group(0)))
+            direct.setdefault(extra.group(1), set()).add(dist)
 
     def expand(extra, seen=()):
         mods = set(direct.get(extra, ()))
@@ -116,7 +119,8 @@ def optional_modules() -> dict:
                 mods |= expand(other, (*seen, extra))
         return mods
 
-    return {extra: expand(extra) for extra in (*direct, *included)}
+    # An extra that only pins a core dependency (tflite: numpy<2) does not "bring" it.
+    return {extra: expand(extra) - core for extra in (*direct, *included)}
 
 
 def extra_providing(module: str, prefer: str | None = None):

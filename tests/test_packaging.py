@@ -3,7 +3,7 @@ outside the repo, package data that code reads, the SPDX license, one line for a
 
     .venv/bin/python -m pytest tests/test_packaging.py -m slow
 
-Slow (a wheel build and a fresh `[pi]` venv from the package index): `make test-slow` runs it.
+The wheel build and the fresh `[pi]` venv (from the package index) are slow: `make test-slow` runs them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,52 @@ PACKAGES = {"pxby_edge", "training", "quantize", "firmware_bridge"}
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv*", ".cache", "build", "dist", "*.egg-info", "__pycache__",
                                     ".pytest_cache", ".ruff_cache", ".hypothesis", ".import_linter_cache", "runs")
 
-pytestmark = pytest.mark.slow
+
+
+# -- the answer to a missing extra, in this environment (a child with torch made unimportable) --------------
+
+
+def _cli_without(modules, args, cwd) -> subprocess.CompletedProcess:
+    code = ("import sys\n"
+            f"for name in {list(modules)!r}:\n"
+            "    sys.modules[name] = None  # what `import name` then raises: ModuleNotFoundError\n"
+            "from pxby_edge.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("missing, args, extra", [
+    (["torch"], ["train", "--data", "d", "--out", "o"], "train"),
+    (["torch"], ["quantize", "ckpt", "-o", "m.tflite"], "quantize"),  # the command's own extra brings torch too
+])
+def test_a_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path, missing, args, extra):
+    from pxby_edge.cli import command_entry_points
+
+    if not command_entry_points():
+        pytest.skip("the project is not installed here, so it has no entry points (pip install -e .)")
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _cli_without(missing, args, work)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error:"), proc.stderr
+    assert f"pip install 'pxby-edge[{extra}]'" in proc.stderr and missing[0] in proc.stderr
+    assert not list(work.iterdir())  # nothing written
+
+
+def test_extras_are_read_from_the_metadata():
+    from pxby_edge.cli import command_entry_points, extra_providing
+
+    if not command_entry_points():
+        pytest.skip("the project is not installed here, so it has no metadata (pip install -e .)")
+    assert extra_providing("torch") == "train" and extra_providing("torch", prefer="quantize") == "quantize"
+    assert extra_providing("litert_torch") == extra_providing("ai_edge_quantizer") == "quantize"
+    assert extra_providing("ai_edge_litert.interpreter") == "pi" and extra_providing("onnxruntime") == "onnx"
+    assert extra_providing("numpy") is None  # a core dependency (tflite only pins it): no extra brings it
+    assert extra_providing("no_such_module") is None
+
+
+# -- the wheel ------------------------------------------------------------------------------------------
 
 
 def _env() -> dict:
@@ -56,6 +101,7 @@ def _dist_info(whl: Path, name: str) -> str:
         return z.read(member).decode()
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_four_packages_and_only_data_that_code_reads(wheel):
     assert set(_dist_info(wheel, "top_level.txt").split()) == PACKAGES  # no `cli`, nothing generic besides
     with zipfile.ZipFile(wheel) as z:
@@ -67,6 +113,7 @@ def test_the_wheel_holds_four_packages_and_only_data_that_code_reads(wheel):
                     "training/presets/tiny.json", "training/presets/upstream.json"]
 
 
+@pytest.mark.slow
 def test_metadata_declares_the_license_the_script_and_the_commands(wheel):
     meta = _dist_info(wheel, "METADATA").splitlines()
     assert "License-Expression: MIT" in meta and "License-File: LICENSE" in meta
@@ -89,6 +136,7 @@ def pi_venv(wheel, tmp_path_factory) -> Path:
     return venv
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_the_console_script_works_from_a_wheel_installed_outside_the_repo(pi_venv):
     where = pi_venv.parent
@@ -107,12 +155,14 @@ def test_the_console_script_works_from_a_wheel_installed_outside_the_repo(pi_ven
     assert helps.returncode == 0 and "quantize" in helps.stdout and "train" in helps.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("args, extra", [
     (["train", "--data", "d", "--out", "o"], "train"),
     (["quantize", "ckpt", "-o", "m.tflite"], "quantize"),
 ])
 def test_a_torch_free_install_names_the_extra_in_one_line(pi_venv, args, extra):
+    """The same answer from a real `[pi]` install, where torch is simply absent."""
     proc = _run([pi_venv / "bin" / "pxby-edge", *args], cwd=pi_venv.parent)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error:"), proc.stderr
