@@ -17,6 +17,7 @@ the session with the real clock, turning silence into ``LinkTimeout`` naming por
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -506,14 +507,38 @@ def check_capabilities(caps: pr.Capabilities, need: dict) -> None:
         raise CapabilityError("the device is too small for this stream: " + ", ".join(short))
 
 
-def _now_ms() -> int:
+def monotonic_ms() -> int:
+    """The real clock of the link and the simulator, in integer milliseconds."""
     return time.monotonic_ns() // 1_000_000
+
+
+def parse_socket_url(url: str) -> tuple[str, int]:
+    """(host, port) of ``socket://HOST:PORT``; ``PortError`` saying what is wrong otherwise.
+    pyserial's own message for a bad one names its logging options instead."""
+    hostport = url[len("socket://") :].split("?", 1)[0].split("/", 1)[0]
+    host, _, num = hostport.rpartition(":")
+    if not num.isdigit() or not 0 <= int(num) <= 65535:
+        raise PortError(f"bad socket URL {url!r}: expected socket://HOST:PORT with PORT 0..65535")
+    return host.strip("[]") or "127.0.0.1", int(num)
+
+
+def port_error(url: str, exc: Exception) -> PortError:
+    """One line saying why ``url`` did not open, from whatever pyserial or the OS raised."""
+    errno = getattr(exc, "errno", None)
+    text = str(exc)
+    if errno == 2 or re.search(r"\[Errno 2\]", text):
+        return PortError(f"no such port: {url} (is the device plugged in? `ls /dev/tty*`)")
+    if "exclusively lock" in text or "busy" in text.lower() or errno == 16 or "[Errno 16]" in text:
+        return PortError(f"port busy: {url} is held by another program (close it, then retry)")
+    if "Connection refused" in text or "[Errno 111]" in text:
+        return PortError(f"nobody listens at {url} (start `pxby-edge handheld` first)")
+    return PortError(f"cannot open {url}: {text}")
 
 
 class Link:
     """A ``HostSession`` on a pyserial port. Single-threaded: the caller pumps it."""
 
-    def __init__(self, url: str, baud: int = 115200, *, clock: Callable[[], int] = _now_ms, connect_timeout_s: float = 3.0,
+    def __init__(self, url: str, baud: int = 115200, *, clock: Callable[[], int] = monotonic_ms, connect_timeout_s: float = 3.0,
                  reconnect_timeout_s: float = 10.0, read_wait_s: float = 0.002, **session_opts):
         self.url = url
         self.baud = baud
@@ -531,19 +556,14 @@ class Link:
     def open(self) -> Link:
         import serial
 
+        if self.url.startswith("socket://"):
+            parse_socket_url(self.url)
         try:
             # exclusive: a second program on the same tty would steal half the bytes
             self.port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=self.read_wait_s,
                                               write_timeout=5.0, exclusive=True)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            text = str(exc)
-            if "No such file" in text or "could not open port" in text and "Errno 2" in text:
-                raise PortError(f"no such port: {self.url} (is the device plugged in? `ls /dev/tty*`)") from exc
-            if "exclusively lock" in text or "busy" in text.lower() or "Errno 16" in text:
-                raise PortError(f"port busy: {self.url} is held by another program (close it, then retry)") from exc
-            if "Connection refused" in text or "Errno 111" in text:
-                raise PortError(f"nobody listens at {self.url} (start `pxby-edge handheld` first)") from exc
-            raise PortError(f"cannot open {self.url}: {text}") from exc
+        except (serial.SerialException, OSError, ValueError, OverflowError, TypeError) as exc:
+            raise port_error(self.url, exc) from exc
         return self
 
     def connect(self) -> Link:

@@ -26,10 +26,7 @@ from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.errors import PortError
-
-
-def _now_ms() -> int:
-    return time.monotonic_ns() // 1_000_000
+from firmware_bridge.link import port_error, monotonic_ms, parse_socket_url
 
 
 # -- transports ---------------------------------------------------------------------------------
@@ -82,7 +79,8 @@ class SocketTransport:
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.server.bind((host, port))
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
+            self.server.close()
             raise PortError(f"cannot listen on {host}:{port}: {exc}") from exc
         self.server.listen(1)
         self.host, self.port = self.server.getsockname()[:2]
@@ -130,8 +128,8 @@ class SerialTransport:
 
         try:
             self.port = serial.serial_for_url(url, baudrate=baud, timeout=0)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise PortError(f"cannot open {url}: {exc}") from exc
+        except (serial.SerialException, OSError, ValueError, OverflowError, TypeError) as exc:
+            raise port_error(url, exc) from exc
         self.url = url
 
     def read(self, timeout_s: float) -> bytes:
@@ -152,12 +150,7 @@ def open_transport(pty: bool = False, port: Optional[str] = None, baud: int = 11
     if pty or port is None:
         return PtyTransport()
     if port.startswith("socket://"):
-        hostport = port[len("socket://") :]
-        host, _, num = hostport.rpartition(":")
-        try:
-            return SocketTransport(host or "127.0.0.1", int(num or 0))
-        except ValueError as exc:
-            raise PortError(f"bad socket URL {port!r}: expected socket://HOST:PORT") from exc
+        return SocketTransport(*parse_socket_url(port))
     return SerialTransport(port, baud)
 
 
@@ -287,7 +280,7 @@ class Simulator:
 
     def __init__(self, transport, *, caps: Optional[pr.Capabilities] = None,
                  versions: tuple[int, int] = (pr.PROTOCOL_MIN, pr.PROTOCOL_MAX), capture: Optional[Capture] = None,
-                 live: Optional[Callable[[str], None]] = None, clock: Callable[[], int] = _now_ms):
+                 live: Optional[Callable[[str], None]] = None, clock: Callable[[], int] = monotonic_ms):
         self.transport = transport
         self.caps = caps or pr.Capabilities()
         self.versions = versions
