@@ -32,12 +32,7 @@ def decode_tiles(data: np.ndarray) -> np.ndarray:
 
 
 NAK_REPEAT_MS = 5  # while a hole is open, remind the host this often
-U32 = 0xFFFFFFFF
-
-
-def offset_diff(a: int, b: int) -> int:
-    """``a - b`` for 32-bit sample offsets that wrap: a signed distance in [-2**31, 2**31)."""
-    return ((a - b + 0x80000000) & U32) - 0x80000000
+U32 = pr.U32
 
 
 class DeviceCore:
@@ -347,7 +342,7 @@ class DeviceCore:
         if self.audio_format == pr.AUDIO_U4:
             raw = np.stack([raw >> 4, raw & 0x0F], axis=1).reshape(-1)
         # offsets wrap at 2**32 and are compared by their signed distance (docs/protocol.md)
-        ahead, n = offset_diff(fields["offset"], self.audio_next), len(raw)
+        ahead, n = pr.offset_diff(fields["offset"], self.audio_next), len(raw)
         if n == 0:  # the end mark (sent reliably): what never came before it is a gap
             if ahead > 0:
                 self._count("gaps", ahead)

@@ -26,8 +26,7 @@ from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.errors import PortError
-from firmware_bridge.link import port_error, monotonic_ms, parse_socket_url
-
+from firmware_bridge.link import monotonic_ms, parse_socket_url, port_error
 
 # -- transports ---------------------------------------------------------------------------------
 
@@ -293,6 +292,7 @@ class Simulator:
         self._last_live = 0
         self.thread: Optional[threading.Thread] = None
         self.totals: dict = {}
+        self._commits: list = []  # (screen, frame) committed this turn, drawn once it has answered
         self.core = self._boot()
 
     def _boot(self) -> DeviceCore:
@@ -306,10 +306,17 @@ class Simulator:
         self.capture.on_play(offset, samples)
 
     def _on_commit(self, screen: np.ndarray, frame: int) -> None:
-        self.capture.on_commit(screen, frame)
-        if self.live is not None and self.clock() - self._last_live >= 50:  # at most 20 redraws a second
+        # drawn after this turn's answers are written (see ``step``): a device that paints
+        # before it acknowledges looks like a lossy line to the host's retransmission timer
+        self._commits.append((screen, frame))
+
+    def _draw(self) -> None:
+        commits, self._commits = self._commits, []
+        for screen, frame in commits:
+            self.capture.on_commit(screen, frame)
+        if commits and self.live is not None and self.clock() - self._last_live >= 50:  # at most 20 redraws a second
             self._last_live = self.clock()
-            self.live("\x1b[H" + halfblocks(screen))
+            self.live("\x1b[H" + halfblocks(commits[-1][0]))
 
     def restart(self) -> None:
         """Reboot the device at its next loop turn (as if its power were cycled)."""
@@ -340,6 +347,7 @@ class Simulator:
         out = self.core.take_output()
         if out:
             self.transport.write(out)
+        self._draw()
 
     def serve(self, seconds: Optional[float] = None) -> None:
         deadline = None if seconds is None else time.monotonic() + seconds
