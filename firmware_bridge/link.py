@@ -294,7 +294,7 @@ class HostSession:
         self.handshake_since = now_ms
         self._hello_every = self.hello_ms
         self._next_hello = now_ms
-        self._hellos_sent = 0
+        self.hellos_sent = 0
 
     def _emit(self, msg: Message) -> None:
         self._write(encode(msg))
@@ -320,8 +320,8 @@ class HostSession:
         if self.state == "handshake" and now_ms >= self._next_hello:
             self._emit(Message(pr.HELLO, pr.pack(pr.HELLO, proto_min=self.versions[0], proto_max=self.versions[1],
                                                 nonce=self.nonce, max_payload=self.want_payload)))
-            self._hellos_sent += 1
-            if self._hellos_sent >= 5:  # quick tries first (a reset device is back at once), then back off
+            self.hellos_sent += 1
+            if self.hellos_sent >= 5:  # quick tries first (a reset device is back at once), then back off
                 self._hello_every = min(int(self._hello_every * 1.5), 500)
             self._next_hello = now_ms + self._hello_every
         elif self.state == "ready":
@@ -482,7 +482,7 @@ class HostSession:
         self.caps = caps
         self.device_version = (fields["version"], fields["fw_major"], fields["fw_minor"], fields["fw_patch"])
         self.boot_id = fields["boot_id"]
-        if self._hellos_sent == 1:
+        if self.hellos_sent == 1:
             self._rtt_sample(now_ms - self.handshake_since)
         self.state = "ready"
         self.epoch += 1

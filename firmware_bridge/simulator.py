@@ -293,6 +293,7 @@ class Simulator:
         self.thread: Optional[threading.Thread] = None
         self.totals: dict = {}
         self._commits: list = []  # (screen, frame) committed this turn, drawn once it has answered
+        self._turned = threading.Condition()  # notified after every loop turn (see ``wait_until``)
         self.core = self._boot()
 
     def _boot(self) -> DeviceCore:
@@ -348,6 +349,14 @@ class Simulator:
         if out:
             self.transport.write(out)
         self._draw()
+        with self._turned:
+            self._turned.notify_all()
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Block until ``predicate()`` holds after one of the loop's turns (checked as each ends,
+        no polling); False if ``timeout_s`` passed first."""
+        with self._turned:
+            return self._turned.wait_for(predicate, timeout_s)
 
     def serve(self, seconds: Optional[float] = None) -> None:
         deadline = None if seconds is None else time.monotonic() + seconds
