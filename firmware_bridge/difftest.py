@@ -28,7 +28,9 @@ import numpy as np
 
 from firmware_bridge import protocol as pr
 from firmware_bridge.device import U32, DeviceCore
+from firmware_bridge.errors import FirmwareBuildError, FirmwareSourcesMissing
 from firmware_bridge.frame import Message, crc32c, encode
+from firmware_bridge.vectors import firmware_sources
 
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
 # the counters in the C core's enum order (device_check prints them so)
@@ -95,13 +97,14 @@ def replay_python(lines: Iterable[str]) -> tuple[list[str], int]:
 def build_driver(build: Optional[Path] = None) -> Path:
     """Build ``device_check`` with the firmware Makefile (gcc); returns its path."""
     if shutil.which("make") is None or shutil.which("gcc") is None:
-        raise FileNotFoundError("gcc and make are needed to build the C firmware core (apt-get install gcc make)")
-    build = Path(build or FIRMWARE / "build").resolve()
+        raise FirmwareBuildError("gcc and make are needed to build the C firmware core (apt-get install gcc make)")
+    firmware = firmware_sources(FIRMWARE)
+    build = Path(build or firmware / "build").resolve()
     target = build / "device_check"
-    run = subprocess.run(["make", "-s", "-C", str(FIRMWARE), f"BUILD={build}", "CC=gcc", str(target)],
+    run = subprocess.run(["make", "-s", "-C", str(firmware), f"BUILD={build}", "CC=gcc", str(target)],
                          capture_output=True, text=True)
     if run.returncode:
-        raise RuntimeError(f"building {target} failed:\n{run.stdout}{run.stderr}")
+        raise FirmwareBuildError(f"building {target} failed:\n{run.stdout}{run.stderr}")
     return target
 
 
@@ -348,7 +351,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--driver", type=Path, default=None, help="a built device_check (default: build one)")
     args = ap.parse_args(argv)
-    driver = args.driver or build_driver()
+    try:
+        driver = args.driver or build_driver()
+    except (FirmwareBuildError, FirmwareSourcesMissing) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     result = run(driver, args.sequences, args.seed)
     if result["failure"]:
         print(f"disagreement: {result['failure']}")

@@ -107,3 +107,26 @@ def test_c_device_behaves_as_python_device(built):
     for i, (g, w) in enumerate(zip(got_lines, want)):
         assert g == w, f"line {i}: input {rec.lines[i] if i < len(rec.lines) else 'end'}"
     assert int(want[-3].split()[1]) > 300  # the session did play sound
+
+
+def test_an_install_without_the_c_sources_says_so(tmp_path, capsys):
+    """A wheel missing the firmware folder gets a typed one-line error, not 'stale' or a traceback."""
+    from firmware_bridge.errors import FirmwareSourcesMissing
+
+    with pytest.raises(FirmwareSourcesMissing, match="not in this install"):
+        vectors.firmware_sources(tmp_path)
+    assert vectors.firmware_sources() == FIRMWARE
+
+
+def test_the_wheel_ships_every_firmware_file_the_code_reads():
+    tomllib = pytest.importorskip("tomllib")
+    import fnmatch
+
+    root = FIRMWARE.parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = patterns["firmware_bridge"]
+    needed = [vectors.VECTOR_FILE, vectors.HEADER_FILE, *FIRMWARE.glob("*.c"), *FIRMWARE.glob("*.h"),
+              FIRMWARE / "Makefile"]
+    for path in needed:
+        rel = path.relative_to(FIRMWARE.parent).as_posix()
+        assert any(fnmatch.fnmatch(rel, p) for p in shipped), rel
