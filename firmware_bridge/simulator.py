@@ -271,6 +271,50 @@ def halfblocks(screen: np.ndarray, palette=DMG_PALETTE) -> str:
     return "\n".join(lines)
 
 
+class LiveView:
+    """The terminal view, drawn by its own thread from a one-frame mailbox.
+
+    A terminal drains 24-bit colour half blocks at a few MB/s at best, and a write to it blocks
+    while it is behind: drawn from the device loop, that stalled the answers for seconds (late ACKs,
+    retransmissions, re-handshakes). Here the loop only drops the newest screen in the mailbox;
+    screens that arrive while a draw is under way replace each other, and at most 20 are drawn a
+    second.
+    """
+
+    def __init__(self, write: Callable[[str], None], palette=DMG_PALETTE, min_interval_s: float = 0.05):
+        self.write, self.palette, self.min_interval_s = write, palette, min_interval_s
+        self._latest: Optional[np.ndarray] = None
+        self._wake = threading.Condition()
+        self._closed = False
+        self.drawn = 0
+        self.thread = threading.Thread(target=self._run, name="pxby-handheld-view", daemon=True)
+        self.thread.start()
+
+    def show(self, screen: np.ndarray) -> None:
+        with self._wake:
+            self._latest = screen
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._latest is not None or self._closed)
+                screen, self._latest = self._latest, None
+            if screen is None:
+                return
+            self.write("\x1b[H" + halfblocks(screen, self.palette))
+            self.drawn += 1
+            with self._wake:  # pace the redraws without holding a frame back: the newest one waits
+                self._wake.wait_for(lambda: self._closed, self.min_interval_s)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Draw the last screen if one waits, then stop."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self.thread.join(timeout_s)
+
+
 # -- the simulator ------------------------------------------------------------------------------
 
 
@@ -289,7 +333,7 @@ class Simulator:
         self.boots = 0
         self._restart = threading.Event()
         self._stop = threading.Event()
-        self._last_live = 0
+        self.view = LiveView(live) if live is not None else None
         self.thread: Optional[threading.Thread] = None
         self.totals: dict = {}
         self._commits: list = []  # (screen, frame) committed this turn, drawn once it has answered
@@ -315,9 +359,8 @@ class Simulator:
         commits, self._commits = self._commits, []
         for screen, frame in commits:
             self.capture.on_commit(screen, frame)
-        if commits and self.live is not None and self.clock() - self._last_live >= 50:  # at most 20 redraws a second
-            self._last_live = self.clock()
-            self.live("\x1b[H" + halfblocks(commits[-1][0]))
+        if commits and self.view is not None:
+            self.view.show(commits[-1][0])
 
     def restart(self) -> None:
         """Reboot the device at its next loop turn (as if its power were cycled)."""
@@ -360,8 +403,12 @@ class Simulator:
 
     def serve(self, seconds: Optional[float] = None) -> None:
         deadline = None if seconds is None else time.monotonic() + seconds
-        while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            self.step()
+        try:
+            while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                self.step()
+        finally:
+            if self.view is not None:
+                self.view.close()  # the loop is over: the last screen is drawn, then the view ends
 
     def start(self) -> Simulator:
         self.thread = threading.Thread(target=self.serve, name="pxby-handheld", daemon=True)

@@ -192,3 +192,30 @@ def test_simulator_on_a_serial_url():
         transport.close()
         for fd in (host_master, host_slave, dev_master, dev_slave):
             os.close(fd)
+
+
+def test_a_stuck_terminal_does_not_stall_the_device():
+    """`handheld --tty` on a terminal that stops reading: the view blocks in its first write, the
+    device keeps answering (it once drew inside its loop and went silent)."""
+    release = threading.Event()
+    drawn: list[int] = []
+
+    def stuck_terminal(text: str) -> None:
+        drawn.append(len(text))
+        release.wait(60)
+
+    transport = PtyTransport()
+    sim = Simulator(transport, live=stuck_terminal).start()
+    try:
+        with Link(transport.path, 921600, need=stream_needs(), seed=2).connect() as link:
+            streamer = Streamer(link, audio_rate=8000)
+            for event in synthetic_events(frames=2, size=8, audio_s=0.1, seed=1):
+                streamer.feed(event)
+            stats = streamer.finish(timeout_s=30)
+        assert len(drawn) == 1 and drawn[0] > 1000  # still inside its first draw
+        assert stats["reconnects"] == 0 and sim.counters["commits"] >= 8
+    finally:
+        release.set()
+        sim.stop()
+        transport.close()
+    assert sim.view.drawn >= 2  # released, it drew the newest screen before closing
