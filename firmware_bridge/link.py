@@ -55,11 +55,12 @@ class RttEstimator:
     slow but lossless device from looking lossy: until ``warmup`` samples are in the timeout stays
     at least ``initial_ms`` (one fast handshake says little about a device that draws between
     answers), and it never drops below 1.25 × the slowest of the last ``recent`` samples (RTTVAR
-    decays in a few quiet samples; the slow answers come back). Each timeout doubles it
-    (exponential back-off) until a new sample arrives.
+    decays in a few quiet samples; the slow answers come back). ``timed_out`` doubles it
+    (exponential back-off) until a new sample arrives; the session calls it while the device is
+    silent, not for a device that talks but lost a frame.
     """
 
-    def __init__(self, initial_ms: int = 150, floor_ms: int = 30, ceiling_ms: int = 1000, *, warmup: int = 8,
+    def __init__(self, initial_ms: int = 150, floor_ms: int = 30, ceiling_ms: int = 1000, *, warmup: int = 3,
                  recent: int = 32):
         self.initial, self.floor, self.ceiling, self.warmup = initial_ms, floor_ms, ceiling_ms, warmup
         self.srtt: Optional[float] = None
@@ -172,6 +173,7 @@ class HostSession:
         self.in_flight: deque = deque()  # _Sent, oldest first
         self.next_seq = 0
         self._rto_deadline: Optional[int] = None
+        self._last_timeout = -(10**9)
 
     @property
     def backlog(self) -> int:
@@ -336,7 +338,11 @@ class HostSession:
                 self._emit(Message(pr.PING, pr.pack(pr.PING, token=now_ms & 0xFFFFFFFF), 0, pr.CH_CONTROL, 0, self.tag))
             if self.in_flight and self._rto_deadline is not None and now_ms >= self._rto_deadline:
                 self.counters["timeouts"] += 1
-                self.rtt.timed_out()
+                if self._last_rx <= self._last_timeout:
+                    # nothing heard since the last timeout: the device is busy or the line is
+                    # saturated, so back off; a device that talks but lost a frame gets it at once
+                    self.rtt.timed_out()
+                self._last_timeout = now_ms
                 self._retransmit(0, now_ms)
             self._audio_chunks()
             while self.pending and len(self.in_flight) < self.window:
