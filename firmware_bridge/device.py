@@ -32,6 +32,7 @@ def decode_tiles(data: np.ndarray) -> np.ndarray:
 
 
 NAK_REPEAT_MS = 5  # while a hole is open, remind the host this often
+U32 = pr.U32
 
 
 class DeviceCore:
@@ -76,7 +77,8 @@ class DeviceCore:
         self._nak_at = 0
         self.out = bytearray()
         self.counters = {k: 0 for k in pr.PAYLOADS[pr.STATUS][1]}
-        self.counters.update(bytes_in=0, hellos=0, naks_sent=0, acks_sent=0, bad_payload=0, audio_overflow=0)
+        self.counters.update(bytes_in=0, hellos=0, naks_sent=0, acks_sent=0, bad_payload=0, audio_overflow=0,
+                             handler_errors=0)
         self._audio_reset()
 
     def _identity_map(self) -> np.ndarray:
@@ -103,7 +105,7 @@ class DeviceCore:
     def audio_limit(self) -> int:
         # credits: the host may send samples up to this offset; anything it sends beyond the
         # next expected one occupies free room, whatever got lost in between
-        return self.audio_next + (self.caps.audio_buffer - self.fill)
+        return (self.audio_next + (self.caps.audio_buffer - self.fill)) & U32
 
     # -- I/O ---------------------------------------------------------------------------------
     def take_output(self) -> bytes:
@@ -114,20 +116,24 @@ class DeviceCore:
         self.out += encode(Message(mtype, payload, 0, channel, 0, self.expected))
 
     def _ack(self) -> None:
-        self.counters["acks_sent"] += 1
+        self._count("acks_sent")
         self._played_since_ack = 0
         self._send(pr.ACK, pr.pack(pr.ACK, session=self.session or 0, audio_next=self.audio_next,
                                    audio_limit=self.audio_limit, sack=self._sack()))
 
     def _nak(self, reason: int) -> None:
-        self.counters["naks_sent"] += 1
+        self._count("naks_sent")
         self._send(pr.NAK, pr.pack(pr.NAK, session=self.session or 0, reason=reason, expected=self.expected,
                                    sack=self._sack()))
 
     def _sack(self) -> int:
+        # bit i: frame expected + 1 + i is held. A held frame equal to ``expected`` (its hole was
+        # just filled by a frame that is being refused) is delivered next, so it is no bit
         bits = 0
         for seq in self.held:
-            bits |= 1 << (((seq - self.expected) & 0xFFFF) - 1)
+            ahead = (seq - self.expected) & 0xFFFF
+            if 1 <= ahead <= 32:
+                bits |= 1 << (ahead - 1)
         return bits
 
     def status_fields(self) -> dict:
@@ -137,18 +143,29 @@ class DeviceCore:
         return {k: c[k] & 0xFFFFFFFF for k in pr.PAYLOADS[pr.STATUS][1]}
 
     def feed(self, data: bytes, now_ms: int = 0) -> None:
-        self.counters["bytes_in"] += len(data)
+        self._count("bytes_in", len(data))
         for item in self.decoder.feed(data):
             if isinstance(item, BadFrame):
-                self.counters["crc_errors" if item.reason == "crc" else "frames_bad"] += 1
+                self._count("crc_errors" if item.reason == "crc" else "frames_bad")
             else:
-                self.counters["frames_ok"] += 1
-                self._on_message(item, now_ms)
+                self._count("frames_ok")
+                self._on_message_guarded(item, now_ms)
         self.tick(now_ms)
+
+    def _on_message_guarded(self, msg: Message, now_ms: int) -> None:
+        # The device never dies from input: a frame whose handling fails is counted and refused,
+        # and the loop goes on. ``handler_errors`` stays 0 in the differential test against the
+        # C core, so this is a last line, not a way to hide a disagreement.
+        try:
+            self._on_message(msg, now_ms)
+        except Exception:  # noqa: BLE001 (any failure of one frame must not stop the device)
+            self._count("handler_errors")
+            self._count("bad_payload")
+            self._nak(pr.NAK_BAD_PAYLOAD)
 
     def _on_message(self, msg: Message, now_ms: int) -> None:
         if len(msg.payload) > self.caps.max_payload:
-            self.counters["bad_payload"] += 1
+            self._count("bad_payload")
             self._nak(pr.NAK_BAD_PAYLOAD)
             return
         if msg.type == pr.HELLO:
@@ -158,28 +175,33 @@ class DeviceCore:
             return  # device-to-host messages echoed back: ignore
         if msg.version != pr.PROTOCOL_VERSION or self.session is None or msg.ack != self.session:
             self._nak(pr.NAK_NO_SESSION)
+        elif msg.type == pr.PING:
+            self._ping(msg)
+        elif not msg.flags & pr.F_RELIABLE:
+            self._unreliable(msg, now_ms)
+        else:
+            self._reliable(msg, now_ms)
+
+    def _ping(self, msg: Message) -> None:
+        try:
+            fields, _ = pr.unpack(pr.PING, msg.payload)
+        except ValueError:
+            self._nak(pr.NAK_BAD_PAYLOAD)
             return
-        if msg.type == pr.PING:
-            try:
-                fields, _ = pr.unpack(pr.PING, msg.payload)
-            except ValueError:
-                self._nak(pr.NAK_BAD_PAYLOAD)
-                return
-            self._send(pr.PONG, pr.pack(pr.PONG, token=fields["token"]))
-            self._send(pr.STATUS, pr.pack(pr.STATUS, **self.status_fields()))
+        self._send(pr.PONG, pr.pack(pr.PONG, token=fields["token"]))
+        self._send(pr.STATUS, pr.pack(pr.STATUS, **self.status_fields()))
+        self._ack()
+
+    def _unreliable(self, msg: Message, now_ms: int) -> None:
+        if msg.type != pr.AUDIO_CHUNK:
+            self._count("bad_payload")
+            self._nak(pr.NAK_UNKNOWN_TYPE)
+        elif self._apply(msg, now_ms):
             self._ack()
-            return
-        if not msg.flags & pr.F_RELIABLE:
-            if msg.type == pr.AUDIO_CHUNK:
-                ok = self._apply(msg, now_ms)
-                if ok:
-                    self._ack()
-                else:
-                    self._nak(pr.NAK_BAD_PAYLOAD)
-            else:
-                self.counters["bad_payload"] += 1
-                self._nak(pr.NAK_UNKNOWN_TYPE)
-            return
+        else:
+            self._nak(pr.NAK_BAD_PAYLOAD)
+
+    def _reliable(self, msg: Message, now_ms: int) -> None:
         if msg.seq == self.expected:
             self._deliver(msg, now_ms)
             # frames that came early, held in the window, follow in order
@@ -187,14 +209,14 @@ class DeviceCore:
                 self._deliver(self.held.pop(self.expected), now_ms)
             self._ack()
         elif pr.seq_before(msg.seq, self.expected):
-            self.counters["dup_frames"] += 1
+            self._count("dup_frames")
             self._ack()
         else:
-            self.counters["out_of_order"] += 1
+            self._count("out_of_order")
             ahead = (msg.seq - self.expected) & 0xFFFF
             if ahead < min(self.caps.rx_window, 33):
                 if msg.seq in self.held:
-                    self.counters["dup_frames"] += 1
+                    self._count("dup_frames")
                 self.held[msg.seq] = msg  # selective repeat: keep it, the host resends only the hole
             # every early frame is answered with the hole and the SACK bitmap: the host learns
             # exactly what to resend (and tick() repeats it while the hole stays open)
@@ -214,7 +236,7 @@ class DeviceCore:
         except ValueError:
             self._nak(pr.NAK_BAD_PAYLOAD)
             return
-        self.counters["hellos"] += 1
+        self._count("hellos")
         lo = max(fields["proto_min"], self.versions[0])
         hi = min(fields["proto_max"], self.versions[1])
         version = hi if lo <= hi else 0
@@ -245,12 +267,12 @@ class DeviceCore:
         try:
             fields, tail = pr.unpack(msg.type, msg.payload)
         except (KeyError, ValueError):
-            self.counters["bad_payload"] += 1
+            self._count("bad_payload")
             return False
         handler = getattr(self, f"_do_{pr.MESSAGE_NAMES[msg.type].lower()}", None)
         ok = handler is not None and handler(fields, tail, msg, now_ms)
         if not ok:
-            self.counters["bad_payload"] += 1
+            self._count("bad_payload")
         return bool(ok)
 
     def _do_reset(self, fields, tail, msg, now_ms) -> bool:
@@ -289,7 +311,7 @@ class DeviceCore:
         pix = decode_tiles(self.tiles)[self.tilemap]  # (map_h, map_w, 8, 8)
         self.screen = pix.transpose(0, 2, 1, 3).reshape(self.caps.screen_h, self.caps.screen_w).copy()
         self.frame_no = fields["frame"]
-        self.counters["commits"] += 1
+        self._count("commits")
         if self.on_commit is not None:
             self.on_commit(self.screen, self.frame_no)
         return True
@@ -319,34 +341,39 @@ class DeviceCore:
         raw = np.frombuffer(tail, dtype=np.uint8)
         if self.audio_format == pr.AUDIO_U4:
             raw = np.stack([raw >> 4, raw & 0x0F], axis=1).reshape(-1)
-        offset, n = fields["offset"], len(raw)
+        # offsets wrap at 2**32 and are compared by their signed distance (docs/protocol.md)
+        ahead, n = pr.offset_diff(fields["offset"], self.audio_next), len(raw)
         if n == 0:  # the end mark (sent reliably): what never came before it is a gap
-            if offset > self.audio_next:
-                self.counters["gaps"] += offset - self.audio_next
-                self.audio_next = offset
+            if ahead > 0:
+                self._count("gaps", ahead)
+                self.audio_next = fields["offset"]
             self.ended = self.ended or bool(msg.flags & pr.F_END)
             return True
-        if offset + n <= self.audio_next:
-            self.counters["dup_frames"] += 1  # late or repeated: already past it
+        if ahead + n <= 0:
+            self._count("dup_frames")  # late or repeated: already past it
             return True
-        if offset < self.audio_next:
-            raw, n, offset = raw[self.audio_next - offset :], n - (self.audio_next - offset), self.audio_next
-        if self.fill + n > self.caps.audio_buffer:
-            self.counters["audio_overflow"] += 1  # the host ignored its credits
+        if ahead < 0:
+            raw, ahead = raw[-ahead:], 0  # overlaps what we have: keep the new part
+        if self.fill + len(raw) > self.caps.audio_buffer:
+            self._count("audio_overflow")  # the host ignored its credits
             return True
-        if offset > self.audio_next:
-            self.counters["gaps"] += offset - self.audio_next
-        if n:
-            self.ring.append((offset, raw.copy()))
-            self.fill += n
-        self.audio_next = offset + n
+        if ahead:
+            self._count("gaps", ahead)
+        offset = (self.audio_next + ahead) & U32
+        self.ring.append((offset, raw.copy()))
+        self.fill += len(raw)
+        self.audio_next = (offset + len(raw)) & U32
         if msg.flags & pr.F_END:
             self.ended = True
         return True
 
+    def _count(self, name: str, n: int = 1) -> None:
+        # the firmware's counters are u32 and wrap; so do these, or the two would disagree
+        self.counters[name] = (self.counters[name] + n) & U32
+
     def tick(self, now_ms: int) -> None:
         """Play what is due at ``now_ms`` (the audio timer of the firmware); repeat a hole's NAK."""
-        if self.held and self.session is not None and now_ms - self._nak_at >= NAK_REPEAT_MS:
+        if self.held and self.session is not None and (now_ms - self._nak_at) & U32 >= NAK_REPEAT_MS:
             # the NAK or the resent frame was lost, and with its window full the host sends
             # nothing new that would make us say it again
             self._nak_at = now_ms
@@ -357,26 +384,32 @@ class DeviceCore:
             if self.fill and (self.fill >= max(1, self.audio_prebuffer) or self.ended):
                 self.playing, self._last_ms, self._due_milli = True, now_ms, 0
             return
-        self._due_milli += (now_ms - self._last_ms) * self.audio_rate
+        # u32 arithmetic as the firmware's millisecond timer does it (it may wrap)
+        self._due_milli = (self._due_milli + ((now_ms - self._last_ms) & U32) * self.audio_rate) & U32
         self._last_ms = now_ms
         want, self._due_milli = divmod(self._due_milli, 1000)
+        want = self._play(want)
+        if want:
+            # ran dry: stop and wait for the prebuffer again (or stop for good after the last chunk)
+            if not self.ended:
+                self._count("underruns")
+            self.playing = False
+        if self.session is not None and self._played_since_ack >= max(1, self.caps.audio_buffer // 4):
+            self._ack()  # room opened: give the host its credits without waiting for a chunk
+
+    def _play(self, want: int) -> int:
+        """Hand up to ``want`` due samples to the speaker; returns how many were missing."""
         while want and self.ring:
             offset, samples = self.ring[0]
             take = min(want, len(samples))
             if self.on_play is not None:
                 self.on_play(offset, samples[:take])
-            self.counters["samples_played"] += take
+            self._count("samples_played", take)
             self.fill -= take
             want -= take
             self._played_since_ack += take
             if take == len(samples):
                 self.ring.popleft()
             else:
-                self.ring[0] = (offset + take, samples[take:])
-        if want:
-            # ran dry: stop and wait for the prebuffer again (or stop for good after the last chunk)
-            if not self.ended:
-                self.counters["underruns"] += 1
-            self.playing = False
-        if self.session is not None and self._played_since_ack >= max(1, self.caps.audio_buffer // 4):
-            self._ack()  # room opened: give the host its credits without waiting for a chunk
+                self.ring[0] = ((offset + take) & U32, samples[take:])
+        return want

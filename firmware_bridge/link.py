@@ -17,6 +17,7 @@ the session with the real clock, turning silence into ``LinkTimeout`` naming por
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -46,8 +47,58 @@ class _Sent:
         return len(self.payload)
 
 
+class RttEstimator:
+    """The retransmission timeout from measured round trips, as TCP does it (RFC 6298).
+
+    SRTT and RTTVAR are smoothed from samples (Karn's rule is the caller's: no sample from a
+    resent frame); RTO = SRTT + 4·RTTVAR, clamped to ``floor_ms``..``ceiling_ms``. Two guards keep a
+    slow but lossless device from looking lossy: until ``warmup`` samples are in the timeout stays
+    at least ``initial_ms`` (one fast handshake says little about a device that draws between
+    answers), and it never drops below 1.25 × the slowest of the last ``recent`` samples (RTTVAR
+    decays in a few quiet samples; the slow answers come back). ``timed_out`` doubles it
+    (exponential back-off) until a new sample arrives; the session calls it while the device is
+    silent, not for a device that talks but lost a frame.
+    """
+
+    def __init__(self, initial_ms: int = 150, floor_ms: int = 30, ceiling_ms: int = 1000, *, warmup: int = 3,
+                 recent: int = 32):
+        self.initial, self.floor, self.ceiling, self.warmup = initial_ms, floor_ms, ceiling_ms, warmup
+        self.srtt: Optional[float] = None
+        self.rttvar = 0.0
+        self.samples = 0
+        self.recent: deque = deque(maxlen=recent)
+        self.backoff = 1
+
+    def sample(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.samples += 1
+        self.recent.append(rtt)
+        self.backoff = 1
+
+    def timed_out(self) -> None:
+        self.backoff = min(self.backoff * 2, 64)
+
+    @property
+    def rto(self) -> int:
+        if self.srtt is None:
+            base = float(self.initial)
+        else:
+            base = max(self.srtt + 4 * self.rttvar, 1.25 * max(self.recent))
+            if self.samples < self.warmup:
+                base = max(base, self.initial)
+        return int(min(self.ceiling, max(self.floor, base) * self.backoff))
+
+
 class HostSession:
     """The protocol state machine of the host, clocked by the caller's ``now_ms``."""
+
+    COUNTERS = ("frames_sent", "bytes_sent", "bytes_received", "frames_received", "crc_errors", "bad_frames",
+                "retransmits", "timeouts", "naks", "reconnects", "device_resets", "pings", "audio_chunks",
+                "audio_samples_sent", "payload_bytes_acked")
 
     def __init__(
         self,
@@ -69,11 +120,7 @@ class HostSession:
     ):
         self.want_payload = max_payload
         self.want_window = window
-        self.rto_base = rto_ms  # until the first round trip is measured
-        self.rto_min = rto_min_ms
-        self.srtt: Optional[float] = None
-        self.rttvar = 0.0
-        self.rto_max = rto_max_ms
+        self.rtt = RttEstimator(rto_ms, rto_min_ms, rto_max_ms)
         self.ping_ms = ping_ms
         self.silence_ms = silence_ms
         self.hello_ms = hello_ms
@@ -81,40 +128,25 @@ class HostSession:
         # bytes per second the line carries (baud / 10), or None for ptys and sockets: on a slow
         # line a frame's round trip starts when its last byte leaves, not when it was queued
         self.line_bps = line_bps
-        self._tx_done = 0.0
-        self._replay: list = []
-        self.loss = 0.0  # smoothed fraction of reliable frames that needed resending
         self.versions = versions
         self.need = dict(need or {})
         self.on_session = on_session
         self._rng = random.Random(seed)
         self.decoder = Decoder(versions=(1, 255))
+        self.counters = dict.fromkeys(self.COUNTERS, 0)
+        self._init_state()
+
+    def _init_state(self) -> None:
+        """Everything a session learns or keeps while it runs, as at its start."""
+        self._tx_done = 0.0
+        self._replay: list = []
+        self.loss = 0.0  # smoothed fraction of reliable frames that needed resending
         self.state = "closed"
         self.epoch = 0
         self.caps: Optional[pr.Capabilities] = None
         self.device_version: Optional[tuple] = None
         self.boot_id: Optional[int] = None
         self.tag = 0
-        self.counters = {
-            k: 0
-            for k in (
-                "frames_sent",
-                "bytes_sent",
-                "bytes_received",
-                "frames_received",
-                "crc_errors",
-                "bad_frames",
-                "retransmits",
-                "timeouts",
-                "naks",
-                "reconnects",
-                "device_resets",
-                "pings",
-                "audio_chunks",
-                "audio_samples_sent",
-                "payload_bytes_acked",
-            )
-        }
         self.last_status: dict = {}
         self.history: deque = deque(maxlen=64)  # (now_ms, what): handshakes, resets, silences
         self._cfg_seq_pending: Optional[int] = None
@@ -126,12 +158,20 @@ class HostSession:
         self.handshake_since: Optional[int] = None
         self.ready_since: Optional[int] = None
 
+    @property
+    def rto(self) -> int:
+        """The retransmission timeout now (ms)."""
+        return self.rtt.rto
+
+    @property
+    def srtt(self) -> Optional[float]:
+        return self.rtt.srtt
+
     # -- reliable queue ----------------------------------------------------------------------
     def _reset_reliable(self) -> None:
         self.pending: deque = deque()  # (type, payload, channel, flags) not yet given a sequence number
         self.in_flight: deque = deque()  # _Sent, oldest first
         self.next_seq = 0
-        self.rto = self._rto_estimate()
         self._rto_deadline: Optional[int] = None
         self._last_timeout = -(10**9)
 
@@ -184,7 +224,7 @@ class HostSession:
         self._queue_audio_cfg()
 
     def _queue_audio_cfg(self) -> None:
-        cfg = dict(self.audio_cfg, start=self.audio_sent)
+        cfg = dict(self.audio_cfg, start=self.audio_sent & pr.U32)
         self.audio_limit = 0
         self.audio_cfg_seq = None
         # the cfg gets its sequence number when it leaves `pending`; chunks wait for its ACK
@@ -229,7 +269,7 @@ class HostSession:
                 return
             chunk = self.audio_buf[:n]
             tail = (chunk[0::2] << 4 | chunk[1::2]).astype(np.uint8).tobytes() if u4 else chunk.tobytes()
-            msg = Message(pr.AUDIO_CHUNK, pr.pack(pr.AUDIO_CHUNK, tail, offset=self.audio_sent), 0, pr.CH_AUDIO, 0, self.tag)
+            msg = Message(pr.AUDIO_CHUNK, pr.pack(pr.AUDIO_CHUNK, tail, offset=self.audio_sent & pr.U32), 0, pr.CH_AUDIO, 0, self.tag)
             # audio is never resent (late is useless), so on a lossy line it goes more than once
             # up front; the device drops the copies it already has by their offset
             for _ in range(self.audio_copies):
@@ -241,7 +281,7 @@ class HostSession:
         if self.audio_end and not self.audio_end_sent and self.audio_buf.size == 0:
             # the end mark goes reliably and in order: once it is acknowledged, every chunk sent
             # before it has arrived (or was lost for good), so "flushed" means "at the device"
-            self.pending.append((pr.AUDIO_CHUNK, pr.pack(pr.AUDIO_CHUNK, offset=self.audio_sent), pr.CH_AUDIO,
+            self.pending.append((pr.AUDIO_CHUNK, pr.pack(pr.AUDIO_CHUNK, offset=self.audio_sent & pr.U32), pr.CH_AUDIO,
                                  pr.F_RELIABLE | pr.F_END))
             self.audio_end_sent = True
 
@@ -256,7 +296,7 @@ class HostSession:
         self.handshake_since = now_ms
         self._hello_every = self.hello_ms
         self._next_hello = now_ms
-        self._hellos_sent = 0
+        self.hellos_sent = 0
 
     def _emit(self, msg: Message) -> None:
         self._write(encode(msg))
@@ -282,8 +322,8 @@ class HostSession:
         if self.state == "handshake" and now_ms >= self._next_hello:
             self._emit(Message(pr.HELLO, pr.pack(pr.HELLO, proto_min=self.versions[0], proto_max=self.versions[1],
                                                 nonce=self.nonce, max_payload=self.want_payload)))
-            self._hellos_sent += 1
-            if self._hellos_sent >= 5:  # quick tries first (a reset device is back at once), then back off
+            self.hellos_sent += 1
+            if self.hellos_sent >= 5:  # quick tries first (a reset device is back at once), then back off
                 self._hello_every = min(int(self._hello_every * 1.5), 500)
             self._next_hello = now_ms + self._hello_every
         elif self.state == "ready":
@@ -301,9 +341,7 @@ class HostSession:
                 if self._last_rx <= self._last_timeout:
                     # nothing heard since the last timeout: the device is busy or the line is
                     # saturated, so back off; a device that talks but lost a frame gets it at once
-                    self.rto = min(self.rto * 2, self.rto_max)
-                else:
-                    self.rto = self._rto_estimate()
+                    self.rtt.timed_out()
                 self._last_timeout = now_ms
                 self._retransmit(0, now_ms)
             self._audio_chunks()
@@ -363,25 +401,29 @@ class HostSession:
             self.counters["device_resets"] += 1
             self.history.append((now_ms, "no session"))
             self.connect(now_ms)
-            return
-        if msg.type in (pr.ACK, pr.NAK):
-            if fields["session"] != self.tag:
-                return  # left over from an earlier session
-            self._acked(msg.ack, now_ms)
-            if msg.type == pr.ACK and self.audio_cfg_seq is not None:
-                self.audio_limit = max(self.audio_limit, fields["audio_limit"])
-            if msg.type == pr.NAK:
-                self.counters["naks"] += 1
-            if fields["sack"] or (msg.type == pr.NAK and fields["reason"] == pr.NAK_OUT_OF_ORDER):
-                self._selective(msg.ack, fields["sack"], now_ms)
+        elif msg.type in (pr.ACK, pr.NAK):
+            self._on_ack(msg, fields, now_ms)
         elif msg.type == pr.PONG:
             # the token is our clock when we pinged: a clean round-trip sample even when every
             # data frame got retransmitted (which Karn's rule leaves without one)
-            self._rtt_sample((now_ms - fields["token"]) & 0xFFFFFFFF)
+            self._rtt_sample((now_ms - fields["token"]) & pr.U32)
         elif msg.type == pr.STATUS:
             self.last_status = fields
         elif msg.type == pr.LOG:
             self.last_log = tail.decode("ascii", "replace")
+
+    def _on_ack(self, msg: Message, fields: dict, now_ms: int) -> None:
+        if fields["session"] != self.tag:
+            return  # left over from an earlier session
+        self._acked(msg.ack, now_ms)
+        if msg.type == pr.ACK and self.audio_cfg_seq is not None:
+            # the device's offsets are u32 and wrap; ours count on: read its limit near where we are
+            limit = self.audio_sent + pr.offset_diff(fields["audio_limit"], self.audio_sent)
+            self.audio_limit = max(self.audio_limit, limit)
+        if msg.type == pr.NAK:
+            self.counters["naks"] += 1
+        if fields["sack"] or (msg.type == pr.NAK and fields["reason"] == pr.NAK_OUT_OF_ORDER):
+            self._selective(msg.ack, fields["sack"], now_ms)
 
     def _acked(self, ack: int, now_ms: int) -> None:
         progressed = False
@@ -403,22 +445,10 @@ class HostSession:
                 self.audio_limit = max(self.audio_limit, self.audio_sent + (self.caps.audio_buffer if self.caps else 0))
             progressed = True
         if progressed:
-            self.rto = self._rto_estimate()
             self._rto_deadline = max(now_ms, self.in_flight[0].sent_ms) + self.rto if self.in_flight else None
 
     def _rtt_sample(self, rtt: float) -> None:
-        # RFC 6298 smoothing (Karn: retransmitted frames give no sample), so the timeout follows
-        # the line: tens of ms on a pty, hundreds at 115200 baud with a full window queued
-        if self.srtt is None:
-            self.srtt, self.rttvar = rtt, rtt / 2
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
-            self.srtt = 0.875 * self.srtt + 0.125 * rtt
-
-    def _rto_estimate(self) -> int:
-        if self.srtt is None:
-            return self.rto_base
-        return int(min(self.rto_max, max(self.rto_min, self.srtt + 4 * self.rttvar)))
+        self.rtt.sample(rtt)
 
     def _selective(self, ack: int, sack: int, now_ms: int) -> None:
         """Resend the holes the device reported: frames below its highest held one that it lacks."""
@@ -458,7 +488,7 @@ class HostSession:
         self.caps = caps
         self.device_version = (fields["version"], fields["fw_major"], fields["fw_minor"], fields["fw_patch"])
         self.boot_id = fields["boot_id"]
-        if self._hellos_sent == 1:
+        if self.hellos_sent == 1:
             self._rtt_sample(now_ms - self.handshake_since)
         self.state = "ready"
         self.epoch += 1
@@ -506,14 +536,38 @@ def check_capabilities(caps: pr.Capabilities, need: dict) -> None:
         raise CapabilityError("the device is too small for this stream: " + ", ".join(short))
 
 
-def _now_ms() -> int:
+def monotonic_ms() -> int:
+    """The real clock of the link and the simulator, in integer milliseconds."""
     return time.monotonic_ns() // 1_000_000
+
+
+def parse_socket_url(url: str) -> tuple[str, int]:
+    """(host, port) of ``socket://HOST:PORT``; ``PortError`` saying what is wrong otherwise.
+    pyserial's own message for a bad one names its logging options instead."""
+    hostport = url[len("socket://") :].split("?", 1)[0].split("/", 1)[0]
+    host, _, num = hostport.rpartition(":")
+    if not num.isdigit() or not 0 <= int(num) <= 65535:
+        raise PortError(f"bad socket URL {url!r}: expected socket://HOST:PORT with PORT 0..65535")
+    return host.strip("[]") or "127.0.0.1", int(num)
+
+
+def port_error(url: str, exc: Exception) -> PortError:
+    """One line saying why ``url`` did not open, from whatever pyserial or the OS raised."""
+    errno = getattr(exc, "errno", None)
+    text = str(exc)
+    if errno == 2 or re.search(r"\[Errno 2\]", text):
+        return PortError(f"no such port: {url} (is the device plugged in? `ls /dev/tty*`)")
+    if "exclusively lock" in text or "busy" in text.lower() or errno == 16 or "[Errno 16]" in text:
+        return PortError(f"port busy: {url} is held by another program (close it, then retry)")
+    if "Connection refused" in text or "[Errno 111]" in text:
+        return PortError(f"nobody listens at {url} (start `pxby-edge handheld` first)")
+    return PortError(f"cannot open {url}: {text}")
 
 
 class Link:
     """A ``HostSession`` on a pyserial port. Single-threaded: the caller pumps it."""
 
-    def __init__(self, url: str, baud: int = 115200, *, clock: Callable[[], int] = _now_ms, connect_timeout_s: float = 3.0,
+    def __init__(self, url: str, baud: int = 115200, *, clock: Callable[[], int] = monotonic_ms, connect_timeout_s: float = 3.0,
                  reconnect_timeout_s: float = 10.0, read_wait_s: float = 0.002, **session_opts):
         self.url = url
         self.baud = baud
@@ -531,19 +585,14 @@ class Link:
     def open(self) -> Link:
         import serial
 
+        if self.url.startswith("socket://"):
+            parse_socket_url(self.url)
         try:
             # exclusive: a second program on the same tty would steal half the bytes
             self.port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=self.read_wait_s,
                                               write_timeout=5.0, exclusive=True)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            text = str(exc)
-            if "No such file" in text or "could not open port" in text and "Errno 2" in text:
-                raise PortError(f"no such port: {self.url} (is the device plugged in? `ls /dev/tty*`)") from exc
-            if "exclusively lock" in text or "busy" in text.lower() or "Errno 16" in text:
-                raise PortError(f"port busy: {self.url} is held by another program (close it, then retry)") from exc
-            if "Connection refused" in text or "Errno 111" in text:
-                raise PortError(f"nobody listens at {self.url} (start `pxby-edge handheld` first)") from exc
-            raise PortError(f"cannot open {self.url}: {text}") from exc
+        except (serial.SerialException, OSError, ValueError, OverflowError, TypeError) as exc:
+            raise port_error(self.url, exc) from exc
         return self
 
     def connect(self) -> Link:

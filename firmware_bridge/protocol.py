@@ -168,6 +168,14 @@ def seq_before(a: int, b: int) -> bool:
     return 0 < ((b - a) & 0xFFFF) < 0x8000
 
 
+U32 = 0xFFFFFFFF  # sample offsets, counters and the device's millisecond timer are u32 and wrap
+
+
+def offset_diff(a: int, b: int) -> int:
+    """``a - b`` for 32-bit sample offsets that wrap: the signed distance in [-2**31, 2**31)."""
+    return ((a - b + 0x80000000) & U32) - 0x80000000
+
+
 def fixed_size(msg_type: int) -> int:
     fmt = PAYLOADS[msg_type][0]
     return struct.calcsize(fmt) if fmt else 0

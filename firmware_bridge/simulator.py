@@ -26,11 +26,7 @@ from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.errors import PortError
-
-
-def _now_ms() -> int:
-    return time.monotonic_ns() // 1_000_000
-
+from firmware_bridge.link import monotonic_ms, parse_socket_url, port_error
 
 # -- transports ---------------------------------------------------------------------------------
 
@@ -82,7 +78,8 @@ class SocketTransport:
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.server.bind((host, port))
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
+            self.server.close()
             raise PortError(f"cannot listen on {host}:{port}: {exc}") from exc
         self.server.listen(1)
         self.host, self.port = self.server.getsockname()[:2]
@@ -130,8 +127,8 @@ class SerialTransport:
 
         try:
             self.port = serial.serial_for_url(url, baudrate=baud, timeout=0)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise PortError(f"cannot open {url}: {exc}") from exc
+        except (serial.SerialException, OSError, ValueError, OverflowError, TypeError) as exc:
+            raise port_error(url, exc) from exc
         self.url = url
 
     def read(self, timeout_s: float) -> bytes:
@@ -152,12 +149,7 @@ def open_transport(pty: bool = False, port: Optional[str] = None, baud: int = 11
     if pty or port is None:
         return PtyTransport()
     if port.startswith("socket://"):
-        hostport = port[len("socket://") :]
-        host, _, num = hostport.rpartition(":")
-        try:
-            return SocketTransport(host or "127.0.0.1", int(num or 0))
-        except ValueError as exc:
-            raise PortError(f"bad socket URL {port!r}: expected socket://HOST:PORT") from exc
+        return SocketTransport(*parse_socket_url(port))
     return SerialTransport(port, baud)
 
 
@@ -279,6 +271,50 @@ def halfblocks(screen: np.ndarray, palette=DMG_PALETTE) -> str:
     return "\n".join(lines)
 
 
+class LiveView:
+    """The terminal view, drawn by its own thread from a one-frame mailbox.
+
+    A terminal drains 24-bit colour half blocks at a few MB/s at best, and a write to it blocks
+    while it is behind: drawn from the device loop, that stalled the answers for seconds (late ACKs,
+    retransmissions, re-handshakes). Here the loop only drops the newest screen in the mailbox;
+    screens that arrive while a draw is under way replace each other, and at most 20 are drawn a
+    second.
+    """
+
+    def __init__(self, write: Callable[[str], None], palette=DMG_PALETTE, min_interval_s: float = 0.05):
+        self.write, self.palette, self.min_interval_s = write, palette, min_interval_s
+        self._latest: Optional[np.ndarray] = None
+        self._wake = threading.Condition()
+        self._closed = False
+        self.drawn = 0
+        self.thread = threading.Thread(target=self._run, name="pxby-handheld-view", daemon=True)
+        self.thread.start()
+
+    def show(self, screen: np.ndarray) -> None:
+        with self._wake:
+            self._latest = screen
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._latest is not None or self._closed)
+                screen, self._latest = self._latest, None
+            if screen is None:
+                return
+            self.write("\x1b[H" + halfblocks(screen, self.palette))
+            self.drawn += 1
+            with self._wake:  # pace the redraws without holding a frame back: the newest one waits
+                self._wake.wait_for(lambda: self._closed, self.min_interval_s)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Draw the last screen if one waits, then stop."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self.thread.join(timeout_s)
+
+
 # -- the simulator ------------------------------------------------------------------------------
 
 
@@ -287,7 +323,7 @@ class Simulator:
 
     def __init__(self, transport, *, caps: Optional[pr.Capabilities] = None,
                  versions: tuple[int, int] = (pr.PROTOCOL_MIN, pr.PROTOCOL_MAX), capture: Optional[Capture] = None,
-                 live: Optional[Callable[[str], None]] = None, clock: Callable[[], int] = _now_ms):
+                 live: Optional[Callable[[str], None]] = None, clock: Callable[[], int] = monotonic_ms):
         self.transport = transport
         self.caps = caps or pr.Capabilities()
         self.versions = versions
@@ -297,9 +333,11 @@ class Simulator:
         self.boots = 0
         self._restart = threading.Event()
         self._stop = threading.Event()
-        self._last_live = 0
+        self.view = LiveView(live) if live is not None else None
         self.thread: Optional[threading.Thread] = None
         self.totals: dict = {}
+        self._commits: list = []  # (screen, frame) committed this turn, drawn once it has answered
+        self._turned = threading.Condition()  # notified after every loop turn (see ``wait_until``)
         self.core = self._boot()
 
     def _boot(self) -> DeviceCore:
@@ -313,10 +351,16 @@ class Simulator:
         self.capture.on_play(offset, samples)
 
     def _on_commit(self, screen: np.ndarray, frame: int) -> None:
-        self.capture.on_commit(screen, frame)
-        if self.live is not None and self.clock() - self._last_live >= 50:  # at most 20 redraws a second
-            self._last_live = self.clock()
-            self.live("\x1b[H" + halfblocks(screen))
+        # drawn after this turn's answers are written (see ``step``): a device that paints
+        # before it acknowledges looks like a lossy line to the host's retransmission timer
+        self._commits.append((screen, frame))
+
+    def _draw(self) -> None:
+        commits, self._commits = self._commits, []
+        for screen, frame in commits:
+            self.capture.on_commit(screen, frame)
+        if commits and self.view is not None:
+            self.view.show(commits[-1][0])
 
     def restart(self) -> None:
         """Reboot the device at its next loop turn (as if its power were cycled)."""
@@ -347,11 +391,24 @@ class Simulator:
         out = self.core.take_output()
         if out:
             self.transport.write(out)
+        self._draw()
+        with self._turned:
+            self._turned.notify_all()
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Block until ``predicate()`` holds after one of the loop's turns (checked as each ends,
+        no polling); False if ``timeout_s`` passed first."""
+        with self._turned:
+            return self._turned.wait_for(predicate, timeout_s)
 
     def serve(self, seconds: Optional[float] = None) -> None:
         deadline = None if seconds is None else time.monotonic() + seconds
-        while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            self.step()
+        try:
+            while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                self.step()
+        finally:
+            if self.view is not None:
+                self.view.close()  # the loop is over: the last screen is drawn, then the view ends
 
     def start(self) -> Simulator:
         self.thread = threading.Thread(target=self.serve, name="pxby-handheld", daemon=True)

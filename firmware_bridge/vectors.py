@@ -16,11 +16,24 @@ import sys
 from pathlib import Path
 
 from firmware_bridge import protocol as pr
+from firmware_bridge.errors import FirmwareSourcesMissing
 from firmware_bridge.frame import BadFrame, Decoder, Message, encode
 
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
 VECTOR_FILE = FIRMWARE / "vectors" / "frames.txt"
 HEADER_FILE = FIRMWARE / "pxby_protocol.h"
+
+
+def firmware_sources(firmware: Path = FIRMWARE) -> Path:
+    """The firmware folder with its C sources and vectors (a wheel ships them as package data);
+    ``FirmwareSourcesMissing`` when this install has none, rather than calling them stale."""
+    missing = [n for n in ("pxby_core.c", "pxby_core.h", "Makefile", "device_check.c") if not (firmware / n).is_file()]
+    if missing:
+        raise FirmwareSourcesMissing(
+            f"the C firmware sources are not in this install ({firmware} lacks {', '.join(missing)}): "
+            "reinstall pxby-edge from a wheel that ships them, or run from a clone of the repository"
+        )
+    return firmware
 
 
 def describe(item) -> str:
@@ -105,6 +118,11 @@ def main(argv: list[str]) -> int:
         for name, stream in _samples():
             (out / f"{name}.bin").write_bytes(b"\x00" + stream)
         return 0
+    try:
+        firmware_sources(VECTOR_FILE.parent.parent)
+    except FirmwareSourcesMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     files = {VECTOR_FILE: vector_text(), HEADER_FILE: pr.c_header()}
     if "--write" in argv:
         for path, text in files.items():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from firmware_bridge import vectors
+from firmware_bridge.difftest import replay_python
 from firmware_bridge.frame import Decoder
 
 FIRMWARE = Path(vectors.__file__).resolve().parent / "firmware"
@@ -80,36 +81,6 @@ class Recorder:
         return self.device.take_output()
 
 
-def replay_python(lines: list[str]) -> list[str]:
-    import numpy as np
-
-    from firmware_bridge.device import DeviceCore
-    from firmware_bridge.frame import crc32c
-
-    played = {"n": 0, "crc": 0}
-
-    def on_play(offset, samples):
-        played["n"] += len(samples)
-        played["crc"] = crc32c(np.asarray(samples, dtype=np.uint8).tobytes(), played["crc"])
-
-    dev = DeviceCore(on_play=on_play)
-    out = []
-    for line in lines:
-        parts = line.split()
-        now = int(parts[1])
-        if len(parts) > 2:
-            dev.feed(bytes.fromhex(parts[2]), now)
-        else:
-            dev.tick(now)
-        out.append(f"out {dev.take_output().hex()}")
-    out.append(f"screen {crc32c(dev.screen.astype(np.uint8).tobytes()):08x}")
-    out.append(f"played {played['n']} {played['crc']:08x}")
-    names = ["underruns", "gaps", "frames_ok", "crc_errors", "frames_bad", "dup_frames", "out_of_order", "commits",
-             "samples_played", "bad_payload", "audio_overflow", "hellos"]
-    out.append("counters " + " ".join(str(dev.counters[k]) for k in names))
-    return out
-
-
 def test_c_device_behaves_as_python_device(built):
     """A faulty streaming session recorded from the Python device, replayed into the C core: every
     reply byte, the screen, the played audio and the counters must agree."""
@@ -126,7 +97,8 @@ def test_c_device_behaves_as_python_device(built):
         streamer.feed(event)
     streamer.finish(timeout_s=120)
     link.wait(lambda: rec.device.fill == 0 and not rec.device.playing, 10, "playing out")
-    want = replay_python(rec.lines)
+    want, errors = replay_python(rec.lines)
+    assert errors == 0
     got = subprocess.run([str(build / "device_check")], input="\n".join(rec.lines) + "\n", capture_output=True,
                          text=True, timeout=120)
     assert got.returncode == 0, got.stderr
@@ -134,4 +106,27 @@ def test_c_device_behaves_as_python_device(built):
     assert len(got_lines) == len(want)
     for i, (g, w) in enumerate(zip(got_lines, want)):
         assert g == w, f"line {i}: input {rec.lines[i] if i < len(rec.lines) else 'end'}"
-    assert int(want[-2].split()[1]) > 300  # the session did play sound
+    assert int(want[-3].split()[1]) > 300  # the session did play sound
+
+
+def test_an_install_without_the_c_sources_says_so(tmp_path, capsys):
+    """A wheel missing the firmware folder gets a typed one-line error, not 'stale' or a traceback."""
+    from firmware_bridge.errors import FirmwareSourcesMissing
+
+    with pytest.raises(FirmwareSourcesMissing, match="not in this install"):
+        vectors.firmware_sources(tmp_path)
+    assert vectors.firmware_sources() == FIRMWARE
+
+
+def test_the_wheel_ships_every_firmware_file_the_code_reads():
+    tomllib = pytest.importorskip("tomllib")
+    import fnmatch
+
+    root = FIRMWARE.parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = patterns["firmware_bridge"]
+    needed = [vectors.VECTOR_FILE, vectors.HEADER_FILE, *FIRMWARE.glob("*.c"), *FIRMWARE.glob("*.h"),
+              FIRMWARE / "Makefile"]
+    for path in needed:
+        rel = path.relative_to(FIRMWARE.parent).as_posix()
+        assert any(fnmatch.fnmatch(rel, p) for p in shipped), rel

@@ -126,3 +126,32 @@ def test_cli_errors_are_one_line(tmp_path: Path):
                          text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
     assert run.returncode == 2
     assert run.stderr.strip() == "error: no such port: /dev/pxby-nonexistent (is the device plugged in? `ls /dev/tty*`)"
+
+
+BAD_URLS = ["socket://127.0.0.1:99999", "socket://host", "socket://:abc", "socket://[::1", "bogus://x", "/tmp",
+            "rfc2217://127.0.0.1:99999", "/dev/pxby-nonexistent"]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_every_bad_port_is_a_port_error(url):
+    """Both ends: the host's Link and the handheld's transport turn any bad URL into PortError."""
+    from firmware_bridge.simulator import open_transport
+
+    with pytest.raises(PortError):
+        Link(url).open()
+    with pytest.raises(PortError):
+        open_transport(port=url).close()
+
+
+def test_not_a_missing_port_is_not_called_missing():
+    # Errno 21 (a directory) once matched "Errno 2" and was reported as "no such port"
+    with pytest.raises(PortError, match="cannot open /tmp: .*Is a directory"):
+        Link("/tmp").open()
+
+
+def test_cli_handheld_bad_port_is_one_line():
+    cli = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+    run = subprocess.run([*cli, "handheld", "--port", "socket://127.0.0.1:99999"], capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 2
+    assert run.stderr.strip() == "error: bad socket URL 'socket://127.0.0.1:99999': expected socket://HOST:PORT with PORT 0..65535"

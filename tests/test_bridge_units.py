@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import random
+from collections import deque
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,7 +18,7 @@ from firmware_bridge.audio import AudioEncoder, prebuffer_samples, quantize
 from firmware_bridge.device import DeviceCore, decode_tiles
 from firmware_bridge.display import Layout, ScreenModel, TileDiff, encode_tiles, luminance, shades_of
 from firmware_bridge.errors import CapabilityError
-from firmware_bridge.link import HostSession, check_capabilities
+from firmware_bridge.link import HostSession, RttEstimator, check_capabilities
 from firmware_bridge.stream import Streamer, synthetic_events
 from firmware_bridge.virtual import VirtualLine, VirtualLink, run_until
 
@@ -135,6 +138,76 @@ def test_streams_exactly_through_faults_and_restart_on_a_virtual_line():
     assert np.array_equal(link.device.screen, streamer.expected_screen())
     offsets = [o for o, _ in played]
     assert offsets == sorted(offsets)
+
+
+class SlowDevice:
+    """A DeviceCore whose every answer leaves 0–50 ms late (a random delay each, in order): a device
+    busy drawing between frames, slow but never lossy."""
+
+    def __init__(self, core: DeviceCore, seed: int, most_ms: int = 50):
+        self.core, self.rng, self.most_ms = core, random.Random(seed), most_ms
+        self.held: deque = deque()  # (due ms, bytes)
+        self.now = 0
+        self.delays: list[int] = []
+
+    def _hold(self, now: int) -> None:
+        self.now = now
+        out = self.core.take_output()
+        if out:
+            delay = self.rng.randint(0, self.most_ms)
+            self.delays.append(delay)
+            due = max(now + delay, self.held[-1][0] if self.held else 0)  # a line keeps its order
+            self.held.append((due, out))
+
+    def feed(self, data: bytes, now: int) -> None:
+        self.core.feed(data, now)
+        self._hold(now)
+
+    def tick(self, now: int) -> None:
+        self.core.tick(now)
+        self._hold(now)
+
+    def take_output(self) -> bytes:
+        out = bytearray()
+        while self.held and self.held[0][0] <= self.now:
+            out += self.held.popleft()[1]
+        return bytes(out)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_slow_lossless_device_costs_no_retransmits(seed):
+    """Every answer 0–50 ms late, nothing lost, time simulated: the timeout learns the device."""
+    device = SlowDevice(DeviceCore(), seed)
+    link = VirtualLink(device, VirtualLine(921600), seed=seed, line_bps=92160).connect()
+    streamer = Streamer(link, audio_rate=8000)
+    for event in synthetic_events(frames=3, size=16, audio_s=1.0, seed=seed):
+        streamer.feed(event)
+    streamer.finish(timeout_s=120)
+    c = link.session.counters
+    assert np.array_equal(device.core.screen, streamer.expected_screen())
+    assert len(device.delays) > 100 and max(device.delays) >= 45
+    assert c["frames_sent"] > 150 and (c["retransmits"], c["timeouts"]) == (0, 0), c
+
+
+def test_rto_follows_rfc6298_with_backoff_floor_and_ceiling():
+    est = RttEstimator(150, 30, 1000, warmup=2, recent=4)
+    assert est.rto == 150  # nothing measured yet
+    est.sample(10)
+    assert (est.srtt, est.rttvar, est.rto) == (10, 5, 150)  # one sample: still the initial timeout
+    est.sample(10)
+    assert est.rto == 30  # srtt 10 + 4 × 3.75 = 25, below the floor
+    est.timed_out()
+    est.timed_out()
+    assert est.rto == 120  # doubled twice, until a sample comes
+    est.sample(40)
+    assert est.rto == int(est.srtt + 4 * est.rttvar)
+    for _ in range(40):
+        est.sample(40)
+    assert est.rto == 50  # the variance is gone, but 1.25 × the slowest recent answer stays
+    est.sample(900)
+    for _ in range(8):
+        est.timed_out()
+    assert est.rto == 1000
 
 
 def test_u4_audio_and_text_arrive_exactly_without_faults():

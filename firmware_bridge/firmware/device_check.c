@@ -1,11 +1,14 @@
-/* Replays a recorded host byte stream into the device core and prints everything it did, so that
- * tests/test_bridge_c.py can compare it with the Python DeviceCore line by line.
+/* Replays recorded host byte streams into the device core and prints everything it did, so that
+ * the Python DeviceCore can be compared with it byte for byte (tests/test_bridge_c.py,
+ * tests/test_device_diff.py, `make fuzz-device`).
  *
  *   ./build/device_check < trace.txt
  *
- * Input: one "at MS HEX" line per event (bytes arriving at MS; no HEX means only time passed).
- * Output: "out HEX" per input line (what the device wrote back), then "screen CRC", "played N CRC",
- * "counters ..." at the end. */
+ * Input: one "at MS HEX" line per event (bytes arriving at MS; no HEX means only time passed);
+ * "end" closes a sequence: the device's state is printed and a fresh device boots for the next.
+ * Output: "out HEX" per event (what the device wrote back); per sequence "screen CRC",
+ * "played N CRC", "counters ..." and "state ..." (session, sequence, audio, text, palette, tiles,
+ * map). Many sequences per process keep a differential run of 100,000 sequences fast. */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,7 +18,7 @@ static pxby_host host;
 static pxby_device dev;
 static char line[1 << 20];
 static uint8_t data[1 << 19];
-static uint32_t played_crc = 0, played_n = 0;
+static uint32_t played_crc, played_n;
 
 static void on_play(void *ctx, uint32_t offset, const uint8_t *samples, size_t n) {
     (void)ctx;
@@ -30,13 +33,52 @@ static int hexval(int c) {
     return -1;
 }
 
-int main(void) {
+static void boot(void) {
     pxby_hw hw = pxby_host_hw(&host);
     hw.audio_play = on_play;
+    played_crc = played_n = 0;
     pxby_device_init(&dev, &hw, 1);
+}
+
+static void print_hex(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) printf("%02x", p[i]);
+}
+
+static void print_state(void) {
+    uint8_t map[sizeof dev.map];
+    for (size_t i = 0; i < PXBY_MAP_W * PXBY_MAP_H; i++) { /* little-endian, whatever this host is */
+        uint16_t v = dev.map[i / PXBY_MAP_W][i % PXBY_MAP_W];
+        map[2 * i] = (uint8_t)v;
+        map[2 * i + 1] = (uint8_t)(v >> 8);
+    }
+    printf("screen %08x\n", (unsigned)pxby_crc32c(dev.screen, sizeof dev.screen, 0));
+    printf("played %u %08x\n", (unsigned)played_n, (unsigned)played_crc);
+    printf("counters");
+    for (int i = 0; i < PXBY_C_COUNT; i++) printf(" %u", (unsigned)dev.counters[i]);
+    printf("\nstate session=%u expected=%u held=%u audio_next=%u fill=%u playing=%u ended=%u format=%u frame=%u",
+           dev.has_session ? (unsigned)dev.session : 0u, (unsigned)dev.expected, (unsigned)dev.held_count,
+           (unsigned)dev.audio_next, (unsigned)dev.fill, (unsigned)dev.playing, (unsigned)dev.ended,
+           (unsigned)dev.audio_format, (unsigned)dev.frame_no);
+    printf(" tiles=%08x map=%08x palette=", (unsigned)pxby_crc32c(&dev.tiles[0][0], sizeof dev.tiles, 0),
+           (unsigned)pxby_crc32c(map, sizeof map, 0));
+    print_hex(dev.palette, sizeof dev.palette);
+    printf(" text=");
+    print_hex(dev.text, dev.text_len);
+    printf("\n");
+}
+
+int main(void) {
+    int events = 0;
+    boot();
     while (fgets(line, sizeof line, stdin)) {
         unsigned long ms;
         int used = 0;
+        if (strncmp(line, "end", 3) == 0) {
+            print_state();
+            boot();
+            events = 0;
+            continue;
+        }
         if (sscanf(line, "at %lu %n", &ms, &used) < 1) continue;
         size_t n = 0;
         for (const char *p = line + used; hexval(p[0]) >= 0 && hexval(p[1]) >= 0 && n < sizeof data; p += 2)
@@ -46,13 +88,10 @@ int main(void) {
         if (n) pxby_device_feed(&dev, data, n);
         else pxby_device_tick(&dev);
         printf("out ");
-        for (size_t i = 0; i < host.out_len; i++) printf("%02x", host.out[i]);
+        print_hex(host.out, host.out_len);
         printf("\n");
+        events++;
     }
-    printf("screen %08x\n", (unsigned)pxby_crc32c(dev.screen, sizeof dev.screen, 0));
-    printf("played %u %08x\n", (unsigned)played_n, (unsigned)played_crc);
-    printf("counters");
-    for (int i = 0; i < PXBY_C_COUNT; i++) printf(" %u", (unsigned)dev.counters[i]);
-    printf("\n");
+    if (events) print_state();
     return 0;
 }

@@ -188,8 +188,12 @@ static uint32_t audio_limit(const pxby_device *dev) {
 
 static uint32_t sack_bits(const pxby_device *dev) {
     uint32_t bits = 0;
-    for (int i = 0; i < PXBY_DEV_RX_WINDOW; i++)
-        if (dev->held[i].used) bits |= 1u << (((uint16_t)(dev->held[i].seq - dev->expected) - 1) & 31);
+    /* bit i: frame expected + 1 + i is held. A held frame equal to expected (its hole was just
+       filled by a frame being refused) is delivered next, so it is no bit */
+    for (int i = 0; i < PXBY_DEV_RX_WINDOW; i++) {
+        uint16_t ahead = (uint16_t)(dev->held[i].seq - dev->expected);
+        if (dev->held[i].used && ahead >= 1 && ahead <= 32) bits |= 1u << (ahead - 1);
+    }
     return bits;
 }
 
@@ -268,6 +272,12 @@ static void render(pxby_device *dev) {
         }
 }
 
+/* a - b for 32-bit sample offsets that wrap: the signed distance in [-2^31, 2^31) */
+static int64_t offset_diff(uint32_t a, uint32_t b) {
+    uint32_t d = a - b;
+    return d < 0x80000000u ? (int64_t)d : (int64_t)d - 0x100000000LL;
+}
+
 /* Applies a message's effect; returns 0 when its payload is malformed or out of range. */
 static int apply(pxby_device *dev, const pxby_msg *m) {
     const uint8_t *p = m->payload;
@@ -333,22 +343,24 @@ static int apply(pxby_device *dev, const pxby_msg *m) {
         if (n < PXBY_AUDIO_CHUNK_FIXED || !dev->audio_format) return 0;
         uint32_t offset = rd32(p), bytes = (uint32_t)n - PXBY_AUDIO_CHUNK_FIXED;
         uint32_t count = dev->audio_format == PXBY_AUDIO_U4 ? 2 * bytes : bytes, skip = 0;
+        /* offsets wrap at 2^32 and are compared by their signed distance (docs/protocol.md) */
+        int64_t ahead = offset_diff(offset, dev->audio_next);
         const uint8_t *s = p + PXBY_AUDIO_CHUNK_FIXED;
         if (count == 0) { /* the end mark (sent reliably): what never came before it is a gap */
-            if (offset > dev->audio_next) {
-                dev->counters[PXBY_C_GAPS] += offset - dev->audio_next;
+            if (ahead > 0) {
+                dev->counters[PXBY_C_GAPS] += (uint32_t)ahead;
                 dev->audio_next = offset;
                 if (dev->fill == 0) dev->play_offset = offset;
             }
             if (m->flags & PXBY_F_END) dev->ended = 1;
             return 1;
         }
-        if ((uint64_t)offset + count <= dev->audio_next) { dev->counters[PXBY_C_DUP_FRAMES]++; return 1; }
-        if (offset < dev->audio_next) skip = dev->audio_next - offset;
+        if (ahead + (int64_t)count <= 0) { dev->counters[PXBY_C_DUP_FRAMES]++; return 1; }
+        if (ahead < 0) { skip = (uint32_t)-ahead; ahead = 0; }
         if (dev->fill + (count - skip) > PXBY_DEV_AUDIO_BUFFER) { dev->counters[PXBY_C_AUDIO_OVERFLOW]++; return 1; }
-        if (offset + skip > dev->audio_next) {
-            dev->counters[PXBY_C_GAPS] += offset + skip - dev->audio_next;
-            if (dev->fill == 0) dev->play_offset = offset + skip;
+        if (ahead > 0) {
+            dev->counters[PXBY_C_GAPS] += (uint32_t)ahead;
+            if (dev->fill == 0) dev->play_offset = offset;
         }
         for (uint32_t i = skip; i < count; i++) {
             uint8_t v = dev->audio_format == PXBY_AUDIO_U4 ? (uint8_t)((i & 1) ? s[i / 2] & 0x0F : s[i / 2] >> 4) : s[i];

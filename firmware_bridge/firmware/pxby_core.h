@@ -88,7 +88,10 @@ typedef struct {
     void (*uart_write)(void *ctx, const uint8_t *data, size_t len);
     /* the committed screen: w*h shades 0..3, and the 4 shades as RGB */
     void (*lcd_blit)(void *ctx, const uint8_t *shades, uint16_t w, uint16_t h, const uint8_t palette[12]);
-    /* samples due to the speaker now (u8, or u4 in the low nibble), stream offset of the first */
+    /* samples due to the speaker now (u8, or u4 in the low nibble), and the stream offset of the
+       first. The ring keeps samples, not their offsets: after a gap that arrived while samples were
+       still buffered, the offset runs on from the buffered ones (the Python DeviceCore reports the
+       chunk's own offset there; the samples and every counter agree) */
     void (*audio_play)(void *ctx, uint32_t offset, const uint8_t *samples, size_t n);
     uint32_t (*millis)(void *ctx);
 } pxby_hw;
