@@ -9,6 +9,7 @@ and never destroys a user's file.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
@@ -25,33 +26,65 @@ GB_RATE = 8192
 # -- files -----------------------------------------------------------------------------------------
 
 
+def check_folder(folder: os.PathLike | str) -> Path:
+    """The folder, after making sure it is (or can become) a folder this process may write in.
+
+    Checked before any work is done, so a run never fails only after it generated everything."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        culprit = "it" if probe == folder else str(probe)
+        raise MediaError(f"cannot write into {folder}: {culprit} is a file, not a folder; choose another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+    return folder
+
+
 def check_writable(path: os.PathLike | str, overwrite: bool = False) -> Path:
     """The path, after making sure writing it loses nothing the user did not ask to lose."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass --force to overwrite it or choose another path")
     if path.is_dir():
         raise MediaError(f"{path} is a folder; give a file path")
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            # --force replaces files, never a device, pipe or socket (os.replace would swap the node out).
+            raise MediaError(f"{path} is not a regular file (a device, pipe or socket); write to a file instead")
+        if not overwrite:
+            raise OutputExistsError(f"{path} already exists; pass --force to overwrite it or choose another path")
+    check_folder(path.parent)
     return path
 
 
 def atomic_write(path: os.PathLike | str, data: bytes, overwrite: bool = False) -> Path:
-    """Write ``data`` to ``path`` all at once (temp file + rename)."""
+    """Write ``data`` to ``path`` all at once (temp file + rename).
+
+    A failure is raised as the ``OSError`` it was, but naming ``path``: the temporary file's
+    name means nothing to the user."""
     path = check_writable(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary, shareable files
         os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _discard(tmp)
         raise
     return path
+
+
+def _discard(tmp) -> None:
+    if tmp is not None and os.path.lexists(tmp):
+        os.unlink(tmp)
 
 
 def write_text(path, text: str, overwrite: bool = False) -> Path:
@@ -175,36 +208,206 @@ def write_wav(path, audio: np.ndarray, sample_rate: int, overwrite: bool = False
     return atomic_write(path, buf.getvalue(), overwrite)
 
 
-def read_audio(path) -> tuple[np.ndarray, int]:
-    """(channels, N) float32 and the sample rate, from WAV (scipy) or OGG/FLAC (soundfile)."""
+MAX_AUDIO_BYTES = 256 << 20  # minutes of CD-quality sound; far beyond any cry, far below a Pi's memory
+MAX_IMAGE_PIXELS = 1 << 22  # 2048×2048 per frame; a sprite is tens of pixels wide, every pixel is a token
+MAX_NPZ_ARRAY_BYTES = 256 << 20  # decompressed, all arrays of one .npz together
+
+_AUDIO_MAGIC = (  # (offset, bytes, kind): the file's first bytes decide its reader, not its name
+    (0, b"\x93NUMPY", "npy"),
+    (0, b"OggS", "soundfile"),
+    (0, b"fLaC", "soundfile"),
+    (0, b"FORM", "soundfile"),  # AIFF
+)
+
+
+def audio_kind(path: Path) -> str:
+    """'wav', 'npy' or 'soundfile', from the first bytes of the file; MediaError for anything else."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except FileNotFoundError:
+        raise MediaError(f"no such audio file: {path}") from None
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    for offset, magic, kind in _AUDIO_MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return kind
+    raise MediaError(f"{path} is not an audio file this reads (WAV, OGG, FLAC, AIFF or a .npy array)")
+
+
+def _wav_format(path: Path) -> tuple[int, int]:
+    """(channels, rate) from a WAV's chunks, checked before any decoder trusts them."""
+    with open(path, "rb") as fh:
+        fh.seek(12)
+        while True:
+            header = fh.read(8)
+            if len(header) < 8:
+                raise MediaError(f"cannot read audio {path}: the WAV has no format chunk; the file is corrupt")
+            size = int.from_bytes(header[4:], "little")
+            if header[:4] == b"fmt ":
+                body = fh.read(min(size, 64))
+                break
+            fh.seek(size + (size & 1), os.SEEK_CUR)
+    if len(body) < 16:
+        raise MediaError(f"cannot read audio {path}: the WAV format chunk is truncated")
+    channels = int.from_bytes(body[2:4], "little")
+    rate = int.from_bytes(body[4:8], "little")
+    if channels < 1 or rate < 1:
+        raise MediaError(f"cannot read audio {path}: the WAV header says {channels} channel(s) at {rate} Hz")
+    return channels, rate
+
+
+def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    import warnings
+
+    from scipy.io import wavfile
+
+    _wav_format(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", wavfile.WavFileWarning)
+        rate, data = wavfile.read(str(path))
+    for w in caught:
+        if "EOF" in str(w.message):  # scipy reads a truncated file but only warns
+            raise MediaError(f"cannot read audio {path}: the WAV is truncated ({w.message})")
+    data = np.asarray(data)
+    if data.dtype.kind in "iu":
+        info = np.iinfo(data.dtype)
+        data = (data.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
+    return data, rate
+
+
+def _read_npy(path: Path, rate: int) -> tuple[np.ndarray, int]:
+    with open(path, "rb") as fh:
+        shape, fortran, dtype = _npy_header(fh, path, MAX_AUDIO_BYTES)
+        if dtype.kind not in "fiu":
+            raise MediaError(f"{path} must hold numbers, got dtype {dtype}")
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[0] not in (1, 2)):
+            raise MediaError(f"{path} holds an array of shape {shape}; audio must be (samples,) or (channels, samples)")
+        data = _npy_body(fh, path, shape, fortran, dtype)
+    return data.T if len(shape) == 2 else data, rate  # returned as (samples, channels) like the decoders
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    try:
+        import soundfile
+    except ImportError as exc:
+        raise MediaError(f"reading {path.name} (OGG, FLAC or AIFF) needs soundfile: pip install soundfile") from exc
+    data, rate = soundfile.read(str(path), always_2d=True)
+    return data, rate
+
+
+def read_audio(path, npy_rate: int = 16000) -> tuple[np.ndarray, int]:
+    """(channels, N) float32 and the sample rate, from WAV (scipy), OGG/FLAC/AIFF (soundfile) or a
+    .npy array at ``npy_rate``. The reader is chosen by the file's first bytes."""
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"no such audio file: {path}")
-    suffix = path.suffix.lower()
+    if path.stat().st_size > MAX_AUDIO_BYTES:
+        raise MediaError(f"{path} is larger than {MAX_AUDIO_BYTES >> 20} MiB; give a shorter sound")
+    readers = {"wav": _read_wav, "soundfile": _read_soundfile, "npy": lambda p: _read_npy(p, npy_rate)}
     try:
-        if suffix == ".wav":
-            from scipy.io import wavfile
-
-            rate, data = wavfile.read(str(path))
-            data = np.asarray(data)
-            if data.dtype.kind in "iu":
-                info = np.iinfo(data.dtype)
-                data = (data.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
-        else:
-            try:
-                import soundfile
-            except ImportError as exc:
-                raise MediaError(f"reading {suffix} files needs soundfile: pip install soundfile") from exc
-            data, rate = soundfile.read(str(path), always_2d=True)
+        data, rate = readers[audio_kind(path)](path)
     except MediaError:
         raise
     except Exception as exc:  # corrupt files surface as many exception types
-        raise MediaError(f"cannot read audio {path}: {exc}") from exc
+        raise MediaError(f"cannot read audio {path}: {exc}") from None
     data = np.asarray(data, dtype=np.float32)
     data = data[:, None] if data.ndim == 1 else data
     if data.size == 0:
         raise MediaError(f"audio file {path} holds no samples")
+    if not np.isfinite(data).all():
+        raise MediaError(f"audio file {path} holds NaN or infinite samples")
     return np.ascontiguousarray(data.T), int(rate)
+
+
+def _npy_header(fh, path, max_bytes: int) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran_order, dtype) of the .npy array at ``fh``'s position, refused when it would
+    not fit ``max_bytes``."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read(fh, max_header_size=10000)
+    except ValueError as exc:
+        raise MediaError(f"cannot read {path} as a numpy array: {exc}") from None
+    if dtype.hasobject:
+        raise MediaError(f"{path} holds Python objects; only numeric arrays are read")
+    if any(int(n) < 0 for n in shape):
+        raise MediaError(f"{path} declares a negative array size")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise MediaError(f"{path} declares {nbytes:,} bytes of data, more than the {max_bytes >> 20} MiB a file may hold")
+    return tuple(int(n) for n in shape), bool(fortran), dtype
+
+
+def _npy_body(fh, path, shape: tuple, fortran: bool, dtype: np.dtype) -> np.ndarray:
+    """Exactly the bytes the header declared (already bounded), as an array."""
+    buf = bytearray(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+    view, got = memoryview(buf), 0
+    while got < len(buf):
+        n = fh.readinto(view[got:])
+        if not n:
+            raise MediaError(f"{path} is truncated: {got:,} of {len(buf):,} bytes of array data")
+        got += n
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def load_npz(path, max_bytes: int = MAX_NPZ_ARRAY_BYTES) -> dict:
+    """The arrays of a .npz, bounded by their *decompressed* size before any is read.
+
+    A few MB of zeros compress to gigabytes of array: the sizes in the zip directory and in each
+    array's header are checked against ``max_bytes`` first, and each array is read for exactly the
+    bytes its header declares, so a member that lies about its size cannot grow past it."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = zf.infolist()
+            declared = sum(m.file_size for m in members)
+            if declared > max_bytes:
+                raise MediaError(f"{path} would decompress to {declared:,} bytes, more than {max_bytes >> 20} MiB")
+            budget, arrays = max_bytes, {}
+            for m in members:
+                if not m.filename.endswith(".npy"):
+                    raise MediaError(f"{path} holds {m.filename!r}, which is not a numpy array")
+                with zf.open(m) as fh:
+                    name = f"{path}:{m.filename}"
+                    shape, fortran, dtype = _npy_header(fh, name, budget)
+                    budget -= int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    arrays[m.filename[:-4]] = _npy_body(fh, name, shape, fortran, dtype)
+    except MediaError:
+        raise
+    except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError) as exc:
+        raise MediaError(f"cannot read {path} as a .npz: {exc}") from None
+    return arrays
+
+
+def open_image(path):
+    """A PIL image of ``path``, its size checked before any pixel is decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        img = Image.open(path)
+    except FileNotFoundError:
+        raise MediaError(f"no such image: {path}") from None
+    except Image.DecompressionBombError:
+        raise MediaError(f"image {path} is far too large to be a sprite (a decompression bomb?); scale it down") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"cannot read image {path}: {exc}; give a PNG or GIF") from None
+    width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        img.close()
+        raise MediaError(
+            f"image {path} is {width}×{height} pixels, more than the {MAX_IMAGE_PIXELS:,} a sprite may have; scale it down"
+        )
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        img.close()
+        raise MediaError(f"cannot read image {path}: {exc}; give a PNG or GIF") from None
+    return img
 
 
 def tokenizer_audio(audio: np.ndarray, sample_rate: int) -> np.ndarray:

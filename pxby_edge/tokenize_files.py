@@ -14,6 +14,7 @@ import numpy as np
 from pxby_edge import media
 from pxby_edge.errors import MediaError, TokenizerError
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
+from pxby_edge.vocab import PAD_ID, SEG_END_ID
 
 MAX_NPZ_BYTES = 512 * 1024 * 1024  # refuse absurd token files before reading them
 
@@ -31,34 +32,18 @@ def _read_text(text: Optional[str], text_file: Optional[Path]) -> Optional[str]:
         raise MediaError(f"{text_file} is not UTF-8 text ({exc.reason}); convert it to UTF-8") from None
 
 
-def _open_image(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        img = Image.open(path)
-        img.load()
-        return img
-    except FileNotFoundError:
-        raise MediaError(f"no such image: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise MediaError(f"cannot read image {path}: {exc}; give a PNG or GIF") from None
-
-
 def _read_audio(path: Path, npy_rate: int) -> tuple[np.ndarray, int]:
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise MediaError(f"no such audio file: {path}") from None
-        except ValueError as exc:
-            raise MediaError(f"cannot read {path} as a numpy array: {exc}") from None
-        if arr.dtype.kind not in "fiu":
-            raise MediaError(f"{path} must hold numbers, got dtype {arr.dtype}")
-        arr = np.asarray(arr, dtype=np.float32)
-        return (arr if arr.ndim == 2 and arr.shape[0] == 2 else media.tokenizer_audio(arr, npy_rate)), npy_rate
-    data, rate = media.read_audio(path)
+    data, rate = media.read_audio(path, npy_rate)
     return media.tokenizer_audio(data, rate), rate
+
+
+def _text_ids(tok: ActionPixelBytesTokenizer, text: str) -> np.ndarray:
+    ids = tok.process_text(text)
+    if not np.isin(ids, (PAD_ID, SEG_END_ID), invert=True).any():
+        raise TokenizerError(
+            "the text has no character the vocabulary can encode (ASCII letters, digits, punctuation); nothing to tokenize"
+        )
+    return ids
 
 
 def tokenize_files(
@@ -76,11 +61,11 @@ def tokenize_files(
     output = media.check_writable(output, overwrite)
     tok = ActionPixelBytesTokenizer(data_slicing=slicing)
     text_value = _read_text(text, text_file)
-    img = _open_image(Path(image)) if image is not None else None
+    img = media.open_image(image) if image is not None else None
     arrays, segments = [], {}
     rate_after = 0
     if text_value is not None:
-        arrays.append(tok.process_text(text_value))
+        arrays.append(_text_ids(tok, text_value))
         segments["text"] = int(arrays[-1].size)
     if img is not None:
         arrays.append(tok.process_image(img))
@@ -115,11 +100,7 @@ def load_tokens(path) -> dict:
         raise MediaError(f"no such token file: {path}")
     if path.stat().st_size > MAX_NPZ_BYTES:
         raise MediaError(f"{path} is larger than {MAX_NPZ_BYTES >> 20} MiB; not a token file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except Exception as exc:  # zipfile, ValueError, OSError: all mean "not our file"
-        raise MediaError(f"cannot read {path} as a token .npz: {exc}") from None
+    arrays = media.load_npz(path)
     if "labels" not in arrays and "tokens" not in arrays:
         raise MediaError(f"{path} holds neither 'labels' nor 'tokens'; make it with pxby-edge tokenize or generate")
     ids = np.asarray(arrays.get("labels", arrays.get("tokens")))

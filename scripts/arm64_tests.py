@@ -27,8 +27,6 @@ DESELECT = {
     "tests/test_bridge_errors.py::test_cli_handheld_and_stream_leave_a_capture":
         "runs handheld and stream as two emulated processes under a 60 s wall-clock timeout; "
         "the check's link step runs the same pair across arm64 and x86 instead",
-    "tests/test_cli_tokenize.py::test_errors_are_one_line[args4-cannot read audio]":
-        "expects soundfile to be installed (without it the one-line error names soundfile); the Pi install has none",
 }
 
 
