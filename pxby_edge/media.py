@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,8 +88,83 @@ def _discard(tmp) -> None:
         os.unlink(tmp)
 
 
+class OutputSet:
+    """A set of outputs (text, sprite, sound, ...) that lands in its folder whole or not at all.
+
+    The files are written into a hidden sibling folder (``folder``); ``commit()`` moves the set
+    into place: a rename of the whole folder when the destination is absent or empty, else one
+    rename per file, checked first. A run killed before ``commit()`` leaves the destination as it
+    was (and a ``.NAME.*.partial`` folder beside it); with ``overwrite`` the old files are
+    replaced only then, at the end."""
+
+    def __init__(self, out_dir: os.PathLike | str, names: Sequence[str], overwrite: bool = False):
+        self.out_dir = check_folder(out_dir)
+        self.overwrite = overwrite
+        for name in names:
+            check_writable(self.out_dir / name, overwrite)
+        base = self.out_dir.parent
+        while not base.exists():  # parents are made only when the set is committed
+            base = base.parent
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", suffix=".partial", dir=base))
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.folder.exists():
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def final(self, path) -> str:
+        """Where a file written under ``folder`` ends up."""
+        return str(self.out_dir / Path(path).relative_to(self.folder))
+
+    def commit(self) -> None:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.folder, 0o777 & ~umask)  # mkdtemp makes 0700; the folder is the user's
+        try:
+            self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(self.folder, self.out_dir)  # atomic; replaces an empty folder too
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            self._merge()
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror or str(exc), str(self.out_dir)) from None
+
+    def _merge(self) -> None:
+        files = sorted(p for p in self.folder.rglob("*") if not p.is_dir())
+        for p in files:  # every file checked before any is moved: nothing new unless all of it
+            check_writable(self.out_dir / p.relative_to(self.folder), self.overwrite)
+        for p in files:
+            dest = self.out_dir / p.relative_to(self.folder)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+
+
 def write_text(path, text: str, overwrite: bool = False) -> Path:
     return atomic_write(path, text.encode("utf-8"), overwrite)
+
+
+MAX_TEXT_BYTES = 16 << 20  # a text of more characters than a model could ever read back
+
+
+def read_text(path, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of a file, refused when it is longer than ``max_bytes`` or not UTF-8."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise MediaError(f"no such text file: {path}") from None
+    if len(data) > max_bytes:
+        raise MediaError(f"{path} is longer than {max_bytes:,} bytes; give a shorter text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MediaError(f"{path} is not UTF-8 text ({exc.reason}); convert it to UTF-8") from None
 
 
 # -- images ----------------------------------------------------------------------------------------
