@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         click.echo("interrupted", err=True)
         return 130
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {describe(exc)}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -72,12 +72,17 @@ _OS_ADVICE = {
 def describe(exc: BaseException):
     """One line for an error the command line should answer without a traceback, else None.
 
-    ``PxbyError`` says what it says; an ``OSError`` is told by its errno and names the path the user
+    ``PxbyError`` says what it says; a usage error says which option is wrong and where the help is; an ``OSError`` is told by its errno and names the path the user
     gave (the writers in ``media`` re-raise with that path, not the temporary file's); anything
     else is a bug and keeps its traceback.
     """
+    import click
+
     if isinstance(exc, PxbyError):
         text = str(exc).strip() or type(exc).__name__
+    elif isinstance(exc, click.ClickException):
+        ctx = getattr(exc, "ctx", None)
+        text = exc.format_message() + (f" (see {ctx.command_path} --help)" if ctx is not None else "")
     elif isinstance(exc, MemoryError):
         text = "out of memory; ask for less (fewer tokens, a smaller batch) or free memory"
     elif isinstance(exc, OSError):

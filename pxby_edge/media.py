@@ -27,10 +27,11 @@ GB_RATE = 8192
 # -- files -----------------------------------------------------------------------------------------
 
 
-def check_folder(folder: os.PathLike | str) -> Path:
+def check_folder(folder: os.PathLike | str, target: os.PathLike | str | None = None) -> Path:
     """The folder, after making sure it is (or can become) a folder this process may write in.
 
-    Checked before any work is done, so a run never fails only after it generated everything."""
+    Checked before any work is done, so a run never fails only after it generated everything.
+    ``target``, the file to be written there, is what a refusal names (the folder by default)."""
     folder = Path(folder)
     probe = folder
     while not probe.exists() and probe != probe.parent:
@@ -39,7 +40,7 @@ def check_folder(folder: os.PathLike | str) -> Path:
         culprit = "it" if probe == folder else str(probe)
         raise MediaError(f"cannot write into {folder}: {culprit} is a file, not a folder; choose another path")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(target or folder))
     return folder
 
 
@@ -54,7 +55,7 @@ def check_writable(path: os.PathLike | str, overwrite: bool = False) -> Path:
             raise MediaError(f"{path} is not a regular file (a device, pipe or socket); write to a file instead")
         if not overwrite:
             raise OutputExistsError(f"{path} already exists; pass --force to overwrite it or choose another path")
-    check_folder(path.parent)
+    check_folder(path.parent, path)
     return path
 
 
@@ -105,14 +106,20 @@ class OutputSet:
         base = self.out_dir.parent
         while not base.exists():  # parents are made only when the set is committed
             base = base.parent
-        self.folder = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", suffix=".partial", dir=base))
+        try:
+            self.folder = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", suffix=".partial", dir=base))
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror or str(exc), str(self.out_dir)) from None
 
     def __enter__(self) -> OutputSet:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if self.folder.exists():
             shutil.rmtree(self.folder, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.filename and Path(exc.filename).is_relative_to(self.folder):
+            # the user asked for out_dir/NAME; the hidden folder is ours
+            raise type(exc)(exc.errno, exc.strerror or str(exc), self.final(exc.filename)) from None
 
     def final(self, path) -> str:
         """Where a file written under ``folder`` ends up."""
