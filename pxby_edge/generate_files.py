@@ -41,8 +41,9 @@ def expected_tokens(request: GenerationRequest, audio_rate: int) -> int:
     audio = request.audio_samples
     if audio is None and request.audio_seconds is not None:
         audio = max(1, round(request.audio_seconds * audio_rate))
+    text = len(request.prompt) if request.prompt is not None and not request.complete_text else plan.text_chars
     sizes = {
-        "text": (plan.text_chars or budget) + 1,
+        "text": (text or budget) + 1,
         "image": None if None in (plan.frames, plan.width, plan.height) else plan.frames * plan.height * (plan.width + 1),
         "audio": None if audio is None else 2 * (audio + 1),
     }
