@@ -71,9 +71,7 @@ def atomic_write(path: os.PathLike | str, data: bytes, overwrite: bool = False) 
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary, shareable files
+        _share(tmp, 0o666)
         os.replace(tmp, path)
     except OSError as exc:
         _discard(tmp)
@@ -93,21 +91,22 @@ class OutputSet:
     """A set of outputs (text, sprite, sound, ...) that lands in its folder whole or not at all.
 
     The files are written into a hidden sibling folder (``folder``); ``commit()`` moves the set
-    into place: a rename of the whole folder when the destination is absent or empty, else one
-    rename per file, checked first. A run killed before ``commit()`` leaves the destination as it
-    was (and a ``.NAME.*.partial`` folder beside it); with ``overwrite`` the old files are
-    replaced only then, at the end."""
+    into place: one rename of the whole folder when the destination does not exist yet, else one
+    rename per file, every one checked before the first. A run killed before ``commit()`` leaves
+    the destination as it was (and a ``.NAME.*.partial`` folder beside it); with ``overwrite``
+    the old files are replaced only then, at the end."""
 
     def __init__(self, out_dir: os.PathLike | str, names: Sequence[str], overwrite: bool = False):
         self.out_dir = check_folder(out_dir)
         self.overwrite = overwrite
         for name in names:
             check_writable(self.out_dir / name, overwrite)
-        base = self.out_dir.parent
+        self._target = Path(os.path.abspath(self.out_dir))  # "." and ".." have no sibling to build in
+        base = self._target.parent
         while not base.exists():  # parents are made only when the set is committed
             base = base.parent
         try:
-            self.folder = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", suffix=".partial", dir=base))
+            self.folder = Path(tempfile.mkdtemp(prefix=f".{self._target.name}.", suffix=".partial", dir=base))
         except OSError as exc:
             raise type(exc)(exc.errno, exc.strerror or str(exc), str(self.out_dir)) from None
 
@@ -126,17 +125,16 @@ class OutputSet:
         return str(self.out_dir / Path(path).relative_to(self.folder))
 
     def commit(self) -> None:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.folder, 0o777 & ~umask)  # mkdtemp makes 0700; the folder is the user's
+        _share(self.folder, 0o777)
         try:
-            self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(self.folder, self.out_dir)  # atomic; replaces an empty folder too
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
+            if not os.path.lexists(self._target):
+                self._target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.rename(self.folder, self._target)  # the whole set appears at once
+                    return
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):  # made meanwhile: merge into it
+                        raise
             self._merge()
         except OSError as exc:
             raise type(exc)(exc.errno, exc.strerror or str(exc), str(self.out_dir)) from None
@@ -144,11 +142,18 @@ class OutputSet:
     def _merge(self) -> None:
         files = sorted(p for p in self.folder.rglob("*") if not p.is_dir())
         for p in files:  # every file checked before any is moved: nothing new unless all of it
-            check_writable(self.out_dir / p.relative_to(self.folder), self.overwrite)
+            check_writable(self._target / p.relative_to(self.folder), self.overwrite)
         for p in files:
-            dest = self.out_dir / p.relative_to(self.folder)
+            dest = self._target / p.relative_to(self.folder)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(p, dest)
+
+
+def _share(path, mode: int) -> None:
+    """mkstemp and mkdtemp make private (0600/0700) entries; outputs are ordinary, shareable ones."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def write_text(path, text: str, overwrite: bool = False) -> Path:
