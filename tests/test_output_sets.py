@@ -53,8 +53,10 @@ def kill_runs(reference, folder: Path, kills: int, seed: int) -> dict:
         k += 1
         out = folder / f"out{k}"
         proc = start(out)
+        t0 = time.perf_counter()
         try:
             proc.wait(timeout=float(rng.uniform(0.0, 1.3 * seconds)))  # the kill's random moment
+            seconds = time.perf_counter() - t0  # the machine's load moves: aim at the latest whole run
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=60)
