@@ -10,6 +10,7 @@ and never destroys a user's file.
 from __future__ import annotations
 
 import errno
+import glob
 import io
 import os
 import shutil
@@ -93,8 +94,9 @@ class OutputSet:
     The files are written into a hidden sibling folder (``folder``); ``commit()`` moves the set
     into place: one rename of the whole folder when the destination does not exist yet, else one
     rename per file, every one checked before the first. A run killed before ``commit()`` leaves
-    the destination as it was (and a ``.NAME.*.partial`` folder beside it); with ``overwrite``
-    the old files are replaced only then, at the end."""
+    the destination as it was, and a ``.NAME.PID.*.partial`` folder beside it that the next run
+    into the same destination deletes; with ``overwrite`` the old files are replaced only then,
+    at the end."""
 
     def __init__(self, out_dir: os.PathLike | str, names: Sequence[str], overwrite: bool = False):
         self.out_dir = check_folder(out_dir)
@@ -105,8 +107,10 @@ class OutputSet:
         base = self._target.parent
         while not base.exists():  # parents are made only when the set is committed
             base = base.parent
+        prefix = f".{self._target.name}."
+        _remove_dead_partials(base, prefix)
         try:
-            self.folder = Path(tempfile.mkdtemp(prefix=f".{self._target.name}.", suffix=".partial", dir=base))
+            self.folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", suffix=".partial", dir=base))
         except OSError as exc:
             raise type(exc)(exc.errno, exc.strerror or str(exc), str(self.out_dir)) from None
 
@@ -147,6 +151,20 @@ class OutputSet:
             dest = self._target / p.relative_to(self.folder)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(p, dest)
+
+
+def _remove_dead_partials(base: Path, prefix: str) -> None:
+    """Delete the hidden folders that killed runs into the same destination left (their process is gone)."""
+    for entry in base.glob(f"{glob.escape(prefix)}*.partial"):
+        pid = entry.name[len(prefix) :].split(".", 1)[0]
+        if not pid.isdigit() or not entry.is_dir() or entry.is_symlink():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            pass  # alive, as another user: not ours to touch
 
 
 def _share(path, mode: int) -> None:

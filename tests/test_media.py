@@ -113,3 +113,18 @@ def test_atomic_write_errors_name_the_users_path(tmp_path, monkeypatch):
     with pytest.raises(PermissionError) as info:
         media.write_text(tmp_path / "t.txt", "x")
     assert info.value.filename == str(tmp_path / "t.txt")
+
+
+def test_output_set_deletes_what_killed_runs_left(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f".out.{dead.pid}.abc.partial").mkdir()  # a run killed before its commit
+    (tmp_path / f".out.{os.getpid()}.abc.partial").mkdir()  # a live run's
+    (tmp_path / f".outer.{dead.pid}.abc.partial").mkdir()  # another destination's
+    with media.OutputSet(tmp_path / "out", ["x.txt"]) as s:
+        media.write_text(s.folder / "x.txt", "x")
+        s.commit()
+    assert sorted(os.listdir(tmp_path)) == [f".out.{os.getpid()}.abc.partial", f".outer.{dead.pid}.abc.partial", "out"]
