@@ -164,6 +164,9 @@ HOSTILE_INPUTS = [
     Hostile("seed-negative", ("generate", "--seed", "-1", "--out", "{tmp}/g"), "'--seed'"),
     Hostile("threads-absurd", ("generate", "--threads", "1000000", "--out", "{tmp}/g"), "'--threads'"),
     Hostile("prompt-twice", ("generate", "--prompt", "a", "--prompt-file", "{tmp}/f", "--out", "{tmp}/g"), "not both", a_file),
+    Hostile("generate-image-bomb", ("generate", "--image", "{tmp}/in.png", "--out", "{tmp}/g"), "too large", png_bomb),
+    Hostile("prompt-file-not-utf8", ("generate", "--prompt-file", "{tmp}/p.txt", "--out", "{tmp}/g"), "not UTF-8",
+            lambda tmp: (tmp / "p.txt").write_bytes(b"\xff\xfe caf\xe9")),
     Hostile("audio-rate-absurd", ("detokenize", "{tmp}/in.npz", "--audio-rate", "1000000000000", "--out", "{tmp}/d"), "'--audio-rate'"),
 ]
 
