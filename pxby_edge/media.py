@@ -316,6 +316,7 @@ def write_wav(path, audio: np.ndarray, sample_rate: int, overwrite: bool = False
 
 MAX_AUDIO_BYTES = 256 << 20  # minutes of CD-quality sound; far beyond any cry, far below a Pi's memory
 MAX_IMAGE_PIXELS = 1 << 22  # 2048×2048 per frame; a sprite is tens of pixels wide, every pixel is a token
+MAX_ANIMATION_PIXELS = 1 << 24  # all frames together (a GIF's frame count is read without decoding them)
 MAX_NPZ_ARRAY_BYTES = 256 << 20  # decompressed, all arrays of one .npz together
 
 _AUDIO_MAGIC = (  # (offset, bytes, kind): the file's first bytes decide its reader, not its name
@@ -503,14 +504,22 @@ def open_image(path):
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"cannot read image {path}: {exc}; give a PNG or GIF") from None
     width, height = img.size
-    if width * height > MAX_IMAGE_PIXELS:
-        img.close()
-        raise MediaError(
-            f"image {path} is {width}×{height} pixels, more than the {MAX_IMAGE_PIXELS:,} a sprite may have; scale it down"
-        )
     try:
+        frames = getattr(img, "n_frames", 1)
+        if width * height > MAX_IMAGE_PIXELS:
+            raise MediaError(
+                f"image {path} is {width}×{height} pixels, more than the {MAX_IMAGE_PIXELS:,} a sprite may have; scale it down"
+            )
+        if frames * width * height > MAX_ANIMATION_PIXELS:
+            raise MediaError(
+                f"image {path} holds {frames} frames of {width}×{height} pixels, more than the {MAX_ANIMATION_PIXELS:,} "
+                "an animated sprite may have; use fewer or smaller frames"
+            )
         img.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except MediaError:
+        img.close()
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         img.close()
         raise MediaError(f"cannot read image {path}: {exc}; give a PNG or GIF") from None
     return img

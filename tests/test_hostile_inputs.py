@@ -85,6 +85,14 @@ def png_large(tmp: Path) -> None:
     (tmp / "in.png").write_bytes(data + png_chunk(b"IEND", b""))
 
 
+def gif_many_large_frames(tmp: Path) -> None:
+    """5 frames of 2000×2000 (20 M pixels) in a few tens of KB: each frame passes, the animation does not."""
+    from PIL import Image
+
+    frames = [Image.new("P", (2000, 2000), k % 4) for k in range(5)]
+    frames[0].save(tmp / "in.gif", save_all=True, append_images=frames[1:])
+
+
 def a_file(tmp: Path) -> None:
     (tmp / "f").write_text("I am a file, not a folder")
 
@@ -148,6 +156,7 @@ HOSTILE_INPUTS = [
     Hostile("text-as-audio", ("tokenize", "--audio", "{tmp}/in.wav", "-o", "{tmp}/o.npz"), "not an audio file", text_file_named_audio),
     Hostile("png-bomb", ("tokenize", "--image", "{tmp}/in.png", "-o", "{tmp}/o.npz"), "too large", png_bomb),
     Hostile("png-large", ("tokenize", "--image", "{tmp}/in.png", "-o", "{tmp}/o.npz"), "4096×4096", png_large),
+    Hostile("gif-frames-bomb", ("tokenize", "--image", "{tmp}/in.gif", "-o", "{tmp}/o.npz"), "5 frames of 2000×2000", gif_many_large_frames),
     Hostile("output-under-a-file", ("tokenize", "--text", "hi", "-o", "{tmp}/f/o.npz"), "is a file, not a folder", a_file),
     Hostile("out-folder-is-a-file", ("tokenize", "--text", "hi", "-o", "{tmp}/f"), "already exists", a_file),
     Hostile("nothing-encodable", ("tokenize", "--text", "€€€", "-o", "{tmp}/o.npz"), "no character the vocabulary can encode"),
