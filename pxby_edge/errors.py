@@ -72,9 +72,10 @@ _OS_ADVICE = {
 def describe(exc: BaseException):
     """One line for an error the command line should answer without a traceback, else None.
 
-    ``PxbyError`` says what it says; a usage error says which option is wrong and where the help is; an ``OSError`` is told by its errno and names the path the user
-    gave (the writers in ``media`` re-raise with that path, not the temporary file's); anything
-    else is a bug and keeps its traceback.
+    ``PxbyError`` says what it says; a usage error says which option is wrong and where the help
+    is; an ``OSError`` is told by its errno and names the path the user gave (the writers in
+    ``media`` re-raise with that path, not the temporary file's); anything else is a bug and
+    keeps its traceback.
     """
     import click
 

@@ -324,6 +324,7 @@ _AUDIO_MAGIC = (  # (offset, bytes, kind): the file's first bytes decide its rea
     (0, b"OggS", "soundfile"),
     (0, b"fLaC", "soundfile"),
     (0, b"FORM", "soundfile"),  # AIFF
+    (0, b"RIFX", "soundfile"),  # big-endian WAV, which scipy does not read
 )
 
 
@@ -334,7 +335,7 @@ def audio_kind(path: Path) -> str:
             head = fh.read(12)
     except FileNotFoundError:
         raise MediaError(f"no such audio file: {path}") from None
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
         return "wav"
     for offset, magic, kind in _AUDIO_MAGIC:
         if head[offset : offset + len(magic)] == magic:
