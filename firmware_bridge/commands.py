@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from pxby_edge.generate_command import generation_options, request_from_options
+from pxby_edge.options import generation_options, request_from_options
 
 
 @click.command()

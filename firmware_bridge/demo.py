@@ -13,15 +13,60 @@ from __future__ import annotations
 
 import json
 import sys
-import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import click
 
-from pxby_edge.generate_command import generation_options, request_from_options
+from pxby_edge.options import generation_options, request_from_options
 
 DEMO_OUTPUTS = ("summary.json", "handheld/screen.png", "handheld/screen.gif", "handheld/audio.wav")
+
+
+class _StreamSink:
+    """``run_generation``'s event sink: each event to the device through a ``Streamer``, and the
+    text and segment names kept for the summary. The streamer is made at the first event, when
+    the generator has fixed the request's audio length (the prebuffer is sized by it)."""
+
+    def __init__(self, link, request, audio_rate: int):
+        self.link, self.request, self.audio_rate = link, request, audio_rate
+        self.streamer = None
+        self.text: list[str] = []
+        self.segments: list[str] = []
+
+    def __call__(self, event) -> None:
+        from firmware_bridge.stream import Streamer
+        from pxby_edge import events as ev
+
+        if self.streamer is None:
+            self.streamer = Streamer(self.link, audio_rate=self.audio_rate, audio_total=self.request.audio_samples)
+        self.streamer.feed(event)
+        if event.stream == 0:
+            if isinstance(event, ev.TextChar):
+                self.text.append(event.char)
+            elif isinstance(event, ev.ModalityStart):
+                self.segments.append(event.modality)
+
+    def finish(self) -> dict:
+        stats = self.streamer.finish() if self.streamer is not None else {}
+        return {k: v for k, v in stats.items() if isinstance(v, (int, float, str))}
+
+
+@contextmanager
+def _handheld(port: Optional[str], capture_dir: Path):
+    """(port URL, simulator or None): ``port`` itself, else a simulated handheld on a new pty."""
+    from firmware_bridge.simulator import Capture, Simulator, open_transport
+
+    if port is not None:
+        yield port, None
+        return
+    sim = Simulator(open_transport(pty=True), capture=Capture(capture_dir)).start()
+    try:
+        yield sim.transport.url, sim
+    finally:
+        sim.stop()
+        sim.transport.close()
 
 
 def run_demo(
@@ -37,84 +82,35 @@ def run_demo(
     progress: bool = False,
     connect_timeout_s: float = 3.0,
 ) -> dict:
-    """Generate, stream to a handheld (a simulator on a pty unless ``port``), write the outputs."""
+    """``run_generation`` with a handheld (a simulator on a pty unless ``port``) as its event sink;
+    the outputs of both land in ``out_dir`` together, or none of them."""
     from firmware_bridge.link import Link
-    from firmware_bridge.simulator import Capture, Simulator, open_transport
-    from firmware_bridge.stream import Streamer, stream_needs
+    from firmware_bridge.stream import stream_needs
     from pxby_edge import media
-    from pxby_edge.backends import open_backend
-    from pxby_edge.generate import (
-        Generator,
-        _check_outputs_free,
-        audio_rate_of,
-        default_model_path,
-        peak_rss_mb,
-        step_stats,
-        write_lanes,
-    )
+    from pxby_edge.generate import audio_rate_of, default_model_path, run_generation
+    from pxby_edge.generate_files import generation_sink, output_names
+    from pxby_edge.manifest import read_manifest
 
-    out_dir = Path(out_dir)
-    _check_outputs_free(out_dir, 1, overwrite)
-    for name in DEMO_OUTPUTS:
-        if not overwrite and (out_dir / name).exists():
-            media.check_writable(out_dir / name)
-    t_start = time.perf_counter()
     model = Path(model) if model is not None else default_model_path()
-    be = open_backend(model, backend=backend, threads=threads)
-    gen = Generator(be, request)
-    audio_rate = audio_rate_of(be.manifest)
-    sim = None
-    if port is None:
-        sim = Simulator(open_transport(pty=True), capture=Capture(out_dir / "handheld")).start()
-        port = sim.transport.url
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(unit="tok", desc="demo", leave=False, mininterval=0.25)
-    try:
-        with Link(port, baud, connect_timeout_s=connect_timeout_s, need=stream_needs()) as link:
-            link.connect()
-            streamer = Streamer(link, audio_rate=audio_rate, audio_total=request.audio_samples)
-            t_gen = time.perf_counter()
-            shown = 0
-            for event in gen.events():
-                streamer.feed(event)
-                if bar is not None and len(gen.step_ns) - shown >= 64:
-                    bar.update(len(gen.step_ns) - shown)
-                    shown = len(gen.step_ns)
-            t_generated = time.perf_counter()
-            link_stats = streamer.finish()
-    finally:
-        if bar is not None:
-            bar.close()
-        if sim is not None:
-            sim.stop()
-            sim.transport.close()
-    handheld_files = sim.capture.save() if sim is not None else []
-    lane = gen.lanes[0]
-    outputs = write_lanes(gen, out_dir, audio_rate, overwrite)
-    gen_seconds = t_generated - t_gen
-    summary = {
-        "model": str(model),
-        "backend": be.name,
-        "prompt": request.prompt,
-        "text": gen.tok.decode(lane.tokens)["text"],
-        "tokens": lane.generated,
-        "prompt_tokens": gen.prompt_tokens,
-        "segments": lane.builder.segments,
-        "seconds": time.perf_counter() - t_start,
-        "generate_and_stream_seconds": gen_seconds,
-        "tokens_per_s": lane.generated / gen_seconds if gen_seconds > 0 else 0.0,
-        **step_stats(gen.step_ns),
-        "peak_rss_mb": peak_rss_mb(),
-        "port": port,
-        "link": {k: v for k, v in link_stats.items() if isinstance(v, (int, float, str))},
-        "handheld": sim.counters if sim is not None else None,
-        "outputs": outputs + handheld_files,
-    }
-    summary_path = media.atomic_write(out_dir / "summary.json", json.dumps(summary, indent=1).encode(), overwrite)
-    summary["outputs"].append(str(summary_path))
+    with media.OutputSet(out_dir, output_names(request.batch) + list(DEMO_OUTPUTS), overwrite) as out:
+        with _handheld(port, out.folder / "handheld") as (url, sim):
+            with Link(url, baud, connect_timeout_s=connect_timeout_s, need=stream_needs()) as link:
+                link.connect()
+                sink = _StreamSink(link, request, audio_rate_of(read_manifest(model)))
+                on_event, close = generation_sink(request, model, progress=progress, desc="demo", on_event=sink)
+                try:
+                    summary = run_generation(request, model, backend=backend, threads=threads, out_dir=out.folder,
+                                             on_event=on_event)
+                finally:
+                    close()
+                link_stats = sink.finish()
+        summary.update(prompt=request.prompt, text="".join(sink.text), segments=sink.segments, port=url,
+                       link=link_stats, handheld=sim.counters if sim is not None else None)
+        written = summary["outputs"] + (sim.capture.save() if sim is not None else [])
+        summary["outputs"] = [out.final(p) for p in written]
+        media.atomic_write(out.folder / "summary.json", json.dumps(summary, indent=1).encode())
+        out.commit()
+    summary["outputs"].append(str(out.out_dir / "summary.json"))
     return summary
 
 
@@ -133,7 +129,7 @@ def demo(model, out_dir, port, baud, force, as_json, backend, threads, **options
     Works offline. MODEL defaults to the bundled model; --port streams to a real device (or to
     `pxby-edge handheld`) instead of the built-in simulator.
     """
-    if options.get("prompt") is None:
+    if options.get("prompt") is None and options.get("prompt_file") is None:
         options["prompt"] = DEFAULT_DEMO_PROMPT
         options["complete_text"] = False  # the default prompt is a whole description already
     if options.get("frames") is None:
@@ -155,7 +151,7 @@ def demo(model, out_dir, port, baud, force, as_json, backend, threads, **options
     click.echo(f"text:   {summary['text']}")
     click.echo(
         f"{summary['tokens']} tokens, {summary['tokens_per_s']:,.0f} tok/s generated and streamed with {summary['backend']} "
-        f"to {summary['port']}; {summary['seconds']:.1f} s in all"
+        f"to {summary['port']} in {summary['seconds']:.1f} s"
     )
     for path in summary["outputs"]:
         click.echo(f"wrote {path}")

@@ -76,11 +76,6 @@ def group():
     """
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
-
-
 def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
@@ -142,7 +137,7 @@ def missing_dependency(exc: ModuleNotFoundError, command: str | None) -> str | N
 
 
 def main(argv=None) -> int:
-    from pxby_edge.errors import PxbyError
+    from pxby_edge.errors import describe
 
     try:
         rv = group.main(args=argv, prog_name="pxby-edge", standalone_mode=False)
@@ -153,24 +148,18 @@ def main(argv=None) -> int:
         click.echo("interrupted", err=True)
         return 130
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {describe(exc)}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except PxbyError as exc:
-        click.echo(f"error: {_one_line(exc)}", err=True)
-        return 2
-    except FileNotFoundError as exc:
-        click.echo(f"error: no such file: {exc.filename} (check the path)", err=True)
-        return 2
-    except IsADirectoryError as exc:
-        click.echo(f"error: {exc.filename} is a folder, a file was expected", err=True)
-        return 2
-    except PermissionError as exc:
-        click.echo(f"error: permission denied: {exc.filename}", err=True)
-        return 2
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        message = describe(exc)
+        if message is None:
+            raise
+        click.echo(f"error: {message}", err=True)
+        return 2
     return rv if isinstance(rv, int) else 0
 
 

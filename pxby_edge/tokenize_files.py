@@ -14,6 +14,7 @@ import numpy as np
 from pxby_edge import media
 from pxby_edge.errors import MediaError, TokenizerError
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
+from pxby_edge.vocab import PAD_ID, SEG_END_ID
 
 MAX_NPZ_BYTES = 512 * 1024 * 1024  # refuse absurd token files before reading them
 
@@ -21,44 +22,21 @@ MAX_NPZ_BYTES = 512 * 1024 * 1024  # refuse absurd token files before reading th
 def _read_text(text: Optional[str], text_file: Optional[Path]) -> Optional[str]:
     if text is not None and text_file is not None:
         raise TokenizerError("give --text or --text-file, not both")
-    if text_file is None:
-        return text
-    try:
-        return Path(text_file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MediaError(f"no such text file: {text_file}") from None
-    except UnicodeDecodeError as exc:
-        raise MediaError(f"{text_file} is not UTF-8 text ({exc.reason}); convert it to UTF-8") from None
-
-
-def _open_image(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        img = Image.open(path)
-        img.load()
-        return img
-    except FileNotFoundError:
-        raise MediaError(f"no such image: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise MediaError(f"cannot read image {path}: {exc}; give a PNG or GIF") from None
+    return text if text_file is None else media.read_text(text_file)
 
 
 def _read_audio(path: Path, npy_rate: int) -> tuple[np.ndarray, int]:
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise MediaError(f"no such audio file: {path}") from None
-        except ValueError as exc:
-            raise MediaError(f"cannot read {path} as a numpy array: {exc}") from None
-        if arr.dtype.kind not in "fiu":
-            raise MediaError(f"{path} must hold numbers, got dtype {arr.dtype}")
-        arr = np.asarray(arr, dtype=np.float32)
-        return (arr if arr.ndim == 2 and arr.shape[0] == 2 else media.tokenizer_audio(arr, npy_rate)), npy_rate
-    data, rate = media.read_audio(path)
+    data, rate = media.read_audio(path, npy_rate)
     return media.tokenizer_audio(data, rate), rate
+
+
+def _text_ids(tok: ActionPixelBytesTokenizer, text: str) -> np.ndarray:
+    ids = tok.process_text(text)
+    if not np.isin(ids, (PAD_ID, SEG_END_ID), invert=True).any():
+        raise TokenizerError(
+            "the text has no character the vocabulary can encode (ASCII letters, digits, punctuation); nothing to tokenize"
+        )
+    return ids
 
 
 def tokenize_files(
@@ -76,11 +54,11 @@ def tokenize_files(
     output = media.check_writable(output, overwrite)
     tok = ActionPixelBytesTokenizer(data_slicing=slicing)
     text_value = _read_text(text, text_file)
-    img = _open_image(Path(image)) if image is not None else None
+    img = media.open_image(image) if image is not None else None
     arrays, segments = [], {}
     rate_after = 0
     if text_value is not None:
-        arrays.append(tok.process_text(text_value))
+        arrays.append(_text_ids(tok, text_value))
         segments["text"] = int(arrays[-1].size)
     if img is not None:
         arrays.append(tok.process_image(img))
@@ -115,11 +93,7 @@ def load_tokens(path) -> dict:
         raise MediaError(f"no such token file: {path}")
     if path.stat().st_size > MAX_NPZ_BYTES:
         raise MediaError(f"{path} is larger than {MAX_NPZ_BYTES >> 20} MiB; not a token file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except Exception as exc:  # zipfile, ValueError, OSError: all mean "not our file"
-        raise MediaError(f"cannot read {path} as a token .npz: {exc}") from None
+    arrays = media.load_npz(path)
     if "labels" not in arrays and "tokens" not in arrays:
         raise MediaError(f"{path} holds neither 'labels' nor 'tokens'; make it with pxby-edge tokenize or generate")
     ids = np.asarray(arrays.get("labels", arrays.get("tokens")))
@@ -129,19 +103,40 @@ def load_tokens(path) -> dict:
     return arrays
 
 
+MAX_AUDIO_RATE = 384000  # the highest rate a WAV writer or a sound card is asked for
+
+
+def _recorded_rate(arrays: dict, path) -> int:
+    """The audio rate tokenize recorded in the file (0 when none), checked: the file is untrusted."""
+    value = np.asarray(arrays.get("audio_rate", 0))
+    if value.size != 1 or value.dtype.kind not in "fiu":
+        raise MediaError(f"{path}: audio_rate must be one number, got {value.dtype} of shape {value.shape}")
+    rate = float(value.reshape(-1)[0])
+    if not 0 <= rate <= MAX_AUDIO_RATE:  # also false for NaN
+        raise MediaError(f"{path}: audio_rate {rate:g} is not a sample rate (0..{MAX_AUDIO_RATE} Hz); pass --audio-rate")
+    return int(round(rate))
+
+
+DECODED_NAMES = ("text.txt", "sprite.png", "sprite.gif", "audio.wav")
+
+
 def detokenize_file(tokens, out_dir, *, scale: int = 4, audio_rate: Optional[int] = None, overwrite: bool = False) -> dict:
-    """Write text.txt, sprite.png, sprite.gif and audio.wav for a token .npz; returns a summary."""
-    arrays = load_tokens(tokens)
-    tok = ActionPixelBytesTokenizer()
-    ids = arrays["ids"]
-    if ids.size and (ids.min() < 0 or ids.max() >= tok.vocab_size):
-        raise MediaError(f"{tokens}: token ids outside 0..{tok.vocab_size - 1}; was it made with another vocabulary?")
-    rate = audio_rate or int(round(float(arrays.get("audio_rate", 0)))) or 16000
-    return write_decoded(tok.decode(ids), out_dir, tok.vocab_lists.palette_array(), scale, rate, overwrite)
+    """Write text.txt, sprite.png, sprite.gif and audio.wav for a token .npz, all or none; returns a summary."""
+    with media.OutputSet(out_dir, DECODED_NAMES, overwrite) as out:
+        arrays = load_tokens(tokens)
+        tok = ActionPixelBytesTokenizer()
+        ids = arrays["ids"]
+        if ids.size and (ids.min() < 0 or ids.max() >= tok.vocab_size):
+            raise MediaError(f"{tokens}: token ids outside 0..{tok.vocab_size - 1}; was it made with another vocabulary?")
+        rate = audio_rate or _recorded_rate(arrays, tokens) or 16000
+        summary = write_decoded(tok.decode(ids), out.folder, tok.vocab_lists.palette_array(), scale, rate, overwrite)
+        out.commit()
+    summary["outputs"] = [out.final(p) for p in summary["outputs"]]
+    return summary
 
 
 def write_decoded(decoded: dict, out_dir, palette, scale: int, audio_rate: int, overwrite: bool, stem: str = "") -> dict:
-    """Write what ``decode`` returned; only the parts present. Returns {'outputs': [...], ...}."""
+    """Write what ``decode`` returned into ``out_dir``; only the parts present. Returns {'outputs': [...], ...}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -150,7 +150,7 @@ def test_not_a_missing_port_is_not_called_missing():
 
 
 def test_cli_handheld_bad_port_is_one_line():
-    cli = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+    cli = [sys.executable, "-c", "import sys; from pxby_edge import cli; sys.exit(cli.main())"]
     run = subprocess.run([*cli, "handheld", "--port", "socket://127.0.0.1:99999"], capture_output=True, text=True,
                          timeout=60, cwd=Path(__file__).resolve().parent.parent)
     assert run.returncode == 2

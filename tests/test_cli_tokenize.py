@@ -64,7 +64,7 @@ def test_mono_ogg_gets_two_channels(upstream_dir, tmp_path, capsys):
         (["tokenize", "-o", "{tmp}/x.npz"], "nothing to tokenize"),
         (["tokenize", "--text", "a", "--text-file", "{tmp}/t.txt", "-o", "{tmp}/x.npz"], "not both"),
         (["tokenize", "--image", "{tmp}/t.txt", "-o", "{tmp}/x.npz"], "cannot read image"),
-        (["tokenize", "--audio", "{tmp}/t.txt", "-o", "{tmp}/x.npz"], "audio"),  # "cannot read audio" or "needs soundfile"
+        (["tokenize", "--audio", "{tmp}/t.txt", "-o", "{tmp}/x.npz"], "not an audio file"),
         (["detokenize", "{tmp}/t.txt", "--out", "{tmp}/o"], "cannot read"),
         (["detokenize", "{tmp}/none.npz", "--out", "{tmp}/o"], "no such token file"),
     ],
@@ -74,6 +74,24 @@ def test_errors_are_one_line(tmp_path, capsys, args, message):
     code, _, err = run([a.replace("{tmp}", str(tmp_path)) for a in args], capsys)
     assert code == 2
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_text_given_as_audio_is_not_answered_with_soundfile_advice(tmp_path):
+    """The Pi install has no soundfile: the reader is chosen by the file's bytes, not its name."""
+    (tmp_path / "t.txt").write_text("hello")
+    (tmp_path / "t.ogg").write_bytes(b"OggS" + bytes(60))
+    code = (
+        "import sys; sys.modules['soundfile'] = None; from pxby_edge.cli import main;"
+        f"rc1 = main(['tokenize', '--audio', {str(tmp_path / 't.txt')!r}, '-o', {str(tmp_path / 'x.npz')!r}]);"
+        f"rc2 = main(['tokenize', '--audio', {str(tmp_path / 't.ogg')!r}, '-o', {str(tmp_path / 'y.npz')!r}]);"
+        "sys.exit(10 * rc1 + rc2)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 22, proc.stderr
+    first, second = proc.stderr.splitlines()
+    assert "not an audio file" in first and "soundfile" not in first
+    assert "needs soundfile" in second  # a real OGG: there the advice is right
+    assert not (tmp_path / "x.npz").exists() and not (tmp_path / "y.npz").exists()
 
 
 def test_existing_output_needs_force(tmp_path, capsys):

@@ -80,7 +80,7 @@ class LiveHandheld:
     """``pxby-edge handheld --pty`` in its own process, spoken to over its pty."""
 
     def __init__(self):
-        cli = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+        cli = [sys.executable, "-c", "import sys; from pxby_edge import cli; sys.exit(cli.main())"]
         self.proc = subprocess.Popen([*cli, "handheld", "--pty", "--seconds", "120"], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, cwd=ROOT)
         first = self.proc.stdout.readline()

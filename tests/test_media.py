@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -72,3 +74,57 @@ def test_mono_audio_gets_a_filtered_second_channel():
     stereo = media.tokenizer_audio(x[None], 8000)
     assert stereo.shape == (2, 4000)
     assert np.abs(stereo[0]).max() == pytest.approx(1.0)
+
+
+def test_output_set_lands_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "a" / "b"
+    with pytest.raises(RuntimeError), media.OutputSet(out, ["x.txt", "y.txt"]) as s:
+        media.write_text(s.folder / "x.txt", "one")
+        raise RuntimeError("killed half way")
+    assert sorted(os.listdir(tmp_path)) == []  # no folder, no parent, no hidden temporary
+    with media.OutputSet(out, ["x.txt", "y.txt"]) as s:
+        paths = [media.write_text(s.folder / n, n) for n in ("x.txt", "y.txt")]
+        assert not out.exists()  # nothing lands before the commit
+        s.commit()
+    assert [s.final(p) for p in paths] == [str(out / "x.txt"), str(out / "y.txt")]
+    assert sorted(os.listdir(out)) == ["x.txt", "y.txt"] and oct(out.stat().st_mode & 0o777) != "0o700"
+
+
+def test_output_set_into_a_used_folder_keeps_other_files_and_needs_force(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep")
+    (tmp_path / "x.txt").write_text("old")
+    with pytest.raises(OutputExistsError, match="--force"):
+        media.OutputSet(tmp_path, ["x.txt"])
+    with media.OutputSet(tmp_path, ["x.txt"], overwrite=True) as s:
+        media.write_text(s.folder / "x.txt", "new")
+        assert (tmp_path / "x.txt").read_text() == "old"  # replaced only at the end
+        s.commit()
+    assert (tmp_path / "x.txt").read_text() == "new" and (tmp_path / "mine.txt").read_text() == "keep"
+    assert sorted(os.listdir(tmp_path)) == ["mine.txt", "x.txt"]
+
+
+def test_atomic_write_errors_name_the_users_path(tmp_path, monkeypatch):
+    import errno
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EACCES, "Permission denied", str(tmp_path / ".t.txt.abc123"))
+
+    monkeypatch.setattr(media.tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError) as info:
+        media.write_text(tmp_path / "t.txt", "x")
+    assert info.value.filename == str(tmp_path / "t.txt")
+
+
+def test_output_set_deletes_what_killed_runs_left(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f".out.{dead.pid}.abc.partial").mkdir()  # a run killed before its commit
+    (tmp_path / f".out.{os.getpid()}.abc.partial").mkdir()  # a live run's
+    (tmp_path / f".outer.{dead.pid}.abc.partial").mkdir()  # another destination's
+    with media.OutputSet(tmp_path / "out", ["x.txt"]) as s:
+        media.write_text(s.folder / "x.txt", "x")
+        s.commit()
+    assert sorted(os.listdir(tmp_path)) == [f".out.{os.getpid()}.abc.partial", f".outer.{dead.pid}.abc.partial", "out"]

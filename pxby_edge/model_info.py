@@ -1,22 +1,23 @@
-"""The ``pxby-edge inspect`` command: what a model file holds, read without an interpreter or torch.
+"""What a model file holds, read without an interpreter or torch: what ``pxby-edge inspect`` prints.
 
-    pxby-edge inspect pxby_edge/assets/demo.tflite
-
-Prints the manifest (model, tokenizer, recipe, calibration, fidelity), the step's inputs and outputs
-with their quantization, sizes and the operators; ``--json`` prints the manifest alone, as stored.
+    python -c "from pxby_edge.model_info import describe_model; from pxby_edge.generate import default_model_path; print(describe_model(default_model_path()))"
 """
 
 from __future__ import annotations
 
 import json
 
-import click
+from pxby_edge.manifest import read_manifest
+from pxby_edge.tflite_file import TFLiteFile
 
 
-def describe(path) -> str:
-    from pxby_edge.manifest import read_manifest
-    from pxby_edge.tflite_file import TFLiteFile
+def manifest_json(path) -> str:
+    """The manifest of a model file as stored, as indented JSON."""
+    return json.dumps(read_manifest(path).to_dict(), indent=2)
 
+
+def describe_model(path) -> str:
+    """What ``pxby-edge inspect`` prints: manifest, tensors with their quantization, sizes, operators."""
     f = TFLiteFile.open(path)
     m = read_manifest(f)
     sub = f.subgraphs[f.signature(m.signature).subgraph_index]
@@ -57,16 +58,3 @@ def describe(path) -> str:
         if shown:
             lines.append("fidelity   " + ", ".join(shown))
     return "\n".join(lines)
-
-
-@click.command()
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def inspect(model, as_json):
-    """Show the manifest, tensors, sizes and operators of a MODEL .tflite file."""
-    if as_json:
-        from pxby_edge.manifest import read_manifest
-
-        click.echo(json.dumps(read_manifest(model).to_dict(), indent=2))
-    else:
-        click.echo(describe(model))
