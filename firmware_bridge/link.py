@@ -25,7 +25,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from firmware_bridge import protocol as pr
-from firmware_bridge.errors import CapabilityError, LinkError, LinkTimeout, PortError, ProtocolVersionError
+from firmware_bridge.errors import CapabilityError, LinkError, LinkTimeout, ProtocolVersionError
 from firmware_bridge.frame import BadFrame, Decoder, Message, encode
 
 
@@ -536,14 +536,9 @@ class Link:
             self.port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=self.read_wait_s,
                                               write_timeout=5.0, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
-            text = str(exc)
-            if "No such file" in text or "could not open port" in text and "Errno 2" in text:
-                raise PortError(f"no such port: {self.url} (is the device plugged in? `ls /dev/tty*`)") from exc
-            if "exclusively lock" in text or "busy" in text.lower() or "Errno 16" in text:
-                raise PortError(f"port busy: {self.url} is held by another program (close it, then retry)") from exc
-            if "Connection refused" in text or "Errno 111" in text:
-                raise PortError(f"nobody listens at {self.url} (start `pxby-edge handheld` first)") from exc
-            raise PortError(f"cannot open {self.url}: {text}") from exc
+            from firmware_bridge.ports import port_error
+
+            raise port_error(self.url, exc) from exc
         return self
 
     def connect(self) -> Link:
