@@ -27,6 +27,7 @@ COMMANDS = {
     "bench": "pxby_edge.runtime_commands:bench",
     "handheld": "firmware_bridge.commands:handheld",
     "stream": "firmware_bridge.commands:stream",
+    "ports": "firmware_bridge.commands:ports",
     "demo": "firmware_bridge.demo:demo",
 }
 
