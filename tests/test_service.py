@@ -97,3 +97,30 @@ def test_the_udev_rule_names_the_handheld_and_wants_the_unit():
 def test_the_rule_parser_refuses_what_udev_would(bad):
     with pytest.raises(AssertionError):
         parse_rule(bad)
+
+
+def test_loop_rounds_each_redraw_the_screen_and_pause_between():
+    import numpy as np
+
+    from firmware_bridge.device import DeviceCore
+    from firmware_bridge.stream import Round, stream_rounds, synthetic_events
+    from firmware_bridge.virtual import VirtualLine, VirtualLink
+
+    device = DeviceCore()
+    link = VirtualLink(device, VirtualLine(921600), seed=1, line_bps=92160).connect()
+    pauses, made = [], []
+
+    def make(k):
+        made.append(k)
+        return Round(synthetic_events(frames=1, size=8, audio_s=0.05, seed=k), 8000, None)
+
+    rounds = list(stream_rounds(link, make, rounds=3, pause_s=2.5, sleep=pauses.append))
+    assert made == [0, 1, 2] and [r["round"] for r in rounds] == [0, 1, 2]
+    assert pauses == [2.5, 2.5]  # between rounds, not after the last
+    assert all(r["commits"] > 0 and r["audio_samples"] > 0 for r in rounds)
+    last = np.array(device.screen)
+    # the last round alone, on a fresh device, draws the same screen: each round starts from a reset one
+    fresh = DeviceCore()
+    link2 = VirtualLink(fresh, VirtualLine(921600), seed=1, line_bps=92160).connect()
+    list(stream_rounds(link2, lambda k: make(2), rounds=1))
+    assert np.array_equal(last, fresh.screen)
