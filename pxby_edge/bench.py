@@ -510,15 +510,13 @@ def plot_rows(rows: list, path, overwrite: bool = False, title: str = "pxby-edge
         ax.bar(0, 0, color=colour, label=f"batch {batch}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=path.suffix)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")  # made with the user's umask, unlike mkstemp
     try:
         fig.savefig(tmp, dpi=110)
         os.replace(tmp, path)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
     return path
 
 
