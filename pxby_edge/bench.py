@@ -54,6 +54,7 @@ ROW_KEYS = ("name", "kind", "backend", "recipe", "batch", "threads", "tokens", "
 SPREAD_KEYS = ("tokens_per_s", "us_per_token_median", "us_per_token_p99", "cpu_us_per_token", "bare_us", "startup_s",
                "peak_rss_mb")
 FORMATS = ("table", "md", "csv", "json", "jsonl")
+KINDS = ("step", "generate")  # rows measured per backend here; torch rows come from their own runners
 PROMPT = "a small blue water creature"
 ROW_MARK = "PXBY_ROW "
 ONNX_INT8 = "onnx-int8"
@@ -236,6 +237,14 @@ def parse_backends(text: Optional[str]) -> Optional[list]:
     return names
 
 
+def parse_kinds(text: str) -> tuple:
+    """``"step,generate"`` → the row kinds measured per backend (one-line error naming the valid ones)."""
+    kinds = tuple(k.strip() for k in str(text).split(",") if k.strip())
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise BackendError(f"--kinds takes {' and/or '.join(KINDS)}, comma-separated; got {text!r}")
+    return kinds
+
+
 def parse_threads(text: str) -> list:
     """``"1,2,4"`` → [1, 2, 4]."""
     try:
@@ -294,7 +303,7 @@ def _model_specs(plan: Plan, model: Path, have: list, contexts: str) -> list:
             continue
         recipe = "fp32" if name == "onnx" else manifest.recipe  # onnxruntime runs the float .onnx beside it
         base = f"{name} {recipe} b{manifest.batch}"
-        for kind in (k for k in plan.kinds if k in ("step", "generate")):
+        for kind in (k for k in plan.kinds if k in KINDS):
             specs.append(RowSpec(kind, str(model), name, 1, plan.tokens, contexts, plan.seed, label=f"{base} {kind}",
                                  recipe=recipe))
         if plan.variants and name in ("litert", "tflite") and "step" in plan.kinds:

@@ -50,12 +50,12 @@ OUTPUTS = ("table", "md", "csv", "json", "jsonl")  # pxby_edge.bench.FORMATS, wi
 def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstream_tokens, threads, repetitions, fmt,
           plot, force, no_onnx_int8, variants, seed, inline, as_json):
     """Per-token latency, tokens/s, start-up and peak RSS of every backend on one token stream."""
-    from pxby_edge.bench import Plan, format_rows, parse_backends, parse_threads, plot_rows
+    from pxby_edge.bench import Plan, format_rows, parse_backends, parse_kinds, parse_threads, plot_rows
     from pxby_edge.bench import bench as run_bench
 
     fmt = "json" if as_json else fmt
     paths = _bench_paths(models, batch_models, batch)
-    plan = Plan(paths, backends=parse_backends(backends), kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
+    plan = Plan(paths, backends=parse_backends(backends), kinds=parse_kinds(kinds),
                 threads=tuple(parse_threads(threads)), tokens=tokens, seed=seed, variants=variants,
                 onnx_int8=not no_onnx_int8)
     extra = _torch_rows(vs_torch, tokens, upstream_tokens, plan.threads[0], seed)
@@ -91,11 +91,14 @@ def _torch_rows(vs_torch, tokens, upstream_tokens, threads, seed):
     """The PyTorch rows' specs (training/bench_rows.py), or a one-line error naming the extra to install."""
     if vs_torch is None:
         return lambda contexts: []
-    try:
-        from training.bench_rows import torch_specs
-    except ImportError as exc:
-        from pxby_edge.errors import BackendError
+    import importlib.util
 
-        raise BackendError(f"--vs-torch needs PyTorch ({exc.name} is not installed): pip install 'pxby-edge[train]'"
-                           ) from exc
+    from pxby_edge.errors import BackendError
+
+    # torch itself is imported only in the rows' own processes (it would stay in this one's RSS)
+    missing = next((m for m in ("torch", "training") if importlib.util.find_spec(m) is None), None)
+    if missing is not None:
+        raise BackendError(f"--vs-torch needs PyTorch ({missing} is not installed): pip install 'pxby-edge[train]'")
+    from training.bench_rows import torch_specs
+
     return torch_specs(vs_torch, tokens=tokens, upstream_tokens=upstream_tokens, threads=threads, seed=seed)

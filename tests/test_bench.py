@@ -180,6 +180,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert all(name in err for name in ("litert", "tflite", "onnx", "numpy")) and "'bogus'" in err
     code, _, err = run_cli(["--threads", "0", "--tokens", "16"], capsys)
     assert code == 2 and err.startswith("error: ") and "1,2,4" in err
+    code, _, err = run_cli(["--kinds", "step,bogus", "--tokens", "16"], capsys)
+    assert code == 2 and err.startswith("error: --kinds takes step and/or generate")
     code, _, err = run_cli([str(default_model_path()), "--batch", "8", "--inline"], capsys)
     assert code == 2 and "--batch 8" in err
     code, out, _ = run_cli(["--help"], capsys)
@@ -197,3 +199,12 @@ def test_plot_without_matplotlib_is_one_line(tmp_path, capsys, monkeypatch):
 def test_the_stream_needs_a_batch_one_file(tiny):
     with pytest.raises(BackendError, match="batch-1 file"):
         bench(Plan([tiny.float_b2], tokens=20), isolate=False)
+
+
+def test_vs_torch_without_torch_names_the_extra(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    code, _, err = run_cli(["--vs-torch", str(tmp_path), "--tokens", "16", "--inline"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "pip install 'pxby-edge[train]'" in err
