@@ -365,15 +365,7 @@ class HostSession:
             self.connect(now_ms)
             return
         if msg.type in (pr.ACK, pr.NAK):
-            if fields["session"] != self.tag:
-                return  # left over from an earlier session
-            self._acked(msg.ack, now_ms)
-            if msg.type == pr.ACK and self.audio_cfg_seq is not None:
-                self.audio_limit = max(self.audio_limit, fields["audio_limit"])
-            if msg.type == pr.NAK:
-                self.counters["naks"] += 1
-            if fields["sack"] or (msg.type == pr.NAK and fields["reason"] == pr.NAK_OUT_OF_ORDER):
-                self._selective(msg.ack, fields["sack"], now_ms)
+            self._on_ack(msg, fields, now_ms)
         elif msg.type == pr.PONG:
             # the token is our clock when we pinged: a clean round-trip sample even when every
             # data frame got retransmitted (which Karn's rule leaves without one)
@@ -382,6 +374,17 @@ class HostSession:
             self.last_status = fields
         elif msg.type == pr.LOG:
             self.last_log = tail.decode("ascii", "replace")
+
+    def _on_ack(self, msg: Message, fields: dict, now_ms: int) -> None:
+        if fields["session"] != self.tag:
+            return  # left over from an earlier session
+        self._acked(msg.ack, now_ms)
+        if msg.type == pr.ACK and self.audio_cfg_seq is not None:
+            self.audio_limit = max(self.audio_limit, fields["audio_limit"])
+        if msg.type == pr.NAK:
+            self.counters["naks"] += 1
+        if fields["sack"] or (msg.type == pr.NAK and fields["reason"] == pr.NAK_OUT_OF_ORDER):
+            self._selective(msg.ack, fields["sack"], now_ms)
 
     def _acked(self, ack: int, now_ms: int) -> None:
         progressed = False
