@@ -256,21 +256,27 @@ def parse_threads(text: str) -> list:
     return values
 
 
+def onnx_quantizer_missing() -> Optional[str]:
+    """Why the ONNX Runtime int8 rows cannot be made here (its quantization tools need ``onnx``), or None."""
+    try:
+        importlib.import_module("onnxruntime.quantization")
+    except ImportError as exc:
+        return f"needs onnxruntime's quantization tools ({exc}): pip install onnx"
+    return None
+
+
 def onnx_int8_model(model: Path, work: Path) -> Optional[Path]:
     """A ``.tflite`` in ``work`` whose same-stem ``.onnx`` is ``quantize_dynamic`` of the float one beside ``model``.
 
     The onnx backend then runs the int8 graph with the model's manifest. None when no float .onnx is
-    beside ``model``; BackendError when onnxruntime's quantization tools (they need ``onnx``) are missing."""
+    beside ``model``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     from pxby_edge.backends.onnx import onnx_path_for
 
     float_onnx = onnx_path_for(model)
     if float_onnx is None:
         return None
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:
-        raise BackendError(f"the ONNX Runtime int8 rows need onnxruntime and onnx ({exc}); "
-                           "pip install onnx, or pass --backend without onnx") from exc
     out = work / ONNX_INT8
     out.mkdir(parents=True, exist_ok=True)
     quantize_dynamic(str(float_onnx), str(out / f"{model.stem}.onnx"), weight_type=QuantType.QInt8)
@@ -324,14 +330,17 @@ def plan_rows(plan: Plan, contexts: str, work: Path) -> list:
     specs = []
     for model in plan.models:
         specs += _model_specs(plan, model, have, contexts)
-        wants_onnx = "onnx" in have and (plan.backends is None or "onnx" in plan.backends)
-        int8 = onnx_int8_model(model, work) if plan.onnx_int8 and wants_onnx else None
+        int8 = onnx_int8_model(model, work) if _wants_onnx_int8(plan, have) else None
         if int8 is not None:
             base = f"onnx int8 (quantize_dynamic) b{read_manifest(model).batch}"
             specs += [RowSpec(kind, str(int8), "onnx", 1, plan.tokens, contexts, plan.seed, label=f"{base} {kind}",
                               recipe=ONNX_INT8) for kind in plan.kinds]
     return [replace(s, threads=t, label=f"{s.label} t{t}" if len(plan.threads) > 1 else s.label)
             for s in specs for t in plan.threads]
+
+
+def _wants_onnx_int8(plan: Plan, have: list) -> bool:
+    return plan.onnx_int8 and "onnx" in have and (plan.backends is None or "onnx" in plan.backends)
 
 
 def _error_row(spec: RowSpec, message: str) -> dict:
@@ -427,11 +436,17 @@ def bench(plan: Plan, *, repeats: int = 1, extra_specs: Callable[[str], list] = 
         raise BackendError("bench records its token stream with a batch-1 file; give one besides the batch-B file")
     if repeats < 1:
         raise BackendError(f"repeats must be ≥ 1, got {repeats}")
+    from pxby_edge.backends import available_backends
+
+    rows, skipped = [], []
+    missing = onnx_quantizer_missing() if _wants_onnx_int8(plan, available_backends()) else None
+    if missing is not None:  # the other rows still run; the table says why these are absent
+        plan = replace(plan, onnx_int8=False)
+        skipped.append(_error_row(RowSpec("generate", backend="onnx", label="onnx int8 (quantize_dynamic)"), missing))
     with tempfile.TemporaryDirectory() as tmp:
         ctx_path = Path(tmp) / "contexts.npy"
         np.save(ctx_path, record_stream(batch1[0], plan.tokens, plan.seed))
         specs = list(extra_specs(str(ctx_path))) + plan_rows(replace(plan, models=models), str(ctx_path), Path(tmp))
-        rows = []
         for spec in specs:
             runs = []
             for k in range(repeats):
@@ -439,7 +454,7 @@ def bench(plan: Plan, *, repeats: int = 1, extra_specs: Callable[[str], list] = 
                     progress(spec.label + (f" ({k + 1}/{repeats})" if repeats > 1 else ""))
                 runs.append(run_spec(spec, isolate))
             rows.append(mean_rows(runs))
-    return add_ratios(rows)
+    return add_ratios(rows + skipped)
 
 
 # -- output ---------------------------------------------------------------------------------------------

@@ -127,6 +127,15 @@ def test_onnx_int8_rows_run_through_the_generator_and_give_our_ratio():
     assert ours["x_vs_onnx_int8"] == pytest.approx(ours["tokens_per_s"] / int8["tokens_per_s"])
 
 
+def test_without_onnx_the_int8_rows_are_one_error_row_and_the_rest_runs(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)  # onnxruntime without the onnx package
+    rows = bench(Plan([default_model_path()], backends=["litert", "onnx"], kinds=("step",), tokens=20), isolate=False)
+    assert [r["name"] for r in rows] == ["litert dynamic b1 step", "onnx fp32 b1 step", "onnx int8 (quantize_dynamic)"]
+    assert "pip install onnx" in rows[-1]["error"] and "error" not in rows[0]
+    assert "error: needs onnxruntime's quantization tools" in format_rows(rows)
+
+
 def test_repeats_give_mean_and_standard_deviation():
     runs = [{"name": "a", "kind": "step", "batch": 1, "tokens": 64, "tokens_per_s": v, "us_per_token_median": 1e6 / v}
             for v in (100.0, 200.0, 300.0)]
