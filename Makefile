@@ -4,16 +4,18 @@
 #   make test-slow - the slow tests only (wheel installs, longer trainings), deselected by `make test`
 #   make lint   - ruff (style and complexity caps) and lint-imports (the layers, docs/ARCHITECTURE.md)
 #   make arm64-check - the Pi path under arm64 emulation (qemu-user; 11-13 min, docs/PI.md)
+#   make dist   - the wheel and sdist users install (dist/*.whl, dist/*.tar.gz; the bundled model inside)
 
 PYTHON ?= python3
 VENV ?= .venv
 PI_VENV ?= .venv-pi
+BUILD_VENV ?= .venv-build
 # torch 2.13.0 CPU is the wheel this project's machines keep on disk; litert-torch needs torch < 2.15.
 TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow lint firmware-test arm64-check clean
+.PHONY: demo test test-slow lint firmware-test arm64-check clean dist
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,5 +49,15 @@ test-slow: $(VENV)/.installed
 arm64-check:
 	scripts/arm64-check
 
+$(BUILD_VENV)/.installed:
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/pip install $(PIP_FLAGS) build "setuptools>=68"
+	touch $@
+
+# --no-isolation: the build venv already holds the backend, so a rebuild needs no network
+dist: $(BUILD_VENV)/.installed
+	rm -rf dist build
+	$(BUILD_VENV)/bin/python -m build --no-isolation --sdist --wheel --outdir dist .
+
 clean:
-	rm -rf $(VENV) $(PI_VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(PI_VENV) $(BUILD_VENV) dist .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -8,15 +8,14 @@ at batch 1 and 8, dynamic at batch 1, the float file and its ONNX. Then runs eve
 a fresh process) with --vs-torch on that checkpoint, prints the table, and checks the issue's targets:
 ≥ 8,000 tok/s end to end at batch 1, ≤ 50 µs overhead per token over the bare invoke, ≥ 100× upstream
 style over 1,000 tokens, batch 8 ≥ 3× batch 1, peak RSS ≤ 120 MB, load to first token ≤ 0.5 s; and
-the bundled demo model ≥ 20,000 tok/s end to end. The machine is shared: run with --repeats 3 and
-the per-row median of the repeats is reported.
+the bundled demo model ≥ 20,000 tok/s end to end. The machine is shared: run with --repeats 3;
+each row is then the mean of its repeats, ± their standard deviation.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -72,7 +71,7 @@ def state_fidelity(tied: Path, untied: Path, reference: Path, tokens: int) -> li
     import numpy as np
 
     from pxby_edge.backends import open_backend
-    from pxby_edge.backends.bench import record_stream
+    from pxby_edge.bench import record_stream
 
     contexts = record_stream(reference, tokens)
     ref = open_backend(reference, "litert")
@@ -116,7 +115,7 @@ def paired_overhead(model: Path, tokens: int, seed: int = 0) -> dict:
     import numpy as np
 
     from pxby_edge.backends import open_backend
-    from pxby_edge.backends.bench import generation_request
+    from pxby_edge.bench import generation_request
     from pxby_edge.generate import Generator
 
     be = open_backend(model, "litert", threads=1)
@@ -142,21 +141,6 @@ def paired_overhead(model: Path, tokens: int, seed: int = 0) -> dict:
             "invoke_us_median": float(np.median(inv)) / be.batch, "invoke_us_p5": float(np.percentile(inv, 5)) / be.batch,
             "step_us_median": float(np.median(steps)) / be.batch,
             "overhead_us_median": float(np.median(over)), "overhead_us_p99": float(np.percentile(over, 99))}
-
-
-def median_rows(runs: list) -> list:
-    """Per-row medians of the numeric fields over repeated runs (rows matched by name)."""
-    out = []
-    for row in runs[0]:
-        same = [r for run in runs for r in run if r["name"] == row["name"]]
-        merged = dict(row)
-        for key, value in row.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                vals = [s[key] for s in same if isinstance(s.get(key), (int, float))]
-                merged[key] = statistics.median(vals)
-        merged["repeats"] = len(same)
-        out.append(merged)
-    return out
 
 
 def targets(rows: list, demo_rows: list) -> list:
@@ -254,7 +238,8 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None, help="Write all rows and checks here.")
     args = ap.parse_args()
 
-    from pxby_edge.backends.bench import bench, format_table
+    from pxby_edge.bench import Plan, add_ratios, bench, format_rows
+    from training.bench_rows import torch_specs
 
     files = build(args.work, args.rebuild)
     models = [files[k] for k in ("int8", "float", "mixed", "dynamic", "int8_b8", "mixed_b8", "dynamic_b8", "float_b8")]
@@ -262,23 +247,22 @@ def main() -> int:
     def progress(label):
         print(f"  {label}", file=sys.stderr, flush=True)
 
-    runs = []
-    for k in range(args.repeats):
-        print(f"run {k + 1}/{args.repeats}", file=sys.stderr)
-        runs.append(bench(models, tokens=args.tokens, threads=args.threads, variants=True,
-                          # The PyTorch rows take minutes (upstream-style is quadratic): measured in the first run only.
-                          vs_torch=None if args.no_torch or k else files["ckpt"], upstream_tokens=args.upstream_tokens,
-                          progress=progress))
-    rows = median_rows(runs)
+    rows = bench(Plan(models, tokens=args.tokens, threads=(args.threads,), variants=True), repeats=args.repeats,
+                 progress=progress)
+    if not args.no_torch:
+        # The PyTorch rows take minutes (upstream-style is quadratic): measured once, not repeated.
+        torch_rows = bench(Plan(models[:1], kinds=(), tokens=args.tokens, onnx_int8=False), progress=progress,
+                           extra_specs=torch_specs(files["ckpt"], tokens=args.tokens,
+                                                   upstream_tokens=args.upstream_tokens, threads=args.threads))
+        rows = add_ratios(torch_rows + rows)
     demo_rows = []
     if args.demo.is_file():
-        demo_runs = [bench([args.demo], tokens=args.tokens, backends=["litert"], threads=args.threads)
-                     for _ in range(args.repeats)]
-        demo_rows = median_rows(demo_runs)
-    print(format_table(rows))
+        demo_rows = bench(Plan([args.demo], backends=["litert"], tokens=args.tokens, threads=(args.threads,)),
+                          repeats=args.repeats)
+    print(format_rows(rows))
     if demo_rows:
         print("\nbundled demo model")
-        print(format_table(demo_rows))
+        print(format_rows(demo_rows))
     fidelity = state_fidelity(files["int8"], files["int8_untied"], files["float"], args.tokens)
     print("\nint8 state handoff vs the float file (teacher-forced, slot 5)")
     for r in fidelity:
@@ -299,7 +283,7 @@ def main() -> int:
         print(f"  {'ok ' if ok else 'MISS'} {name}: {value:.3g}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rows": rows, "demo": demo_rows, "runs": runs, "state_fidelity": fidelity,
+        args.json.write_text(json.dumps({"rows": rows, "demo": demo_rows, "state_fidelity": fidelity,
                                          "paired_overhead": paired,
                                          "checks": [{"target": n, "value": v, "ok": ok} for n, v, ok in checks]},
                                         indent=2))

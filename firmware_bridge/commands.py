@@ -1,7 +1,8 @@
-"""The ``handheld`` and ``stream`` commands (registered lazily by cli.py).
+"""The ``handheld``, ``stream`` and ``ports`` commands (registered lazily by cli.py).
 
     pxby-edge handheld --pty --capture out/handheld &
-    pxby-edge stream --synthetic --port /dev/pts/N
+    pxby-edge ports
+    pxby-edge stream --synthetic            # --port auto: the one handheld found
 
 Only click is imported here; everything heavy is imported inside the command that needs it.
 """
@@ -29,13 +30,24 @@ def handheld(use_pty, port, baud, capture_dir, live, seconds):
     """
     import sys
 
-    from firmware_bridge.simulator import Capture, Simulator, open_transport
+    from firmware_bridge.ports import announce
+    from firmware_bridge.simulator import open_transport
 
     if use_pty and port:
         raise click.UsageError("give --pty or --port, not both")
     transport = open_transport(pty=use_pty or port is None, port=port, baud=baud)
-    click.echo(f"port: {transport.url}")
-    sys.stdout.flush()
+    with announce(transport.url):  # before the port line: a host that read it finds the handheld with auto
+        click.echo(f"port: {transport.url}")
+        sys.stdout.flush()
+        _serve(transport, capture_dir, live, seconds)
+
+
+def _serve(transport, capture_dir, live, seconds):
+    """Run the simulator on ``transport`` until ``seconds`` pass or a signal stops it; print its counters."""
+    import sys
+
+    from firmware_bridge.simulator import Capture, Simulator
+
     writer = None
     if live:
         click.echo("\x1b[2J", nl=False)
@@ -67,36 +79,76 @@ def handheld(use_pty, port, baud, capture_dir, live, seconds):
 
 @click.command()
 @click.argument("model", required=False, type=click.Path(dir_okay=False))
-@click.option("--port", required=True, metavar="URL", help="The device: /dev/ttyACM0, a pty path, socket://HOST:PORT.")
+@click.option("--port", default="auto", show_default=True, metavar="URL",
+              help="The device: auto (the one handheld `pxby-edge ports` finds), /dev/ttyACM0, a pty path, "
+                   "socket://HOST:PORT.")
 @click.option("--baud", default=115200, show_default=True, help="Baud rate of the serial line.")
 @generation_options
 @click.option("--dither", is_flag=True, help="Ordered (Bayer) dithering between the 4 shades.")
 @click.option("--audio-format", type=click.Choice(["u8", "u4"]), default="u8", show_default=True, help="Sample format on the wire.")
 @click.option("--synthetic", is_flag=True, help="Stream a built-in test sprite and sound instead of generating.")
 @click.option("--connect-timeout", default=3.0, show_default=True, type=float, help="Seconds to wait for the device.")
-def stream(model, port, baud, dither, audio_format, synthetic, connect_timeout, backend, threads, **options):
+@click.option("--loop", is_flag=True,
+              help="Send creature after creature until stopped: a new random seed each round, or --seed, +1, +2, ...")
+@click.option("--pause", type=click.FloatRange(0), default=5.0, show_default=True, help="Seconds between rounds of --loop.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per round on stdout instead of a sentence.")
+@click.pass_context
+def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_timeout, loop, pause, as_json, backend,
+           threads, **options):
     """Generate with MODEL (default: the bundled one) and send it live to a device or `pxby-edge handheld`:
     text as it appears, the sprite row by row, each animation frame, then the cry."""
-    from firmware_bridge.link import Link
-    from firmware_bridge.stream import Streamer, stream_needs, synthetic_events
+    import json
 
-    opts = dict(dither=dither, audio_format=audio_format)
-    if synthetic:
-        events, audio_rate, audio_total = synthetic_events(), 8000, None
-    else:
-        gen, audio_rate = _generation(model, options, backend, threads)
-        events, audio_total = gen.events(), gen.request.audio_samples
-    with Link(port, baud, connect_timeout_s=connect_timeout, need=stream_needs()) as link:
+    from firmware_bridge.link import Link
+    from firmware_bridge.ports import resolve_port
+    from firmware_bridge.stream import stream_needs, stream_rounds
+
+    url = resolve_port(port)
+    fixed_seed = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT or not loop
+    seeds = _seeds(options["seed"], fixed_seed)
+    make_round = _synthetic_round(seeds) if synthetic else _generated_round(model, options, seeds, backend, threads)
+    with Link(url, baud, connect_timeout_s=connect_timeout, need=stream_needs()) as link:
         link.connect()
-        streamer = Streamer(link, audio_rate=audio_rate, audio_total=audio_total, **opts)
-        for event in events:
-            streamer.feed(event)
-        stats = streamer.finish()
-    click.echo(
+        for stats in stream_rounds(link, make_round, rounds=None if loop else 1, pause_s=pause, dither=dither,
+                                   audio_format=audio_format):
+            stats["seed"] = seeds(stats["round"])
+            click.echo(json.dumps(stats) if as_json else _summary(stats))
+
+
+def _seeds(base: int, fixed: bool):
+    """Round k's seed: ``base + k`` when the seed was given (or one round is sent), else a fresh random one."""
+    import secrets
+
+    drawn: dict = {}
+    return lambda k: base + k if fixed else drawn.setdefault(k, secrets.randbelow(2**31))
+
+
+def _summary(stats: dict) -> str:
+    return (
         f"sent {stats['commits']} commits, {stats['tiles_sent']} tiles, {stats['audio_samples']} audio samples in "
         f"{stats['frames_sent']} frames ({stats['bytes_sent']} bytes); retransmits {stats['retransmits']}, "
         f"reconnects {stats['reconnects']}"
     )
+
+
+def _synthetic_round(seeds):
+    from firmware_bridge.stream import Round, synthetic_events
+
+    return lambda k: Round(synthetic_events(seed=seeds(k)), 8000, None)
+
+
+def _generated_round(model, options, seeds, backend, threads):
+    """Round k: a generation with seed ``seeds(k)``; the first is set up now, so a wrong model or a missing
+    runtime is reported before the device is waited for."""
+    from firmware_bridge.stream import Round
+
+    first = _generation(model, dict(options, seed=seeds(0)), backend, threads)
+
+    def make(k: int) -> Round:
+        gen, rate = first if k == 0 else _generation(model, dict(options, seed=seeds(k)), backend, threads)
+        return Round(gen.events(), rate, gen.request.audio_samples)
+
+    return make
 
 
 def _generation(model, options, backend, threads):
@@ -113,3 +165,21 @@ def _generation(model, options, backend, threads):
     request = request_from_options(**options)
     be = open_backend(model or default_model_path(), backend=backend, threads=threads)
     return Generator(be, request), audio_rate_of(be.manifest)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the ports as a JSON list.")
+def ports(as_json):
+    """Serial ports of this machine and running simulated handhelds; `handheld` marks what --port auto takes."""
+    import json
+
+    from firmware_bridge.ports import list_handheld_ports
+
+    found = list_handheld_ports()
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in found], indent=2))
+        return
+    if not found:
+        click.echo("no serial ports found (plug the handheld in, or start `pxby-edge handheld`)")
+    for p in found:
+        click.echo(f"{p.device:<28} {p.hwid or '-':<10} {'handheld' if p.handheld else '-':<9} {p.description}")

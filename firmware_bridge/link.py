@@ -28,6 +28,7 @@ import numpy as np
 from firmware_bridge import protocol as pr
 from firmware_bridge.errors import CapabilityError, LinkError, LinkTimeout, PortError, ProtocolVersionError
 from firmware_bridge.frame import BadFrame, Decoder, Message, encode
+from firmware_bridge.ports import port_error
 
 
 @dataclass
@@ -549,19 +550,6 @@ def parse_socket_url(url: str) -> tuple[str, int]:
     if not num.isdigit() or not 0 <= int(num) <= 65535:
         raise PortError(f"bad socket URL {url!r}: expected socket://HOST:PORT with PORT 0..65535")
     return host.strip("[]") or "127.0.0.1", int(num)
-
-
-def port_error(url: str, exc: Exception) -> PortError:
-    """One line saying why ``url`` did not open, from whatever pyserial or the OS raised."""
-    errno = getattr(exc, "errno", None)
-    text = str(exc)
-    if errno == 2 or re.search(r"\[Errno 2\]", text):
-        return PortError(f"no such port: {url} (is the device plugged in? `ls /dev/tty*`)")
-    if "exclusively lock" in text or "busy" in text.lower() or errno == 16 or "[Errno 16]" in text:
-        return PortError(f"port busy: {url} is held by another program (close it, then retry)")
-    if "Connection refused" in text or "[Errno 111]" in text:
-        return PortError(f"nobody listens at {url} (start `pxby-edge handheld` first)")
-    return PortError(f"cannot open {url}: {text}")
 
 
 class Link:

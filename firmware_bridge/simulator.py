@@ -26,7 +26,8 @@ from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.errors import PortError
-from firmware_bridge.link import monotonic_ms, parse_socket_url, port_error
+from firmware_bridge.link import monotonic_ms, parse_socket_url
+from firmware_bridge.ports import port_error
 
 # -- transports ---------------------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ the measured generation rate is full.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import Callable, Optional
+from collections.abc import Iterable, Iterator
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -84,6 +84,7 @@ class Streamer:
         self._audio_t0: Optional[float] = None
         self._events = 0
         self.stats = {"events": 0, "commits": 0, "tiles_sent": 0, "audio_samples": 0, "prebuffer": 0}
+        self._handlers = self._event_handlers()
         # scipy.signal takes seconds to import on a small CPU: do it now, not mid-stream
         import scipy.signal  # noqa: F401
 
@@ -133,45 +134,60 @@ class Streamer:
 
     # -- events ------------------------------------------------------------------------------
     def feed(self, event) -> None:
-        from pxby_edge import events as ev
-
         if getattr(event, "stream", 0) != self.lane:
             return
         self.stats["events"] += 1
-        if isinstance(event, ev.TextChar):
-            self.model.text += event.char
-            self._text_unsent += event.char
-            self._text_since_commit += 1
-            if self._text_since_commit >= 8 or event.char == "\n":
-                self.commit()
-        elif isinstance(event, ev.Pixel):
-            self._row.append(event.index)
-        elif isinstance(event, ev.RowEnd):
-            self.model.set_row(event.row, self._row)
-            self._row = []
-            if self.commit_rows:
-                self.commit()
-        elif isinstance(event, ev.FrameEnd):
-            if self.model.expected_height is None:
-                self.model.expected_height = event.height
-            self.commit()
-            self.frame_no += 1
-        elif isinstance(event, ev.AudioSample):
-            if event.channel == self.audio_channel:
-                self._audio(event.level)
-        elif isinstance(event, ev.ModalityStart) and event.modality == "audio":
-            self._audio_open()
-        elif isinstance(event, ev.ModalityEnd):
-            if event.modality == "text":
-                self.commit()
-            elif event.modality == "audio":
-                self._audio_close()
-        elif isinstance(event, ev.StreamEnd):
-            if self.encoder is not None:
-                self._audio_close()
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
         self._events += 1
         if self._events % 64 == 0:
             self.link.pump(block=False)
+
+    def _event_handlers(self) -> dict:
+        """Event type → what it does to the screen, the text or the sound (other events only count)."""
+        from pxby_edge import events as ev
+
+        return {ev.TextChar: self._on_text, ev.Pixel: lambda e: self._row.append(e.index), ev.RowEnd: self._on_row,
+                ev.FrameEnd: self._on_frame, ev.AudioSample: self._on_sample, ev.ModalityStart: self._on_start,
+                ev.ModalityEnd: self._on_end, ev.StreamEnd: self._on_stream_end}
+
+    def _on_text(self, event) -> None:
+        self.model.text += event.char
+        self._text_unsent += event.char
+        self._text_since_commit += 1
+        if self._text_since_commit >= 8 or event.char == "\n":
+            self.commit()
+
+    def _on_row(self, event) -> None:
+        self.model.set_row(event.row, self._row)
+        self._row = []
+        if self.commit_rows:
+            self.commit()
+
+    def _on_frame(self, event) -> None:
+        if self.model.expected_height is None:
+            self.model.expected_height = event.height
+        self.commit()
+        self.frame_no += 1
+
+    def _on_sample(self, event) -> None:
+        if event.channel == self.audio_channel:
+            self._audio(event.level)
+
+    def _on_start(self, event) -> None:
+        if event.modality == "audio":
+            self._audio_open()
+
+    def _on_end(self, event) -> None:
+        if event.modality == "text":
+            self.commit()
+        elif event.modality == "audio":
+            self._audio_close()
+
+    def _on_stream_end(self, event) -> None:
+        if self.encoder is not None:
+            self._audio_close()
 
     def _audio_open(self) -> None:
         caps = self.session.caps
@@ -240,6 +256,31 @@ def send_events(link, events: Iterable, **opts) -> dict:
     for event in events:
         streamer.feed(event)
     return streamer.finish()
+
+
+class Round(NamedTuple):
+    """One creature to send: its events, the rate of its audio tokens, how many audio samples it plans."""
+
+    events: Iterable
+    audio_rate: float
+    audio_total: Optional[int]
+
+
+def stream_rounds(link, make_round: Callable[[int], Round], *, rounds: Optional[int] = 1, pause_s: float = 0.0,
+                  sleep: Callable[[float], None] = time.sleep, **opts) -> Iterator[dict]:
+    """Send ``make_round(k)`` for k = 0, 1, ... (``rounds`` of them, or forever when None) over one
+    connected ``link``, ``pause_s`` apart; yields each round's delivery counters with its number.
+
+    Each round starts from a cleared screen (a new ``Streamer`` resets the device); a device that goes
+    away ends the loop with the link's error, which is what a service manager restarts on."""
+    k = 0
+    while rounds is None or k < rounds:
+        rnd = make_round(k)
+        stats = send_events(link, rnd.events, audio_rate=rnd.audio_rate, audio_total=rnd.audio_total, **opts)
+        yield dict(stats, round=k)
+        k += 1
+        if pause_s > 0 and (rounds is None or k < rounds):
+            sleep(pause_s)
 
 
 def synthetic_events(frames: int = 3, size: int = 16, audio_s: float = 2.0, audio_rate: int = 8000,

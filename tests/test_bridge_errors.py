@@ -125,7 +125,8 @@ def test_cli_errors_are_one_line(tmp_path: Path):
     run = subprocess.run([*cli, "stream", "--synthetic", "--port", "/dev/pxby-nonexistent"], capture_output=True,
                          text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
     assert run.returncode == 2
-    assert run.stderr.strip() == "error: no such port: /dev/pxby-nonexistent (is the device plugged in? `ls /dev/tty*`)"
+    assert run.stderr.strip() == ("error: no such port: /dev/pxby-nonexistent (is the device plugged in? "
+                                  "`pxby-edge ports` lists what is there)")
 
 
 BAD_URLS = ["socket://127.0.0.1:99999", "socket://host", "socket://:abc", "socket://[::1", "bogus://x", "/tmp",

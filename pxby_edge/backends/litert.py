@@ -17,7 +17,11 @@ and as the fallback should a wrapper lack the native handle.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -44,6 +48,42 @@ IO_MODES = ("views", "copy")
 # saves); "raw" always copies the stored integers, even across different grids (measures what
 # re-quantizing is worth in fidelity; wrong for a file whose grids differ, so never the default).
 STATE_MODES = ("auto", "requantize", "raw")
+# TFLite's minimal logger writes this line to fd 2 from C++ on every interpreter creation; it honours no
+# environment variable (TF_CPP_MIN_LOG_LEVEL is absl's, not this logger's) and the Python wrapper exposes
+# no severity switch, so the only place to drop it is the file descriptor itself.
+_DELEGATE_NOISE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_delegate_notice():
+    """Run the block with fd 2 captured, then pass on every line but the XNNPACK notice.
+
+    Anything else the interpreter writes (a real warning or error) still reaches stderr, after the
+    block rather than during it. The sink is a file, not a pipe: the interpreter can write any amount
+    without anyone draining it, so there is nothing to deadlock on."""
+    try:
+        sink = tempfile.TemporaryFile()
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (stderr closed by a daemon) or no writable temp dir: leave fd 2 alone
+        yield
+        return
+    if sys.stderr is not None:  # what Python buffered before the block belongs before it
+        sys.stderr.flush()
+    with sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            _write_all(2, b"".join(ln for ln in sink.read().splitlines(keepends=True)
+                                   if not ln.startswith(_DELEGATE_NOISE)))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:  # a pty or pipe may take a long write in parts
+        data = data[os.write(fd, data):]
 
 
 class LiteRTBackend(Backend):
@@ -91,8 +131,9 @@ class LiteRTBackend(Backend):
         self._init_common(manifest, path)
         self.threads = int(threads)
         try:
-            self.interp = Interpreter(model_content=data, num_threads=self.threads)
-            self.interp.allocate_tensors()
+            with _without_delegate_notice():
+                self.interp = Interpreter(model_content=data, num_threads=self.threads)
+                self.interp.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"{self.name} cannot load {path}: {' '.join(str(exc).split())}") from exc
         self._bind_specs()

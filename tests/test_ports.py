@@ -1,0 +1,138 @@
+"""Finding the handheld: ``pxby-edge ports``, ``--port auto`` against a pty and a socket:// handheld,
+the announcement registry, and port errors chosen by errno.
+
+    .venv/bin/python -m pytest tests/test_ports.py
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import serial
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from serial.tools.list_ports_common import ListPortInfo
+
+import cli
+from firmware_bridge import ports
+from firmware_bridge.errors import PortError
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch) -> Path:
+    """A private runtime folder for this test (inherited by the handhelds it starts)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    return ports.registry_dir()
+
+
+@pytest.fixture
+def no_usb(monkeypatch):
+    """This machine's own serial ports left out, so what auto finds is only what the test starts."""
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [])
+
+
+def start_handheld(*args) -> tuple:
+    """A `pxby-edge handheld` process and the port it printed (read before any stream starts)."""
+    proc = subprocess.Popen([*CLI, "handheld", *args, "--seconds", "120"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    assert line.startswith("port: "), proc.stderr.read() if proc.poll() is not None else line
+    return proc, line.split(" ", 1)[1].strip()
+
+
+def stop(proc) -> str:
+    proc.terminate()  # SIGTERM: the simulator stops between steps and prints its counters
+    out, _ = proc.communicate(timeout=60)
+    return out
+
+
+@pytest.mark.parametrize("where", [["--pty"], ["--port", "socket://127.0.0.1:0"]], ids=["pty", "socket"])
+def test_ports_and_auto_find_a_running_handheld(where, registry, no_usb, capsys):
+    proc, url = start_handheld(*where)
+    try:
+        assert cli.main(["ports", "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert {"device": url, "hwid": ports.ANNOUNCED, "handheld": True}.items() <= listed[0].items()
+        assert ports.resolve_port("auto") == url
+        assert cli.main(["stream", "--synthetic", "--json"]) == 0  # --port auto is the default
+        sent = json.loads(capsys.readouterr().out)
+        assert sent["round"] == 0 and sent["commits"] > 0 and sent["audio_samples"] > 0
+    finally:
+        counters = stop(proc)
+    assert "commits" in counters and "frames ok 0," not in counters
+    assert list(registry.glob("*.json")) == []  # the announcement goes with the handheld
+
+
+def test_auto_with_no_handheld_lists_the_candidates(registry, monkeypatch, capsys):
+    other = ListPortInfo("/dev/ttyUSB7")
+    other.vid, other.pid, other.description = 0x0403, 0x6001, "FT232R USB UART"
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [other])
+    assert cli.main(["stream", "--synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: no handheld found (serial ports: /dev/ttyUSB7)")
+
+
+def test_auto_refuses_to_choose_between_two_handhelds(registry, monkeypatch):
+    board = ListPortInfo("/dev/ttyACM0")
+    board.vid, board.pid, board.description = 0x2E8A, 0x000A, "Board CDC"
+    named = ListPortInfo("/dev/ttyACM1")
+    named.product = "PXBY handheld"
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [board, named])
+    assert [(p.hwid, p.handheld) for p in ports.list_handheld_ports()] == [("2E8A:000A", True), ("", True)]
+    with pytest.raises(PortError, match=r"several handhelds found \(/dev/ttyACM0, /dev/ttyACM1\)"):
+        ports.resolve_port("auto")
+    assert ports.resolve_port("/dev/ttyACM1") == "/dev/ttyACM1"
+
+
+def test_stale_and_foreign_announcements_are_not_believed(registry):
+    registry.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (registry / "1.json").write_text(json.dumps({"url": "/dev/pts/99", "pid": int(dead.stdout)}))
+    (registry / "2.json").write_text("{not json")
+    (registry / "3.json").write_text(json.dumps({"url": ["x"], "pid": os.getpid()}))
+    (registry / "4.json").write_text(json.dumps({"url": "/dev/pts/5", "pid": True}))
+    assert ports.announced() == []
+    with ports.announce("socket://127.0.0.1:7") as path:
+        assert path.parent == registry
+        assert [p.device for p in ports.announced()] == ["socket://127.0.0.1:7"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_announcement_bytes_give_a_live_port_or_nothing(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("reg") / "x.json"
+    path.write_bytes(data)
+    port = ports._read_announcement(path)
+    assert port is None or (port.handheld and port.device.isprintable())
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM])
+def test_permission_errors_give_the_dialout_hint_by_errno(code, monkeypatch, capsys):
+    def refuse(url, **kw):  # what pyserial raises for a tty the user may not open, with the number set
+        raise serial.SerialException(code, f"could not open port {url}: [Errno {code}] refused")
+
+    monkeypatch.setattr(serial, "serial_for_url", refuse)
+    assert cli.main(["stream", "--synthetic", "--port", "/dev/ttyACM0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: permission denied on /dev/ttyACM0: add your user to the dialout group")
+    assert err.count("\n") == 1
+
+
+def test_errno_is_read_through_a_wrapped_error():
+    # pyserial's socket:// handler raises its own error inside ``except``: the refusal's number is only
+    # on the error it was raised from
+    exc = serial.SerialException("Could not open port socket://x:1: [Errno 111] Connection refused")
+    exc.__context__ = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    assert "nobody listens at socket://x:1" in str(ports.port_error("socket://x:1", exc))
+    text_only = serial.SerialException("Permission denied: but no number")
+    assert "dialout" not in str(ports.port_error("/dev/ttyS1", text_only))
