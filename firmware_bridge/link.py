@@ -17,7 +17,6 @@ the session with the real clock, turning silence into ``LinkTimeout`` naming por
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections import deque
 from dataclasses import dataclass

@@ -546,3 +546,40 @@ def plot_rows(rows: list, path, overwrite: bool = False, title: str = "pxby-edge
 
 if __name__ == "__main__":
     sys.exit(_child())
+
+
+BENCH_ROWS_GROUP = "pxby_edge.bench_rows"  # entry points: name -> a function giving extra RowSpecs
+
+
+def bench_paths(models, batch_models, batch) -> list:
+    """The files to measure (the bundled model when none is named), checked against --batch."""
+    from pxby_edge.generate import default_model_path
+    from pxby_edge.manifest import read_manifest
+
+    paths = list(models) + list(batch_models)
+    if not models:
+        paths.insert(0, default_model_path())
+    if batch is not None and batch > 1 and not any(read_manifest(p).batch == batch for p in paths):
+        raise BackendError(
+            f"none of the files is exported at batch {batch}; make one with "
+            f"`pxby-edge quantize CKPT -o model_b{batch}.tflite --batch {batch}` and pass it with --batch-model"
+        )
+    return paths
+
+
+def torch_rows(vs_torch, tokens, upstream_tokens, threads, seed):
+    """The PyTorch rows' specs, or a one-line error naming the extra to install.
+
+    They live with the model they measure (``training/bench_rows.py``) and are declared under the entry-point
+    group ``pxby_edge.bench_rows``, so this torch-free package never names the package above it."""
+    if vs_torch is None:
+        return lambda contexts: []
+    import importlib.util
+
+    from pxby_edge.plugins import entry_points
+
+    # torch itself is imported only in the rows' own processes (it would stay in this one's RSS)
+    found = entry_points(BENCH_ROWS_GROUP).get("torch")
+    if found is None or importlib.util.find_spec("torch") is None:
+        raise BackendError("--vs-torch needs PyTorch and the training package: pip install 'pxby-edge[train]'")
+    return found.load()(vs_torch, tokens=tokens, upstream_tokens=upstream_tokens, threads=threads, seed=seed)

@@ -14,29 +14,21 @@ dependency this install lacks says which extra to install.
 
 from __future__ import annotations
 
-import functools
 import re
 import sys
 from importlib import metadata
 
 import click
 
+from pxby_edge.plugins import entry_points
+
 DISTRIBUTION = "pxby-edge"
 COMMAND_GROUP = "pxby_edge.commands"
 
 
-@functools.lru_cache(maxsize=1)
 def command_entry_points() -> dict:
-    """name -> entry point of every declared command (--help lists them by name), read once per process."""
-    found = metadata.entry_points()
-    if hasattr(found, "select"):
-        selected = found.select(group=COMMAND_GROUP)
-    else:  # Python 3.9: a dict of group -> entry points
-        selected = found.get(COMMAND_GROUP, ())
-    commands = {}
-    for ep in selected:
-        commands.setdefault(ep.name, ep)  # the first distribution on sys.path wins, as for imports
-    return commands
+    """name -> entry point of every declared command (--help lists them by name)."""
+    return entry_points(COMMAND_GROUP)
 
 
 class LazyGroup(click.Group):

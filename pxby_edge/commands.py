@@ -1,13 +1,14 @@
-"""The commands of the runtime package: ``tokenize``, ``detokenize``, ``inspect``, ``generate``.
+"""The commands of the runtime package: ``tokenize``, ``detokenize``, ``inspect``, ``generate``, ``bench``.
 
     pxby-edge tokenize --text "a blue creature" --image sprite.png --audio cry.wav --out item.npz
     pxby-edge detokenize item.npz --out item/
     pxby-edge inspect pxby_edge/assets/demo.tflite
     pxby-edge generate --prompt "a small red fire creature" --seed 1 --out out/ --json
+    pxby-edge bench -r 5 -o md --plot bench.png
 
 Each command parses its options, calls one library function and prints what it returned; only
-click is imported at module level (``pxby-edge --help`` stays instant). ``bench`` lives in
-``runtime_commands.py``; the generation options are shared from ``options.py``.
+click is imported at module level (``pxby-edge --help`` stays instant); the generation options are
+shared from ``options.py``.
 """
 
 from __future__ import annotations
@@ -123,3 +124,70 @@ def generate(model, out_dir, force, as_json, backend, threads, **options):
     )
     for path in summary["outputs"]:
         click.echo(f"wrote {path}")
+
+
+BENCH_OUTPUTS = ("table", "md", "csv", "json", "jsonl")  # pxby_edge.bench.FORMATS, without importing numpy for --help
+
+
+@click.command()
+@click.argument("models", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tokens", type=click.IntRange(16), default=2000, show_default=True,
+              help="Tokens per lane of every configuration.")
+@click.option("--batch", type=click.IntRange(1), default=None,
+              help="Also measure batch B (one of the files, or --batch-model, must be exported at B).")
+@click.option("--batch-model", "batch_models", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file exported at batch B (repeatable).")
+@click.option("--backend", "backends", default=None, metavar="NAMES",
+              help="Backends to measure, comma-separated (default: every one installed).")
+@click.option("--kinds", default="step,generate", show_default=True,
+              help="Rows per backend: step (bare backend + invoke) and/or generate (end to end).")
+@click.option("--vs-torch", "vs_torch", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Checkpoint folder: add upstream-style and kept-state PyTorch fp32 rows (needs pxby-edge[train]).")
+@click.option("--upstream-tokens", type=click.IntRange(2), default=1000, show_default=True,
+              help="Tokens for the upstream-style row (its cost grows with the square of this).")
+@click.option("--threads", default="1", show_default=True, metavar="N[,N...]",
+              help="Interpreter threads; several (1,2,4) sweep them, one row each.")
+@click.option("-r", "--repetitions", type=click.IntRange(1), default=1, show_default=True,
+              help="Runs of every row (each in a fresh process); rows show mean ± standard deviation.")
+@click.option("-o", "--output", "fmt", type=click.Choice(BENCH_OUTPUTS), default="table", show_default=True,
+              help="Output format.")
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="The same as -o json (kept for older scripts).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw tokens/s per row with error bars to this PNG (needs matplotlib).")
+@click.option("--force", is_flag=True, help="Overwrite the --plot file if it exists.")
+@click.option("--no-onnx-int8", "no_onnx_int8", is_flag=True,
+              help="Leave out the ONNX Runtime int8 rows (quantize_dynamic of the .onnx beside the file).")
+@click.option("--variants", is_flag=True, help="Also litert with get/set-tensor I/O and each state policy.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the recorded token stream and of every end-to-end row.")
+@click.option("--inline", is_flag=True, help="Run rows in this process (faster, but RSS and start-up mix).")
+def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstream_tokens, threads, repetitions, fmt,
+          plot, force, no_onnx_int8, variants, seed, inline, as_json):
+    """Per-token latency, tokens/s, start-up and peak RSS of every backend on one token stream."""
+    from pxby_edge.bench import (
+        Plan,
+        bench_paths,
+        format_rows,
+        parse_backends,
+        parse_kinds,
+        parse_threads,
+        plot_rows,
+        torch_rows,
+    )
+    from pxby_edge.bench import bench as run_bench
+
+    fmt = "json" if as_json else fmt
+    paths = bench_paths(models, batch_models, batch)
+    plan = Plan(paths, backends=parse_backends(backends), kinds=parse_kinds(kinds),
+                threads=tuple(parse_threads(threads)), tokens=tokens, seed=seed, variants=variants,
+                onnx_int8=not no_onnx_int8)
+    extra = torch_rows(vs_torch, tokens, upstream_tokens, plan.threads[0], seed)
+    if plot is not None and plot.exists() and not force:
+        from pxby_edge.errors import OutputExistsError
+
+        raise OutputExistsError(f"{plot} already exists; pass --force to overwrite")  # before minutes of measuring
+    progress = None if fmt in ("json", "jsonl") else (lambda label: click.echo(f"  measuring {label} ...", err=True))
+    rows = run_bench(plan, repeats=repetitions, extra_specs=extra, isolate=not inline, progress=progress)
+    click.echo(format_rows(rows, fmt))
+    if plot is not None:
+        click.echo(f"wrote {plot_rows(rows, plot, overwrite=force)}", err=True)

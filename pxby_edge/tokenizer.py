@@ -201,62 +201,81 @@ def nearest_level(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return out.reshape(values.shape)
 
 
-def _decode_stream(ids: np.ndarray, vocab: Vocab) -> dict[str, Any]:
-    palette = vocab.palette_array()
-    actions = vocab.action_array()
-    text: list[bytes] = []
-    frames: list[np.ndarray] = []
-    row: list[int] = []
-    frame: list[list[int]] = []
-    audio: list[int] = []
-    audio_channels = 2
-    prev_kind = None  # "byte", "pixel", "action"
+class _StreamDecoder:
+    """Splits a token stream back into text bytes, sprite frames and audio levels, one token at a time.
 
-    def close_frame():
-        nonlocal frame
-        if frame:
-            width = min(len(r) for r in frame)
-            frames.append(np.asarray([r[:width] for r in frame], dtype=np.int64))
-        frame = []
+    A separator (1 or 2) means what the token before it was: a pixel's ends a row (2: also the frame),
+    an audio level's is the audio separator row, whose shape tells mono from stereo."""
 
-    for tok in ids.tolist():
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self.text: list[bytes] = []
+        self.frames: list[np.ndarray] = []
+        self.row: list[int] = []
+        self.frame: list[list[int]] = []
+        self.audio: list[int] = []
+        self.audio_channels = 2
+        self.prev_kind = None  # "byte", "pixel", "action", "audio-sep"
+
+    def feed(self, tok: int) -> None:
+        vocab = self.vocab
         if vocab.is_palette(tok):
-            row.append(tok - vocab.palette_offset)
-            prev_kind = "pixel"
+            self.row.append(tok - vocab.palette_offset)
+            self.prev_kind = "pixel"
         elif vocab.is_action(tok):
-            audio.append(tok - vocab.action_offset)
-            prev_kind = "action"
-        elif tok in (ROW_END_ID, SEG_END_ID) and prev_kind == "pixel":
-            frame.append(row)
-            row = []
-            if tok == SEG_END_ID:
-                close_frame()
-            else:
-                prev_kind = "pixel"
-        elif tok in (ROW_END_ID, SEG_END_ID) and prev_kind in ("action", "audio-sep"):
-            if tok == ROW_END_ID and prev_kind == "action":
-                # The separator row [1, 2] follows an even sample count in stereo, [1] in mono.
-                audio_channels = 1
-            elif tok == SEG_END_ID:
-                audio_channels = 2
-            prev_kind = "audio-sep"
+            self.audio.append(tok - vocab.action_offset)
+            self.prev_kind = "action"
+        elif tok in (ROW_END_ID, SEG_END_ID) and self.prev_kind == "pixel":
+            self._end_row(tok)
+        elif tok in (ROW_END_ID, SEG_END_ID) and self.prev_kind in ("action", "audio-sep"):
+            self._audio_separator(tok)
         elif vocab.is_byte(tok) and tok != 0:
-            text.append(vocab.bytes_[tok])
-            prev_kind = "byte"
-        else:
-            prev_kind = "byte" if vocab.is_byte(tok) else prev_kind
-    if row:
-        frame.append(row)
-    close_frame()
-    decoded_text = b"".join(text).decode("latin-1")
-    if decoded_text.endswith("\n"):
-        decoded_text = decoded_text[:-1]
-    channels = audio_channels if audio else 2
-    usable = len(audio) - len(audio) % channels
-    levels = actions[np.asarray(audio[:usable], dtype=np.int64)].reshape(-1, channels).T
-    return {
-        "text": decoded_text,
-        "frame_ids": frames,
-        "frames": [palette[f] for f in frames],
-        "audio": levels.astype(np.float32),
-    }
+            self.text.append(vocab.bytes_[tok])
+            self.prev_kind = "byte"
+        elif vocab.is_byte(tok):
+            self.prev_kind = "byte"
+
+    def _end_row(self, tok: int) -> None:
+        self.frame.append(self.row)
+        self.row = []
+        if tok == SEG_END_ID:
+            self.close_frame()
+
+    def _audio_separator(self, tok: int) -> None:
+        if tok == ROW_END_ID and self.prev_kind == "action":
+            # The separator row [1, 2] follows an even sample count in stereo, [1] in mono.
+            self.audio_channels = 1
+        elif tok == SEG_END_ID:
+            self.audio_channels = 2
+        self.prev_kind = "audio-sep"
+
+    def close_frame(self) -> None:
+        if self.frame:
+            width = min(len(r) for r in self.frame)
+            self.frames.append(np.asarray([r[:width] for r in self.frame], dtype=np.int64))
+        self.frame = []
+
+    def result(self) -> dict[str, Any]:
+        if self.row:
+            self.frame.append(self.row)
+        self.close_frame()
+        decoded_text = b"".join(self.text).decode("latin-1")
+        if decoded_text.endswith("\n"):
+            decoded_text = decoded_text[:-1]
+        channels = self.audio_channels if self.audio else 2
+        usable = len(self.audio) - len(self.audio) % channels
+        levels = self.vocab.action_array()[np.asarray(self.audio[:usable], dtype=np.int64)].reshape(-1, channels).T
+        palette = self.vocab.palette_array()
+        return {
+            "text": decoded_text,
+            "frame_ids": self.frames,
+            "frames": [palette[f] for f in self.frames],
+            "audio": levels.astype(np.float32),
+        }
+
+
+def _decode_stream(ids: np.ndarray, vocab: Vocab) -> dict[str, Any]:
+    decoder = _StreamDecoder(vocab)
+    for tok in ids.tolist():
+        decoder.feed(tok)
+    return decoder.result()

@@ -13,13 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cli
 import pytest
 import serial
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from serial.tools.list_ports_common import ListPortInfo
 
-import cli
 from firmware_bridge import ports
 from firmware_bridge.errors import PortError
 
