@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 import numpy as np
 
@@ -38,6 +38,24 @@ from pxby_edge.manifest import (
 BACKEND_NAMES = ("litert", "tflite", "onnx", "numpy")
 # State pairs in the order backends keep them: (output that comes out, input it feeds next step).
 STATE_NAMES = ((OUTPUT_H, INPUT_H), (OUTPUT_C, INPUT_C))
+
+
+class Stepper(Protocol):
+    """What a generator needs of a backend: its manifest and geometry, a (B, 6) context buffer, and a
+    step that advances the state and returns the logits. Every ``Backend`` is one (``NullBackend`` too)."""
+
+    manifest: Manifest
+    batch: int
+    slots: int
+    vocab_size: int
+
+    def step(self, contexts) -> np.ndarray: ...
+
+    def context_buffer(self) -> np.ndarray: ...
+
+    def step_buffer(self, slot: Optional[int] = None) -> np.ndarray: ...
+
+    def reset(self, lanes=None) -> None: ...
 
 
 class Backend(abc.ABC):
