@@ -180,9 +180,11 @@ def _buffered_io(backend, slot: int) -> tuple[np.ndarray, Any]:
 
 
 # How a warning names each bound (pxby_edge.plan.BOUND_*).
-_BOUND_WORDS = {"text_chars": "length cap (--text-chars)", "width": "training data's largest width",
-                "height": "training data's largest height", "frames": "training data's largest frame count",
-                "audio_samples": "training data's longest audio in samples"}
+_BOUND_WORDS = {"text_chars": "the text was cut at --text-chars ({})",
+                "width": "its rows were ended at the training data's largest width ({} pixels)",
+                "height": "its frames were ended at the training data's largest height ({} rows)",
+                "frames": "it was ended at the training data's largest frame count ({})",
+                "audio_samples": "it was ended at the training data's longest audio ({} samples)"}
 
 
 class Generator:
@@ -263,7 +265,7 @@ class Generator:
             for seg in self.segments(k):
                 for name in seg["bounds"]:
                     value = self.plan.limit(name)[0]
-                    out.append(f"{who}the {seg['modality']} reached its {_BOUND_WORDS[name]} ({value}) and was cut there")
+                    out.append(f"{who}{seg['modality']}: {_BOUND_WORDS[name].format(value)}; the model would have gone on")
                 if seg["ended_by"] == "max_tokens":
                     out.append(f"{who}the {seg['modality']} was cut by the token budget "
                                f"({self.request.max_tokens}, --max-tokens)")
@@ -308,7 +310,7 @@ class Generator:
             t0 = perf()
             if logits is not seen:  # backends that hand out their own buffer give the same array each step
                 seen, row = logits, logits[0]
-            mask = self._mask(lane)
+            mask = self._mask(lane, row)
             token = sampler.sample(row, mask, builder.cursor.modality or tracker.current, masks.bias(mask))
             token, ends = self._resolve(lane, token)
             batch_events = describe(0, lane, token, ends)
@@ -337,7 +339,7 @@ class Generator:
             t0 = perf()
             batch_events: list = []
             active = [k for k, lane in enumerate(lanes) if not lane.done]
-            masks = [self._mask(lanes[k]) for k in active]
+            masks = [self._mask(lanes[k], logits[k]) for k in active]
             choices = sample_lanes(
                 [lanes[k].sampler for k in active], logits[active], np.stack(masks),
                 [lanes[k].builder.cursor.modality or lanes[k].tracker.current for k in active],
@@ -365,9 +367,11 @@ class Generator:
             step_ns.append(perf() - t0)
             yield from batch_events
 
-    def _mask(self, lane: Lane) -> np.ndarray:
+    def _mask(self, lane: Lane, logits: np.ndarray) -> np.ndarray:
         tracker, builder = lane.tracker, lane.builder
         mask = tracker.mask()
+        if tracker.pending is not None:  # a bound restricted this position: did the model want more?
+            tracker.settle(logits)
         if self.autoregressive and mask[SEG_END_ID] and builder.needs_decision(SEG_END_ID):
             if tracker.decide(SEG_END_ID, predicted=True):
                 mask = builder.masks.with_pad(mask)  # 0 in slot 5 = "the segment ends here" (module docstring)

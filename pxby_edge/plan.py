@@ -106,13 +106,15 @@ class PlanTracker:
 
     The plan counts every segment of the stream, the prompt's included: a text prompt pushed
     into the builder is the start of the plan's text segment, which the model may continue.
-    ``acted[k]``: the bounds that had to cut segment k (``BOUND_*`` names, in the order they acted).
+    ``acted[k]``: the bounds that cut segment k (``BOUND_*`` names, in the order they acted): where a
+    bound restricted a mask and the model's own best token was one it refused (see ``settle``).
     """
 
     def __init__(self, plan: StreamPlan, builder: ContextBuilder):
         self.plan = plan
         self.builder = builder
         self.acted: dict[int, list[str]] = {}
+        self.pending: Optional[tuple[str, np.ndarray]] = None  # a bound that restricted the last mask
         self._text, self._text_bound = plan.limit(BOUND_TEXT)
         self._width, self._width_bound = plan.limit(BOUND_WIDTH)
         self._height, self._height_bound = plan.limit(BOUND_HEIGHT)
@@ -138,12 +140,28 @@ class PlanTracker:
         k = self.finished_segments
         return self.plan.modalities[k] if k < len(self.plan.modalities) else None
 
-    def _acts(self, bound: bool, name: str) -> None:
-        """Record that ``name`` cut the current segment (only a bound or a cap: an exact length is the plan)."""
+    def _record(self, name: str) -> None:
+        names = self.acted.setdefault(len(self.builder.segments) - 1, [])
+        if name not in names:
+            names.append(name)
+
+    def _cut(self, bound: bool, name: str, forced: np.ndarray) -> np.ndarray:
+        """``forced`` as the mask, and, for a bound or a cap (an exact length is the plan itself), a note
+        for ``settle`` to check whether the model wanted something else here."""
         if bound:
-            names = self.acted.setdefault(len(self.builder.segments) - 1, [])
-            if name not in names:
-                names.append(name)
+            self.pending = (name, forced)
+        return forced
+
+    def settle(self, logits: np.ndarray) -> None:
+        """After a mask that a bound restricted: record the bound as having cut the segment when the
+        model's own best token under the stream's form (``logits`` (V,)) is one the bound refused."""
+        name, forced = self.pending
+        self.pending = None
+        free = self.builder.allowed().copy()
+        free[PAD_ID] = True  # an autoregressive model says "the segment ends" with padding in slot 5
+        top = int(np.argmax(np.where(free, logits, -np.inf)))
+        if not forced[SEG_END_ID if top == PAD_ID else top]:
+            self._record(name)
 
     def mask(self) -> np.ndarray:
         """bool (V,) of tokens allowed next under both the stream's form and the plan (read-only)."""
@@ -158,11 +176,9 @@ class PlanTracker:
             return self._image_mask(cur)
         if cur.modality == "text":
             if self._text is not None and cur.column >= self._text:
-                self._acts(True, BOUND_TEXT)  # a cap, never an exact length: reaching it cuts the text
-                return m.seg_end
+                return self._cut(True, BOUND_TEXT, m.seg_end)  # a cap, never an exact length
         elif self._audio is not None and cur.column == 0 and not cur.in_separator_row and cur.frame >= self._audio:
-            self._acts(self._audio_bound, BOUND_AUDIO)
-            return m.row_end
+            return self._cut(self._audio_bound, BOUND_AUDIO, m.row_end)
         elif self._audio is not None and cur.column == 0 and not cur.in_separator_row and not self._audio_bound:
             return m.action  # an exact length: the audio may not end before it
         return b.allowed()
@@ -173,14 +189,14 @@ class PlanTracker:
         if w is None and self._width is not None:
             if j < self._width:
                 return m.pixel if not self._width_bound else b.allowed()
-            self._acts(self._width_bound, BOUND_WIDTH)
             if self._height == 1:
-                return m.seg_end
-            return m.seps if self._height is None or self._height_bound else m.row_end
+                forced = m.seg_end
+            else:
+                forced = m.seps if self._height is None or self._height_bound else m.row_end
+            return self._cut(self._width_bound, BOUND_WIDTH, forced)
         if h is None and self._height is not None and w is not None and j == w - 1:
             if cur.row >= self._height - 1:
-                self._acts(self._height_bound, BOUND_HEIGHT)
-                return m.seg_end
+                return self._cut(self._height_bound, BOUND_HEIGHT, m.seg_end)
             return m.row_end if not self._height_bound else b.allowed()
         return b.allowed()
 
@@ -197,8 +213,8 @@ class PlanTracker:
                 return True
         elif mod == "image" and self._frames is not None:
             if b.cursor.frame + 1 >= self._frames:
-                if predicted is False:  # the model would have drawn another frame
-                    self._acts(self._frames_bound, BOUND_FRAMES)
+                if predicted is False and self._frames_bound:  # the model would have drawn another frame
+                    self._record(BOUND_FRAMES)
                 return True
             if not self._frames_bound:
                 return False
