@@ -18,12 +18,14 @@ import numpy as np
 import pxby_edge
 from pxby_edge.errors import OutputExistsError
 from pxby_edge.manifest import (
+    GEOMETRY_SOURCE,
     INPUT_NAMES,
     MANIFEST_METADATA_NAME,
     OUTPUT_NAMES,
     Manifest,
     TensorSpec,
 )
+from pxby_edge.plan import measure_geometry
 from pxby_edge.tflite_file import TFLiteFile
 from pxby_edge.vocab import Vocab
 from quantize.recipes import DEFAULT_RECIPE
@@ -125,6 +127,7 @@ def quantize_checkpoint(
 
     t0 = time.perf_counter()
     data = load_streams(calib, slicing)
+    geometry = {**measure_geometry(data.streams, _vocab_of(pxby)), GEOMETRY_SOURCE: data.source}
     if calib is None:
         cal_streams = data
         ev_streams = Streams(synthetic_streams(2, slicing, EVAL_SEED), f"synthetic (seed {EVAL_SEED}, 2 items)")
@@ -199,6 +202,7 @@ def quantize_checkpoint(
             audio_rate=float(pxby["audio_rate"]) if pxby.get("audio_rate") else None,
             calibration=calib_summary if recipe_name != "float" else {},
             fidelity=fidelity or {}, checkpoint_sha256=source.sha256, pxby_edge_version=pxby_edge.__version__,
+            geometry=geometry,
         )
 
     quant_manifest = manifest_for(quant_bytes, recipe, fidelity=_json_ready(report))
