@@ -110,3 +110,43 @@ def test_predict_objective_uses_its_single_slot():
 def test_bad_requests(kwargs, match):
     with pytest.raises(GenerationError, match=match):
         Generator(scripted(), GenerationRequest(**kwargs))
+
+
+def test_null_backend_keeps_the_backend_contract():
+    from pxby_edge.backends import Backend
+    from pxby_edge.errors import BackendError
+
+    be = NullBackend(batch=2, seed=4)
+    assert isinstance(be, Backend) and be.manifest.batch == 2 and be.context_shape == (2, 6)
+    ctx = np.array([[0, 0, 0, 0, 0, 40], [1, 2, 3, 4, 5, 60]], dtype=np.int32)
+    first = be.step(ctx).copy()
+    assert first.shape == (2, 6, 151) and first.dtype == np.float32
+    np.testing.assert_array_equal(NullBackend(batch=2, seed=4).step(ctx), first)
+    assert not np.array_equal(NullBackend(batch=2, seed=5).step(ctx), first)
+    state = be.get_state()
+    assert state.tolist() == [1, 1]
+    be.reset([1])
+    assert be.get_state().tolist() == [1, 0]
+    be.set_state(state)
+    assert be.get_state().tolist() == [1, 1]
+    still = NullBackend(constant=True)
+    assert still.step([[0] * 6]) is still.step([[9] * 6])
+    with pytest.raises(BackendError, match="slots"):
+        NullBackend(slots=3)
+    with pytest.raises(BackendError, match="shape"):
+        be.step(np.zeros((3, 6), dtype=np.int32))
+
+
+def test_bundled_model_default_generation_ends_by_its_plan(tmp_path):
+    """Seed 1 ran to the 20,000-token cap (an 80×2964 sprite strip, no audio) before the geometry bounds."""
+    from pxby_edge.generate import default_model_path, run_generation
+    from pxby_edge.manifest import GEOMETRY_IMAGE_HEIGHT, GEOMETRY_IMAGE_WIDTH, read_manifest
+
+    manifest = read_manifest(default_model_path())
+    assert manifest.bound(GEOMETRY_IMAGE_WIDTH) == 24 and manifest.bound(GEOMETRY_IMAGE_HEIGHT) == 24
+    s = run_generation(GenerationRequest(seed=1), backend="numpy", out_dir=tmp_path)
+    assert s["stop_reason"] == "plan" and (tmp_path / "audio.wav").is_file()
+    assert [seg["modality"] for seg in s["segments"][0]] == ["text", "image", "audio"]
+    assert all(seg["ended_by"] == "plan" for seg in s["segments"][0])
+    frames = ActionPixelBytesTokenizer().decode(np.load(tmp_path / "tokens.npz")["tokens"])["frame_ids"]
+    assert frames and all(f.shape[0] <= 24 and f.shape[1] <= 24 for f in frames)

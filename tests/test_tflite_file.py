@@ -203,3 +203,18 @@ def test_weights_stored_after_the_flatbuffer(small):
     again = TFLiteFile(with_metadata(build_model(external=True), {"m": b"1"}))
     np.testing.assert_array_equal(again.tensor_array(again.subgraphs[0].tensors[1]), WEIGHT_Q)
     assert again.metadata["m"] == b"1"
+
+
+def test_operator_options_agree_with_the_schema_reader():
+    """The options the numpy backend runs with are what the schema's own object API reads."""
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+    path = Path(__file__).resolve().parent.parent / "pxby_edge" / "assets" / "demo.tflite"
+    f = TFLiteFile.open(path)
+    ref = schema.ModelT.InitFromPackedBuf(bytearray(f.data), 0).subgraphs[0].operators
+    names = {"act": "fusedActivationFunction", "keep_num_dims": "keepNumDims", "axis": "axis"}
+    seen = set()
+    for op, want in zip(f.subgraphs[0].operators, ref):
+        for key, value in op.options.items():
+            assert value == getattr(want.builtinOptions, names[key]), (f.op_name(op), key)
+            seen.add((f.op_name(op), key))
+    assert {("FULLY_CONNECTED", "keep_num_dims"), ("CONCATENATION", "axis"), ("ADD", "act")} <= seen
