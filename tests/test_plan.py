@@ -8,18 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pxby_edge import manifest as mf
 from pxby_edge.backends.null import NullBackend
 from pxby_edge.context import ContextBuilder
 from pxby_edge.errors import GenerationError
 from pxby_edge.generate import GenerationRequest, Generator
-from pxby_edge.manifest import (
-    GEOMETRY_AUDIO_SAMPLES,
-    GEOMETRY_IMAGE_FRAMES,
-    GEOMETRY_IMAGE_HEIGHT,
-    GEOMETRY_IMAGE_WIDTH,
-    GEOMETRY_ITEMS,
-    GEOMETRY_TEXT_TOKENS,
-)
 from pxby_edge.plan import BOUND_WIDTH, PlanTracker, StreamPlan, bounds_from_geometry, measure_geometry
 from pxby_edge.sampling import Sampler
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer, concat_segments
@@ -64,8 +57,8 @@ def test_bounds_hold_whatever_the_model_says(seed, width, height, frames, audio,
 def test_measured_geometry_is_the_geometry_made(seed):
     plan = StreamPlan(text_chars=7, frames=3, width=5, height=4, audio_samples=11)
     ids, _ = _stream(plan, seed)
-    want = {GEOMETRY_TEXT_TOKENS: [7, 7], GEOMETRY_IMAGE_WIDTH: [5, 5], GEOMETRY_IMAGE_HEIGHT: [4, 4],
-            GEOMETRY_IMAGE_FRAMES: [3, 3], GEOMETRY_AUDIO_SAMPLES: [11, 11], GEOMETRY_ITEMS: 1}
+    want = {mf.GEOMETRY_TEXT_TOKENS: [7, 7], mf.GEOMETRY_IMAGE_WIDTH: [5, 5], mf.GEOMETRY_IMAGE_HEIGHT: [4, 4],
+            mf.GEOMETRY_IMAGE_FRAMES: [3, 3], mf.GEOMETRY_AUDIO_SAMPLES: [11, 11], mf.GEOMETRY_ITEMS: 1}
     assert measure_geometry([ids]) == want
 
 
@@ -78,8 +71,8 @@ def test_geometry_of_tokenized_items_as_contexts_or_labels():
         arrays = [tok.process_text("a red fire creature."), tok.image_array(image),
                   tok.process_audio(rng.uniform(-1, 1, size=(2, n)))]
         items.append(concat_segments(arrays))
-    want = {GEOMETRY_TEXT_TOKENS: [20, 20], GEOMETRY_IMAGE_WIDTH: [5, 7], GEOMETRY_IMAGE_HEIGHT: [3, 6],
-            GEOMETRY_IMAGE_FRAMES: [2, 4], GEOMETRY_AUDIO_SAMPLES: [9, 30], GEOMETRY_ITEMS: 2}
+    want = {mf.GEOMETRY_TEXT_TOKENS: [20, 20], mf.GEOMETRY_IMAGE_WIDTH: [5, 7], mf.GEOMETRY_IMAGE_HEIGHT: [3, 6],
+            mf.GEOMETRY_IMAGE_FRAMES: [2, 4], mf.GEOMETRY_AUDIO_SAMPLES: [9, 30], mf.GEOMETRY_ITEMS: 2}
     assert measure_geometry([it["input_ids"] for it in items]) == want
     assert measure_geometry([it["labels"].reshape(-1) for it in items]) == want
 
@@ -100,7 +93,7 @@ def _generate(backend, **kw):
 
 
 def test_a_bound_is_reported_only_where_the_model_wanted_more():
-    geometry = {GEOMETRY_IMAGE_WIDTH: (4, 4), GEOMETRY_IMAGE_HEIGHT: (3, 3), GEOMETRY_IMAGE_FRAMES: (1, 1)}
+    geometry = {mf.GEOMETRY_IMAGE_WIDTH: (4, 4), mf.GEOMETRY_IMAGE_HEIGHT: (3, 3), mf.GEOMETRY_IMAGE_FRAMES: (1, 1)}
     # A model that always wants a colour: its rows are cut at the width; at the end of the third row it
     # has no preference among the separators, so the height bound took nothing from it.
     gen = _generate(NullBackend(logits_fn=_favouring(60), geometry=geometry))
@@ -121,7 +114,7 @@ def test_a_bound_is_reported_only_where_the_model_wanted_more():
 
 
 def test_unbounded_request_ignores_the_geometry_and_the_budget_is_reported():
-    geometry = {GEOMETRY_IMAGE_WIDTH: (4, 4)}
+    geometry = {mf.GEOMETRY_IMAGE_WIDTH: (4, 4)}
     gen = _generate(NullBackend(logits_fn=_favouring(60), geometry=geometry), bounded=False, max_tokens=40)
     assert gen.segments()[1] == {"modality": "image", "ended_by": "max_tokens", "bounds": []}
     assert gen.stop_reason == "max_tokens"
@@ -129,7 +122,7 @@ def test_unbounded_request_ignores_the_geometry_and_the_budget_is_reported():
 
 
 def test_bounds_from_geometry_and_bad_bounds():
-    assert bounds_from_geometry({GEOMETRY_IMAGE_WIDTH: (20, 24), GEOMETRY_ITEMS: 3}) == (("width", 24),)
+    assert bounds_from_geometry({mf.GEOMETRY_IMAGE_WIDTH: (20, 24), mf.GEOMETRY_ITEMS: 3}) == (("width", 24),)
     assert StreamPlan(width=5, bounds=(("width", 24),)).limit("width") == (5, False)
     assert StreamPlan(bounds=(("width", 24),)).limit("width") == (24, True)
     with pytest.raises(GenerationError, match="plan bound"):
