@@ -20,6 +20,26 @@ WEIGHT_Q = np.array([[1, -2, 3, -4], [5, 6, -7, 8], [-128, 0, 127, 1]], dtype=np
 WEIGHT_SCALES = [0.5, 0.25, 0.125]
 
 
+def _add_fc_op_and_signature(schema, m, sg) -> None:
+    """The one FULLY_CONNECTED op (x, w, b → y) and the serving signature x → y."""
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, 2], [3]
+    sg.operators = [op]
+    code = schema.OperatorCodeT()
+    code.builtinCode = schema.BuiltinOperator.FULLY_CONNECTED
+    code.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
+    code.version = 1
+    m.operatorCodes = [code]
+    m.subgraphs = [sg]
+    sig = schema.SignatureDefT()
+    sig.signatureKey, sig.subgraphIndex = "serving_default", 0
+    tm_in, tm_out = schema.TensorMapT(), schema.TensorMapT()
+    tm_in.name, tm_in.tensorIndex = "x", 0
+    tm_out.name, tm_out.tensorIndex = "y", 3
+    sig.inputs, sig.outputs = [tm_in], [tm_out]
+    m.signatureDefs = [sig]
+
+
 def build_model(metadata: dict | None = None, external: bool = False) -> bytes:
     """A small FULLY_CONNECTED model written with the schema's object API (the reference writer).
 
@@ -57,22 +77,7 @@ def build_model(metadata: dict | None = None, external: bool = False) -> bytes:
         tensor("serving_default_y", (1, 3), tt.FLOAT32, 0),
     ]
     sg.inputs, sg.outputs = [0], [3]
-    op = schema.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, 2], [3]
-    sg.operators = [op]
-    code = schema.OperatorCodeT()
-    code.builtinCode = schema.BuiltinOperator.FULLY_CONNECTED
-    code.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
-    code.version = 1
-    m.operatorCodes = [code]
-    m.subgraphs = [sg]
-    sig = schema.SignatureDefT()
-    sig.signatureKey, sig.subgraphIndex = "serving_default", 0
-    tm_in, tm_out = schema.TensorMapT(), schema.TensorMapT()
-    tm_in.name, tm_in.tensorIndex = "x", 0
-    tm_out.name, tm_out.tensorIndex = "y", 3
-    sig.inputs, sig.outputs = [tm_in], [tm_out]
-    m.signatureDefs = [sig]
+    _add_fc_op_and_signature(schema, m, sg)
     m.metadata = []
     for name, data in (metadata or {}).items():
         m.buffers.append(buffer(data))
