@@ -31,7 +31,9 @@ from pxby_edge.tflite_file import TFLiteFile
 _ACT_NONE, _ACT_RELU, _ACT_RELU_N1_TO_1, _ACT_RELU6, _ACT_TANH = 0, 1, 2, 3, 4
 # Numpy raises these on a graph whose shapes or indices do not fit; the load-time check turns them
 # into ModelFileError naming the op.
-_GRAPH_ERRORS = (ValueError, IndexError, TypeError, ZeroDivisionError, FloatingPointError, MemoryError, OverflowError)
+# (AttributeError: an op reading a tensor no earlier op produced finds None there.)
+_GRAPH_ERRORS = (ValueError, IndexError, TypeError, AttributeError, ZeroDivisionError, FloatingPointError,
+                 MemoryError, OverflowError)
 
 
 class NumpyBackend(Backend):
@@ -60,16 +62,7 @@ class NumpyBackend(Backend):
                     f"{path}: manifest tensor {spec.name} (index {spec.index}) does not match the graph; "
                     "re-run `pxby-edge quantize` to remake the file"
                 )
-        too_big = next((t for t in tensors if int(np.prod(t.shape, dtype=np.float64)) > MAX_ELEMENTS), None)
-        if too_big is not None:
-            raise ModelFileError(f"{path}: tensor {too_big.name!r} of shape {list(too_big.shape)} is too large")
-        self.values: list = [None] * len(tensors)
-        for t in tensors:
-            arr = f.tensor_array(t)
-            if arr is not None:
-                self.values[t.index] = self._real(f, t, arr)
-                if self.values[t.index].dtype.kind == "f" and not np.isfinite(self.values[t.index]).all():
-                    raise ModelFileError(f"{path}: constant tensor {t.name!r} holds values that are not finite")
+        self.values = self._constants(f)
         self.plan = self._compile(f)
         self._ctx = self.specs[INPUT_CONTEXT].index
         self._logits = self.specs[OUTPUT_LOGITS].index
@@ -83,6 +76,21 @@ class NumpyBackend(Backend):
         self.reset()
 
     # -- loading --------------------------------------------------------------------------------
+
+    def _constants(self, f: TFLiteFile) -> list:
+        """Every tensor's value slot, constants filled in as real numbers (checked: bounded, finite)."""
+        tensors = self.subgraph.tensors
+        too_big = next((t for t in tensors if int(np.prod(t.shape, dtype=np.float64)) > MAX_ELEMENTS), None)
+        if too_big is not None:
+            raise ModelFileError(f"{self.path}: tensor {too_big.name!r} of shape {list(too_big.shape)} is too large")
+        values: list = [None] * len(tensors)
+        for t in tensors:
+            arr = f.tensor_array(t)
+            if arr is not None:
+                values[t.index] = self._real(f, t, arr)
+                if values[t.index].dtype.kind == "f" and not np.isfinite(values[t.index]).all():
+                    raise ModelFileError(f"{self.path}: constant tensor {t.name!r} holds values that are not finite")
+        return values
 
     @staticmethod
     def _real(f: TFLiteFile, t, arr: np.ndarray) -> np.ndarray:
