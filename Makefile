@@ -61,3 +61,8 @@ dist: $(BUILD_VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(PI_VENV) $(BUILD_VENV) dist .pytest_cache .ruff_cache .hypothesis build *.egg-info
+
+# The full mutation fuzz of the bundled model file (10,000 mutants; PXBY_FUZZ_MODELS=N for another count).
+.PHONY: fuzz-model
+fuzz-model: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -p no:cacheprovider -m slow -s tests/test_model_fuzz.py -k full

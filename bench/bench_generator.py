@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_generator.py --tokens 20000 --repeats 5
 
-The backend here returns fixed logits instantly, so what is measured is everything pxby-edge adds
+The null backend (``constant=True``) returns one fixed array instantly, so what is measured is everything pxby-edge adds
 around an interpreter's invoke(): the overhead the runtime issue bounds at 50 µs per token.
 """
 
@@ -11,29 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from types import SimpleNamespace
 
 import numpy as np
 
+from pxby_edge.backends.null import NullBackend
 from pxby_edge.generate import GenerationRequest, Generator
-from pxby_edge.vocab import Vocab
-
-
-class InstantBackend:
-    name = "instant"
-    slots = 6
-    vocab_size = Vocab().size
-
-    def __init__(self, batch: int):
-        self.batch = batch
-        self.manifest = SimpleNamespace(vocab=Vocab(), slicing={"image": 1, "audio": 1})
-        self.out = np.random.default_rng(0).normal(size=(batch, 6, self.vocab_size)).astype(np.float32)
-
-    def reset(self, lanes=None):
-        pass
-
-    def step(self, contexts):
-        return self.out
 
 
 def run(tokens: int, batch: int, temperature: float) -> dict:
@@ -41,7 +23,7 @@ def run(tokens: int, batch: int, temperature: float) -> dict:
         prompt="a small blue water creature", frames=3, width=24, height=24, audio_samples=tokens,
         max_tokens=tokens, temperature=temperature, seed=1, batch=batch,
     )
-    gen = Generator(InstantBackend(batch), req)
+    gen = Generator(NullBackend(batch=batch, constant=True), req)
     t0 = time.perf_counter()
     n_events = sum(1 for _ in gen.events())
     seconds = time.perf_counter() - t0

@@ -112,6 +112,13 @@ class _Recorder:
     def reset(self, lanes=None):
         self._b.reset(lanes)
 
+    def context_buffer(self):
+        return self._b.context_buffer()
+
+    def step_buffer(self, slot=None):
+        self.contexts.append(np.array(self._b.context_buffer()[0], dtype=np.int32))
+        return self._b.step_buffer(slot)
+
 
 def record_stream(model, tokens: int, seed: int = 0, backend: str = "auto") -> np.ndarray:
     """Contexts (T, 6) of a seeded batch-1 generation of ``tokens`` tokens, prompt prefill first (T > tokens)."""

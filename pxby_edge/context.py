@@ -35,6 +35,25 @@ class Position(NamedTuple):
     channel: Optional[int]  # audio only
 
 
+class Cursor(NamedTuple):
+    """A read-only view of where the builder stands, remade after every push (``builder.cursor``).
+
+    ``frame``/``row``/``column`` index the next position (audio: sample, 0, channel). ``width`` is an
+    image row's length including its separator column and ``height`` a frame's rows, once learned.
+    """
+
+    modality: Optional[str]  # None at a segment start
+    frame: int
+    row: int
+    column: int
+    width: Optional[int]
+    height: Optional[int]
+    in_separator_row: bool  # inside audio's closing separator row
+
+
+_START = Cursor(None, 0, 0, 0, None, None, False)
+
+
 # The all-padding context: a segment's first position, and what a finished batch lane keeps stepping on.
 ZERO_CONTEXT = (0, 0, 0, 0, 0, 0)
 
@@ -186,6 +205,8 @@ class ContextBuilder:
             self._push_image(token, segment_ends)
         else:
             self._push_audio(token)
+        self.cursor = _START if self._mod is None else tuple.__new__(
+            Cursor, (self._mod, self._t, self._i, self._j, self._w, self._h, self._sep_row))
 
     def _start_segment(self) -> None:
         self._mod: Optional[str] = None
@@ -198,6 +219,7 @@ class ContextBuilder:
         self._prev_frame: Optional[list[list[int]]] = None
         self._prev_row: Optional[list[int]] = None
         self._sep_row = False
+        self.cursor: Cursor = _START
 
     def _push_text(self, token: int, segment_ends: Optional[bool]) -> None:
         if not self.vocab.is_byte(token):
@@ -207,11 +229,10 @@ class ContextBuilder:
         if token == SEG_END_ID and segment_ends is not False:
             self._start_segment()
 
-    def _push_image(self, token: int, segment_ends: Optional[bool]) -> None:
-        v = self.vocab
+    def _check_image_token(self, token: int, is_sep: bool) -> None:
+        """ContextError unless ``token`` fits the image's next position (colour, row end, frame end)."""
         w, j = self._w, self._j
-        is_sep = token in (ROW_END_ID, SEG_END_ID)
-        if not is_sep and not v.is_palette(token):
+        if not is_sep and not self.vocab.is_palette(token):
             raise ContextError(f"token {token} is neither a colour nor a separator, inside an image")
         if w is None:
             if is_sep and j == 0:
@@ -219,13 +240,17 @@ class ContextBuilder:
         elif j < w - 1:
             if is_sep:
                 raise ContextError(f"separator at column {j}, but image rows are {w - 1} pixels wide")
-        else:
-            if not is_sep:
-                raise ContextError(f"column {j} must hold a row separator (rows are {w - 1} pixels wide)")
-            if self._h is not None:
-                want = SEG_END_ID if self._i == self._h - 1 else ROW_END_ID
-                if token != want:
-                    raise ContextError(f"frames are {self._h} rows high: row {self._i} must end with {want}")
+        elif not is_sep:
+            raise ContextError(f"column {j} must hold a row separator (rows are {w - 1} pixels wide)")
+        elif self._h is not None:
+            want = SEG_END_ID if self._i == self._h - 1 else ROW_END_ID
+            if token != want:
+                raise ContextError(f"frames are {self._h} rows high: row {self._i} must end with {want}")
+
+    def _push_image(self, token: int, segment_ends: Optional[bool]) -> None:
+        w, j = self._w, self._j
+        is_sep = token in (ROW_END_ID, SEG_END_ID)
+        self._check_image_token(token, is_sep)
         self._row.append(token)
         self._last = token
         if not is_sep:

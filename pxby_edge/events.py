@@ -67,7 +67,7 @@ class ModalityEnd(NamedTuple):
 class StreamEnd(NamedTuple):
     stream: int
     tokens: int
-    reason: str  # "plan", "max_tokens", "frames", "audio_length"
+    reason: str  # "plan" (every planned segment ended) or "max_tokens" (the token budget ran out first)
 
 
 def _eq(self, other):

@@ -23,16 +23,20 @@ import resource
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from pxby_edge import events as ev
 from pxby_edge.context import ZERO_CONTEXT, ContextBuilder
 from pxby_edge.errors import GenerationError
-from pxby_edge.sampling import PlanTracker, Sampler, StreamPlan, Temperature, sample_lanes
+from pxby_edge.plan import PlanTracker, StreamPlan, bounds_from_geometry
+from pxby_edge.sampling import Sampler, Temperature, sample_lanes
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 from pxby_edge.vocab import PAD_ID, SEG_END_ID
+
+if TYPE_CHECKING:
+    from pxby_edge.backends.base import Stepper
 
 DEFAULT_PROMPT = "a small blue water creature with horns and a tail. it is blue."
 
@@ -57,8 +61,10 @@ class GenerationRequest:
     top_p: float = 1.0
     seed: Optional[int] = 0
     batch: int = 1
+    bounded: bool = True  # bound what the request leaves open by the training data's geometry (if the file has it)
 
-    def stream_plan(self) -> StreamPlan:
+    def stream_plan(self, geometry: Optional[dict] = None) -> StreamPlan:
+        """The plan of this request; ``geometry`` (a manifest's) bounds the dimensions it leaves open."""
         return StreamPlan.parse(
             list(self.plan),
             text_chars=self.text_chars,
@@ -66,6 +72,7 @@ class GenerationRequest:
             width=self.width,
             height=self.height,
             audio_samples=self.audio_samples,
+            bounds=bounds_from_geometry(geometry) if geometry and self.bounded else (),
         )
 
 
@@ -112,7 +119,7 @@ def prompt_tokens(tok: ActionPixelBytesTokenizer, request: GenerationRequest) ->
 class _Describer:
     """Pushes a lane's token into its builder and returns the events it makes (the per-token hot path).
 
-    Reads the builder's counters before the push instead of building a ``Position``, and keeps the
+    Reads the builder's cursor before the push instead of building a ``Position``, and keeps the
     vocabulary's lookups as plain lists: at tens of thousands of tokens a second every attribute
     lookup shows.
     """
@@ -125,7 +132,7 @@ class _Describer:
 
     def push(self, k: int, lane: Lane, token: int, ends: Optional[bool]) -> list:
         b = lane.builder
-        mod, t, i, j = b._mod, b._t, b._i, b._j
+        mod, t, i, j = b.cursor[:4]
         b.push(token, ends)
         lane.tokens.append(token)
         if mod is None:
@@ -141,11 +148,11 @@ class _Describer:
                 if token == SEG_END_ID:
                     out.append(ev.FrameEnd(k, t, i + 1, j))
         elif mod == "text":
-            if token != SEG_END_ID or b._mod == "text":
+            if token != SEG_END_ID or b.cursor.modality == "text":
                 out.append(ev.TextChar(k, self.chars[token], token))
         elif token >= self.action_offset:
             out.append(ev.AudioSample(k, t, j, self.levels[token - self.action_offset], token))
-        if b._mod is None:
+        if b.cursor.modality is None:
             out.append(ev.ModalityEnd(k, mod))
         return out
 
@@ -167,14 +174,17 @@ def _context_writer(buf: np.ndarray):
     return put_numpy
 
 
-
 def _buffered_io(backend, slot: int) -> tuple[np.ndarray, Any]:
-    """(context buffer, step() → (B, V) logits of ``slot``) of a backend; duck-typed steppers without
-    the buffer API get their own buffer here."""
-    if hasattr(backend, "context_buffer") and hasattr(backend, "step_buffer"):
-        return backend.context_buffer(), functools.partial(backend.step_buffer, slot)
-    buf = np.zeros((int(backend.batch), 6), dtype=np.int32)
-    return buf, lambda: backend.step(buf)[:, slot]
+    """(context buffer, step() → (B, V) logits of ``slot``) of a backend."""
+    return backend.context_buffer(), functools.partial(backend.step_buffer, slot)
+
+
+# How a warning names each bound (pxby_edge.plan.BOUND_*).
+_BOUND_WORDS = {"text_chars": "the text was cut at --text-chars ({})",
+                "width": "its rows were ended at the training data's largest width ({} pixels)",
+                "height": "its frames were ended at the training data's largest height ({} rows)",
+                "frames": "it was ended at the training data's largest frame count ({})",
+                "audio_samples": "it was ended at the training data's longest audio ({} samples)"}
 
 
 class Generator:
@@ -184,7 +194,8 @@ class Generator:
     included) and ``step_ns`` the wall time of every generation step (all lanes together).
     """
 
-    def __init__(self, backend, request: GenerationRequest, tokenizer: Optional[ActionPixelBytesTokenizer] = None):
+    def __init__(self, backend: Stepper, request: GenerationRequest,
+                 tokenizer: Optional[ActionPixelBytesTokenizer] = None):
         self.backend = backend
         self.request = request
         self.tok = tokenizer or tokenizer_for(backend.manifest)
@@ -204,7 +215,7 @@ class Generator:
                 raise GenerationError(f"audio seconds must be > 0, got {request.audio_seconds}")
             rate = audio_rate_of(backend.manifest)
             request.audio_samples = max(1, int(round(request.audio_seconds * rate)))
-        plan = request.stream_plan()
+        plan = request.stream_plan(backend.manifest.geometry)
         self.plan = plan
         self.autoregressive = backend.slots == 6
         seed = request.seed
@@ -231,6 +242,37 @@ class Generator:
             )
         if probe.modality is None and len(probe.segments) >= len(mods):
             raise GenerationError("the prompt already fills the whole plan: nothing is left to generate")
+
+    def segments(self, k: int = 0) -> list[dict]:
+        """Lane k's segments so far: modality, how it ended ("plan", "max_tokens", or "" while it runs)
+        and the bounds that cut it (``pxby_edge.plan.BOUND_*`` names)."""
+        lane = self.lanes[k]
+        names = lane.builder.segments
+        open_last = lane.builder.cursor.modality is not None
+        out = []
+        for i, modality in enumerate(names):
+            ended = "plan"
+            if open_last and i == len(names) - 1:
+                ended = "max_tokens" if lane.done else ""
+            out.append({"modality": modality, "ended_by": ended, "bounds": list(lane.tracker.acted.get(i, ()))})
+        return out
+
+    def warnings(self) -> list[str]:
+        """One line per segment that a bound, a cap or the token budget cut (for the command to print)."""
+        out = []
+        for k in range(len(self.lanes)):
+            who = f"stream {k}: " if len(self.lanes) > 1 else ""
+            for seg in self.segments(k):
+                for name in seg["bounds"]:
+                    value = self.plan.limit(name)[0]
+                    out.append(f"{who}{seg['modality']}: {_BOUND_WORDS[name].format(value)}; the model would have gone on")
+                if seg["ended_by"] == "max_tokens":
+                    out.append(f"{who}the {seg['modality']} was cut by the token budget "
+                               f"({self.request.max_tokens}, --max-tokens)")
+            missing = self.plan.modalities[len(self.lanes[k].builder.segments):]
+            if missing:
+                out.append(f"{who}no {', '.join(missing)} was generated: the token budget ran out first")
+        return out
 
     def _write_contexts(self, put) -> None:
         for k, lane in enumerate(self.lanes):
@@ -268,8 +310,8 @@ class Generator:
             t0 = perf()
             if logits is not seen:  # backends that hand out their own buffer give the same array each step
                 seen, row = logits, logits[0]
-            mask = self._mask(lane)
-            token = sampler.sample(row, mask, builder._mod or tracker.current, masks.bias(mask))
+            mask = self._mask(lane, row)
+            token = sampler.sample(row, mask, builder.cursor.modality or tracker.current, masks.bias(mask))
             token, ends = self._resolve(lane, token)
             batch_events = describe(0, lane, token, ends)
             lane.generated += 1
@@ -297,10 +339,10 @@ class Generator:
             t0 = perf()
             batch_events: list = []
             active = [k for k, lane in enumerate(lanes) if not lane.done]
-            masks = [self._mask(lanes[k]) for k in active]
+            masks = [self._mask(lanes[k], logits[k]) for k in active]
             choices = sample_lanes(
                 [lanes[k].sampler for k in active], logits[active], np.stack(masks),
-                [lanes[k].builder._mod or lanes[k].tracker.current for k in active],
+                [lanes[k].builder.cursor.modality or lanes[k].tracker.current for k in active],
                 [lanes[k].builder.masks.bias(m) for k, m in zip(active, masks)],
             )
             for k, token in zip(active, choices):
@@ -325,9 +367,11 @@ class Generator:
             step_ns.append(perf() - t0)
             yield from batch_events
 
-    def _mask(self, lane: Lane) -> np.ndarray:
+    def _mask(self, lane: Lane, logits: np.ndarray) -> np.ndarray:
         tracker, builder = lane.tracker, lane.builder
         mask = tracker.mask()
+        if tracker.pending is not None:  # a bound restricted this position: did the model want more?
+            tracker.settle(logits)
         if self.autoregressive and mask[SEG_END_ID] and builder.needs_decision(SEG_END_ID):
             if tracker.decide(SEG_END_ID, predicted=True):
                 mask = builder.masks.with_pad(mask)  # 0 in slot 5 = "the segment ends here" (module docstring)
@@ -373,9 +417,8 @@ def default_model_path():
 
 def audio_rate_of(manifest) -> int:
     """Sample rate of the model's audio tokens (the source rate divided by the audio slicing)."""
-    rate = getattr(manifest, "audio_rate", None)
-    if rate:
-        return int(round(rate))
+    if manifest.audio_rate:
+        return int(round(manifest.audio_rate))
     return int(round(16000 / int(dict(manifest.slicing).get("audio", 1))))
 
 
@@ -392,7 +435,9 @@ def run_generation(
 ) -> dict:
     """Generate with ``request`` from ``model`` (default: the bundled one), write the media to
     ``out_dir`` if given, and return a summary: tokens, seconds, tokens_per_s, step_us_median,
-    step_us_p99, backend, peak_rss_mb, startup_s, outputs, stop_reason."""
+    step_us_p99, backend, peak_rss_mb, startup_s, outputs, stop_reason, segments (per lane: each
+    segment's modality, how it ended and the bounds that cut it) and warnings (one line per cut,
+    for the command to print)."""
     from pathlib import Path
 
     from pxby_edge.backends import open_backend
@@ -403,6 +448,15 @@ def run_generation(
     t_load = time.perf_counter()
     be = open_backend(model, backend=backend, threads=threads)
     gen = Generator(be, request)
+    timing = _drive(gen, t_load, on_event, progress)
+    summary = _summary(gen, str(model), timing)
+    if out_dir is not None:
+        summary["outputs"] = write_lanes(gen, Path(out_dir), audio_rate_of(be.manifest), overwrite)
+    return summary
+
+
+def _drive(gen: Generator, t_load: float, on_event, progress: bool) -> dict:
+    """Run the generator to its end, handing each event on; returns its seconds and startup time."""
     bar = None
     if progress:
         from tqdm import tqdm
@@ -410,39 +464,42 @@ def run_generation(
         bar = tqdm(total=None, unit="tok", desc="generating", leave=False, mininterval=0.25)
     first_token_s = None
     t_gen = None
-    generated = 0
+    shown = 0
     for event in gen.events():
         if t_gen is None and gen.step_ns:
             t_gen = time.perf_counter() - (gen.step_ns[0] / 1e9)
             first_token_s = time.perf_counter() - t_load
         if on_event is not None:
             on_event(event)
-        if bar is not None and len(gen.step_ns) - generated >= 256:
-            bar.update(len(gen.step_ns) - generated)
-            generated = len(gen.step_ns)
+        if bar is not None and len(gen.step_ns) - shown >= 256:
+            bar.update(len(gen.step_ns) - shown)
+            shown = len(gen.step_ns)
     t_end = time.perf_counter()
     if bar is not None:
-        bar.update(len(gen.step_ns) - generated)
+        bar.update(len(gen.step_ns) - shown)
         bar.close()
+    return {"seconds": (t_end - t_gen) if t_gen is not None else 0.0, "startup_s": first_token_s or 0.0}
+
+
+def _summary(gen: Generator, model: str, timing: dict) -> dict:
     tokens = sum(lane.generated for lane in gen.lanes)
-    seconds = (t_end - t_gen) if t_gen is not None else 0.0
-    summary = {
-        "model": str(model),
-        "backend": be.name,
+    seconds = timing["seconds"]
+    return {
+        "model": model,
+        "backend": gen.backend.name,
         "batch": len(gen.lanes),
         "prompt_tokens": gen.prompt_tokens,
         "tokens": tokens,
         "seconds": seconds,
         "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
         **step_stats(gen.step_ns, tokens_per_step=len(gen.lanes)),
-        "startup_s": first_token_s or 0.0,
+        "startup_s": timing["startup_s"],
         "peak_rss_mb": peak_rss_mb(),
         "stop_reason": gen.stop_reason,
+        "segments": [gen.segments(k) for k in range(len(gen.lanes))],
+        "warnings": gen.warnings(),
         "outputs": [],
     }
-    if out_dir is not None:
-        summary["outputs"] = write_lanes(gen, Path(out_dir), audio_rate_of(be.manifest), overwrite)
-    return summary
 
 
 def _lane_prefix(batch: int, k: int) -> str:

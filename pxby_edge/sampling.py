@@ -2,24 +2,22 @@
 
     python -c "import numpy as np; from pxby_edge.sampling import Sampler; print(Sampler(seed=1).sample(np.arange(5.0)))"
 
-Constraints come from two places: the context builder's ``allowed()`` mask keeps the stream
-well-formed (separators exactly at the row width, only colours inside an image, ...), and a
-``StreamPlan`` forces the order of modalities and their lengths (text → image → audio, F frames,
-S audio samples). ``PlanTracker.mask`` combines both for the next position.
+Constraints arrive as a mask per position: the context builder's ``allowed()`` keeps the stream
+well-formed and ``pxby_edge.plan.PlanTracker.mask`` adds the plan (order of modalities, lengths,
+the training data's bounds). The sampler only draws among what the mask allows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Optional, Union
 
 import numpy as np
 
-from pxby_edge.context import ContextBuilder, additive_mask
+from pxby_edge.context import additive_mask
 from pxby_edge.errors import GenerationError
+from pxby_edge.plan import MODALITY_NAMES
 
-MODALITY_NAMES = ("text", "image", "audio")
 Temperature = Union[float, Mapping[str, float]]
 
 
@@ -115,6 +113,12 @@ class Sampler:
             if not z[idx] > -np.inf:  # the bias made every token -inf
                 raise GenerationError("no token is allowed at this position (the plan contradicts the stream)")
             return idx
+        return self._sample_general(logits, allowed, modality, bias)
+
+    def _sample_general(self, logits: np.ndarray, allowed: Optional[np.ndarray], modality: Optional[str],
+                        bias: Optional[np.ndarray]) -> int:
+        """``sample`` for every case the fast path does not take (per-modality temperatures, top-k/p, greedy)."""
+        z = self._z
         temp = self._temps.get(modality, self._default_temp) if modality else self._default_temp
         if allowed is not None and bias is None:
             bias = additive_mask(allowed)
@@ -208,116 +212,3 @@ def _zeros(size: int) -> np.ndarray:
     if z is None:
         z = _ZEROS[size] = np.zeros(size, dtype=np.float32)
     return z
-
-
-@dataclass(frozen=True)
-class StreamPlan:
-    """What to generate, in order, and how much. ``None`` limits leave it to the model.
-
-    ``modalities``: e.g. ("text", "image", "audio"). ``text_chars``: cap on the text's length
-    (its 2 is forced there). ``frames``: image frames. ``width``/``height``: image geometry to
-    force (pixels, without the separator column). ``audio_samples``: samples per channel.
-    """
-
-    modalities: tuple[str, ...] = MODALITY_NAMES
-    text_chars: Optional[int] = None
-    frames: Optional[int] = None
-    width: Optional[int] = None
-    height: Optional[int] = None
-    audio_samples: Optional[int] = None
-
-    def __post_init__(self):
-        mods = tuple(self.modalities)
-        object.__setattr__(self, "modalities", mods)
-        if not mods:
-            raise GenerationError("the plan names no modality; use e.g. text,image,audio")
-        bad = [m for m in mods if m not in MODALITY_NAMES]
-        if bad:
-            raise GenerationError(f"unknown modality {bad[0]!r} in the plan; choose from {', '.join(MODALITY_NAMES)}")
-        for name in ("text_chars", "frames", "width", "height", "audio_samples"):
-            value = getattr(self, name)
-            if value is not None and int(value) < 1:
-                raise GenerationError(f"plan {name.replace('_', ' ')} must be >= 1, got {value}")
-
-    @classmethod
-    def parse(cls, spec: Union[str, Sequence[str]], **limits) -> StreamPlan:
-        mods = spec.split(",") if isinstance(spec, str) else list(spec)
-        return cls(tuple(m.strip().lower() for m in mods if m.strip()), **limits)
-
-
-class PlanTracker:
-    """Follows a ContextBuilder through a StreamPlan: masks and segment decisions per position.
-
-    The plan counts every segment of the stream, the prompt's included: a text prompt pushed
-    into the builder is the start of the plan's text segment, which the model may continue.
-    """
-
-    def __init__(self, plan: StreamPlan, builder: ContextBuilder):
-        self.plan = plan
-        self.builder = builder
-        self._mask = np.zeros(builder.vocab.size, dtype=bool)
-
-    @property
-    def finished_segments(self) -> int:
-        b = self.builder
-        return len(b.segments) - (b.modality is not None)
-
-    @property
-    def done(self) -> bool:
-        """True once every planned segment is finished."""
-        return self.builder.modality is None and self.finished_segments >= len(self.plan.modalities)
-
-    @property
-    def current(self) -> Optional[str]:
-        """The modality of the next position under the plan (None once the plan is complete)."""
-        b = self.builder
-        if b.modality is not None:
-            return b.modality
-        k = self.finished_segments
-        return self.plan.modalities[k] if k < len(self.plan.modalities) else None
-
-    def mask(self) -> np.ndarray:
-        """bool (V,) of tokens allowed next under both the stream's form and the plan (read-only)."""
-        # Reads the builder's counters directly (not ``position``): this runs once per token per lane.
-        b, plan, m = self.builder, self.plan, self.builder.masks
-        mod = b._mod
-        if mod is None:
-            mod = self.current
-            if mod is None:
-                raise GenerationError("the plan is complete: nothing more to generate")
-            return {"text": m.text, "image": m.pixel, "audio": m.action}[mod]
-        if mod == "image":
-            return self._image_mask()
-        if mod == "text":
-            if plan.text_chars is not None and b._j >= plan.text_chars:
-                return m.seg_end
-        elif plan.audio_samples is not None and b._j == 0 and not b._sep_row:
-            return m.row_end if b._t >= plan.audio_samples else m.action
-        return b.allowed()
-
-    def _image_mask(self) -> np.ndarray:
-        b, plan, m = self.builder, self.plan, self.builder.masks
-        j = b._j
-        if b._w is None and plan.width is not None:
-            if j < plan.width:
-                return m.pixel
-            if plan.height == 1:
-                return m.seg_end
-            return m.seps if plan.height is None else m.row_end
-        if b._h is None and plan.height is not None and b._w is not None and j == b._w - 1:
-            return m.seg_end if b._i == plan.height - 1 else m.row_end
-        return b.allowed()
-
-    def decide(self, token: int, predicted: Optional[bool] = None) -> Optional[bool]:
-        """``segment_ends`` for pushing ``token`` now: the plan decides where it can, else the
-        model's own prediction (``predicted``), else the segment ends."""
-        b, plan = self.builder, self.plan
-        if not b.needs_decision(token):
-            return None
-        if b.modality == "text":
-            # A planned text ends at its 2 when the plan has more to come.
-            if self.finished_segments + 1 < len(plan.modalities):
-                return True
-        elif b.modality == "image" and plan.frames is not None:
-            return b.position.frame + 1 >= plan.frames
-        return True if predicted is None else predicted

@@ -80,7 +80,26 @@ _SUBGRAPH = {"tensors": 0, "inputs": 1, "outputs": 2, "operators": 3, "name": 4}
 _TENSOR = {"shape": 0, "type": 1, "buffer": 2, "name": 3, "quantization": 4, "is_variable": 5,
            "shape_signature": 7}
 _QUANT = {"min": 0, "max": 1, "scale": 2, "zero_point": 3, "quantized_dimension": 6}
-_OPERATOR = {"opcode_index": 0, "inputs": 1, "outputs": 2, "builtin_options_type": 3, "intermediates": 8}
+_OPERATOR = {"opcode_index": 0, "inputs": 1, "outputs": 2, "builtin_options_type": 3, "builtin_options": 4,
+             "intermediates": 8}
+
+# The scalars of each op's builtin options this package reads (schema.fbs), per op name:
+# {option: (field slot, struct format, default)}. An op not listed here gets empty options.
+OPTION_FIELDS: dict[str, dict[str, tuple[int, str, object]]] = {
+    "FULLY_CONNECTED": {"act": (0, "b", 0), "keep_num_dims": (2, "?", False)},
+    "ADD": {"act": (0, "b", 0)},
+    "SUB": {"act": (0, "b", 0)},
+    "MUL": {"act": (0, "b", 0)},
+    "DIV": {"act": (0, "b", 0)},
+    "CONCATENATION": {"axis": (0, "i", 0), "act": (1, "b", 0)},
+    "GATHER": {"axis": (0, "i", 0), "batch_dims": (1, "i", 0)},
+    "SPLIT": {"num_splits": (0, "i", 0)},
+    "SPLIT_V": {"num_splits": (0, "i", 0)},
+    "STRIDED_SLICE": {"begin_mask": (0, "i", 0), "end_mask": (1, "i", 0), "ellipsis_mask": (2, "i", 0),
+                      "new_axis_mask": (3, "i", 0), "shrink_axis_mask": (4, "i", 0), "offset": (5, "?", False)},
+    "SOFTMAX": {"beta": (0, "f", 1.0)},
+    "LEAKY_RELU": {"alpha": (0, "f", 0.0)},
+}
 _OPCODE = {"deprecated_builtin_code": 0, "custom_code": 1, "version": 2, "builtin_code": 3}
 _BUFFER = {"data": 0, "offset": 1, "size": 2}
 _METADATA = {"name": 0, "buffer": 1}
@@ -139,6 +158,7 @@ class Operator:
     inputs: tuple[int, ...]  # tensor indices, -1 for an omitted optional input
     outputs: tuple[int, ...]
     builtin_options_type: int = 0
+    options: dict = field(default_factory=dict)  # the OPTION_FIELDS scalars of this op (defaults filled in)
 
 
 @dataclass(frozen=True)
@@ -199,10 +219,6 @@ class _Reader:
         if pos < 0 or length < 0 or pos + length > self.size:
             self.fail(what, pos)
 
-    def u8(self, pos):
-        self.check(pos, 1, "byte")
-        return self.data[pos]
-
     def u16(self, pos):
         self.check(pos, 2, "uint16")
         return struct.unpack_from("<H", self.data, pos)[0]
@@ -214,10 +230,6 @@ class _Reader:
     def u32(self, pos):
         self.check(pos, 4, "uint32")
         return struct.unpack_from("<I", self.data, pos)[0]
-
-    def u64(self, pos):
-        self.check(pos, 8, "uint64")
-        return struct.unpack_from("<Q", self.data, pos)[0]
 
     def table(self, pos: int) -> tuple[int, int, int]:
         """(table position, vtable position, vtable size) of the table at ``pos``."""
@@ -322,85 +334,98 @@ class TFLiteFile:
         model = r.table(r.u32(0))
         self.version = r.scalar(model, _MODEL["version"], "I")
         self.description = r.string(model, _MODEL["description"], "")
-
-        self.buffers: list[Buffer] = []
-        for b in r.table_vector(model, _MODEL["buffers"]):
-            start, n = r.vector(b, _BUFFER["data"])
-            if n:
-                r.check(start, n, "buffer data")
-                self.buffers.append(Buffer(start, n))
-                continue
-            # Files over 2 GB keep weights after the flatbuffer, addressed from the file start.
-            offset, size = r.scalar(b, _BUFFER["offset"], "Q"), r.scalar(b, _BUFFER["size"], "Q")
-            if offset > 1:
-                r.check(offset, size, "buffer data")
-                self.buffers.append(Buffer(offset, size))
-            else:
-                self.buffers.append(Buffer(0, 0))
-
-        self.operator_codes: list[OperatorCode] = []
-        for oc in r.table_vector(model, _MODEL["operator_codes"]):
-            deprecated = r.scalar(oc, _OPCODE["deprecated_builtin_code"], "b")
-            code = r.scalar(oc, _OPCODE["builtin_code"], "i")
-            self.operator_codes.append(
-                OperatorCode(max(int(deprecated), int(code)), r.string(oc, _OPCODE["custom_code"]),
-                             r.scalar(oc, _OPCODE["version"], "i", 1))
-            )
-
+        self.buffers: list[Buffer] = [self._buffer(r, b) for b in r.table_vector(model, _MODEL["buffers"])]
+        self.operator_codes: list[OperatorCode] = [
+            OperatorCode(max(int(r.scalar(oc, _OPCODE["deprecated_builtin_code"], "b")),
+                             int(r.scalar(oc, _OPCODE["builtin_code"], "i"))),
+                         r.string(oc, _OPCODE["custom_code"]), r.scalar(oc, _OPCODE["version"], "i", 1))
+            for oc in r.table_vector(model, _MODEL["operator_codes"])
+        ]
         self.subgraphs: list[Subgraph] = [self._subgraph(r, sg) for sg in r.table_vector(model, _MODEL["subgraphs"])]
+        self.metadata: dict[str, bytes] = self._metadata(r, model)
+        self.signatures: list[Signature] = [self._signature(r, sd) for sd in r.table_vector(model, _MODEL["signature_defs"])]
 
-        self.metadata: dict[str, bytes] = {}
+    @staticmethod
+    def _buffer(r: _Reader, b) -> Buffer:
+        start, n = r.vector(b, _BUFFER["data"])
+        if n:
+            r.check(start, n, "buffer data")
+            return Buffer(start, n)
+        # Files over 2 GB keep weights after the flatbuffer, addressed from the file start.
+        offset, size = r.scalar(b, _BUFFER["offset"], "Q"), r.scalar(b, _BUFFER["size"], "Q")
+        if offset > 1:
+            r.check(offset, size, "buffer data")
+            return Buffer(offset, size)
+        return Buffer(0, 0)
+
+    def _metadata(self, r: _Reader, model) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
         for md in r.table_vector(model, _MODEL["metadata"]):
             name = r.string(md, _METADATA["name"], "")
             index = r.scalar(md, _METADATA["buffer"], "I")
             if index >= len(self.buffers):
                 raise ModelFileError(f"metadata {name!r} points at buffer {index} of {len(self.buffers)}")
-            if name in self.metadata:
+            if name in out:
                 raise ModelFileError(f"metadata {name!r} appears twice")
-            self.metadata[name] = self.buffer_bytes(index)
+            out[name] = self.buffer_bytes(index)
+        return out
 
-        self.signatures: list[Signature] = []
-        for sd in r.table_vector(model, _MODEL["signature_defs"]):
-            index = r.scalar(sd, _SIGNATURE["subgraph_index"], "I")
-            if index >= len(self.subgraphs):
-                raise ModelFileError(f"signature points at subgraph {index} of {len(self.subgraphs)}")
-            maps = []
-            for slot in (_SIGNATURE["inputs"], _SIGNATURE["outputs"]):
-                names = {}
-                for tm in r.table_vector(sd, slot):
-                    t = r.scalar(tm, _TENSORMAP["tensor_index"], "I")
-                    if t >= len(self.subgraphs[index].tensors):
-                        raise ModelFileError(f"signature tensor index {t} out of range")
-                    names[r.string(tm, _TENSORMAP["name"], "")] = int(t)
-                maps.append(names)
-            self.signatures.append(Signature(r.string(sd, _SIGNATURE["signature_key"], ""), int(index), *maps))
+    def _signature(self, r: _Reader, sd) -> Signature:
+        index = r.scalar(sd, _SIGNATURE["subgraph_index"], "I")
+        if index >= len(self.subgraphs):
+            raise ModelFileError(f"signature points at subgraph {index} of {len(self.subgraphs)}")
+        maps = []
+        for slot in (_SIGNATURE["inputs"], _SIGNATURE["outputs"]):
+            names = {}
+            for tm in r.table_vector(sd, slot):
+                t = r.scalar(tm, _TENSORMAP["tensor_index"], "I")
+                if t >= len(self.subgraphs[index].tensors):
+                    raise ModelFileError(f"signature tensor index {t} out of range")
+                names[r.string(tm, _TENSORMAP["name"], "")] = int(t)
+            maps.append(names)
+        return Signature(r.string(sd, _SIGNATURE["signature_key"], ""), int(index), *maps)
+
+    def _operator(self, r: _Reader, op, indices) -> Operator:
+        opcode = int(r.scalar(op, _OPERATOR["opcode_index"], "I"))
+        if opcode >= len(self.operator_codes):
+            raise ModelFileError(f"operator code {opcode} out of range ({len(self.operator_codes)} codes)")
+        fields = OPTION_FIELDS.get(self.operator_codes[opcode].name, {})
+        table = r.sub_table(op, _OPERATOR["builtin_options"]) if fields else None
+        options = {key: r.scalar(table, slot, fmt, default) if table is not None else default
+                   for key, (slot, fmt, default) in fields.items()}
+        return Operator(opcode, indices(op, _OPERATOR["inputs"], True), indices(op, _OPERATOR["outputs"], True),
+                        int(r.scalar(op, _OPERATOR["builtin_options_type"], "B")), options)
+
+    def _tensor(self, r: _Reader, i: int, t) -> Tensor:
+        q = r.sub_table(t, _TENSOR["quantization"])
+        quant = Quantization()
+        if q is not None:
+            quant = Quantization(
+                scale=tuple(float(x) for x in r.numeric_vector(q, _QUANT["scale"], "<f4")),
+                zero_point=tuple(int(x) for x in r.numeric_vector(q, _QUANT["zero_point"], "<i8")),
+                quantized_dimension=int(r.scalar(q, _QUANT["quantized_dimension"], "i")),
+                min=tuple(float(x) for x in r.numeric_vector(q, _QUANT["min"], "<f4")),
+                max=tuple(float(x) for x in r.numeric_vector(q, _QUANT["max"], "<f4")),
+            )
+        buffer = int(r.scalar(t, _TENSOR["buffer"], "I"))
+        if buffer >= len(self.buffers):
+            raise ModelFileError(f"tensor {i} points at buffer {buffer} of {len(self.buffers)}")
+        shape = tuple(int(x) for x in r.numeric_vector(t, _TENSOR["shape"], "<i4"))
+        if any(d < 0 for d in shape):
+            raise ModelFileError(f"tensor {i} has a negative dimension in its shape {list(shape)}")
+        return Tensor(
+            index=i,
+            name=r.string(t, _TENSOR["name"], ""),
+            shape=shape,
+            type=int(r.scalar(t, _TENSOR["type"], "b")),
+            buffer=buffer,
+            quantization=quant,
+            is_variable=bool(r.scalar(t, _TENSOR["is_variable"], "?")),
+            shape_signature=tuple(int(x) for x in r.numeric_vector(t, _TENSOR["shape_signature"], "<i4")),
+        )
 
     def _subgraph(self, r: _Reader, sg) -> Subgraph:
-        tensors = []
-        for i, t in enumerate(r.table_vector(sg, _SUBGRAPH["tensors"])):
-            q = r.sub_table(t, _TENSOR["quantization"])
-            quant = Quantization()
-            if q is not None:
-                quant = Quantization(
-                    scale=tuple(float(x) for x in r.numeric_vector(q, _QUANT["scale"], "<f4")),
-                    zero_point=tuple(int(x) for x in r.numeric_vector(q, _QUANT["zero_point"], "<i8")),
-                    quantized_dimension=int(r.scalar(q, _QUANT["quantized_dimension"], "i")),
-                    min=tuple(float(x) for x in r.numeric_vector(q, _QUANT["min"], "<f4")),
-                    max=tuple(float(x) for x in r.numeric_vector(q, _QUANT["max"], "<f4")),
-                )
-            buffer = int(r.scalar(t, _TENSOR["buffer"], "I"))
-            if buffer >= len(self.buffers):
-                raise ModelFileError(f"tensor {i} points at buffer {buffer} of {len(self.buffers)}")
-            tensors.append(Tensor(
-                index=i,
-                name=r.string(t, _TENSOR["name"], ""),
-                shape=tuple(int(x) for x in r.numeric_vector(t, _TENSOR["shape"], "<i4")),
-                type=int(r.scalar(t, _TENSOR["type"], "b")),
-                buffer=buffer,
-                quantization=quant,
-                is_variable=bool(r.scalar(t, _TENSOR["is_variable"], "?")),
-                shape_signature=tuple(int(x) for x in r.numeric_vector(t, _TENSOR["shape_signature"], "<i4")),
-            ))
+        tensors = [self._tensor(r, i, t) for i, t in enumerate(r.table_vector(sg, _SUBGRAPH["tensors"]))]
         n = len(tensors)
 
         def indices(tbl, slot, allow_missing=False):
@@ -410,15 +435,7 @@ class TFLiteFile:
                 raise ModelFileError(f"tensor index out of range (subgraph has {n} tensors)")
             return idx
 
-        operators = []
-        for op in r.table_vector(sg, _SUBGRAPH["operators"]):
-            opcode = int(r.scalar(op, _OPERATOR["opcode_index"], "I"))
-            if opcode >= len(self.operator_codes):
-                raise ModelFileError(f"operator code {opcode} out of range ({len(self.operator_codes)} codes)")
-            operators.append(Operator(
-                opcode, indices(op, _OPERATOR["inputs"], True), indices(op, _OPERATOR["outputs"], True),
-                int(r.scalar(op, _OPERATOR["builtin_options_type"], "B")),
-            ))
+        operators = [self._operator(r, op, indices) for op in r.table_vector(sg, _SUBGRAPH["operators"])]
         return Subgraph(
             name=r.string(sg, _SUBGRAPH["name"], ""),
             tensors=tuple(tensors),
@@ -471,11 +488,20 @@ class TFLiteFile:
         q = tensor.quantization
         scale = np.asarray(q.scale, dtype=np.float32)
         zero = np.asarray(q.zero_point or (0,) * len(q.scale), dtype=np.float32)
-        if len(scale) > 1:
+        per_channel = len(scale) > 1
+        if (not np.isfinite(scale).all() or len(zero) != len(scale)
+                or (per_channel and not (0 <= q.quantized_dimension < arr.ndim
+                                         and arr.shape[q.quantized_dimension] == len(scale)))):
+            raise ModelFileError(f"tensor {tensor.name!r} has quantization parameters that do not fit its shape")
+        if per_channel:
             shape = [1] * arr.ndim
             shape[q.quantized_dimension] = len(scale)
             scale, zero = scale.reshape(shape), zero.reshape(shape)
-        return ((arr.astype(np.float32) - zero) * scale).astype(np.float32)
+        with np.errstate(over="ignore"):
+            real = ((arr.astype(np.float32) - zero) * scale).astype(np.float32)
+        if not np.isfinite(real).all():
+            raise ModelFileError(f"tensor {tensor.name!r} dequantizes to values that are not finite")
+        return real
 
     def op_counts(self, subgraph: int = 0) -> dict[str, int]:
         counts: dict[str, int] = {}

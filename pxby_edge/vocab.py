@@ -60,6 +60,25 @@ def generate_action_space(num_steps: int = 38) -> list[float]:
 DEFAULT_ACTION_STATE: tuple[float, ...] = tuple(generate_action_space())
 
 
+# A vocabulary larger than this is not one a PixelBytes model was trained with (upstream: 151 ids).
+MAX_VOCAB = 4096
+
+
+def _check_lists(bytes_, palette, action_states) -> None:
+    """Every entry in range: one byte each, RGB triples of 0..255, finite levels in [-1, 1]."""
+    if len(bytes_) + len(palette) + len(action_states) > MAX_VOCAB:
+        raise ValueError(f"the vocabulary holds more than {MAX_VOCAB} tokens")
+    bad = next((b for b in bytes_ if len(b) != 1), None)
+    if bad is not None:
+        raise ValueError(f"byte entry {bad!r} is not one byte")
+    bad = next((p for p in palette if len(p) != 3 or not all(0 <= c <= 255 for c in p)), None)
+    if bad is not None:
+        raise ValueError(f"palette entry {list(bad)} is not an RGB triple of 0..255")
+    bad = next((a for a in action_states if not -1.0 <= a <= 1.0), None)  # NaN fails too
+    if bad is not None:
+        raise ValueError(f"action state {bad} is not a level in [-1, 1]")
+
+
 @dataclass(frozen=True)
 class Vocab:
     """The three token lists and the id ranges they occupy, in that order."""
@@ -83,6 +102,7 @@ class Vocab:
             raise ValueError("the byte list must start with b'\\x00', b'\\t', b'\\n' (ids 0, 1, 2)")
         if not self.palette or not self.action_states:
             raise ValueError("the palette and the action states must not be empty")
+        _check_lists(self.bytes_, self.palette, self.action_states)
         lookup = {}
         for i, b in enumerate(self.bytes_):
             lookup.setdefault(b[0], i)  # first index wins, like upstream's dict built in order

@@ -1,6 +1,7 @@
 """Put named byte strings (the manifest) into a TFLite file's model metadata; the result is a new file.
 
     python -c "from quantize.metadata import with_metadata; print(len(with_metadata(open('m.tflite','rb').read(), {'note': b'hi'})))"
+    python -m quantize.metadata pxby_edge/assets/demo.tflite --synth 1500 --seed 0   # re-stamp the geometry
 
 Written with the flatbuffer object API that ships with ai-edge-litert; read back on the device by
 ``pxby_edge.tflite_file`` without it. An entry of the same name is replaced, never duplicated.
@@ -38,3 +39,40 @@ def with_metadata(model: bytes, entries: dict[str, bytes]) -> bytes:
 
 def _name(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def with_geometry(model: bytes, streams, source: str) -> bytes:
+    """The model file with its manifest's geometry section measured from token ``streams`` (format 1.1)."""
+    from pxby_edge.manifest import FORMAT_VERSION, GEOMETRY_SOURCE, MANIFEST_METADATA_NAME, read_manifest
+    from pxby_edge.plan import measure_geometry
+
+    manifest = read_manifest(model)
+    geometry = {**measure_geometry(streams, manifest.vocab), GEOMETRY_SOURCE: source}
+    manifest = manifest.replace(geometry=geometry, format_version=FORMAT_VERSION)
+    return with_metadata(model, {MANIFEST_METADATA_NAME: manifest.to_bytes()})
+
+
+def _main(argv=None) -> int:
+    """Re-stamp a model file's geometry from the synthetic dataset its checkpoint was trained on."""
+    import argparse
+    from pathlib import Path
+
+    from pxby_edge.manifest import read_manifest
+    from quantize.calibrate import synthetic_streams
+    from quantize.export import atomic_write
+
+    ap = argparse.ArgumentParser(description=_main.__doc__)
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--synth", type=int, required=True, help="items of `pxby-edge dataset synth --n N`")
+    ap.add_argument("--seed", type=int, default=0, help="its --seed")
+    args = ap.parse_args(argv)
+    data = args.model.read_bytes()
+    streams = synthetic_streams(args.synth, read_manifest(data).slicing, args.seed)
+    source = f"pxby-edge dataset synth --n {args.synth} --seed {args.seed} (regenerated, all items)"
+    atomic_write(args.model, with_geometry(data, streams, source))
+    print(read_manifest(args.model.read_bytes()).to_dict()["geometry"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -19,6 +19,7 @@ import numpy as np
 import pxby_edge
 from pxby_edge.errors import OutputExistsError
 from pxby_edge.manifest import (
+    GEOMETRY_SOURCE,
     INPUT_C,
     INPUT_CONTEXT,
     INPUT_H,
@@ -31,6 +32,7 @@ from pxby_edge.manifest import (
     Manifest,
     TensorSpec,
 )
+from pxby_edge.plan import measure_geometry
 from pxby_edge.tflite_file import TFLiteFile
 from pxby_edge.vocab import Vocab
 from quantize.recipes import DEFAULT_RECIPE
@@ -82,6 +84,7 @@ class Loaded:
     step: object  # quantize.step.StepModule
     calib: object  # quantize.calibrate.Streams for calibration and GPTQ
     evaluation: object  # quantize.calibrate.Streams for the fidelity report
+    geometry: dict  # what the data streams hold (sprite sizes, text/audio lengths): the plan's default bounds
 
 
 @dataclass
@@ -162,11 +165,12 @@ def load(checkpoint, calib) -> Loaded:
     source = load_source(checkpoint)
     step = StepModule(source.model).eval()
     data = load_streams(calib, source.slicing)
+    geometry = {**measure_geometry(data.streams, _vocab(source)), GEOMETRY_SOURCE: data.source}
     if calib is None:
         evaluation = Streams(synthetic_streams(2, source.slicing, EVAL_SEED), f"synthetic (seed {EVAL_SEED}, 2 items)")
-        return Loaded(source, step, data, evaluation)
+        return Loaded(source, step, data, evaluation, geometry)
     cal_streams, evaluation = split_streams(data)
-    return Loaded(source, step, cal_streams, evaluation)
+    return Loaded(source, step, cal_streams, evaluation, geometry)
 
 
 def calibrate(loaded: Loaded, recipe: str, rounding: str, calib_steps: int, batch: int, started: float) -> Calibrated:
@@ -244,13 +248,16 @@ def build_manifest(loaded: Loaded, cal: Calibrated, batch: int, recipe: str, spe
     config = {k: source.config[k] for k in MODEL_CONFIG_KEYS if k in source.config}
     config.setdefault("pxby_dim", step.pxby_dim)
     ins, outs = specs
-    vocab = Vocab.from_dict(source.vocab) if source.vocab is not None else Vocab()
     return Manifest(
-        vocab=vocab, slicing=source.slicing, model=config, objective=source.objective, batch=batch,
+        vocab=_vocab(source), slicing=source.slicing, model=config, objective=source.objective, batch=batch,
         recipe=recipe, inputs=ins, outputs=outs, slots=step.slots, audio_rate=source.audio_rate,
         calibration=cal.summary if recipe != FLOAT else {}, fidelity=fidelity_figures,
-        checkpoint_sha256=source.sha256, pxby_edge_version=pxby_edge.__version__,
+        checkpoint_sha256=source.sha256, pxby_edge_version=pxby_edge.__version__, geometry=loaded.geometry,
     )
+
+
+def _vocab(source) -> Vocab:
+    return Vocab.from_dict(source.vocab) if source.vocab is not None else Vocab()
 
 
 def write(loaded: Loaded, cal: Calibrated, report: dict, float_bytes: bytes, quant_bytes: bytes, paths: dict,

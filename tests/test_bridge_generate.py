@@ -1,15 +1,13 @@
-"""The bridge fed by the real generator (over a scripted backend): the events it yields reach the screen.
+"""The bridge fed by the real generator (over the null backend): the events it yields reach the screen.
 
     .venv/bin/pytest tests/test_bridge_generate.py
 
-The bundled model may not exist yet; a backend whose logits come from a fixed random table stands
-in for it, so this checks the contract between ``pxby_edge.generate.Generator.events()`` and the
+The null backend (logits from a fixed random table, ``pxby_edge.backends.null``) stands in for a
+model, so this checks the contract between ``pxby_edge.generate.Generator.events()`` and the
 ``Streamer``, and the non-synthetic path of ``pxby-edge stream``.
 """
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,22 +19,10 @@ from firmware_bridge.virtual import VirtualLine, VirtualLink
 generate = pytest.importorskip("pxby_edge.generate", reason="the generation runtime is not in this install")
 
 
-class TableBackend:
-    name = "table"
+def table_backend(seed=0):
+    from pxby_edge.backends.null import NullBackend
 
-    def __init__(self, seed=0):
-        from pxby_edge.vocab import Vocab
-
-        self.batch, self.slots = 1, 6
-        self.manifest = SimpleNamespace(vocab=Vocab(), slicing={"image": 1, "audio": 2})
-        self.table = np.random.default_rng(seed).normal(size=(4096, 6, Vocab().size)).astype(np.float32) * 3
-
-    def reset(self, lanes=None):
-        pass
-
-    def step(self, contexts):
-        key = (contexts.astype(np.int64) * np.array([3, 5, 7, 11, 13, 17])).sum(axis=1) % 4096
-        return self.table[key].copy()
+    return NullBackend(seed=seed, slicing={"image": 1, "audio": 2})
 
 
 def _request(**kw):
@@ -45,7 +31,7 @@ def _request(**kw):
 
 
 def test_generated_events_draw_the_sprite_and_play():
-    gen = generate.Generator(TableBackend(), _request())
+    gen = generate.Generator(table_backend(), _request())
     played = []
     device = DeviceCore(on_play=lambda o, s: played.append(len(s)))
     link = VirtualLink(device, VirtualLine(921600), seed=3, line_bps=92160).connect()
@@ -69,7 +55,7 @@ def test_stream_command_runs_the_generator(monkeypatch):
     from firmware_bridge import commands
     from firmware_bridge.simulator import PtyTransport, Simulator
 
-    monkeypatch.setattr(commands, "_generation", lambda *a, **k: (generate.Generator(TableBackend(), _request()), 8000))
+    monkeypatch.setattr(commands, "_generation", lambda *a, **k: (generate.Generator(table_backend(), _request()), 8000))
     transport = PtyTransport()
     sim = Simulator(transport).start()
     try:

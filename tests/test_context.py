@@ -128,3 +128,19 @@ def test_text_decision_keeps_text_going():
     assert b.modality == "text"
     b.push(41)
     assert b.context().tolist() == [0, 0, 0, 0, 0, 41]
+
+
+@settings(max_examples=100, deadline=None)
+@given(item())
+def test_cursor_is_the_builders_position_and_geometry(case):
+    tok, channels, arrays = case
+    b = ContextBuilder(tok, audio_channels=channels)
+    last = segment_last_flags(arrays)
+    for k, label in enumerate(concat_segments(arrays)["labels"][:, 0]):
+        cur, pos = b.cursor, b.position
+        assert cur.modality == pos.modality and cur.frame == pos.frame and cur.column == pos.column
+        assert (cur.width, cur.height, cur.in_separator_row) == (b.width, b.height, b.in_separator_row)
+        if cur.modality == "image":
+            assert cur.row == pos.row
+        b.push(int(label), segment_ends=bool(last[k]))
+    assert b.cursor.modality is None

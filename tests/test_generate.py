@@ -1,44 +1,32 @@
-"""The generation loop over a scripted backend: events, plans, seeds, batch lanes, segment ends."""
+"""The generation loop over the null backend: events, plans, seeds, batch lanes, segment ends."""
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from pxby_edge import events as ev
+from pxby_edge.backends.null import NullBackend
 from pxby_edge.errors import GenerationError
 from pxby_edge.generate import GenerationRequest, Generator
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
-from pxby_edge.vocab import Vocab
 
 
-class ScriptedBackend:
-    """Logits that depend on the context only (a fixed random table), like a stateless model."""
+def scripted(batch=1, slots=6, end_text_after=None, seed=0):
+    """A NullBackend whose slot 5 says "0" (segment end) once a text is long enough, when asked:
+    then segment ends come from the model, as they do from a trained one."""
+    if end_text_after is None:
+        return NullBackend(batch=batch, slots=slots, seed=seed)
+    table = NullBackend(batch=batch, slots=slots, seed=seed)
 
-    name = "scripted"
-
-    def __init__(self, batch=1, slots=6, end_text_after=None, seed=0):
-        self.batch, self.slots = batch, slots
-        self.vocab_size = Vocab().size
-        self.manifest = SimpleNamespace(vocab=Vocab(), slicing={"image": 1, "audio": 1})
-        self.table = np.random.default_rng(seed).normal(size=(4096, slots, self.vocab_size)).astype(np.float32) * 3
-        self.end_text_after = end_text_after
-        self.calls = 0
-
-    def reset(self, lanes=None):
-        self.calls = 0
-
-    def step(self, contexts):
-        self.calls += 1
-        key = (contexts.astype(np.int64) * np.array([3, 5, 7, 11, 13, 17])).sum(axis=1) % 4096
-        out = self.table[key].copy()
-        if self.end_text_after is not None:
-            # Slot 5 says "0" (segment end) once a text is long enough: ends come from the model.
-            is_text = contexts[:, 5] < 58
-            out[is_text & (self.calls > self.end_text_after), 5, 0] = 50.0
+    def logits(contexts, steps):
+        key = (contexts.astype(np.int64) @ np.array([3, 5, 7, 11, 13, 17])) % table.table.shape[0]
+        out = table.table[key].copy()
+        is_text = contexts[:, 5] < 58
+        out[is_text & (steps > end_text_after), 5, 0] = 50.0
         return out
+
+    return NullBackend(batch=batch, slots=slots, seed=seed, logits_fn=logits)
 
 
 def collect(gen):
@@ -47,7 +35,7 @@ def collect(gen):
 
 def test_events_describe_the_token_stream():
     req = GenerationRequest(prompt="a blue", frames=2, width=6, height=5, audio_samples=30, seed=3, text_chars=20)
-    gen = Generator(ScriptedBackend(), req)
+    gen = Generator(scripted(), req)
     events = collect(gen)
     lane = gen.lanes[0]
     dec = ActionPixelBytesTokenizer().decode(np.asarray(lane.tokens))
@@ -72,7 +60,7 @@ def test_events_describe_the_token_stream():
 
 def test_seed_reproduces_and_lanes_differ():
     def run(seed, batch=1):
-        gen = Generator(ScriptedBackend(batch=batch), GenerationRequest(prompt="a", max_tokens=300, seed=seed, batch=batch))
+        gen = Generator(scripted(batch=batch), GenerationRequest(prompt="a", max_tokens=300, seed=seed, batch=batch))
         collect(gen)
         return [lane.tokens for lane in gen.lanes]
 
@@ -86,7 +74,7 @@ def test_seed_reproduces_and_lanes_differ():
 def test_max_tokens_stops_every_lane():
     # A fixed 16x8 frame cannot fit in 50 tokens, so no lane can finish its plan first.
     req = GenerationRequest(prompt="ab", max_tokens=50, batch=3, frames=1, width=16, height=8)
-    gen = Generator(ScriptedBackend(batch=3), req)
+    gen = Generator(scripted(batch=3), req)
     events = collect(gen)
     assert [lane.generated for lane in gen.lanes] == [50, 50, 50]
     ends = [e for e in events if isinstance(e, ev.StreamEnd)]
@@ -94,7 +82,7 @@ def test_max_tokens_stops_every_lane():
 
 
 def test_pad_in_slot_five_ends_the_text():
-    gen = Generator(ScriptedBackend(end_text_after=8), GenerationRequest(prompt="abc", plan=("text", "image"), max_tokens=40, text_chars=None))
+    gen = Generator(scripted(end_text_after=8), GenerationRequest(prompt="abc", plan=("text", "image"), max_tokens=40, text_chars=None))
     collect(gen)
     tokens = gen.lanes[0].tokens
     end = tokens.index(2)
@@ -103,7 +91,7 @@ def test_pad_in_slot_five_ends_the_text():
 
 
 def test_predict_objective_uses_its_single_slot():
-    gen = Generator(ScriptedBackend(slots=1), GenerationRequest(prompt="ab", frames=1, width=3, height=2, audio_samples=4))
+    gen = Generator(scripted(slots=1), GenerationRequest(prompt="ab", frames=1, width=3, height=2, audio_samples=4))
     collect(gen)
     assert gen.lanes[0].builder.segments == ["text", "image", "audio"]
 
@@ -121,4 +109,44 @@ def test_predict_objective_uses_its_single_slot():
 )
 def test_bad_requests(kwargs, match):
     with pytest.raises(GenerationError, match=match):
-        Generator(ScriptedBackend(), GenerationRequest(**kwargs))
+        Generator(scripted(), GenerationRequest(**kwargs))
+
+
+def test_null_backend_keeps_the_backend_contract():
+    from pxby_edge.backends import Backend
+    from pxby_edge.errors import BackendError
+
+    be = NullBackend(batch=2, seed=4)
+    assert isinstance(be, Backend) and be.manifest.batch == 2 and be.context_shape == (2, 6)
+    ctx = np.array([[0, 0, 0, 0, 0, 40], [1, 2, 3, 4, 5, 60]], dtype=np.int32)
+    first = be.step(ctx).copy()
+    assert first.shape == (2, 6, 151) and first.dtype == np.float32
+    np.testing.assert_array_equal(NullBackend(batch=2, seed=4).step(ctx), first)
+    assert not np.array_equal(NullBackend(batch=2, seed=5).step(ctx), first)
+    state = be.get_state()
+    assert state.tolist() == [1, 1]
+    be.reset([1])
+    assert be.get_state().tolist() == [1, 0]
+    be.set_state(state)
+    assert be.get_state().tolist() == [1, 1]
+    still = NullBackend(constant=True)
+    assert still.step([[0] * 6]) is still.step([[9] * 6])
+    with pytest.raises(BackendError, match="slots"):
+        NullBackend(slots=3)
+    with pytest.raises(BackendError, match="shape"):
+        be.step(np.zeros((3, 6), dtype=np.int32))
+
+
+def test_bundled_model_default_generation_ends_by_its_plan(tmp_path):
+    """Seed 1 ran to the 20,000-token cap (an 80×2964 sprite strip, no audio) before the geometry bounds."""
+    from pxby_edge.generate import default_model_path, run_generation
+    from pxby_edge.manifest import GEOMETRY_IMAGE_HEIGHT, GEOMETRY_IMAGE_WIDTH, read_manifest
+
+    manifest = read_manifest(default_model_path())
+    assert manifest.bound(GEOMETRY_IMAGE_WIDTH) == 24 and manifest.bound(GEOMETRY_IMAGE_HEIGHT) == 24
+    s = run_generation(GenerationRequest(seed=1), backend="numpy", out_dir=tmp_path)
+    assert s["stop_reason"] == "plan" and (tmp_path / "audio.wav").is_file()
+    assert [seg["modality"] for seg in s["segments"][0]] == ["text", "image", "audio"]
+    assert all(seg["ended_by"] == "plan" for seg in s["segments"][0])
+    frames = ActionPixelBytesTokenizer().decode(np.load(tmp_path / "tokens.npz")["tokens"])["frame_ids"]
+    assert frames and all(f.shape[0] <= 24 and f.shape[1] <= 24 for f in frames)

@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 from pxby_edge.errors import ManifestError
 from pxby_edge.manifest import (
     FORMAT_VERSION,
+    GEOMETRY_AUDIO_SAMPLES,
+    GEOMETRY_IMAGE_WIDTH,
     KEY_FORMAT_VERSION,
+    KEY_GEOMETRY,
     MANIFEST_METADATA_NAME,
     Manifest,
     TensorSpec,
@@ -117,6 +120,94 @@ def test_bad_documents_give_manifest_errors():
         Manifest.from_dict(d)
     with pytest.raises(ManifestError, match="no input named"):
         make_manifest().input("x")
+
+
+def _mutated(path: tuple, value) -> dict:
+    d = json.loads(make_manifest().to_json())
+    node = d
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return d
+
+
+HOSTILE_FIELDS = [
+    (("audio_rate",), float("nan"), "audio_rate nan"),
+    (("audio_rate",), float("inf"), "audio_rate inf"),
+    (("audio_rate",), -float("inf"), "audio_rate -inf"),
+    (("audio_rate",), 1e300, "audio_rate 1e"),
+    (("audio_rate",), -8000, "audio_rate -8000"),
+    (("audio_rate",), "fast", "audio_rate must be a number"),
+    (("vocab", "palette", 3), [999, 0, 0], "palette entry"),
+    (("vocab", "palette", 3), 7, "vocabulary"),
+    (("vocab", "action_states", 0), float("nan"), "action state"),
+    (("vocab", "bytes", 5), "ab", "not one byte"),
+    (("slicing", "audio"), 0, r"slicing\[audio\] 0"),
+    (("slicing", "image"), 2.5, "slicing.*integer"),
+    (("slicing", "video"), 1, "slicing has keys"),
+    (("batch",), 0, "batch 0"),
+    (("batch",), True, "batch must be an integer"),
+    (("batch",), 10**9, "batch"),
+    (("slots",), 3, "slots 3"),
+    (("recipe",), "int3", "recipe"),
+    (("model", "hidden_size"), -32, "hidden_size"),
+    (("model", "num_layers"), None, "num_layers"),
+    (("model", "vocab_size"), 152, "vocab_size 152"),
+    (("inputs", 1, "shape"), [2, -1, 32], "dimension -1"),
+    (("inputs", 1, "shape"), [2**20, 2**20], "elements"),
+    (("inputs", 1, "dtype"), "int4", "dtype"),
+    (("inputs", 1, "scale"), float("nan"), "scale nan"),
+    (("inputs", 1, "zero_point"), 300, "zero point 300"),
+    (("inputs", 1, "index"), -2, "index -2"),
+    (("inputs",), [{}] * 40, "at most 16"),
+    (("outputs", 0), "logits", "tensor entry"),
+    (("calibration",), [1], "calibration must be a JSON object"),
+    (("geometry",), {GEOMETRY_IMAGE_WIDTH: [30, 20]}, "min 30 above max 20"),
+    (("geometry",), {GEOMETRY_IMAGE_WIDTH: [-1, 20]}, "geometry image_width -1"),
+    (("geometry",), {"image_depth": [1, 2]}, "geometry key"),
+]
+
+
+@pytest.mark.parametrize("path,value,match", HOSTILE_FIELDS, ids=[f"{'.'.join(map(str, p))}={v!r:.20}" for p, v, _ in HOSTILE_FIELDS])
+def test_hostile_fields_are_refused_in_one_line(path, value, match):
+    with pytest.raises(ManifestError, match=match) as info:
+        Manifest.from_json(json.dumps(_mutated(path, value)))
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_deep_or_huge_json_is_refused():
+    with pytest.raises(ManifestError, match="nested too deeply"):
+        Manifest.from_json("[" * 100_000 + "]" * 100_000)
+    d = make_manifest().to_dict()
+    d["fidelity"] = {"a": json.loads("[" * 100 + "]" * 100)}
+    with pytest.raises(ManifestError, match="nested more than"):
+        Manifest.from_dict(d)
+    with pytest.raises(ManifestError, match="more than the"):
+        Manifest.from_json(" " * (2 << 20))
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                     max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.sampled_from(sorted(make_manifest().to_dict())), value=_json)
+def test_any_value_in_any_field_is_a_manifest_or_a_manifest_error(key, value):
+    try:
+        m = Manifest.from_json(json.dumps(_mutated((key,), value)))
+    except ManifestError:
+        return
+    assert Manifest.from_json(m.to_json()) == m
+
+
+def test_geometry_round_trips_and_old_files_load_without_it():
+    m = make_manifest(geometry={GEOMETRY_IMAGE_WIDTH: (24, 24), GEOMETRY_AUDIO_SAMPLES: (410, 614)})
+    back = Manifest.from_json(m.to_json())
+    assert back == m and back.bound(GEOMETRY_IMAGE_WIDTH) == 24 and back.bound("text_tokens") is None
+    old = make_manifest(format_version="1.0").to_dict()
+    assert KEY_GEOMETRY not in old
+    assert Manifest.from_dict(old).geometry == {}
 
 
 def test_through_a_model_file(tmp_path):

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cli
 import pytest
 import serial
 from hypothesis import given, settings
@@ -22,9 +21,10 @@ from serial.tools.list_ports_common import ListPortInfo
 
 from firmware_bridge import ports
 from firmware_bridge.errors import PortError
+from pxby_edge import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+CLI = [sys.executable, "-c", "import sys; from pxby_edge import cli; sys.exit(cli.main())"]
 pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")
 
 

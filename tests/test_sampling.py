@@ -7,7 +7,8 @@ import pytest
 
 from pxby_edge.context import ContextBuilder, additive_mask
 from pxby_edge.errors import GenerationError
-from pxby_edge.sampling import PlanTracker, Sampler, StreamPlan
+from pxby_edge.plan import PlanTracker, StreamPlan
+from pxby_edge.sampling import Sampler
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 from pxby_edge.vocab import Vocab
 

@@ -20,6 +20,26 @@ WEIGHT_Q = np.array([[1, -2, 3, -4], [5, 6, -7, 8], [-128, 0, 127, 1]], dtype=np
 WEIGHT_SCALES = [0.5, 0.25, 0.125]
 
 
+def _add_fc_op_and_signature(schema, m, sg) -> None:
+    """The one FULLY_CONNECTED op (x, w, b → y) and the serving signature x → y."""
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, 2], [3]
+    sg.operators = [op]
+    code = schema.OperatorCodeT()
+    code.builtinCode = schema.BuiltinOperator.FULLY_CONNECTED
+    code.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
+    code.version = 1
+    m.operatorCodes = [code]
+    m.subgraphs = [sg]
+    sig = schema.SignatureDefT()
+    sig.signatureKey, sig.subgraphIndex = "serving_default", 0
+    tm_in, tm_out = schema.TensorMapT(), schema.TensorMapT()
+    tm_in.name, tm_in.tensorIndex = "x", 0
+    tm_out.name, tm_out.tensorIndex = "y", 3
+    sig.inputs, sig.outputs = [tm_in], [tm_out]
+    m.signatureDefs = [sig]
+
+
 def build_model(metadata: dict | None = None, external: bool = False) -> bytes:
     """A small FULLY_CONNECTED model written with the schema's object API (the reference writer).
 
@@ -57,22 +77,7 @@ def build_model(metadata: dict | None = None, external: bool = False) -> bytes:
         tensor("serving_default_y", (1, 3), tt.FLOAT32, 0),
     ]
     sg.inputs, sg.outputs = [0], [3]
-    op = schema.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, 2], [3]
-    sg.operators = [op]
-    code = schema.OperatorCodeT()
-    code.builtinCode = schema.BuiltinOperator.FULLY_CONNECTED
-    code.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
-    code.version = 1
-    m.operatorCodes = [code]
-    m.subgraphs = [sg]
-    sig = schema.SignatureDefT()
-    sig.signatureKey, sig.subgraphIndex = "serving_default", 0
-    tm_in, tm_out = schema.TensorMapT(), schema.TensorMapT()
-    tm_in.name, tm_in.tensorIndex = "x", 0
-    tm_out.name, tm_out.tensorIndex = "y", 3
-    sig.inputs, sig.outputs = [tm_in], [tm_out]
-    m.signatureDefs = [sig]
+    _add_fc_op_and_signature(schema, m, sg)
     m.metadata = []
     for name, data in (metadata or {}).items():
         m.buffers.append(buffer(data))
@@ -203,3 +208,18 @@ def test_weights_stored_after_the_flatbuffer(small):
     again = TFLiteFile(with_metadata(build_model(external=True), {"m": b"1"}))
     np.testing.assert_array_equal(again.tensor_array(again.subgraphs[0].tensors[1]), WEIGHT_Q)
     assert again.metadata["m"] == b"1"
+
+
+def test_operator_options_agree_with_the_schema_reader():
+    """The options the numpy backend runs with are what the schema's own object API reads."""
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+    path = Path(__file__).resolve().parent.parent / "pxby_edge" / "assets" / "demo.tflite"
+    f = TFLiteFile.open(path)
+    ref = schema.ModelT.InitFromPackedBuf(bytearray(f.data), 0).subgraphs[0].operators
+    names = {"act": "fusedActivationFunction", "keep_num_dims": "keepNumDims", "axis": "axis"}
+    seen = set()
+    for op, want in zip(f.subgraphs[0].operators, ref):
+        for key, value in op.options.items():
+            assert value == getattr(want.builtinOptions, names[key]), (f.op_name(op), key)
+            seen.add((f.op_name(op), key))
+    assert {("FULLY_CONNECTED", "keep_num_dims"), ("CONCATENATION", "axis"), ("ADD", "act")} <= seen

@@ -16,32 +16,37 @@ from __future__ import annotations
 
 import argparse
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 
+from pxby_edge.backends.base import Backend
+from pxby_edge.backends.null import null_manifest
 from training.checkpoint import KEY_AUDIO_RATE, KEY_SLICING, load_checkpoint, read_pxby
 from training.data import held_out_streams
 from training.model import PixelBytesLSTM, ensure_streamable
 
 
-class TorchStepBackend:
+class TorchStepBackend(Backend):
     """The runtime's backend interface (``reset``, ``step(ctx (B, 6)) -> (B, slots, V)``) over the
     PyTorch model with a kept LSTM state: lets ``pxby_edge.generate.Generator`` drive a checkpoint."""
 
+    name = "torch"
+
     def __init__(self, model: PixelBytesLSTM, batch: int = 1, slicing=None, audio_rate=None):
-        from pxby_edge.vocab import Vocab
-
         self.model = ensure_streamable(model).eval()
-        self.batch = int(batch)
-        self.slots = 1 if model.config.objective == "predict" else model.config.pxby_dim
-        self.manifest = SimpleNamespace(vocab=Vocab(), slicing=dict(slicing or {"image": 1, "audio": 1}),
-                                        audio_rate=audio_rate)
+        slots = 1 if model.config.objective == "predict" else model.config.pxby_dim
+        self._init_common(null_manifest(int(batch), slots, slicing=slicing, audio_rate=audio_rate), None)
         self.state = None
 
-    def reset(self) -> None:
+    def reset(self, lanes=None) -> None:
         self.state = None
+
+    def get_state(self):
+        return self.state
+
+    def set_state(self, state) -> None:
+        self.state = state
 
     @torch.no_grad()
     def step(self, ctx: np.ndarray) -> np.ndarray:

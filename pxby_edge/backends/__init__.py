@@ -8,6 +8,8 @@ is installed. ``auto`` takes, of those installed, the first in ``litert, tflite,
 is their speed order on the int8 step measured in ``pxby-edge bench`` (ai-edge-litert with XNNPACK
 first; tflite-runtime 2.14 lacks the newer int8 kernels; onnxruntime needs the .onnx beside the file
 and runs the float graph; numpy is the always-there fallback). ``backend.name`` says which was taken.
+``NullBackend`` (no model: logits from a seeded table) serves tests and benchmarks of the loop; it is
+not among the names a file is opened with.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from pxby_edge.backends.base import BACKEND_NAMES, Backend
+from pxby_edge.backends.base import BACKEND_NAMES, Backend, Stepper
+from pxby_edge.backends.null import NullBackend
 from pxby_edge.errors import BackendError, ModelFileError
 
-__all__ = ["BACKEND_NAMES", "Backend", "available_backends", "backend_class", "open_backend"]
+__all__ = ["BACKEND_NAMES", "Backend", "NullBackend", "Stepper", "available_backends", "backend_class", "open_backend"]
 
 
 def backend_class(name: str):

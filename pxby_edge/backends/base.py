@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from pxby_edge.manifest import (
     INPUT_C,
     INPUT_CONTEXT,
     INPUT_H,
+    INT_LIMITS,
     OUTPUT_C,
     OUTPUT_H,
     OUTPUT_LOGITS,
@@ -38,7 +39,23 @@ BACKEND_NAMES = ("litert", "tflite", "onnx", "numpy")
 # State pairs in the order backends keep them: (output that comes out, input it feeds next step).
 STATE_NAMES = ((OUTPUT_H, INPUT_H), (OUTPUT_C, INPUT_C))
 
-_INT_LIMITS = {"int8": (-128, 127), "int16": (-32768, 32767), "uint8": (0, 255)}
+
+class Stepper(Protocol):
+    """What a generator needs of a backend: its manifest and geometry, a (B, 6) context buffer, and a
+    step that advances the state and returns the logits. Every ``Backend`` is one (``NullBackend`` too)."""
+
+    manifest: Manifest
+    batch: int
+    slots: int
+    vocab_size: int
+
+    def step(self, contexts) -> np.ndarray: ...
+
+    def context_buffer(self) -> np.ndarray: ...
+
+    def step_buffer(self, slot: Optional[int] = None) -> np.ndarray: ...
+
+    def reset(self, lanes=None) -> None: ...
 
 
 class Backend(abc.ABC):
@@ -145,12 +162,12 @@ class Requantizer:
         self.src, self.dst = src, dst
         self.s_out, self.z_out = np.float32(src.scale), np.float32(src.zero_point)
         self.s_in, self.z_in = np.float32(dst.scale), np.float32(dst.zero_point)
-        lo, hi = _INT_LIMITS[dst.dtype]
+        lo, hi = INT_LIMITS[dst.dtype]
         self.lo, self.hi = np.float32(lo), np.float32(hi)
         self.buf = np.zeros(shape, dtype=np.float32)
         self.table = None
         if lut and src.dtype in _LUT_VIEW:
-            lo_out, hi_out = _INT_LIMITS[src.dtype]
+            lo_out, hi_out = INT_LIMITS[src.dtype]
             # Index by the raw bits as unsigned, so -128..127 maps to 128..255, 0..127.
             values = np.arange(lo_out, hi_out + 1, dtype=np.int64).astype(src.dtype)
             order = values.view(_LUT_VIEW[src.dtype]).argsort()
@@ -187,7 +204,7 @@ def dequantize_table(spec: TensorSpec):
     """(table, view dtype) mapping a quantized tensor's raw bits to float32 reals, or None if not tabulable."""
     if not spec.quantized or spec.dtype not in _LUT_VIEW:
         return None
-    lo, hi = _INT_LIMITS[spec.dtype]
+    lo, hi = INT_LIMITS[spec.dtype]
     values = np.arange(lo, hi + 1, dtype=np.int64).astype(spec.dtype)
     order = values.view(_LUT_VIEW[spec.dtype]).argsort()
     reals = (values.astype(np.float32) - np.float32(spec.zero_point)) * np.float32(spec.scale)
@@ -216,7 +233,7 @@ def quantize_to(real: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """Real values → the tensor's stored dtype with its (scale, zero point)."""
     if not spec.quantized:
         return np.asarray(real, dtype=spec.dtype)
-    lo, hi = _INT_LIMITS[spec.dtype]
+    lo, hi = INT_LIMITS[spec.dtype]
     q = np.rint(np.asarray(real, dtype=np.float32) / np.float32(spec.scale)) + spec.zero_point
     return np.clip(q, lo, hi).astype(spec.dtype)
 
@@ -234,6 +251,9 @@ def check_specs(manifest: Manifest, source) -> None:
         manifest.input(name)
     for name in (OUTPUT_LOGITS, OUTPUT_H, OUTPUT_C):
         manifest.output(name)
+    context = tuple(manifest.input(INPUT_CONTEXT).shape)
+    if context != (manifest.batch, 6):
+        raise ModelFileError(f"{source}: context input has shape {context}, expected {(manifest.batch, 6)}")
     state = (manifest.num_layers, manifest.batch, manifest.hidden_size)
     for spec in (manifest.input(INPUT_H), manifest.input(INPUT_C), manifest.output(OUTPUT_H), manifest.output(OUTPUT_C)):
         if tuple(spec.shape) != state:

@@ -22,54 +22,18 @@ from typing import Optional
 
 import numpy as np
 
-from pxby_edge.backends.base import STATE_NAMES, Backend, check_specs, lane_index, quantize_to
+from pxby_edge.backends.base import STATE_NAMES, Backend, check_specs, lane_index
 from pxby_edge.errors import BackendError, ModelFileError
-from pxby_edge.manifest import INPUT_CONTEXT, OUTPUT_LOGITS, Manifest, read_manifest
-from pxby_edge.tflite_file import TFLiteFile, _Reader
+from pxby_edge.manifest import INPUT_CONTEXT, INT_LIMITS, MAX_ELEMENTS, OUTPUT_LOGITS, Manifest, read_manifest
+from pxby_edge.tflite_file import TFLiteFile
 
-_INT_LIMITS = {"int8": (-128.0, 127.0), "int16": (-32768.0, 32767.0), "uint8": (0.0, 255.0)}
 # Fused activation functions (schema ActivationFunctionType).
 _ACT_NONE, _ACT_RELU, _ACT_RELU_N1_TO_1, _ACT_RELU6, _ACT_TANH = 0, 1, 2, 3, 4
-
-# BuiltinOptions union field slots used below (schema.fbs), per op: {option: (slot, struct fmt, default)}.
-_OPTIONS = {
-    "FULLY_CONNECTED": {"act": (0, "b", 0), "keep_num_dims": (2, "?", False)},
-    "ADD": {"act": (0, "b", 0)},
-    "SUB": {"act": (0, "b", 0)},
-    "MUL": {"act": (0, "b", 0)},
-    "DIV": {"act": (0, "b", 0)},
-    "CONCATENATION": {"axis": (0, "i", 0), "act": (1, "b", 0)},
-    "GATHER": {"axis": (0, "i", 0), "batch_dims": (1, "i", 0)},
-    "SPLIT": {"num_splits": (0, "i", 0)},
-    "SPLIT_V": {"num_splits": (0, "i", 0)},
-    "STRIDED_SLICE": {"begin_mask": (0, "i", 0), "end_mask": (1, "i", 0), "ellipsis_mask": (2, "i", 0),
-                      "new_axis_mask": (3, "i", 0), "shrink_axis_mask": (4, "i", 0), "offset": (5, "?", False)},
-    "SOFTMAX": {"beta": (0, "f", 1.0)},
-    "LEAKY_RELU": {"alpha": (0, "f", 0.0)},
-}
-
-
-def operator_options(f: TFLiteFile, subgraph: int) -> list[dict]:
-    """The builtin options of each operator of a subgraph, for the ops in ``_OPTIONS`` (else {}).
-
-    ``pxby_edge.tflite_file`` keeps only the options' type; the few scalars an interpreter needs are
-    read here with the same bounds-checked reader.
-    """
-    r = _Reader(f.data)
-    model = r.table(r.u32(0))
-    sub = r.table_vector(model, 2)[subgraph]  # Model.subgraphs
-    ops = r.table_vector(sub, 3)  # SubGraph.operators
-    parsed = f.subgraphs[subgraph].operators
-    out = []
-    for tbl, op in zip(ops, parsed):
-        fields = _OPTIONS.get(f.op_name(op))
-        opts: dict = {}
-        if fields:
-            options = r.sub_table(tbl, 4)  # Operator.builtin_options
-            for key, (slot, fmt, default) in fields.items():
-                opts[key] = r.scalar(options, slot, fmt, default) if options is not None else default
-        out.append(opts)
-    return out
+# Numpy raises these on a graph whose shapes or indices do not fit; the load-time check turns them
+# into ModelFileError naming the op.
+# (AttributeError: an op reading a tensor no earlier op produced finds None there.)
+_GRAPH_ERRORS = (ValueError, IndexError, TypeError, AttributeError, ZeroDivisionError, FloatingPointError,
+                 MemoryError, OverflowError)
 
 
 class NumpyBackend(Backend):
@@ -98,12 +62,8 @@ class NumpyBackend(Backend):
                     f"{path}: manifest tensor {spec.name} (index {spec.index}) does not match the graph; "
                     "re-run `pxby-edge quantize` to remake the file"
                 )
-        self.values: list = [None] * len(tensors)
-        for t in tensors:
-            arr = f.tensor_array(t)
-            if arr is not None:
-                self.values[t.index] = self._real(f, t, arr)
-        self.plan = self._compile(f, sig.subgraph_index)
+        self.values = self._constants(f)
+        self.plan = self._compile(f)
         self._ctx = self.specs[INPUT_CONTEXT].index
         self._logits = self.specs[OUTPUT_LOGITS].index
         self._logits_shape = (self.batch, self.slots, self.vocab_size)
@@ -112,8 +72,25 @@ class NumpyBackend(Backend):
         self._state_out = [self.specs[o].index for o, _ in STATE_NAMES]
         self._state_fq = [self._fake_quant_fn(tensors[self.specs[i].index]) for _, i in STATE_NAMES]
         self.reset()
+        self._check_graph()
+        self.reset()
 
     # -- loading --------------------------------------------------------------------------------
+
+    def _constants(self, f: TFLiteFile) -> list:
+        """Every tensor's value slot, constants filled in as real numbers (checked: bounded, finite)."""
+        tensors = self.subgraph.tensors
+        too_big = next((t for t in tensors if int(np.prod(t.shape, dtype=np.float64)) > MAX_ELEMENTS), None)
+        if too_big is not None:
+            raise ModelFileError(f"{self.path}: tensor {too_big.name!r} of shape {list(too_big.shape)} is too large")
+        values: list = [None] * len(tensors)
+        for t in tensors:
+            arr = f.tensor_array(t)
+            if arr is not None:
+                values[t.index] = self._real(f, t, arr)
+                if values[t.index].dtype.kind == "f" and not np.isfinite(values[t.index]).all():
+                    raise ModelFileError(f"{self.path}: constant tensor {t.name!r} holds values that are not finite")
+        return values
 
     @staticmethod
     def _real(f: TFLiteFile, t, arr: np.ndarray) -> np.ndarray:
@@ -126,13 +103,14 @@ class NumpyBackend(Backend):
     @staticmethod
     def _fake_quant_fn(t):
         """x → x rounded onto tensor t's integer grid (in place), or None for a float tensor."""
-        if not t.quantized or t.dtype not in _INT_LIMITS:
+        if not t.quantized or t.dtype not in INT_LIMITS:
             return None
+        if not (np.isfinite(t.scale) and t.scale > 0 and np.isfinite(1.0 / t.scale)):
+            raise ModelFileError(f"activation {t.name!r} has quantization scale {t.scale}, not a finite number > 0")
         scale = np.float32(t.scale)
         inv = np.float32(1.0 / t.scale)
         zero = np.float32(t.zero_point)
-        lo, hi = _INT_LIMITS[t.dtype]
-        lo, hi = np.float32(lo), np.float32(hi)
+        lo, hi = (np.float32(x) for x in INT_LIMITS[t.dtype])
         if t.quantization.per_channel:
             raise ModelFileError(f"activation {t.name!r} is quantized per channel, which the numpy backend does not run")
 
@@ -147,11 +125,10 @@ class NumpyBackend(Backend):
 
         return fq
 
-    def _compile(self, f: TFLiteFile, subgraph: int) -> list:
+    def _compile(self, f: TFLiteFile) -> list:
         sub = self.subgraph
-        options = operator_options(f, subgraph)
         plan = []
-        for op, opts in zip(sub.operators, options):
+        for op in sub.operators:
             name = f.op_name(op)
             build = _OPS.get(name)
             if build is None:
@@ -161,20 +138,48 @@ class NumpyBackend(Backend):
                 )
             ins = [sub.tensors[i] if i >= 0 else None for i in op.inputs]
             outs = [sub.tensors[i] for i in op.outputs]
-            fn = build(self.values, ins, outs, opts)
+            optional = 2 if name == "FULLY_CONNECTED" else None  # only a bias may be left out
+            if not outs or any(t is None for k, t in enumerate(ins) if k != optional):
+                raise ModelFileError(f"{self.path}: op {name} lacks an input or output tensor")
+            try:
+                fn = build(self.values, ins, outs, op.options)
+            except _GRAPH_ERRORS as exc:
+                raise ModelFileError(f"{self.path}: op {name} does not fit its tensors ({exc})") from None
             fqs = [self._fake_quant_fn(t) for t in outs]
             if name in _LAYOUT_OPS and ins[0] is not None and all(_same_grid(ins[0], t) for t in outs):
                 # Moving int8 values around on the same grid changes none of them: nothing to round.
                 fqs = [None] * len(outs)
-            plan.append((fn, [(t.index, q) for t, q in zip(outs, fqs) if q is not None]))
+            plan.append((fn, [(t.index, q) for t, q in zip(outs, fqs) if q is not None], name, outs))
         return plan
+
+    def _check_graph(self) -> None:
+        """Run the graph once on the lowest and once on the highest context ids and compare every op's
+        result with the shape the file declares: a graph that does not fit its tensors fails here, at
+        load, as a ModelFileError, and not in the middle of a generation."""
+        for fill in (0, self.vocab_size - 1):
+            self.values[self._ctx] = np.full(self.context_shape, fill, dtype=np.int32)
+            for fn, _, name, outs in self.plan:
+                try:
+                    with np.errstate(all="ignore"):
+                        fn()
+                except _GRAPH_ERRORS as exc:
+                    raise ModelFileError(f"{self.path}: op {name} fails on this graph ({exc})") from None
+                for t in outs:
+                    got = np.shape(self.values[t.index])
+                    if got != _shape(t):
+                        raise ModelFileError(f"{self.path}: op {name} makes shape {list(got)} where the file "
+                                             f"declares {list(t.shape)} for {t.name!r}")
 
     # -- stepping -------------------------------------------------------------------------------
 
     def step(self, contexts) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):  # a saturating gate overflows exp() to 0 or 1: fine
+            return self._step(contexts)
+
+    def _step(self, contexts) -> np.ndarray:
         v = self.values
         v[self._ctx] = self._check_contexts(contexts)
-        for fn, quantized_outputs in self.plan:
+        for fn, quantized_outputs, _, _ in self.plan:
             fn()
             for index, fq in quantized_outputs:
                 v[index] = fq(np.array(v[index], dtype=np.float32))
@@ -206,10 +211,6 @@ class NumpyBackend(Backend):
 
     def state_real(self) -> tuple:
         return self.get_state()
-
-    def stored_state(self) -> tuple:
-        """The state as the file's input tensors store it (int8 for an int8 file)."""
-        return tuple(quantize_to(self.values[i], self.specs[n]) for i, (_, n) in zip(self._state_in, STATE_NAMES))
 
 
 _LAYOUT_OPS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SLICE", "STRIDED_SLICE", "SPLIT", "SPLIT_V",
@@ -512,4 +513,4 @@ def supported_ops() -> tuple[str, ...]:
     return tuple(sorted(_OPS))
 
 
-__all__ = ["NumpyBackend", "operator_options", "supported_ops"]
+__all__ = ["NumpyBackend", "supported_ops"]
