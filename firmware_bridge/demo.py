@@ -104,7 +104,7 @@ def run_demo(
                 finally:
                     close()
                 link_stats = sink.finish()
-        summary.update(prompt=request.prompt, text="".join(sink.text), segments=sink.segments, port=url,
+        summary.update(prompt=request.prompt, text="".join(sink.text), streamed=sink.segments, port=url,
                        link=link_stats, handheld=sim.counters if sim is not None else None)
         written = summary["outputs"] + (sim.capture.save() if sim is not None else [])
         summary["outputs"] = [out.final(p) for p in written]
@@ -155,6 +155,8 @@ def demo(model, out_dir, port, baud, force, as_json, backend, threads, **options
     )
     for path in summary["outputs"]:
         click.echo(f"wrote {path}")
+    for line in summary.get("warnings", ()):
+        click.echo(f"warning: {line}")
 
 
 DEFAULT_DEMO_PROMPT = "a small blue water creature with horns and a tail. it is blue."

@@ -124,6 +124,9 @@ def generate(model, out_dir, force, as_json, backend, threads, **options):
     )
     for path in summary["outputs"]:
         click.echo(f"wrote {path}")
+    # on stdout with the summary: stderr carries only the progress bar (and errors)
+    for line in summary.get("warnings", ()):
+        click.echo(f"warning: {line}")
 
 
 BENCH_OUTPUTS = ("table", "md", "csv", "json", "jsonl")  # pxby_edge.bench.FORMATS, without importing numpy for --help

@@ -30,6 +30,7 @@ def generation_options(f):
         click.option("--width", type=click.IntRange(1, 256), default=None, help="Force the sprite width in pixels (default: the model decides)."),
         click.option("--height", type=click.IntRange(1, 256), default=None, help="Force the sprite height in pixels (default: the model decides)."),
         click.option("--audio-seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Audio length (default: the model decides)."),
+        click.option("--bounded/--unbounded", default=True, show_default=True, help="Bound what you leave open (sprite size, frames, text and audio length) by what the model's training data held, as recorded in the file; --unbounded lets the model run to --max-tokens."),
         click.option("--text-chars", type=click.IntRange(1), default=160, show_default=True, help="Longest text before it is ended."),
         click.option("--complete-text/--closed-prompt", default=True, show_default=True, help="Let the model finish the prompt's sentence, or end the text at the prompt."),
         click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True, help="Sampling temperature; 0 is greedy."),

@@ -28,7 +28,8 @@ def test_demo_streams_to_the_simulated_handheld(bundled, tmp_path, capsys):
     summary = json.loads(captured.out)
     for name in ("text.txt", "sprite.png", "sprite.gif", "audio.wav", "summary.json", "handheld/screen.png", "handheld/screen.gif"):
         assert (out / name).is_file(), name
-    assert summary["segments"] == ["text", "image", "audio"]
+    assert summary["streamed"] == ["text", "image", "audio"]
+    assert [seg["modality"] for seg in summary["segments"][0]] == ["text", "image", "audio"]
     assert summary["handheld"]["crc_errors"] == 0 and summary["handheld"]["commits"] >= 2
     with Image.open(out / "handheld" / "screen.gif") as gif:
         assert gif.n_frames >= 3  # the sprite appears row by row, not all at once
