@@ -22,7 +22,7 @@ from typing import Optional, Union
 import numpy as np
 
 from pxby_edge.context import ContextBuilder
-from pxby_edge.errors import GenerationError
+from pxby_edge.errors import ContextError, GenerationError
 from pxby_edge.manifest import (
     GEOMETRY_AUDIO_SAMPLES,
     GEOMETRY_IMAGE_FRAMES,
@@ -245,22 +245,34 @@ def _segment_ends(tokens: list[int], k: int, modality: str, vocab: Vocab) -> boo
 
 def measure_geometry(streams: Iterable, vocab: Optional[Vocab] = None) -> dict:
     """The manifest's geometry section (``GEOMETRY_*`` [min, max] ranges and the item count) of token
-    streams: text length in tokens, sprite width and height in pixels, frames, audio samples per channel."""
+    streams: text length in tokens, sprite width and height in pixels, frames, audio samples per channel.
+
+    A stream that is not a well-formed token stream (calibration data may be anything the user had) adds
+    nothing: geometry describes items a generation could imitate, and a bound from noise would cut real ones."""
     vocab = vocab or Vocab()
     seen: dict[str, list[int]] = {key: [] for key in GEOMETRY_BOUNDS.values()}
     items = 0
     for stream in streams:
+        item: dict[str, list[int]] = {key: [] for key in seen}
+        try:
+            _measure_item(_labels(stream), vocab, item)
+        except ContextError:
+            continue
         items += 1
-        tokens = _labels(stream)
-        b = ContextBuilder(vocab=vocab)
-        for k, token in enumerate(tokens):
-            cur = b.cursor
-            b.push(token, _segment_ends(tokens, k, cur.modality, vocab) if b.needs_decision(token) else None)
-            if b.cursor.modality is None and cur.modality is not None:
-                _record(seen, cur, token)
+        for key, values in item.items():
+            seen[key].extend(values)
     out: dict = {key: [min(v), max(v)] for key, v in seen.items() if v}
     out[GEOMETRY_ITEMS] = items
     return out
+
+
+def _measure_item(tokens, vocab: Vocab, seen: dict) -> None:
+    b = ContextBuilder(vocab=vocab)
+    for k, token in enumerate(tokens):
+        cur = b.cursor
+        b.push(token, _segment_ends(tokens, k, cur.modality, vocab) if b.needs_decision(token) else None)
+        if b.cursor.modality is None and cur.modality is not None:
+            _record(seen, cur, token)
 
 
 def _record(seen: dict, cur, token: int) -> None:
