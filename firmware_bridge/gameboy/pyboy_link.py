@@ -125,6 +125,10 @@ class PyBoyPort:
             self._flips_seen = flips
             self._capture_next = True
 
+    def step(self) -> None:
+        """One emulated frame (about 61 link bytes)."""
+        self.tick()
+
     def shades(self) -> np.ndarray:
         """(144, 160) shades the emulated LCD shows now."""
         return shades_from_rgb(np.asarray(self.pyboy.screen.ndarray))

@@ -32,16 +32,16 @@ static uint16_t snd_free(void)
 /* One sound frame per VBlank seen; a frame late after a long VRAM copy is played at once. */
 static void play_sound(void)
 {
-    uint8_t reg;
+    uint8_t reg, val;
     while (snd_frames_played != HR(VBLANKS)) {
         snd_frames_played++;
         while (snd_tail != snd_head) {
             reg = snd[snd_tail];
-            snd_tail = (snd_tail + 1u) & (SND_SIZE - 1u);
+            val = snd[(snd_tail + 1u) & (SND_SIZE - 1u)];
+            snd_tail = (snd_tail + 2u) & (SND_SIZE - 1u);
             if (reg == LINK_SND_END)
                 break;
-            HR(0xFF00u | reg) = snd[snd_tail];
-            snd_tail = (snd_tail + 1u) & (SND_SIZE - 1u);
+            HR(0xFF00u | reg) = val;
         }
     }
 }
@@ -99,7 +99,7 @@ static uint8_t apply_vram(void)
 {
     uint16_t dst = pkt[0] | ((uint16_t)pkt[1] << 8);
     uint8_t n = pkt_len - 2u;
-    if (pkt_len < 3u || dst < 0x8000u || dst + n > 0xA000u)
+    if (pkt_len < 3u || dst < 0x8000u || dst > 0xA000u - n)
         return LINK_ERR_PAYLOAD;
     HR(COPY_SRC) = (uint8_t)(uint16_t)(pkt + 2);
     HR(COPY_SRC + 1) = (uint8_t)((uint16_t)(pkt + 2) >> 8);

@@ -1,0 +1,83 @@
+"""``GameBoyLink``: the stream's link, ending at a real (or emulated) Game Boy instead of a serial device.
+
+    pxby-edge stream --synthetic --to gameboy --port pyboy://
+
+The host side stays one pipeline: ``Streamer`` (tiles, dirty diffing, audio encoding) talks the
+serial protocol to an in-process ``DeviceCore`` over a ``VirtualLink``, exactly as it talks to
+the simulator. That device is the reference: each screen it commits goes through ``VramPlanner``
+to the Game Boy (the stream waits while the cable is busy, as for a serial device's window),
+and each stretch of sound it plays goes through ``ApuEncoder`` to APU
+register writes. ``port`` is a ``PyBoyPort`` or an ``SpiPort``: both clock ``LinkHost`` byte by byte.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from firmware_bridge import protocol as pr
+from firmware_bridge.device import DeviceCore
+from firmware_bridge.display import encode_tiles
+from firmware_bridge.gameboy import link as gl
+from firmware_bridge.gameboy.apu import ApuEncoder
+from firmware_bridge.gameboy.vram import VramPlanner
+from firmware_bridge.virtual import VirtualLink
+
+class GameBoyLink(VirtualLink):
+    """A ``Link`` for ``Streamer`` whose screens and sound are mirrored onto a Game Boy ``port``."""
+
+    def __init__(self, port, *, sound_method: str = "registers", **session_opts):
+        self.port = port
+        self.planner = VramPlanner()
+        self.sound = ApuEncoder(method=sound_method)
+        self.reference: list[np.ndarray] = []  # every screen the reference device committed
+        device = DeviceCore(on_commit=self._on_commit, on_play=self._on_play)
+        super().__init__(device, **session_opts)
+        self.url = getattr(port, "url", "gameboy")
+        port.host.hello()
+
+    # -- reference device -> Game Boy --------------------------------------------------------
+    def _on_commit(self, screen: np.ndarray, frame: int) -> None:
+        """Each committed screen goes to the Game Boy once it has taken the previous one: the
+        stream waits for the cable, as it waits for a serial device's window."""
+        self.reference.append(screen.copy())
+        host = self.port.host
+        self.port.run_until(lambda: not host.queue, what="sending a screen to the Game Boy")
+        for ptype, payload in self.planner.commit(encode_tiles(screen)):
+            host.send(ptype, payload)
+
+    def _on_play(self, offset: int, samples: np.ndarray) -> None:
+        for ptype, payload in self.sound.push(samples):
+            self.port.host.send(ptype, payload)
+
+    # -- end of stream -----------------------------------------------------------------------
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Deliver everything to the reference device, play out its sound, then drain the Game Boy."""
+        super().flush(timeout_s)
+        dev = self.device
+        self.wait(lambda: not dev.ring, timeout_s, "playing out the sound")
+        for ptype, payload in self.sound.finish():
+            self.port.host.send(ptype, payload)
+        host = self.port.host
+        self.port.run_until(lambda: host.idle, what="flushing to the Game Boy")
+        self.port.settle()
+
+    def counters(self) -> dict:
+        """Link and ROM figures for a summary: packets, retransmissions by cause, flips, faults."""
+        out = {f"gb_{k}": v for k, v in self.port.host.counters.items()}
+        out.update({f"gb_{k}": v for k, v in self.planner.stats.items()})
+        out["gb_sound_frames"] = self.sound.frames_out
+        faults = getattr(self.port, "faults", None)
+        if faults is not None:
+            out.update({f"gb_line_{k}": v for k, v in faults.counts.items()})
+        return out
+
+
+def connect(port, **opts) -> GameBoyLink:
+    """A connected ``GameBoyLink`` (the reference device's handshake; the Game Boy's HELLO is queued)."""
+    opts.setdefault("seed", 1)
+    opts.setdefault("max_payload", pr.MAX_PAYLOAD)
+    return GameBoyLink(port, **opts).connect()
+
+
+def status_text(link: GameBoyLink) -> str:
+    return gl.status_name(link.port.host.last_status)
