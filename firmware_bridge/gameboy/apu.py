@@ -26,6 +26,9 @@ FRAME_HZ = 4194304 / 70224
 METHODS = ("registers", "wave")
 _WINDOW = 512  # analysis window (62 ms at 8192 Hz): 16 Hz bins, enough for a cry's pitch
 _LOW_HZ, _HIGH_HZ = 64.0, 3500.0
+SOUND_RING = 1023  # bytes the ROM's sound ring holds (SND_SIZE - 1 in rom/main.c)
+# volume 0 (DAC off) on both pulses, retriggered so it takes effect; CH3's DAC off
+SILENCE = (0x12, 0x00, 0x14, 0x80, 0x17, 0x00, 0x19, 0x80, 0x1A, 0x00)
 
 
 def _peaks(x: np.ndarray, n: int = 2) -> list[tuple[float, float]]:
@@ -72,6 +75,7 @@ class ApuEncoder:
         self.frames_out = 0
         self._state: dict = {}
         self._frames: list[list[int]] = []
+        self.sent_sizes: list[int] = []  # bytes of each frame handed out, newest last
 
     def push(self, samples) -> list[tuple[int, bytes]]:
         x = np.asarray(samples, dtype=np.float64).reshape(-1) / 127.5 - 1.0
@@ -86,8 +90,19 @@ class ApuEncoder:
         total = self.consumed + len(self.buf)
         while self._frame_start(self.frames_out) < total:
             self._frame()
-        self._frames.append([0x12, 0x00, 0x14, 0x80, 0x17, 0x00, 0x19, 0x80, 0x1A, 0x00, gl.SND_END, 0])
+        self._frames.append(list(SILENCE) + [gl.SND_END, 0])
+        self.sent_sizes.append(len(SILENCE) + 2)
         return self._packets(flush=True)
+
+    def frames_buffered(self, ring_bytes: int = SOUND_RING) -> int:
+        """At most how many sent frames can still be waiting in the ROM's sound ring."""
+        total = n = 0
+        for size in reversed(self.sent_sizes):
+            total += size
+            if total > ring_bytes:
+                break
+            n += 1
+        return n
 
     @staticmethod
     def _frame_start(k: int) -> int:
@@ -106,6 +121,7 @@ class ApuEncoder:
         x[: len(seg)] = seg
         pairs = self._registers(x) if self.method == "registers" else self._wave(x, self.buf[lo:hi])
         self._frames.append(pairs + [gl.SND_END, 0])
+        self.sent_sizes.append(len(pairs) + 2)
         self.frames_out += 1
         # keep what the next frame's window still needs
         drop = max(0, min(self._frame_end(k + 1) - self.consumed - _WINDOW, len(self.buf)))
@@ -148,10 +164,11 @@ class ApuEncoder:
 
 
 def log_spectral_distance(a: np.ndarray, b: np.ndarray, rate: int = IN_RATE, nperseg: int = 256,
-                          floor_db: float = 60.0) -> float:
+                          floor_db: float = 30.0) -> float:
     """RMS over time of the RMS over frequency of the dB difference between two sounds' spectrograms,
     each normalized by its own mean level (a gain between them is no distance), floored ``floor_db``
-    below the reference's peak so silence does not dominate. Lower is closer; 0 is identical."""
+    below each one's peak: a 4-bit DAC spans 24 dB, so detail 30 dB down is beyond what either
+    method can render and would only measure the floor. Lower is closer; 0 is identical."""
     from scipy import signal
 
     n = min(len(a), len(b))
@@ -185,3 +202,19 @@ def align(reference: np.ndarray, played: np.ndarray) -> np.ndarray:
     lag = int(np.argmax(signal.correlate(env_p, env_r, mode="valid"))) if len(played) > len(reference) else 0
     out = played[lag : lag + len(reference)]
     return np.pad(out, (0, len(reference) - len(out)))
+
+
+def to_reference_rate(played: np.ndarray, rate: int) -> np.ndarray:
+    """A capture (floats at ``rate``) at 8192 Hz without the DAC's DC offset, ready to compare."""
+    from scipy import signal
+
+    x = signal.resample_poly(np.asarray(played, dtype=np.float64), IN_RATE, int(rate))
+    sos = signal.butter(2, 30.0, btype="high", fs=IN_RATE, output="sos")
+    return signal.sosfilt(sos, x)
+
+
+def compare(reference: np.ndarray, played: np.ndarray, rate: int) -> dict:
+    """The documented measure: log-spectral distance (dB) and envelope correlation of what the Game
+    Boy played against the reference sound, after resampling, DC removal and alignment."""
+    got = align(reference, to_reference_rate(played, rate))
+    return {"lsd_db": log_spectral_distance(reference, got), "envelope_r": envelope_correlation(reference, got)}

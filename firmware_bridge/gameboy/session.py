@@ -25,12 +25,16 @@ from firmware_bridge.virtual import VirtualLink
 class GameBoyLink(VirtualLink):
     """A ``Link`` for ``Streamer`` whose screens and sound are mirrored onto a Game Boy ``port``."""
 
-    def __init__(self, port, *, sound_method: str = "registers", **session_opts):
+    def __init__(self, port, *, sound_method: str = "registers", capture=None, **session_opts):
         self.port = port
         self.planner = VramPlanner()
         self.sound = ApuEncoder(method=sound_method)
+        self.capture = capture  # a simulator ``Capture`` of the reference device, or None
         self.reference: list[np.ndarray] = []  # every screen the reference device committed
-        device = DeviceCore(on_commit=self._on_commit, on_play=self._on_play)
+        self.shown: list[np.ndarray] = []  # what the Game Boy shows after each flip, from the planner's state
+        self.played: list[np.ndarray] = []  # the reference device's sound, as it played it
+        device = DeviceCore(on_commit=self._on_commit, on_play=self._on_play,
+                            on_audio_cfg=capture.on_audio_cfg if capture is not None else None)
         super().__init__(device, **session_opts)
         self.url = getattr(port, "url", "gameboy")
         port.host.hello()
@@ -40,12 +44,18 @@ class GameBoyLink(VirtualLink):
         """Each committed screen goes to the Game Boy once it has taken the previous one: the
         stream waits for the cable, as it waits for a serial device's window."""
         self.reference.append(screen.copy())
+        if self.capture is not None:
+            self.capture.on_commit(screen, frame)
         host = self.port.host
         self.port.run_until(lambda: not host.queue, what="sending a screen to the Game Boy")
         for ptype, payload in self.planner.commit(encode_tiles(screen)):
             host.send(ptype, payload)
+        self.shown.append(self.planner.shown())
 
     def _on_play(self, offset: int, samples: np.ndarray) -> None:
+        self.played.append(samples.copy())
+        if self.capture is not None:
+            self.capture.on_play(offset, samples)
         for ptype, payload in self.sound.push(samples):
             self.port.host.send(ptype, payload)
 
@@ -59,7 +69,7 @@ class GameBoyLink(VirtualLink):
             self.port.host.send(ptype, payload)
         host = self.port.host
         self.port.run_until(lambda: host.idle, what="flushing to the Game Boy")
-        self.port.settle()
+        self.port.settle(3 + self.sound.frames_buffered())
 
     def counters(self) -> dict:
         """Link and ROM figures for a summary: packets, retransmissions by cause, flips, faults."""

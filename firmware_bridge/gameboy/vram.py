@@ -62,6 +62,13 @@ class VramPlanner:
         self.bgp = gl.BGP_DEFAULT
         self.stats = {"flips": 0, "split_commits": 0, "tiles_written": 0, "map_bytes": 0}
 
+    def shown(self) -> np.ndarray:
+        """(144, 160) shades the shown map and tiles make, as the LCD draws them."""
+        from firmware_bridge.device import decode_tiles
+
+        pix = decode_tiles(self.tiles)[self.maps[self.front].reshape(pr.MAP_H, pr.MAP_W)]
+        return pix.transpose(0, 2, 1, 3).reshape(pr.SCREEN_H, pr.SCREEN_W)
+
     def slots_free(self) -> int:
         return N_SLOTS - len(set(self.maps[self.front].tolist()))
 
