@@ -161,6 +161,32 @@ class LinkHost:
         cur.last = -1
 
 
+def _vector(name: str, seq: int, ptype: int, payload: bytes, answer: int, wire: bytes | None = None) -> dict:
+    return {"name": name, "wire": (wire if wire is not None else encode_packet(seq, ptype, payload)).hex(),
+            "answer": answer}
+
+
+# Shared test vectors, in order (the ROM's session state carries from one to the next): the wire
+# bytes and the status the ROM settles on. docs/protocol.md lists them; tests/test_gameboy.py
+# checks encode_packet against ``wire`` and the ROM in PyBoy against ``answer``.
+VECTORS = (
+    _vector("HELLO opens a session at seq 5", 5, T_HELLO, b"", ST_ACK | 5),
+    _vector("VRAM: one tile at 0x8010", 6, T_VRAM, bytes([0x10, 0x80]) + bytes(range(16)), ST_ACK | 6),
+    _vector("the same packet again (its ACK was lost): acknowledged again", 6, T_VRAM,
+            bytes([0x10, 0x80]) + bytes(range(16)), ST_ACK | 6),
+    _vector("a checksum byte wrong", 7, T_FLIP, bytes([1, BGP_DEFAULT]), ST_ERR | ERR_CHECKSUM,
+            wire=encode_packet(7, T_FLIP, bytes([1, BGP_DEFAULT]))[:-1] + b"\x00"),
+    _vector("length over 130", 7, T_VRAM, b"", ST_ERR | ERR_LENGTH, wire=bytes([SYNC, 7, 200])),
+    _vector("unknown type", 7, 0x09, b"", ST_ERR | ERR_TYPE),
+    _vector("seq skipped ahead", 9, T_FLIP, bytes([1, BGP_DEFAULT]), ST_ERR | ERR_SEQ),
+    _vector("VRAM outside 0x8000..0x9FFF", 7, T_VRAM, bytes([0xF0, 0x9F]) + bytes(32), ST_ERR | ERR_PAYLOAD),
+    _vector("FLIP to map 1, palette 0xE4", 7, T_FLIP, bytes([1, BGP_DEFAULT]), ST_ACK | 7),
+    _vector("SOUND: CH1 volume 15 at 1 kHz, end of frame", 8, T_SOUND,
+            bytes([0x11, 0x80, 0x12, 0xF0, 0x13, 0x83, 0x14, 0x87, SND_END, 0]), ST_ACK | 8),
+    _vector("SOUND with a register outside the APU", 9, T_SOUND, bytes([0x40, 0x00]), ST_ERR | ERR_PAYLOAD),
+)
+
+
 def c_header() -> str:
     """rom/link.h, generated from the constants above."""
     names = ("SYNC MAX_LEN SEQ_MOD T_HELLO T_VRAM T_FLIP T_SOUND ST_READY ST_BUSY_RX ST_BUSY_APPLY ST_ERR ST_ACK "

@@ -60,7 +60,8 @@ class VramPlanner:
         self.maps = np.stack([start, start]).astype(np.int64)
         self.front = 0
         self.bgp = gl.BGP_DEFAULT
-        self.stats = {"flips": 0, "split_commits": 0, "tiles_written": 0, "map_bytes": 0}
+        self._writes: dict[int, bytes] = {}  # slot -> tile bytes written since the last flip
+        self.stats = {"flips": 0, "split_commits": 0, "torn_commits": 0, "tiles_written": 0, "map_bytes": 0}
 
     def shown(self) -> np.ndarray:
         """(144, 160) shades the shown map and tiles make, as the LCD draws them."""
@@ -77,20 +78,31 @@ class VramPlanner:
         screen_tiles = np.asarray(screen_tiles, dtype=np.uint8).reshape(N_POS, pr.TILE_BYTES)
         packets: list[tuple[int, bytes]] = []
         while True:
-            assign, done = self._assign(screen_tiles)
+            assign, done = self._assign(screen_tiles, set(self.maps[self.front].tolist()))
+            if not done and np.array_equal(assign, self.maps[self.front]):
+                # not one free slot where it is needed: let the positions that change anyway
+                # overwrite each other's tiles (visible for one frame, counted), then anything
+                self.stats["torn_commits"] += 1
+                assign, done = self._assign(screen_tiles, self._stable_slots(screen_tiles))
+                if not done:
+                    assign, done = self._assign(screen_tiles, set())
             packets += self._flip(assign, bgp)
             if done:
                 return packets
             self.stats["split_commits"] += 1
 
-    def _assign(self, want: np.ndarray) -> tuple[np.ndarray, bool]:
-        """A slot for each position; positions left when free slots run out keep the shown one."""
+    def _stable_slots(self, want: np.ndarray) -> set[int]:
+        front = self.maps[self.front]
+        same = (self.tiles[front] == want).all(axis=1)
+        return set(front[same].tolist())
+
+    def _assign(self, want: np.ndarray, protected: set[int]) -> tuple[np.ndarray, bool]:
+        """A slot for each position, writing only slots outside ``protected``; positions left when
+        free slots run out keep the shown one."""
         front, back = self.maps[self.front], self.maps[1 - self.front]
-        shown = set(front.tolist())
-        free = {id(p): deque(s for s in p if s not in shown) for p in (_POOL_TOP, _POOL_SPLIT, _POOL_BOTTOM)}
+        free = {id(p): deque(s for s in p if s not in protected) for p in (_POOL_TOP, _POOL_SPLIT, _POOL_BOTTOM)}
         used: set[int] = set()
         assign = front.copy()
-        self._writes: dict[int, bytes] = {}
         for pos in range(N_POS):
             pool = pool_of(pos // pr.MAP_W)
             key = want[pos].tobytes()
@@ -144,13 +156,14 @@ class VramPlanner:
     def _tile_packets(self) -> list[tuple[int, bytes]]:
         slots = sorted(self._writes)
         self.stats["tiles_written"] += len(slots)
+        writes, self._writes = self._writes, {}
         out = []
         i = 0
         while i < len(slots):
             j = i
             while j + 1 < len(slots) and slots[j + 1] == slots[j] + 1 and j + 1 - i < TILES_PER_WRITE:
                 j += 1
-            data = b"".join(self._writes[s] for s in slots[i : j + 1])
+            data = b"".join(writes[s] for s in slots[i : j + 1])
             out.append(vram_packet(TILE_BASE + slots[i] * pr.TILE_BYTES, data))
             i = j + 1
         return out
