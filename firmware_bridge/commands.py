@@ -74,7 +74,13 @@ def handheld(use_pty, port, baud, capture_dir, live, seconds):
 @click.option("--audio-format", type=click.Choice(["u8", "u4"]), default="u8", show_default=True, help="Sample format on the wire.")
 @click.option("--synthetic", is_flag=True, help="Stream a built-in test sprite and sound instead of generating.")
 @click.option("--connect-timeout", default=3.0, show_default=True, type=float, help="Seconds to wait for the device.")
-def stream(model, port, baud, dither, audio_format, synthetic, connect_timeout, backend, threads, **options):
+@click.option("--to", "target", type=click.Choice(["serial", "gameboy"]), default=None,
+              help="The device kind (default: a Game Boy for pyboy:// and spi:// ports, else serial).")
+@click.option("--out", "out_dir", default="pxby-out", show_default=True, type=click.Path(file_okay=False),
+              help="With a Game Boy: write gameboy/screen.png, screen.gif and audio.wav here.")
+@click.option("--force", is_flag=True, help="Overwrite earlier outputs in --out.")
+def stream(model, port, baud, dither, audio_format, synthetic, connect_timeout, target, out_dir, force, backend,
+           threads, **options):
     """Generate with MODEL (default: the bundled one) and send it live to a device or `pxby-edge handheld`:
     text as it appears, the sprite row by row, each animation frame, then the cry."""
     from firmware_bridge.link import Link
@@ -86,6 +92,15 @@ def stream(model, port, baud, dither, audio_format, synthetic, connect_timeout, 
     else:
         gen, audio_rate = _generation(model, options, backend, threads)
         events, audio_total = gen.events(), gen.request.audio_samples
+    from firmware_bridge.gameboy.run import describe, is_gameboy_url, stream_events
+
+    if target == "gameboy" or (target is None and is_gameboy_url(port)):
+        stats = stream_events(events, port, out_dir, audio_rate=audio_rate, audio_total=audio_total, overwrite=force,
+                              dither=dither)
+        click.echo(describe(stats))
+        for path in stats["outputs"]:
+            click.echo(f"wrote {path}")
+        return
     with Link(port, baud, connect_timeout_s=connect_timeout, need=stream_needs()) as link:
         link.connect()
         streamer = Streamer(link, audio_rate=audio_rate, audio_total=audio_total, **opts)

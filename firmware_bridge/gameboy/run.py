@@ -102,3 +102,24 @@ class GameBoyRun:
 
     def summary(self) -> dict:
         return self.link.counters()
+
+
+def stream_events(events, url: str, out_dir=None, *, audio_rate: float, audio_total: Optional[int] = None,
+                  overwrite: bool = False, **streamer_opts) -> dict:
+    """Stream ``events`` to the Game Boy at ``url``; the streamer's and the Game Boy's figures, and the files written."""
+    from firmware_bridge.stream import Streamer
+
+    with GameBoyRun(url, out_dir, overwrite=overwrite) as run:
+        streamer = Streamer(run.link, audio_rate=audio_rate, audio_total=audio_total, **streamer_opts)
+        for event in events:
+            streamer.feed(event)
+        stats = streamer.finish()
+        written = run.save()
+        return {**stats, **run.summary(), "outputs": written}
+
+
+def describe(stats: dict) -> str:
+    """One line for the CLI: what went over the Game Boy's cable."""
+    return (f"game boy: {stats['gb_flips']} frames flipped, {stats['gb_packets']} packets "
+            f"({stats['gb_bytes']} link bytes, {stats['gb_payload_bytes']} payload), {stats['gb_sound_frames']} sound frames; "
+            f"retransmits {stats['gb_retransmits']} (checksum {stats['gb_err_checksum']}, timeouts {stats['gb_timeouts']})")
