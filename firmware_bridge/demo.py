@@ -36,6 +36,7 @@ def run_demo(
     overwrite: bool = False,
     progress: bool = False,
     connect_timeout_s: float = 3.0,
+    to: Optional[str] = None,
 ) -> dict:
     """Generate, stream to a handheld (a simulator on a pty unless ``port``), write the outputs."""
     from firmware_bridge.link import Link
@@ -63,8 +64,14 @@ def run_demo(
     be = open_backend(model, backend=backend, threads=threads)
     gen = Generator(be, request)
     audio_rate = audio_rate_of(be.manifest)
-    sim = None
-    if port is None:
+    from firmware_bridge.gameboy.run import GameBoyRun, is_gameboy_url
+
+    gameboy = to == "gameboy" or (to is None and is_gameboy_url(port))
+    sim = run = None
+    if gameboy:  # the reference device behind the Game Boy writes handheld/, the Game Boy gameboy/
+        port = port or "pyboy://"
+        run = GameBoyRun(port, out_dir, overwrite=overwrite, reference_dir=out_dir / "handheld")
+    elif port is None:
         sim = Simulator(open_transport(pty=True), capture=Capture(out_dir / "handheld")).start()
         port = sim.transport.url
     bar = None
@@ -73,8 +80,8 @@ def run_demo(
 
         bar = tqdm(unit="tok", desc="demo", leave=False, mininterval=0.25)
     try:
-        with Link(port, baud, connect_timeout_s=connect_timeout_s, need=stream_needs()) as link:
-            link.connect()
+        with run if gameboy else Link(port, baud, connect_timeout_s=connect_timeout_s, need=stream_needs()) as link:
+            link = link.link if gameboy else link.connect()
             streamer = Streamer(link, audio_rate=audio_rate, audio_total=request.audio_samples)
             t_gen = time.perf_counter()
             shown = 0
@@ -85,13 +92,14 @@ def run_demo(
                     shown = len(gen.step_ns)
             t_generated = time.perf_counter()
             link_stats = streamer.finish()
+            handheld_files = run.save() if gameboy else []
     finally:
         if bar is not None:
             bar.close()
         if sim is not None:
             sim.stop()
             sim.transport.close()
-    handheld_files = sim.capture.save() if sim is not None else []
+    handheld_files += sim.capture.save() if sim is not None else []
     lane = gen.lanes[0]
     outputs = write_lanes(gen, out_dir, audio_rate, overwrite)
     gen_seconds = t_generated - t_gen
@@ -111,6 +119,7 @@ def run_demo(
         "port": port,
         "link": {k: v for k, v in link_stats.items() if isinstance(v, (int, float, str))},
         "handheld": sim.counters if sim is not None else None,
+        "gameboy": run.summary() if gameboy else None,
         "outputs": outputs + handheld_files,
     }
     summary_path = media.atomic_write(out_dir / "summary.json", json.dumps(summary, indent=1).encode(), overwrite)
@@ -126,7 +135,9 @@ def run_demo(
 @click.option("--baud", default=115200, show_default=True, help="Baud rate of --port.")
 @click.option("--force", is_flag=True, help="Overwrite the outputs of an earlier demo in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON summary instead of text.")
-def demo(model, out_dir, port, baud, force, as_json, backend, threads, **options):
+@click.option("--to", "to", type=click.Choice(["handheld", "gameboy"]), default=None,
+              help="gameboy: stream to the link ROM (in PyBoy unless --port spi://...); also picked by a pyboy:// or spi:// --port.")
+def demo(model, out_dir, port, baud, force, as_json, to, backend, threads, **options):
     """Generate a creature (text, animated sprite, cry) with the bundled model and stream it live
     to a simulated Game Boy-style handheld; everything lands in --out.
 
@@ -146,7 +157,7 @@ def demo(model, out_dir, port, baud, force, as_json, backend, threads, **options
     request = request_from_options(**options)
     summary = run_demo(
         request, out_dir, port=port, baud=baud, backend=backend, threads=threads, overwrite=force,
-        progress=sys.stderr.isatty(), model=model,
+        progress=sys.stderr.isatty(), model=model, to=to,
     )
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
