@@ -281,3 +281,30 @@ def test_bad_spi_urls_say_what_is_valid(url):
 
     with pytest.raises(PortError, match="spi:///dev/spidevB.D|valid: hz, gap_us"):
         parse_spi_url(url)
+
+
+# -- the demo's creature --------------------------------------------------------------------------
+
+
+def test_demo_creature_on_the_gameboy_equals_the_simulator(tmp_path):
+    """The same seed streamed once to the simulator on a pty, once to the ROM in PyBoy."""
+    pytest.importorskip("ai_edge_litert", reason="the bundled model needs ai-edge-litert (pip install pxby-edge[pi])")
+    from PIL import Image
+
+    from cli import main
+    from firmware_bridge.display import DMG_PALETTE
+    from firmware_bridge.gameboy.pyboy_link import shades_from_rgb
+
+    def shades(path):
+        with Image.open(path) as img:
+            return shades_from_rgb(np.asarray(img.convert("RGB")), DMG_PALETTE)
+
+    args = ["demo", "--seed", "7", "--frames", "2", "--audio-seconds", "0.2", "--json"]
+    assert main([*args, "--out", str(tmp_path / "sim")]) == 0
+    assert main([*args, "--out", str(tmp_path / "gb"), "--to", "gameboy"]) == 0
+    simulated = shades(tmp_path / "sim" / "handheld" / "screen.png")
+    assert np.array_equal(shades(tmp_path / "gb" / "gameboy" / "screen.png"), simulated)
+    assert (simulated == 3).sum() > 500  # a creature and its text are drawn, not a blank screen
+    with Image.open(tmp_path / "gb" / "gameboy" / "screen.gif") as gif:
+        assert gif.n_frames >= 20  # row by row
+    assert (tmp_path / "gb" / "gameboy" / "audio.wav").is_file()
