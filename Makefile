@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint firmware-test arm64-check clean
+.PHONY: demo test lint firmware-test gameboy arm64-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,13 @@ lint: $(VENV)/.installed
 firmware-test:
 	@if [ -f firmware_bridge/firmware/Makefile ]; then $(MAKE) -C firmware_bridge/firmware test; fi
 
-test: $(VENV)/.installed lint firmware-test
+# The Game Boy link ROM (needs sdcc): rebuild it, compare with the shipped one, run the Game Boy tests.
+gameboy: $(VENV)/.installed
+	$(MAKE) -C firmware_bridge/gameboy BUILD=$(CURDIR)/build/gameboy OUT=$(CURDIR)/build/gameboy/pxby-link.gb
+	cmp build/gameboy/pxby-link.gb firmware_bridge/gameboy/pxby-link.gb
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/test_gameboy_rom.py tests/test_gameboy.py
+
+test: $(VENV)/.installed lint firmware-test gameboy
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 arm64-check:
