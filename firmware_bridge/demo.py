@@ -40,7 +40,6 @@ def run_demo(
 ) -> dict:
     """Generate, stream to a handheld (a simulator on a pty unless ``port``), write the outputs."""
     from firmware_bridge.link import Link
-    from firmware_bridge.simulator import Capture, Simulator, open_transport
     from firmware_bridge.stream import Streamer, stream_needs
     from pxby_edge import media
     from pxby_edge.backends import open_backend
@@ -64,24 +63,15 @@ def run_demo(
     be = open_backend(model, backend=backend, threads=threads)
     gen = Generator(be, request)
     audio_rate = audio_rate_of(be.manifest)
-    from firmware_bridge.gameboy.run import GameBoyRun, is_gameboy_url
-
-    gameboy = to == "gameboy" or (to is None and is_gameboy_url(port))
-    sim = run = None
-    if gameboy:  # the reference device behind the Game Boy writes handheld/, the Game Boy gameboy/
-        port = port or "pyboy://"
-        run = GameBoyRun(port, out_dir, overwrite=overwrite, reference_dir=out_dir / "handheld")
-    elif port is None:
-        sim = Simulator(open_transport(pty=True), capture=Capture(out_dir / "handheld")).start()
-        port = sim.transport.url
+    sim, run, port = _start_device(port, to, out_dir, overwrite)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(unit="tok", desc="demo", leave=False, mininterval=0.25)
     try:
-        with run if gameboy else Link(port, baud, connect_timeout_s=connect_timeout_s, need=stream_needs()) as link:
-            link = link.link if gameboy else link.connect()
+        with run if run is not None else Link(port, baud, connect_timeout_s=connect_timeout_s, need=stream_needs()) as link:
+            link = link.link if run is not None else link.connect()
             streamer = Streamer(link, audio_rate=audio_rate, audio_total=request.audio_samples)
             t_gen = time.perf_counter()
             shown = 0
@@ -92,7 +82,7 @@ def run_demo(
                     shown = len(gen.step_ns)
             t_generated = time.perf_counter()
             link_stats = streamer.finish()
-            handheld_files = run.save() if gameboy else []
+            handheld_files = run.save() if run is not None else []
     finally:
         if bar is not None:
             bar.close()
@@ -119,12 +109,27 @@ def run_demo(
         "port": port,
         "link": {k: v for k, v in link_stats.items() if isinstance(v, (int, float, str))},
         "handheld": sim.counters if sim is not None else None,
-        "gameboy": run.summary() if gameboy else None,
+        "gameboy": run.summary() if run is not None else None,
         "outputs": outputs + handheld_files,
     }
     summary_path = media.atomic_write(out_dir / "summary.json", json.dumps(summary, indent=1).encode(), overwrite)
     summary["outputs"].append(str(summary_path))
     return summary
+
+
+def _start_device(port: Optional[str], to: Optional[str], out_dir: Path, overwrite: bool):
+    """(simulator, Game Boy run, port): a simulator on a pty when no port is given; for a Game Boy
+    (``to``, or a pyboy:// / spi:// port) its reference device writes handheld/, the Game Boy gameboy/."""
+    from firmware_bridge.gameboy.run import GameBoyRun, is_gameboy_url
+    from firmware_bridge.simulator import Capture, Simulator, open_transport
+
+    if to == "gameboy" or (to is None and is_gameboy_url(port)):
+        port = port or "pyboy://"
+        return None, GameBoyRun(port, out_dir, overwrite=overwrite, reference_dir=out_dir / "handheld"), port
+    if port is None:
+        sim = Simulator(open_transport(pty=True), capture=Capture(out_dir / "handheld")).start()
+        return sim, None, sim.transport.url
+    return None, None, port
 
 
 @click.command()

@@ -22,6 +22,7 @@ from firmware_bridge.gameboy.apu import ApuEncoder
 from firmware_bridge.gameboy.vram import VramPlanner
 from firmware_bridge.virtual import VirtualLink
 
+
 class GameBoyLink(VirtualLink):
     """A ``Link`` for ``Streamer`` whose screens and sound are mirrored onto a Game Boy ``port``."""
 
