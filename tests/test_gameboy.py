@@ -221,7 +221,7 @@ def test_the_cry_plays_and_apu_registers_are_closer_than_wave_ram():
     for method in apu.METHODS:
         port, link = _to_gameboy(events, 8000, sound_method=method)
         reference = np.concatenate(link.played) / 127.5 - 1.0
-        scores[method] = apu.compare(reference, np.concatenate(port.audio), port.sample_rate)
+        scores[method] = apu.compare(reference, np.concatenate(port.audio[link.sound_start:]), port.sample_rate)
         port.close()
     noise = apu.log_spectral_distance(reference, np.random.default_rng(0).normal(size=reference.size))
     assert scores["registers"]["lsd_db"] < scores["wave"]["lsd_db"] < noise

@@ -195,11 +195,17 @@ def envelope_correlation(a: np.ndarray, b: np.ndarray, rate: int = IN_RATE, fram
 
 
 def align(reference: np.ndarray, played: np.ndarray) -> np.ndarray:
-    """``played`` shifted so that its envelope lines up with ``reference``'s (the Game Boy starts late)."""
+    """``played`` shifted so that its envelope lines up with ``reference``'s (the Game Boy starts late).
+    Envelopes are RMS over a video frame, each scaled to unit peak: the Game Boy plays far quieter."""
     from scipy import signal
 
-    env_r, env_p = np.abs(reference), np.abs(played)
-    lag = int(np.argmax(signal.correlate(env_p, env_r, mode="valid"))) if len(played) > len(reference) else 0
+    def envelope(x):
+        e = np.sqrt(np.convolve(np.asarray(x, dtype=np.float64) ** 2, np.ones(137) / 137, "same"))
+        return e / max(float(e.max()), 1e-12)
+
+    lag = 0
+    if len(played) > len(reference):
+        lag = int(np.argmax(signal.correlate(envelope(played), envelope(reference), mode="valid")))
     out = played[lag : lag + len(reference)]
     return np.pad(out, (0, len(reference) - len(out)))
 

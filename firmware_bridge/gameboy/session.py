@@ -34,6 +34,7 @@ class GameBoyLink(VirtualLink):
         self.reference: list[np.ndarray] = []  # every screen the reference device committed
         self.shown: list[np.ndarray] = []  # what the Game Boy shows after each flip, from the planner's state
         self.played: list[np.ndarray] = []  # the reference device's sound, as it played it
+        self.sound_start = 0
         device = DeviceCore(on_commit=self._on_commit, on_play=self._on_play,
                             on_audio_cfg=capture.on_audio_cfg if capture is not None else None)
         super().__init__(device, **session_opts)
@@ -54,6 +55,9 @@ class GameBoyLink(VirtualLink):
         self.shown.append(self.planner.shown())
 
     def _on_play(self, offset: int, samples: np.ndarray) -> None:
+        if not self.played:
+            # where the cry begins in the capture (before it: the APU switching on at HELLO)
+            self.sound_start = len(getattr(self.port, "audio", ()))
         self.played.append(samples.copy())
         if self.capture is not None:
             self.capture.on_play(offset, samples)
