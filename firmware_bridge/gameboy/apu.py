@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from firmware_bridge.errors import CapabilityError
 from firmware_bridge.gameboy import link as gl
 
 IN_RATE = 8192
@@ -68,7 +69,7 @@ class ApuEncoder:
 
     def __init__(self, method: str = "registers"):
         if method not in METHODS:
-            raise ValueError(f"sound method must be one of {METHODS}, got {method!r}")
+            raise CapabilityError(f"sound method must be one of {METHODS}, got {method!r}")
         self.method = method
         self.buf = np.zeros(0)
         self.consumed = 0  # input samples already turned into frames

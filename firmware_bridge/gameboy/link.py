@@ -16,6 +16,8 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 
+from firmware_bridge.errors import FrameError
+
 SYNC = 0xA5
 IDLE = 0x00  # what the host clocks while it waits: never taken for a packet start
 MAX_LEN = 130  # VRAM: 2 address bytes + 128 data bytes (8 tiles)
@@ -69,9 +71,9 @@ def fletcher(data: bytes) -> tuple[int, int]:
 
 def encode_packet(seq: int, ptype: int, payload: bytes = b"") -> bytes:
     if not 0 <= seq < SEQ_MOD:
-        raise ValueError(f"seq {seq} outside 0..{SEQ_MOD - 1}")
+        raise FrameError(f"seq {seq} outside 0..{SEQ_MOD - 1}")
     if len(payload) > MAX_LEN:
-        raise ValueError(f"payload of {len(payload)} bytes, at most {MAX_LEN}")
+        raise FrameError(f"payload of {len(payload)} bytes, at most {MAX_LEN}")
     body = bytes([seq, len(payload), ptype]) + bytes(payload)
     return bytes([SYNC]) + body + bytes(fletcher(body))
 

@@ -17,7 +17,6 @@ import numpy as np
 from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import encode_tiles
-from firmware_bridge.gameboy import link as gl
 from firmware_bridge.gameboy.apu import ApuEncoder
 from firmware_bridge.gameboy.vram import VramPlanner
 from firmware_bridge.virtual import VirtualLink
@@ -93,6 +92,3 @@ def connect(port, **opts) -> GameBoyLink:
     opts.setdefault("max_payload", pr.MAX_PAYLOAD)
     return GameBoyLink(port, **opts).connect()
 
-
-def status_text(link: GameBoyLink) -> str:
-    return gl.status_name(link.port.host.last_status)
