@@ -308,3 +308,22 @@ def test_demo_creature_on_the_gameboy_equals_the_simulator(tmp_path):
     with Image.open(tmp_path / "gb" / "gameboy" / "screen.gif") as gif:
         assert gif.n_frames >= 20  # row by row
     assert (tmp_path / "gb" / "gameboy" / "audio.wav").is_file()
+
+
+def test_stream_command_to_gameboy_writes_its_folder_and_keeps_it(tmp_path):
+    from click.testing import CliRunner
+
+    from firmware_bridge import commands
+
+    args = ["--synthetic", "--port", "pyboy://", "--out", str(tmp_path)]
+    result = CliRunner().invoke(commands.stream, args)
+    assert result.exit_code == 0, result.output
+    assert "frames flipped" in result.output and "retransmits 0" in result.output
+    for name in ("screen.png", "screen.gif", "audio.wav"):
+        assert (tmp_path / "gameboy" / name).stat().st_size > 0
+    before = (tmp_path / "gameboy" / "screen.png").read_bytes()
+    again = CliRunner().invoke(commands.stream, args)
+    assert again.exit_code != 0 and "--force" in str(again.exception)
+    assert (tmp_path / "gameboy" / "screen.png").read_bytes() == before
+    wrong = CliRunner().invoke(commands.stream, ["--synthetic", "--to", "gameboy", "--port", "/dev/ttyUSB9"])
+    assert wrong.exit_code != 0 and "pyboy://" in str(wrong.exception)
