@@ -327,3 +327,29 @@ def test_stream_command_to_gameboy_writes_its_folder_and_keeps_it(tmp_path):
     assert (tmp_path / "gameboy" / "screen.png").read_bytes() == before
     wrong = CliRunner().invoke(commands.stream, ["--synthetic", "--to", "gameboy", "--port", "/dev/ttyUSB9"])
     assert wrong.exit_code != 0 and "pyboy://" in str(wrong.exception)
+
+
+SESSION_OPEN = 0xC086  # rom/main.c's session_open (build/main.lst: DATA + 0x86)
+
+
+def test_a_game_boy_reset_mid_stream_is_redrawn(synthetic):
+    """The ROM forgets its session and its VRAM (as after a power cycle) halfway through the sprite."""
+    events, simulated = synthetic
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        port = PyBoyPort()
+    link = connect(port)
+    streamer = Streamer(link, audio_rate=8000)
+    for i, event in enumerate(events):
+        if i == 200:
+            link.flush()
+            mem = port.pyboy.memory
+            mem[SESSION_OPEN] = 0
+            for a in range(0x8000, 0xA000):
+                mem[a] = 0
+        streamer.feed(event)
+    streamer.finish()
+    assert link.counters()["gb_recoveries"] == 1
+    assert np.array_equal(port.shades(), simulated)
+    assert np.array_equal(_vram(port), _planner_vram(link.planner))
+    port.close()

@@ -108,6 +108,9 @@ class LinkHost:
                          "idle_bytes": 0, **{f"err_{n}": 0 for n in ERROR_NAMES.values()}}
         self.last_status = -1
         self.acked: dict[int, int] = {}  # packet type -> packets acknowledged
+        # the ROM answered "no session" (it was reset or power-cycled): what was queued is void,
+        # the owner must HELLO and redraw (``GameBoyLink`` does)
+        self.session_lost = False
 
     def send(self, ptype: int, payload: bytes = b"") -> None:
         self.queue.append((ptype, bytes(payload)))
@@ -151,6 +154,11 @@ class LinkHost:
             return None
         if status & 0xF0 == ST_ERR and 0 < status & 0x0F and cur.same == CONFIRM:
             self.counters[f"err_{ERROR_NAMES.get(status & 0x0F, 'payload')}"] += 1
+            if status == ST_ERR | ERR_SESSION and cur.ptype != T_HELLO:
+                self.session_lost = True
+                self.queue.clear()
+                self.current = None
+                return None
             self._resend(cur)
         elif cur.polls > POLL_LIMIT:
             self.counters["timeouts"] += 1

@@ -34,6 +34,7 @@ class GameBoyLink(VirtualLink):
         self.shown: list[np.ndarray] = []  # what the Game Boy shows after each flip, from the planner's state
         self.played: list[np.ndarray] = []  # the reference device's sound, as it played it
         self.sound_start = 0
+        self.recoveries = 0
         device = DeviceCore(on_commit=self._on_commit, on_play=self._on_play,
                             on_audio_cfg=capture.on_audio_cfg if capture is not None else None)
         super().__init__(device, **session_opts)
@@ -48,7 +49,7 @@ class GameBoyLink(VirtualLink):
         if self.capture is not None:
             self.capture.on_commit(screen, frame)
         host = self.port.host
-        self.port.run_until(lambda: not host.queue, what="sending a screen to the Game Boy")
+        self._run(lambda: not host.queue, "sending a screen to the Game Boy")
         for ptype, payload in self.planner.commit(encode_tiles(screen)):
             host.send(ptype, payload)
         self.shown.append(self.planner.shown())
@@ -72,14 +73,33 @@ class GameBoyLink(VirtualLink):
         for ptype, payload in self.sound.finish():
             self.port.host.send(ptype, payload)
         host = self.port.host
-        self.port.run_until(lambda: host.idle, what="flushing to the Game Boy")
+        self._run(lambda: host.idle, "flushing to the Game Boy")
         self.port.settle(3 + self.sound.frames_buffered())
+
+    def _run(self, done, what: str) -> None:
+        """Clock the port until ``done()``, starting over on a Game Boy that lost its session."""
+        self.port.run_until(lambda: self._recover() or done(), what=what)
+
+    def _recover(self) -> bool:
+        """A reset Game Boy holds nothing: a new session, then the newest screen drawn whole (the
+        sound queued before the reset is lost)."""
+        host = self.port.host
+        if host.session_lost:
+            host.session_lost = False
+            self.recoveries += 1
+            host.hello()
+            self.planner.reset()
+            if self.reference:
+                for ptype, payload in self.planner.commit(encode_tiles(self.reference[-1])):
+                    host.send(ptype, payload)
+        return False
 
     def counters(self) -> dict:
         """Link and ROM figures for a summary: packets, retransmissions by cause, flips, faults."""
         out = {f"gb_{k}": v for k, v in self.port.host.counters.items()}
         out.update({f"gb_{k}": v for k, v in self.planner.stats.items()})
         out["gb_sound_frames"] = self.sound.frames_out
+        out["gb_recoveries"] = self.recoveries
         faults = getattr(self.port, "faults", None)
         if faults is not None:
             out.update({f"gb_line_{k}": v for k, v in faults.counts.items()})
