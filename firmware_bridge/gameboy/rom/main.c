@@ -65,22 +65,28 @@ static uint8_t take(void)
     return b;
 }
 
+/* Only in VBlank (switching the LCD off mid-frame can damage a DMG screen), with two lines to
+ * spare in case the serial interrupt lands between the check and the write. */
 static void lcd_off(void)
 {
-    while (HR(R_LY) < 144u)
-        ;
-    HR(R_LCDC) = 0;
+    uint8_t ly;
+    while (HR(R_LCDC) & 0x80u) { /* the VBlank handler may get there first (LCDC_TOP is 0) */
+        ly = HR(R_LY);
+        if (ly >= 144u && ly <= 151u)
+            HR(R_LCDC) = 0;
+    }
 }
 
-/* Fresh screen and sound, as at boot: all tiles blank, both maps showing tile 0. */
+/* Fresh screen and sound, as at boot: all tiles blank, both maps showing tile 0. Interrupts stay
+ * on, so the link keeps being re-armed while VRAM is cleared (3 frames with the LCD off); with
+ * LCDC_TOP at 0 the VBlank handler keeps the LCD off too. */
 static void reset_device(void)
 {
-    __asm__("di");
-    if (HR(R_LCDC) & 0x80u)
-        lcd_off();
+    HR(FLIP_PENDING) = 0;
+    HR(LCDC_TOP) = 0;
+    lcd_off();
     vram_clear();
     HR(LCDC_TOP) = LINK_LCDC_BASE;
-    HR(FLIP_PENDING) = 0;
     HR(R_BGP) = LINK_BGP_DEFAULT;
     HR(R_LYC) = LINK_LYC_LINE;
     HR(R_STAT) = 0x40u; /* LYC interrupt */
