@@ -1,6 +1,7 @@
 """Figures of the Game Boy link for docs/BENCHMARKS.md: ROM size, receive-path cycles, bytes per sprite set, link rate.
 
-    python -m firmware_bridge.gameboy.bench        # needs PyBoy and rom build files (make -C firmware_bridge/gameboy)
+    python -m firmware_bridge.gameboy.bench          # needs PyBoy and the build files (make -C firmware_bridge/gameboy)
+    python -m firmware_bridge.gameboy.bench --sound  # the sound methods against the reference (docs/GAMEBOY.md)
 
 Cycles per received byte are measured in PyBoy, not counted by hand: a packet is put straight
 into the receive ring and a hook on the C function that takes bytes from it timestamps every
@@ -95,7 +96,57 @@ def sprite_set_bytes(size: int = 24, frames: int = 3) -> dict:
             "tiles_scaled_per_frame_max": side * side, "bytes_scaled_per_frame_max": side * side * 16}
 
 
+def sound_figures(events, audio_rate: float, audio_total=None) -> dict:
+    """``apu.compare`` of each sound method against the reference, and white noise's distance."""
+    import numpy as np
+
+    from firmware_bridge.gameboy import apu
+    from firmware_bridge.gameboy.run import GameBoyRun
+    from firmware_bridge.stream import Streamer
+
+    out = {}
+    for method in apu.METHODS:
+        with GameBoyRun("pyboy://", sound_method=method) as run:
+            streamer = Streamer(run.link, audio_rate=audio_rate, audio_total=audio_total)
+            for event in events:
+                streamer.feed(event)
+            streamer.finish()
+            reference = np.concatenate(run.link.played) / 127.5 - 1.0
+            played = np.concatenate(run.port.audio[run.link.sound_start :])
+            out[method] = {k: round(v, 2) for k, v in apu.compare(reference, played, run.port.sample_rate).items()}
+    noise = np.random.default_rng(0).normal(size=reference.size)
+    out["white_noise_lsd_db"] = round(apu.log_spectral_distance(reference, noise), 2)
+    return out
+
+
+def demo_cry_events(seed: int = 7):
+    """The demo's creature (bundled model, ``pxby-edge demo`` defaults): (events, audio rate, samples)."""
+    import inspect
+
+    from firmware_bridge.demo import DEFAULT_DEMO_AUDIO_S, DEFAULT_DEMO_PROMPT, DEMO_SPRITE_PX, demo
+    from pxby_edge.backends import open_backend
+    from pxby_edge.generate import Generator, audio_rate_of, default_model_path
+    from pxby_edge.generate_command import request_from_options
+
+    names = inspect.signature(request_from_options).parameters
+    opts = {p.name: p.default for p in demo.params if p.name in names}
+    opts.update(prompt=DEFAULT_DEMO_PROMPT, image=None, complete_text=False, frames=3, width=DEMO_SPRITE_PX,
+                height=DEMO_SPRITE_PX, audio_seconds=DEFAULT_DEMO_AUDIO_S, seed=seed)
+    request = request_from_options(**opts)
+    backend = open_backend(default_model_path())
+    return list(Generator(backend, request).events()), audio_rate_of(backend.manifest), request.audio_samples
+
+
 if __name__ == "__main__":
+    import sys
+
+    if "--sound" in sys.argv:
+        from firmware_bridge.stream import synthetic_events
+
+        print(json.dumps({"demo_cry_seed_7": sound_figures(*demo_cry_events()),
+                          "synthetic_chirp_1s": sound_figures(synthetic_events(frames=1, size=8, audio_s=1.0), 8000)},
+                         indent=1))
+        sys.exit(0)
     out = {"rom": rom_figures(), "receive_mcycles_per_byte": round(receive_cycles(), 1),
            "serial_isr_mcycles": {"to_rearm": 32, "total": 72}, "sprite_set": sprite_set_bytes(),
            "demo_stream": stream_figures()}
