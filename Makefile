@@ -15,7 +15,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow lint firmware-test arm64-check clean dist
+.PHONY: demo test test-slow lint firmware-test gameboy arm64-check clean dist
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,12 @@ lint: $(VENV)/.installed
 firmware-test:
 	@if [ -f firmware_bridge/firmware/Makefile ]; then $(MAKE) -C firmware_bridge/firmware test; fi
 
-test: $(VENV)/.installed lint firmware-test
+# The Game Boy link ROM (needs sdcc): rebuild it and compare with the shipped one (its tests run with the suite).
+gameboy: $(VENV)/.installed
+	$(MAKE) -C firmware_bridge/gameboy BUILD=$(CURDIR)/build/gameboy OUT=$(CURDIR)/build/gameboy/pxby-link.gb
+	cmp build/gameboy/pxby-link.gb firmware_bridge/gameboy/pxby-link.gb
+
+test: $(VENV)/.installed lint firmware-test gameboy
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed

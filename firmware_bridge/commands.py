@@ -92,27 +92,56 @@ def _serve(transport, capture_dir, live, seconds):
               help="Send creature after creature until stopped: a new random seed each round, or --seed, +1, +2, ...")
 @click.option("--pause", type=click.FloatRange(0), default=5.0, show_default=True, help="Seconds between rounds of --loop.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per round on stdout instead of a sentence.")
+@click.option("--to", "target", type=click.Choice(["serial", "gameboy"]), default=None,
+              help="The device kind (default: a Game Boy for pyboy:// and spi:// ports, else serial); "
+                   "--to gameboy with --port auto runs the link ROM in PyBoy.")
+@click.option("--out", "out_dir", default="pxby-out", show_default=True, type=click.Path(file_okay=False),
+              help="With a Game Boy: write gameboy/screen.png, screen.gif and audio.wav here.")
+@click.option("--force", is_flag=True, help="Overwrite earlier outputs in --out.")
 @click.pass_context
-def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_timeout, loop, pause, as_json, backend,
+def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_timeout, loop, pause, as_json, target,
+           out_dir, force, backend,
            threads, **options):
     """Generate with MODEL (default: the bundled one) and send it live to a device or `pxby-edge handheld`:
     text as it appears, the sprite row by row, each animation frame, then the cry."""
     import json
 
+    from firmware_bridge.gameboy.run import is_gameboy_url
     from firmware_bridge.link import Link
     from firmware_bridge.ports import resolve_port
     from firmware_bridge.stream import stream_needs, stream_rounds
 
-    url = resolve_port(port)
     fixed_seed = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT or not loop
     seeds = _seeds(options["seed"], fixed_seed)
     make_round = _synthetic_round(seeds) if synthetic else _generated_round(model, options, seeds, backend, threads)
+    if target == "gameboy" or (target is None and is_gameboy_url(port)):
+        if loop:
+            raise click.UsageError("--loop sends to a serial handheld; a Game Boy run takes one creature (drop --loop)")
+        _to_gameboy(make_round(0), "pyboy://" if port == "auto" else port, out_dir, force, dither, as_json)
+        return
+    url = resolve_port(port)
     with Link(url, baud, connect_timeout_s=connect_timeout, need=stream_needs()) as link:
         link.connect()
         for stats in stream_rounds(link, make_round, rounds=None if loop else 1, pause_s=pause, dither=dither,
                                    audio_format=audio_format):
             stats["seed"] = seeds(stats["round"])
             click.echo(json.dumps(stats) if as_json else _summary(stats))
+
+
+def _to_gameboy(round_, url: str, out_dir, force: bool, dither: bool, as_json: bool) -> None:
+    """One creature to the link ROM at ``url``; what the Game Boy showed and played lands in ``out_dir``/gameboy."""
+    import json
+
+    from firmware_bridge.gameboy.run import describe, stream_events
+
+    stats = stream_events(round_.events, url, out_dir, audio_rate=round_.audio_rate, audio_total=round_.audio_total,
+                          overwrite=force, dither=dither)
+    if as_json:
+        click.echo(json.dumps(stats))
+        return
+    click.echo(describe(stats))
+    for path in stats["outputs"]:
+        click.echo(f"wrote {path}")
 
 
 def _seeds(base: int, fixed: bool):

@@ -54,19 +54,43 @@ class _StreamSink:
 
 
 @contextmanager
-def _handheld(port: Optional[str], capture_dir: Path):
-    """(port URL, simulator or None): ``port`` itself, else a simulated handheld on a new pty."""
-    from firmware_bridge.simulator import Capture, Simulator, open_transport
+def _device(port: Optional[str], to: Optional[str], folder: Path, connect_timeout_s: float, baud: int):
+    """(port URL, connected link, simulator or None, Game Boy run or None) for the demo to stream to.
 
-    if port is not None:
-        yield port, None
+    A Game Boy (``to``, or a pyboy:// / spi:// port) is the link ROM, in PyBoy unless the port is spi://; its
+    reference device (the simulator's core) writes handheld/ beside gameboy/. Otherwise ``port`` itself, or a
+    simulated handheld on a new pty."""
+    from firmware_bridge.gameboy.run import GameBoyRun, is_gameboy_url
+    from firmware_bridge.link import Link
+    from firmware_bridge.simulator import Capture, Simulator, open_transport
+    from firmware_bridge.stream import stream_needs
+
+    if to == "gameboy" or (to is None and is_gameboy_url(port)):
+        url = port or "pyboy://"
+        with GameBoyRun(url, folder, reference_dir=folder / "handheld") as run:
+            yield url, run.link, None, run
         return
-    sim = Simulator(open_transport(pty=True), capture=Capture(capture_dir)).start()
+    sim = None
+    if port is None:
+        sim = Simulator(open_transport(pty=True), capture=Capture(folder / "handheld")).start()
+        port = sim.transport.url
     try:
-        yield sim.transport.url, sim
+        with Link(port, baud, connect_timeout_s=connect_timeout_s, need=stream_needs()) as link:
+            link.connect()
+            yield port, link, sim, None
     finally:
-        sim.stop()
-        sim.transport.close()
+        if sim is not None:
+            sim.stop()
+            sim.transport.close()
+
+
+def _outputs(request, to: Optional[str], port: Optional[str]) -> list:
+    from firmware_bridge.gameboy.run import OUTPUTS as GAMEBOY_OUTPUTS
+    from firmware_bridge.gameboy.run import is_gameboy_url
+    from pxby_edge.generate_files import output_names
+
+    gameboy = to == "gameboy" or (to is None and is_gameboy_url(port))
+    return output_names(request.batch) + list(DEMO_OUTPUTS) + (list(GAMEBOY_OUTPUTS) if gameboy else [])
 
 
 def run_demo(
@@ -81,33 +105,32 @@ def run_demo(
     overwrite: bool = False,
     progress: bool = False,
     connect_timeout_s: float = 3.0,
+    to: Optional[str] = None,
 ) -> dict:
-    """``run_generation`` with a handheld (a simulator on a pty unless ``port``) as its event sink;
-    the outputs of both land in ``out_dir`` together, or none of them."""
-    from firmware_bridge.link import Link
-    from firmware_bridge.stream import stream_needs
+    """``run_generation`` with a device (a simulated handheld on a pty unless ``port`` or ``to``) as its
+    event sink; the outputs of both land in ``out_dir`` together, or none of them."""
     from pxby_edge import media
     from pxby_edge.generate import audio_rate_of, default_model_path, run_generation
-    from pxby_edge.generate_files import generation_sink, output_names
+    from pxby_edge.generate_files import generation_sink
     from pxby_edge.manifest import read_manifest
 
     model = Path(model) if model is not None else default_model_path()
-    with media.OutputSet(out_dir, output_names(request.batch) + list(DEMO_OUTPUTS), overwrite) as out:
-        with _handheld(port, out.folder / "handheld") as (url, sim):
-            with Link(url, baud, connect_timeout_s=connect_timeout_s, need=stream_needs()) as link:
-                link.connect()
-                sink = _StreamSink(link, request, audio_rate_of(read_manifest(model)))
-                on_event, close = generation_sink(request, model, progress=progress, desc="demo", on_event=sink)
-                try:
-                    summary = run_generation(request, model, backend=backend, threads=threads, out_dir=out.folder,
-                                             on_event=on_event)
-                finally:
-                    close()
-                link_stats = sink.finish()
+    with media.OutputSet(out_dir, _outputs(request, to, port), overwrite) as out:
+        with _device(port, to, out.folder, connect_timeout_s, baud) as (url, link, sim, run):
+            sink = _StreamSink(link, request, audio_rate_of(read_manifest(model)))
+            on_event, close = generation_sink(request, model, progress=progress, desc="demo", on_event=sink)
+            try:
+                summary = run_generation(request, model, backend=backend, threads=threads, out_dir=out.folder,
+                                         on_event=on_event)
+            finally:
+                close()
+            link_stats = sink.finish()
+            device_files = run.save() if run is not None else []
+            gameboy = run.summary() if run is not None else None
+        device_files += sim.capture.save() if sim is not None else []
         summary.update(prompt=request.prompt, text="".join(sink.text), streamed=sink.segments, port=url,
-                       link=link_stats, handheld=sim.counters if sim is not None else None)
-        written = summary["outputs"] + (sim.capture.save() if sim is not None else [])
-        summary["outputs"] = [out.final(p) for p in written]
+                       link=link_stats, handheld=sim.counters if sim is not None else None, gameboy=gameboy)
+        summary["outputs"] = [out.final(p) for p in summary["outputs"] + device_files]
         media.atomic_write(out.folder / "summary.json", json.dumps(summary, indent=1).encode())
         out.commit()
     summary["outputs"].append(str(out.out_dir / "summary.json"))
@@ -122,7 +145,9 @@ def run_demo(
 @click.option("--baud", default=115200, show_default=True, help="Baud rate of --port.")
 @click.option("--force", is_flag=True, help="Overwrite the outputs of an earlier demo in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON summary instead of text.")
-def demo(model, out_dir, port, baud, force, as_json, backend, threads, **options):
+@click.option("--to", "to", type=click.Choice(["handheld", "gameboy"]), default=None,
+              help="gameboy: stream to the link ROM (in PyBoy unless --port spi://...); also picked by a pyboy:// or spi:// --port.")
+def demo(model, out_dir, port, baud, force, as_json, to, backend, threads, **options):
     """Generate a creature (text, animated sprite, cry) with the bundled model and stream it live
     to a simulated Game Boy-style handheld; everything lands in --out.
 
@@ -142,7 +167,7 @@ def demo(model, out_dir, port, baud, force, as_json, backend, threads, **options
     request = request_from_options(**options)
     summary = run_demo(
         request, out_dir, port=port, baud=baud, backend=backend, threads=threads, overwrite=force,
-        progress=sys.stderr.isatty(), model=model,
+        progress=sys.stderr.isatty(), model=model, to=to,
     )
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))

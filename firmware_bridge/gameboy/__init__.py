@@ -1,0 +1,8 @@
+"""A real Game Boy as the handheld: the link-port ROM (rom/, pxby-link.gb), its link layer and transports.
+
+    python -m firmware_bridge.gameboy.link --c-header    # prints rom/link.h
+"""
+
+from pathlib import Path
+
+ROM_PATH = Path(__file__).with_name("pxby-link.gb")

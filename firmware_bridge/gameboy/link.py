@@ -1,0 +1,216 @@
+"""The Game Boy link layer (docs/protocol.md, "Game Boy link layer"): packets, status bytes, host state machine.
+
+    python -m firmware_bridge.gameboy.link --c-header    # prints rom/link.h (a test checks the committed copy)
+
+The link port moves one byte each way per exchange, clocked by the host: the host shifts a byte
+in while the Game Boy's status byte (loaded after the previous byte) shifts out. ``LinkHost`` is
+pure: ``exchange(status) -> byte`` is called once per byte, whoever clocks it (spidev, PyBoy's
+serial peer, a test), so the same code paces real hardware and the emulator. One packet is in
+flight at a time and is acknowledged only once the ROM has applied it (written VRAM, flipped,
+queued sound), which is the flow control: the Game Boy is never sent more than it can hold.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from dataclasses import dataclass
+
+from firmware_bridge.errors import FrameError
+
+SYNC = 0xA5
+IDLE = 0x00  # what the host clocks while it waits: never taken for a packet start
+MAX_LEN = 130  # VRAM: 2 address bytes + 128 data bytes (8 tiles)
+VRAM_CHUNK = MAX_LEN - 2
+SEQ_MOD = 127  # ACK is 0x80 | seq, so 0xFF (a floating line) is never an ACK
+
+T_HELLO = 0x01  # open a session: blank screen and sound, expect seq + 1 next
+T_VRAM = 0x02  # address (LE) + bytes to write into 0x8000..0x9FFF, inside VBlank
+T_FLIP = 0x03  # map (0: 0x9800, 1: 0x9C00), BGP: shown from the next VBlank, acknowledged after it
+T_SOUND = 0x04  # (register 0x10..0x3F, value) pairs; register 0xFF ends a frame (1/59.7 s)
+
+ST_READY = 0x11  # booted, no packet yet
+ST_BUSY_RX = 0x22  # a packet is arriving
+ST_BUSY_APPLY = 0x33  # the last packet is being applied (waiting for VBlank or sound room)
+ST_ERR = 0x40  # | error code
+ST_ACK = 0x80  # | seq
+
+ERR_CHECKSUM = 1
+ERR_LENGTH = 2
+ERR_TYPE = 3
+ERR_SEQ = 4
+ERR_OVERRUN = 5
+ERR_PAYLOAD = 6
+ERR_SESSION = 7
+ERROR_NAMES = {ERR_CHECKSUM: "checksum", ERR_LENGTH: "length", ERR_TYPE: "type", ERR_SEQ: "sequence",
+               ERR_OVERRUN: "overrun", ERR_PAYLOAD: "payload", ERR_SESSION: "no session"}
+
+SND_END = 0xFF
+
+LCDC_BASE = 0x91  # LCD on, tile data at 0x8000 (top rows), BG map 0x9800, BG on
+BGP_DEFAULT = 0xE4  # shade i shows as colour i
+LYC_LINE = 68  # inside tile row 8: rows below read tile data with 0x8800 addressing
+
+# exchanges with the same reading needed before the host believes it: a corrupted status byte
+# could otherwise pass for the ACK it waits for
+CONFIRM = 2
+# polls without a verdict (ACK or error) before resending; longer than the longest packet, which
+# a Game Boy that lost the packet's length byte completes from idle bytes and then rejects
+POLL_LIMIT = 4 * (MAX_LEN + 5)
+
+
+def fletcher(data: bytes) -> tuple[int, int]:
+    """Two running sums mod 256: an add and an add per byte on the Game Boy, and every single-byte
+    error and every swap of two bytes changes them."""
+    a = b = 0
+    for x in data:
+        a = (a + x) & 0xFF
+        b = (b + a) & 0xFF
+    return a, b
+
+
+def encode_packet(seq: int, ptype: int, payload: bytes = b"") -> bytes:
+    if not 0 <= seq < SEQ_MOD:
+        raise FrameError(f"seq {seq} outside 0..{SEQ_MOD - 1}")
+    if len(payload) > MAX_LEN:
+        raise FrameError(f"payload of {len(payload)} bytes, at most {MAX_LEN}")
+    body = bytes([seq, len(payload), ptype]) + bytes(payload)
+    return bytes([SYNC]) + body + bytes(fletcher(body))
+
+
+def status_name(status: int) -> str:
+    if status & ST_ACK:
+        return f"ack {status & 0x7F}"
+    if status & 0xF0 == ST_ERR:
+        return f"error {ERROR_NAMES.get(status & 0x0F, status & 0x0F)}"
+    return {ST_READY: "ready", ST_BUSY_RX: "receiving", ST_BUSY_APPLY: "applying"}.get(status, f"0x{status:02x}")
+
+
+@dataclass
+class _InFlight:
+    seq: int
+    wire: bytes
+    ptype: int
+    pos: int = 0  # next byte of wire to send; len(wire): waiting for the verdict
+    polls: int = 0
+    last: int = -1
+    same: int = 0
+
+
+class LinkHost:
+    """The host end: queue packets with ``send``, then call ``exchange`` once per link byte."""
+
+    def __init__(self, seq: int = 0):
+        self.queue: deque = deque()
+        self.seq = seq % SEQ_MOD
+        self.current: _InFlight | None = None
+        self.counters = {"packets": 0, "bytes": 0, "payload_bytes": 0, "retransmits": 0, "timeouts": 0,
+                         "idle_bytes": 0, **{f"err_{n}": 0 for n in ERROR_NAMES.values()}}
+        self.last_status = -1
+        self.acked: dict[int, int] = {}  # packet type -> packets acknowledged
+        # the ROM answered "no session" (it was reset or power-cycled): what was queued is void,
+        # the owner must HELLO and redraw (``GameBoyLink`` does)
+        self.session_lost = False
+
+    def send(self, ptype: int, payload: bytes = b"") -> None:
+        self.queue.append((ptype, bytes(payload)))
+
+    def hello(self) -> None:
+        self.send(T_HELLO)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing awaiting its ACK."""
+        return self.current is None and not self.queue
+
+    def exchange(self, status: int) -> int:
+        """The Game Boy's status byte from this exchange in, the byte to clock out next."""
+        self.last_status = status
+        self.counters["bytes"] += 1
+        cur = self.current
+        if cur is not None and cur.pos >= len(cur.wire):
+            cur = self._judge(cur, status)
+        if cur is None and self.queue:
+            ptype, payload = self.queue.popleft()
+            cur = self.current = _InFlight(self.seq, encode_packet(self.seq, ptype, payload), ptype)
+            self.counters["payload_bytes"] += len(payload)
+        if cur is None or cur.pos >= len(cur.wire):
+            self.counters["idle_bytes"] += 1
+            return IDLE
+        byte = cur.wire[cur.pos]
+        cur.pos += 1
+        return byte
+
+    def _judge(self, cur: _InFlight, status: int):
+        """Waiting for the verdict on ``cur``: the in-flight packet, or None once acknowledged."""
+        cur.same = cur.same + 1 if status == cur.last else 1
+        cur.last = status
+        cur.polls = 0 if status == ST_BUSY_APPLY else cur.polls + 1
+        if status == ST_ACK | cur.seq and cur.same >= CONFIRM:
+            self.counters["packets"] += 1
+            self.acked[cur.ptype] = self.acked.get(cur.ptype, 0) + 1
+            self.seq = (self.seq + 1) % SEQ_MOD
+            self.current = None
+            return None
+        if status & 0xF0 == ST_ERR and 0 < status & 0x0F and cur.same == CONFIRM:
+            self.counters[f"err_{ERROR_NAMES.get(status & 0x0F, 'payload')}"] += 1
+            if status == ST_ERR | ERR_SESSION and cur.ptype != T_HELLO:
+                self.session_lost = True
+                self.queue.clear()
+                self.current = None
+                return None
+            self._resend(cur)
+        elif cur.polls > POLL_LIMIT:
+            self.counters["timeouts"] += 1
+            self._resend(cur)
+        return cur
+
+    def _resend(self, cur: _InFlight) -> None:
+        self.counters["retransmits"] += 1
+        cur.pos = cur.polls = cur.same = 0
+        cur.last = -1
+
+
+def _vector(name: str, seq: int, ptype: int, payload: bytes, answer: int, wire: bytes | None = None) -> dict:
+    return {"name": name, "wire": (wire if wire is not None else encode_packet(seq, ptype, payload)).hex(),
+            "answer": answer}
+
+
+# Shared test vectors, in order (the ROM's session state carries from one to the next): the wire
+# bytes and the status the ROM settles on. docs/protocol.md lists them; tests/test_gameboy.py
+# checks encode_packet against ``wire`` and the ROM in PyBoy against ``answer``.
+VECTORS = (
+    _vector("HELLO opens a session at seq 5", 5, T_HELLO, b"", ST_ACK | 5),
+    _vector("VRAM: one tile at 0x8010", 6, T_VRAM, bytes([0x10, 0x80]) + bytes(range(16)), ST_ACK | 6),
+    _vector("the same packet again (its ACK was lost): acknowledged again", 6, T_VRAM,
+            bytes([0x10, 0x80]) + bytes(range(16)), ST_ACK | 6),
+    _vector("a checksum byte wrong", 7, T_FLIP, bytes([1, BGP_DEFAULT]), ST_ERR | ERR_CHECKSUM,
+            wire=encode_packet(7, T_FLIP, bytes([1, BGP_DEFAULT]))[:-1] + b"\x00"),
+    _vector("length over 130", 7, T_VRAM, b"", ST_ERR | ERR_LENGTH, wire=bytes([SYNC, 7, 200])),
+    _vector("unknown type", 7, 0x09, b"", ST_ERR | ERR_TYPE),
+    _vector("seq skipped ahead", 9, T_FLIP, bytes([1, BGP_DEFAULT]), ST_ERR | ERR_SEQ),
+    _vector("VRAM outside 0x8000..0x9FFF", 7, T_VRAM, bytes([0xF0, 0x9F]) + bytes(32), ST_ERR | ERR_PAYLOAD),
+    _vector("FLIP to map 1, palette 0xE4", 7, T_FLIP, bytes([1, BGP_DEFAULT]), ST_ACK | 7),
+    _vector("SOUND: CH1 volume 15 at 1 kHz, end of frame", 8, T_SOUND,
+            bytes([0x11, 0x80, 0x12, 0xF0, 0x13, 0x83, 0x14, 0x87, SND_END, 0]), ST_ACK | 8),
+    _vector("SOUND with a register outside the APU", 9, T_SOUND, bytes([0x40, 0x00]), ST_ERR | ERR_PAYLOAD),
+)
+
+
+def c_header() -> str:
+    """rom/link.h, generated from the constants above."""
+    names = ("SYNC MAX_LEN SEQ_MOD T_HELLO T_VRAM T_FLIP T_SOUND ST_READY ST_BUSY_RX ST_BUSY_APPLY ST_ERR ST_ACK "
+             "ERR_CHECKSUM ERR_LENGTH ERR_TYPE ERR_SEQ ERR_OVERRUN ERR_PAYLOAD ERR_SESSION SND_END LCDC_BASE "
+             "BGP_DEFAULT LYC_LINE").split()
+    mod = sys.modules[__name__]
+    lines = ["/* Generated by `python -m firmware_bridge.gameboy.link --c-header > rom/link.h` from",
+             " * firmware_bridge/gameboy/link.py. Do not edit: change link.py and regenerate. */",
+             "#ifndef PXBY_LINK_H", "#define PXBY_LINK_H", ""]
+    lines += [f"#define LINK_{n} {getattr(mod, n)}u" for n in names]
+    lines += ["", "#endif", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if "--c-header" in sys.argv:
+        sys.stdout.write(c_header())
