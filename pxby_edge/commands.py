@@ -2,7 +2,7 @@
 
     pxby-edge tokenize --text "a blue creature" --image sprite.png --audio cry.wav --out item.npz
     pxby-edge detokenize item.npz --out item/
-    pxby-edge inspect pxby_edge/assets/demo.tflite
+    pxby-edge inspect                      # the bundled model
     pxby-edge generate --prompt "a small red fire creature" --seed 1 --out out/ --json
     pxby-edge bench -r 5 -o md --plot bench.png
 
@@ -86,12 +86,14 @@ def detokenize(tokens, out_dir, scale, audio_rate, force, as_json):
 
 
 @click.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def inspect(model, as_json):
-    """Show the manifest, tensors, sizes and operators of a MODEL .tflite file."""
+    """Show the manifest, tensors, sizes and operators of a MODEL .tflite file (default: the bundled model)."""
+    from pxby_edge.generate import default_model_path
     from pxby_edge.model_info import describe_model, manifest_json
 
+    model = model if model is not None else default_model_path()
     click.echo(manifest_json(model) if as_json else describe_model(model))
 
 
