@@ -22,7 +22,7 @@ from pxby_edge.options import generation_options, request_from_options
 @click.option("--baud", default=115200, show_default=True, help="Baud rate when --port is a serial device.")
 @click.option("--capture", "capture_dir", default=None, type=click.Path(file_okay=False),
               help="Write screen.png, screen.gif and audio.wav here.")
-@click.option("--tty", "live", is_flag=True, help="Draw the screen live in this terminal (half blocks, 24-bit colour).")
+@click.option("--tty", "live", is_flag=True, help="Draw the screen live in this terminal (half blocks, 24-bit colour; NO_COLOR does not apply to what you ask for).")
 @click.option("--seconds", default=None, type=float, help="Exit after this many seconds (default: until Ctrl-C).")
 def handheld(use_pty, port, baud, capture_dir, live, seconds):
     """Play the handheld: a device simulator speaking the firmware's protocol.

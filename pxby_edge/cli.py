@@ -91,7 +91,9 @@ class LazyGroup(click.Group):
                 raise  # one of our own modules is missing: a broken install, worth its traceback
             raise PxbyError(line) from exc
         except Exception as exc:
-            if ctx.meta.get(VERBOSITY, 0) > 0 and not isinstance(exc, click.exceptions.Exit):
+            # a usage error or a Ctrl-C is the user's, not a bug: its one line says it all
+            if ctx.meta.get(VERBOSITY, 0) > 0 and not isinstance(exc, (click.ClickException, click.exceptions.Exit,
+                                                                        click.exceptions.Abort)):
                 import traceback
 
                 traceback.print_exc()  # -v: the whole story above the one error line main() prints

@@ -102,6 +102,10 @@ def test_verbose_error_adds_the_traceback_and_plain_error_does_not(tmp_path):
     assert plain.returncode == verbose.returncode == 2
     assert "Traceback" not in plain.stderr and plain.stderr.count("\n") == 1
     assert verbose.stderr.startswith("Traceback") and verbose.stderr.splitlines()[-1] == plain.stderr.strip()
+    usage = subprocess.run([*CLI, "-v", "generate", "--seed", "-1"], cwd=tmp_path, env=_env(), capture_output=True,
+                           text=True)
+    assert usage.returncode == 2 and usage.stderr.startswith("error: Invalid value for '--seed'")
+    assert "Traceback" not in usage.stderr  # the user's mistake, not a bug: one line even with -v
 
 
 def test_quiet_and_verbose_together_is_a_usage_error(tmp_path):
