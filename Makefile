@@ -5,6 +5,7 @@
 #   make lint   - ruff (style and complexity caps) and lint-imports (the layers, docs/ARCHITECTURE.md)
 #   make arm64-check - the Pi path under arm64 emulation (qemu-user; 11-13 min, docs/PI.md)
 #   make dist   - the wheel and sdist users install (dist/*.whl, dist/*.tar.gz; the bundled model inside)
+#   make docs-images - the pictures in docs/img/, made again from the demo and the recorded bench results
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +16,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow lint firmware-test gameboy arm64-check clean dist
+.PHONY: demo test test-slow lint firmware-test gameboy arm64-check clean dist docs-images
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +64,10 @@ $(BUILD_VENV)/.installed:
 dist: $(BUILD_VENV)/.installed
 	rm -rf dist build
 	$(BUILD_VENV)/bin/python -m build --no-isolation --sdist --wheel --outdir dist .
+
+# scripts/docs_images.py: tests/test_docs_images.py fails when a committed picture differs from what it makes
+docs-images: $(VENV)/.installed
+	$(VENV)/bin/python scripts/docs_images.py
 
 clean:
 	rm -rf $(VENV) $(PI_VENV) $(BUILD_VENV) dist .pytest_cache .ruff_cache .hypothesis build *.egg-info

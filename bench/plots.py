@@ -1,6 +1,8 @@
 """The pictures docs/BENCHMARKS.md quotes, each from the measurement it shows.
 
-    .venv/bin/python bench/plots.py throughput --out docs/img/bench-throughput.png -r 5 --tokens 2000
+    .venv/bin/python bench/plots.py throughput --out docs/img/bench-throughput.png -r 5 --tokens 2000 \
+        --save-rows bench/results/bench_throughput.json
+    .venv/bin/python bench/plots.py throughput --rows bench/results/bench_throughput.json --out b.png  # no measuring
     .venv/bin/python bench/plots.py quantize bench/results/quantize_demo.json --out docs/img/quantize-size-agreement.png
 
 ``throughput`` runs ``pxby-edge bench`` on the bundled model (every installed backend and the ONNX
@@ -23,10 +25,16 @@ def throughput(args) -> int:
     from pxby_edge.bench import Plan, bench, format_rows, plot_rows
     from pxby_edge.generate import default_model_path
 
-    rows = bench(Plan([args.model or default_model_path()], tokens=args.tokens), repeats=args.repeats,
-                 progress=lambda label: print(f"  {label}", file=sys.stderr, flush=True))
+    if args.rows is not None:  # drawn again from a recorded run, nothing measured
+        rows = json.loads(Path(args.rows).read_text())
+    else:
+        rows = bench(Plan([args.model or default_model_path()], tokens=args.tokens), repeats=args.repeats,
+                     progress=lambda label: print(f"  {label}", file=sys.stderr, flush=True))
+        if args.save_rows is not None:
+            args.save_rows.write_text(json.dumps(rows, indent=2) + "\n")
     print(format_rows(rows, "md"))
-    plot_rows(rows, args.out, overwrite=True, title=f"bundled model, {args.tokens} tokens, {args.repeats} runs per row")
+    tokens, repeats = rows[0]["tokens"], rows[0].get("repeats", 1)
+    plot_rows(rows, args.out, overwrite=True, title=f"bundled model, {tokens} tokens, {repeats} runs per row")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
@@ -66,6 +74,8 @@ def main() -> int:
     t.add_argument("--tokens", type=int, default=2000)
     t.add_argument("-r", "--repeats", type=int, default=5)
     t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--save-rows", type=Path, default=None, help="keep the measured rows as JSON")
+    t.add_argument("--rows", type=Path, default=None, help="draw these recorded rows (JSON) instead of measuring")
     q = sub.add_parser("quantize")
     q.add_argument("rows", type=Path)
     q.add_argument("--out", type=Path, required=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import click
 
+from pxby_edge.cli import info
 from pxby_edge.options import generation_options, request_from_options
 
 
@@ -21,7 +22,7 @@ from pxby_edge.options import generation_options, request_from_options
 @click.option("--baud", default=115200, show_default=True, help="Baud rate when --port is a serial device.")
 @click.option("--capture", "capture_dir", default=None, type=click.Path(file_okay=False),
               help="Write screen.png, screen.gif and audio.wav here.")
-@click.option("--tty", "live", is_flag=True, help="Draw the screen live in this terminal (half blocks, 24-bit colour).")
+@click.option("--tty", "live", is_flag=True, help="Draw the screen live in this terminal (half blocks, 24-bit colour; NO_COLOR does not apply to what you ask for).")
 @click.option("--seconds", default=None, type=float, help="Exit after this many seconds (default: until Ctrl-C).")
 def handheld(use_pty, port, baud, capture_dir, live, seconds):
     """Play the handheld: a device simulator speaking the firmware's protocol.
@@ -68,13 +69,13 @@ def _serve(transport, capture_dir, live, seconds):
         written = sim.capture.save()
         transport.close()
     c = sim.counters
-    click.echo(
+    info(
         f"frames ok {c['frames_ok']}, crc errors {c['crc_errors']}, bad {c['frames_bad']}, duplicates {c['dup_frames']}, "
         f"out of order {c['out_of_order']}, commits {c['commits']}, samples played {c['samples_played']}, "
         f"gaps {c['gaps']}, underruns {c['underruns']}, boots {c['boots']}, bytes in {c['bytes_in']}"
     )
     for path in written:
-        click.echo(f"wrote {path}")
+        info(f"wrote {path}")
 
 
 @click.command()
@@ -125,7 +126,10 @@ def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_time
         for stats in stream_rounds(link, make_round, rounds=None if loop else 1, pause_s=pause, dither=dither,
                                    audio_format=audio_format):
             stats["seed"] = seeds(stats["round"])
-            click.echo(json.dumps(stats) if as_json else _summary(stats))
+            if as_json:
+                click.echo(json.dumps(stats))
+            else:
+                info(_summary(stats))
 
 
 def _to_gameboy(round_, url: str, out_dir, force: bool, dither: bool, as_json: bool) -> None:

@@ -12,13 +12,13 @@ the generated sound (audio.wav: original and Game Boy-filtered), the text and su
 from __future__ import annotations
 
 import json
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import click
 
+from pxby_edge.cli import info, show_progress
 from pxby_edge.options import generation_options, request_from_options
 
 DEMO_OUTPUTS = ("summary.json", "handheld/screen.png", "handheld/screen.gif", "handheld/audio.wav")
@@ -167,21 +167,21 @@ def demo(model, out_dir, port, baud, force, as_json, to, backend, threads, **opt
     request = request_from_options(**options)
     summary = run_demo(
         request, out_dir, port=port, baud=baud, backend=backend, threads=threads, overwrite=force,
-        progress=sys.stderr.isatty(), model=model, to=to,
+        progress=show_progress(), model=model, to=to,
     )
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
         return
-    click.echo(f"prompt: {summary['prompt']}")
-    click.echo(f"text:   {summary['text']}")
-    click.echo(
+    info(f"prompt: {summary['prompt']}")
+    info(f"text:   {summary['text']}")
+    info(
         f"{summary['tokens']} tokens, {summary['tokens_per_s']:,.0f} tok/s generated and streamed with {summary['backend']} "
         f"to {summary['port']} in {summary['seconds']:.1f} s"
     )
     for path in summary["outputs"]:
-        click.echo(f"wrote {path}")
+        info(f"wrote {path}")
     for line in summary.get("warnings", ()):
-        click.echo(f"warning: {line}")
+        info(f"warning: {line}")
 
 
 DEFAULT_DEMO_PROMPT = "a small blue water creature with horns and a tail. it is blue."

@@ -10,10 +10,17 @@ layer, never names the packages above it. A command is imported only when named,
 ``pxby-edge --help`` never loads torch. Errors raised on purpose (``PxbyError``) and the usual
 file-system errors become one line on stderr and exit status 2; a command that needs an optional
 dependency this install lacks says which extra to install.
+
+The group's own options reach every command: ``--quiet`` (no progress bars, no info lines; errors
+still print), ``-v`` (an error also prints its traceback; libraries' info log lines show). ``NO_COLOR`` set to anything
+but the empty string turns off every ANSI colour click would print (the red ``error:``); ``handheld --tty``
+is a per-run request for a picture in colour, which no-color.org lets override it.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import sys
 from importlib import metadata
@@ -24,6 +31,33 @@ from pxby_edge.plugins import entry_points
 
 DISTRIBUTION = "pxby-edge"
 COMMAND_GROUP = "pxby_edge.commands"
+VERBOSITY = "pxby_edge.verbosity"  # key in click's ctx.meta (shared by the group and every command): -1 quiet
+
+
+def verbosity() -> int:
+    """-1 with --quiet, 0 by default, N with -v repeated N times (0 outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    return 0 if ctx is None else ctx.meta.get(VERBOSITY, 0)
+
+
+def quiet() -> bool:
+    return verbosity() < 0
+
+
+def show_progress() -> bool:
+    """Whether a command draws a progress bar: stderr is a terminal and --quiet was not given."""
+    return not quiet() and sys.stderr.isatty()
+
+
+def info(message: str, err: bool = False) -> None:
+    """A line that is not the command's result (what it wrote, how fast): dropped by --quiet."""
+    if not quiet():
+        click.echo(message, err=err)
+
+
+def no_color() -> bool:
+    """NO_COLOR is set to a non-empty value (https://no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def command_entry_points() -> dict:
@@ -56,16 +90,38 @@ class LazyGroup(click.Group):
             if line is None:
                 raise  # one of our own modules is missing: a broken install, worth its traceback
             raise PxbyError(line) from exc
+        except Exception as exc:
+            # a usage error or a Ctrl-C is the user's, not a bug: its one line says it all
+            if ctx.meta.get(VERBOSITY, 0) > 0 and not isinstance(exc, (click.ClickException, click.exceptions.Exit,
+                                                                        click.exceptions.Abort)):
+                import traceback
+
+                traceback.print_exc()  # -v: the whole story above the one error line main() prints
+            raise
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars and no info lines; errors still print.")
+@click.option("-v", "--verbose", count=True, help="An error also prints its traceback; libraries' info log lines show.")
 @click.version_option(package_name="pxby-edge", prog_name="pxby-edge")
-def group():
+@click.pass_context
+def group(ctx, quiet, verbose):
     """Train, quantize, generate and stream PixelBytes models on edge devices.
 
     The pipeline: dataset -> train -> quantize -> generate -> stream to a handheld.
-    Run `pxby-edge COMMAND --help` for the options of each step.
+    Run `pxby-edge COMMAND --help` for the options of each step. NO_COLOR=1 turns colour off.
+
+    Shell completion (bash; zsh and fish likewise): eval "$(_PXBY_EDGE_COMPLETE=bash_source pxby-edge)"
     """
+    if quiet and verbose:
+        raise click.UsageError("give --quiet or -v, not both")
+    ctx.meta[VERBOSITY] = -1 if quiet else verbose
+    if no_color():
+        ctx.color = False  # inherited by every command's context: click.echo strips styles
+    # libraries that log (onnxruntime's quantizer warns through the root logger) follow the same choice
+    level = logging.ERROR if quiet else (logging.WARNING if not verbose else logging.INFO)
+    logging.basicConfig(format="%(levelname)s: %(message)s")
+    logging.getLogger().setLevel(level)
 
 
 def _normalise(name: str) -> str:
@@ -128,6 +184,11 @@ def missing_dependency(exc: ModuleNotFoundError, command: str | None) -> str | N
     return f"{what} needs {exc.name}, which this install lacks: pip install '{DISTRIBUTION}[{extra}]'"
 
 
+def _error_line(message: str) -> None:
+    """``error: MESSAGE`` on stderr, the prefix in red on a terminal unless NO_COLOR is set."""
+    click.echo(f"{click.style('error:', fg='red', bold=True)} {message}", err=True, color=False if no_color() else None)
+
+
 def main(argv=None) -> int:
     from pxby_edge.errors import describe
 
@@ -140,7 +201,7 @@ def main(argv=None) -> int:
         click.echo("interrupted", err=True)
         return 130
     except click.ClickException as exc:
-        click.echo(f"error: {describe(exc)}", err=True)
+        _error_line(describe(exc))
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -150,7 +211,7 @@ def main(argv=None) -> int:
         message = describe(exc)
         if message is None:
             raise
-        click.echo(f"error: {message}", err=True)
+        _error_line(message)
         return 2
     return rv if isinstance(rv, int) else 0
 

@@ -2,7 +2,7 @@
 
     pxby-edge tokenize --text "a blue creature" --image sprite.png --audio cry.wav --out item.npz
     pxby-edge detokenize item.npz --out item/
-    pxby-edge inspect pxby_edge/assets/demo.tflite
+    pxby-edge inspect                      # the bundled model
     pxby-edge generate --prompt "a small red fire creature" --seed 1 --out out/ --json
     pxby-edge bench -r 5 -o md --plot bench.png
 
@@ -14,11 +14,11 @@ shared from ``options.py``.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
+from pxby_edge.cli import info, quiet, show_progress
 from pxby_edge.options import generation_options, request_from_options
 
 
@@ -63,7 +63,7 @@ def tokenize(text, text_file, image, audio, audio_rate, slicing_image, slicing_a
         _echo_json(summary)
     else:
         parts = ", ".join(f"{k} {v}" for k, v in summary["segments"].items())
-        click.echo(f"wrote {summary['tokens']} tokens ({parts}) to {output}")
+        info(f"wrote {summary['tokens']} tokens ({parts}) to {output}")
 
 
 @click.command()
@@ -82,16 +82,18 @@ def detokenize(tokens, out_dir, scale, audio_rate, force, as_json):
         _echo_json(summary)
     else:
         for path in summary["outputs"]:
-            click.echo(f"wrote {path}")
+            info(f"wrote {path}")
 
 
 @click.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def inspect(model, as_json):
-    """Show the manifest, tensors, sizes and operators of a MODEL .tflite file."""
+    """Show the manifest, tensors, sizes and operators of a MODEL .tflite file (default: the bundled model)."""
+    from pxby_edge.generate import default_model_path
     from pxby_edge.model_info import describe_model, manifest_json
 
+    model = model if model is not None else default_model_path()
     click.echo(manifest_json(model) if as_json else describe_model(model))
 
 
@@ -113,20 +115,20 @@ def generate(model, out_dir, force, as_json, backend, threads, **options):
 
     summary = generate_files(
         request_from_options(**options), model, out_dir=out_dir, backend=backend, threads=threads, overwrite=force,
-        progress=sys.stderr.isatty(),
+        progress=show_progress(),
     )
     if as_json:
         _echo_json(summary)
         return
-    click.echo(
+    info(
         f"{summary['tokens']} tokens in {summary['seconds']:.2f} s ({summary['tokens_per_s']:,.0f} tok/s, "
         f"median {summary['step_us_median']:.1f} µs/token) with {summary['backend']}"
     )
     for path in summary["outputs"]:
-        click.echo(f"wrote {path}")
+        info(f"wrote {path}")
     # on stdout with the summary: stderr carries only the progress bar (and errors)
     for line in summary.get("warnings", ()):
-        click.echo(f"warning: {line}")
+        info(f"warning: {line}")
 
 
 BENCH_OUTPUTS = ("table", "md", "csv", "json", "jsonl")  # pxby_edge.bench.FORMATS, without importing numpy for --help
@@ -189,8 +191,9 @@ def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstre
         from pxby_edge.errors import OutputExistsError
 
         raise OutputExistsError(f"{plot} already exists; pass --force to overwrite")  # before minutes of measuring
-    progress = None if fmt in ("json", "jsonl") else (lambda label: click.echo(f"  measuring {label} ...", err=True))
+    progress = None if fmt in ("json", "jsonl") or quiet() else (lambda label: info(f"  measuring {label} ...", err=True))
     rows = run_bench(plan, repeats=repetitions, extra_specs=extra, isolate=not inline, progress=progress)
     click.echo(format_rows(rows, fmt))
     if plot is not None:
-        click.echo(f"wrote {plot_rows(rows, plot, overwrite=force)}", err=True)
+        written = plot_rows(rows, plot, overwrite=force)
+        info(f"wrote {written}", err=True)

@@ -81,6 +81,7 @@ def format_table(report: dict) -> str:
 def quantize(checkpoint, out, recipe, rounding, calib, calib_steps, batch, onnx_out, float_out, report_out, eval_steps,
              force, as_json):
     """Export CHECKPOINT's streaming step to TFLite, quantize it, and report its fidelity."""
+    from pxby_edge.cli import info, quiet
     from quantize.pipeline import STAGES, quantize_checkpoint
 
     bar = None
@@ -88,6 +89,8 @@ def quantize(checkpoint, out, recipe, rounding, calib, calib_steps, batch, onnx_
     def tick(stage):
         # Opened on the first tick, after every input was checked, so a bad input is one line on stderr.
         nonlocal bar
+        if quiet():
+            return
         if bar is None:
             bar = click.progressbar(length=len(STAGES), label="quantize", file=sys.stderr,
                                     item_show_func=lambda s: s)
@@ -107,4 +110,4 @@ def quantize(checkpoint, out, recipe, rounding, calib, calib_steps, batch, onnx_
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(format_table(report))
-        click.echo(f"wrote {out}" + "".join(f", {p}" for p in (float_out, onnx_out, report_out) if p))
+        info(f"wrote {out}" + "".join(f", {p}" for p in (float_out, onnx_out, report_out) if p))

@@ -16,7 +16,7 @@ import pytest
 from pxby_edge.backends.litert import _DELEGATE_NOISE, _without_delegate_notice
 
 pytest.importorskip("ai_edge_litert")
-CLI = [sys.executable, "-c", "import sys; from pxby_edge import cli; sys.exit(cli.main())"]
+CLI = [sys.executable, "-m", "pxby_edge.cli"]
 GENERATE = ["generate", "--backend", "litert", "--max-tokens", "300", "--seed", "3", "--force"]
 
 

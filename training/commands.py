@@ -34,11 +34,12 @@ def synth(n, out, seed, size_px, backdrop, force):
     """
     from tqdm import tqdm
 
+    from pxby_edge.cli import info, quiet
     from training.synth import write_dataset
 
-    with tqdm(total=n, unit="item", disable=None) as bar:
+    with tqdm(total=n, unit="item", disable=True if quiet() else None) as bar:
         write_dataset(out, n, seed=seed, size_px=size_px, force=force, progress=bar.update, backdrop=backdrop)
-    click.echo(f"wrote {n} items to {out}")
+    info(f"wrote {n} items to {out}")
 
 
 @click.command()
@@ -74,6 +75,7 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
     """
     from dataclasses import replace
 
+    from pxby_edge.cli import info, quiet
     from training.config import load_preset
     from training.train import train as run
 
@@ -86,11 +88,11 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     result = run(data, out, model_cfg, cfg, device=device, amp=amp, resume=resume, force=force,
-                 progress=not no_progress, log=click.echo, check_sync=check_sync, init_from=init_from)
+                 progress=not (no_progress or quiet()), log=info, check_sync=check_sync, init_from=init_from)
     import os
 
     if int(os.environ.get("RANK", 0)) == 0:
-        click.echo(
+        info(
             f"done: {result['step']} steps, held-out all-slot acc {result['val_acc_all']:.4f}, "
             f"new-token acc {result['val_acc_new']:.4f}, {result['tokens_per_s']:,.0f} tok/s; checkpoint in {out}"
         )
