@@ -12,9 +12,8 @@
 - quantize-size-agreement: size against agreement from bench/results/quantize_demo.json (bench/plots.py).
 
 tests/test_docs_images.py fails when a committed picture differs from what this script makes. A new
-picture is one more entry in PICTURES: a demo screen with other demo options is `demo_screen(...)` (the
-Game Boy screen, when `demo --to gameboy` exists: ``demo_screen("gameboy-screen", ("--to", "gameboy"),
-capture="gameboy", suffixes=(".png",))``), anything else a `Picture` with its own `make`.
+picture is one more entry in PICTURES: a demo screen with other demo options is `demo_screen(...)` (as the
+Game Boy screen is), anything else a `Picture` with its own `make`.
 """
 
 from __future__ import annotations
@@ -65,7 +64,8 @@ def _scaled(src: Path, dst: Path, scale: int) -> None:
         frames[0].save(dst)
 
 
-def demo_screen(name: str, demo_args: tuple = (), capture: str = "handheld", suffixes=(".png", ".gif")) -> Picture:
+def demo_screen(name: str, demo_args: tuple = (), capture: str = "handheld", suffixes=(".png", ".gif"),
+                needs: tuple = ()) -> Picture:
     """The screen ``pxby-edge demo DEMO_ARGS`` leaves in ``--out/CAPTURE/screen.*``, as ``NAME.*``."""
 
     def make(out: Path) -> None:
@@ -76,7 +76,7 @@ def demo_screen(name: str, demo_args: tuple = (), capture: str = "handheld", suf
             for suffix in suffixes:
                 _scaled(demo / capture / f"screen{suffix}", out / f"{name}{suffix}", SCREEN_SCALE)
 
-    return Picture(name, tuple(name + s for s in suffixes), make, plot=False, needs=("ai_edge_litert",))
+    return Picture(name, tuple(name + s for s in suffixes), make, plot=False, needs=("ai_edge_litert", *needs))
 
 
 def bench_plot(name: str, what: str, rows: str, *extra: str) -> Picture:
@@ -91,6 +91,9 @@ def bench_plot(name: str, what: str, rows: str, *extra: str) -> Picture:
 
 PICTURES = (
     demo_screen("handheld-screen"),
+    # the demo's creature on the link ROM in PyBoy (docs/GAMEBOY.md, README); seed 7 as the Game Boy figures use
+    demo_screen("gameboy-creature", ("--to", "gameboy", "--seed", "7"), capture="gameboy", suffixes=(".png",),
+                needs=("pyboy",)),
     bench_plot("bench-throughput", "throughput", "bench/results/bench_throughput.json", "--rows"),
     bench_plot("quantize-size-agreement", "quantize", "bench/results/quantize_demo.json"),
 )
