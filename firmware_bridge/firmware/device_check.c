@@ -6,7 +6,7 @@
  *
  * Input: one "at MS HEX" line per event (bytes arriving at MS; no HEX means only time passed);
  * "end" closes a sequence: the device's state is printed and a fresh device boots for the next.
- * Output: "out HEX" per event (what the device wrote back); per sequence "screen CRC",
+ * Output: "out HEX" per event (what the device wrote back); per sequence "screen CRC" (CRC-32),
  * "played N CRC", "counters ..." and "state ..." (session, sequence, audio, text, palette, tiles,
  * map). Many sequences per process keep a differential run of 100,000 sequences fast. */
 #include <stdio.h>
@@ -20,10 +20,21 @@ static char line[1 << 20];
 static uint8_t data[1 << 19];
 static uint32_t played_crc, played_n;
 
+/* CRC-32 (IEEE, zlib's): the state checksums. Not the wire's CRC-32C, so that the Python side
+   can use zlib.crc32 and check 100,000 final states without a pure-Python CRC over 30 KB each */
+static uint32_t crc32_ieee(const uint8_t *p, size_t n, uint32_t crc) {
+    uint32_t c = crc ^ 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c & 1u) ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
 static void on_play(void *ctx, uint32_t offset, const uint8_t *samples, size_t n) {
     (void)ctx;
     (void)offset;
-    played_crc = pxby_crc32c(samples, n, played_crc);
+    played_crc = crc32_ieee(samples, n, played_crc);
     played_n += (uint32_t)n;
 }
 
@@ -51,7 +62,7 @@ static void print_state(void) {
         map[2 * i] = (uint8_t)v;
         map[2 * i + 1] = (uint8_t)(v >> 8);
     }
-    printf("screen %08x\n", (unsigned)pxby_crc32c(dev.screen, sizeof dev.screen, 0));
+    printf("screen %08x\n", (unsigned)crc32_ieee(dev.screen, sizeof dev.screen, 0));
     printf("played %u %08x\n", (unsigned)played_n, (unsigned)played_crc);
     printf("counters");
     for (int i = 0; i < PXBY_C_COUNT; i++) printf(" %u", (unsigned)dev.counters[i]);
@@ -59,8 +70,8 @@ static void print_state(void) {
            dev.has_session ? (unsigned)dev.session : 0u, (unsigned)dev.expected, (unsigned)dev.held_count,
            (unsigned)dev.audio_next, (unsigned)dev.fill, (unsigned)dev.playing, (unsigned)dev.ended,
            (unsigned)dev.audio_format, (unsigned)dev.frame_no);
-    printf(" tiles=%08x map=%08x palette=", (unsigned)pxby_crc32c(&dev.tiles[0][0], sizeof dev.tiles, 0),
-           (unsigned)pxby_crc32c(map, sizeof map, 0));
+    printf(" tiles=%08x map=%08x palette=", (unsigned)crc32_ieee(&dev.tiles[0][0], sizeof dev.tiles, 0),
+           (unsigned)crc32_ieee(map, sizeof map, 0));
     print_hex(dev.palette, sizeof dev.palette);
     printf(" text=");
     print_hex(dev.text, dev.text_len);
