@@ -65,11 +65,15 @@ def replay_python(lines: Iterable[str]) -> tuple[list[str], int]:
     dev, played, events = None, {}, 0
 
     def boot():
-        p = {"n": 0, "crc": 0}
+        p = {"n": 0, "crc": 0, "next": None}
 
         def on_play(offset, samples):
+            # the samples, and each offset that does not follow on from the last call's end: how
+            # the two split their calls (ring wrap, chunk ends) does not count, the offsets do
+            jump = offset.to_bytes(4, "little") if offset != p["next"] else b""
             p["n"] = (p["n"] + len(samples)) & U32
-            p["crc"] = zlib.crc32(np.asarray(samples, dtype=np.uint8).tobytes(), p["crc"])
+            p["next"] = (offset + len(samples)) & U32
+            p["crc"] = zlib.crc32(jump + np.asarray(samples, dtype=np.uint8).tobytes(), p["crc"])
 
         return DeviceCore(on_play=on_play), p
 
