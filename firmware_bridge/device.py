@@ -93,7 +93,10 @@ class DeviceCore:
         self.audio_format = fmt
         self.audio_next = start
         self.audio_prebuffer = prebuffer
-        self.ring: deque = deque()  # (offset, samples uint8 array), offsets increasing
+        # (offset the speaker is told, samples uint8 array, starts at a remembered jump)
+        self.ring: deque = deque()
+        self._marks = 0  # jumps of the offsets waiting in the ring (at most pr.AUDIO_MARKS)
+        self._tail_offset = start  # the offset told after the last buffered sample
         self.fill = 0
         self.playing = False
         self.ended = False
@@ -360,12 +363,24 @@ class DeviceCore:
         if ahead:
             self._count("gaps", ahead)
         offset = (self.audio_next + ahead) & U32
-        self.ring.append((offset, raw.copy()))
+        self.ring.append((*self._told_offset(offset), raw.copy()))
+        self._tail_offset = (self.ring[-1][0] + len(raw)) & U32
         self.fill += len(raw)
         self.audio_next = (offset + len(raw)) & U32
         if msg.flags & pr.F_END:
             self.ended = True
         return True
+
+    def _told_offset(self, first: int) -> tuple[int, bool]:
+        """(the offset the speaker is told for samples from ``first``, whether that is a jump to
+        remember): exact while at most ``AUDIO_MARKS`` jumps wait in the buffer, then running on,
+        as the firmware's fixed table of marks does."""
+        if not self.ring or first == self._tail_offset:
+            return first, False
+        if self._marks < pr.AUDIO_MARKS:
+            self._marks += 1
+            return first, True
+        return self._tail_offset, False
 
     def _count(self, name: str, n: int = 1) -> None:
         # the firmware's counters are u32 and wrap; so do these, or the two would disagree
@@ -400,7 +415,9 @@ class DeviceCore:
     def _play(self, want: int) -> int:
         """Hand up to ``want`` due samples to the speaker; returns how many were missing."""
         while want and self.ring:
-            offset, samples = self.ring[0]
+            offset, marked, samples = self.ring[0]
+            if marked:
+                self._marks -= 1
             take = min(want, len(samples))
             if self.on_play is not None:
                 self.on_play(offset, samples[:take])
@@ -411,5 +428,5 @@ class DeviceCore:
             if take == len(samples):
                 self.ring.popleft()
             else:
-                self.ring[0] = ((offset + take) & U32, samples[take:])
+                self.ring[0] = ((offset + take) & U32, False, samples[take:])
         return want

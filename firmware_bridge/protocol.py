@@ -91,6 +91,10 @@ NAK_UNKNOWN_TYPE = 4
 AUDIO_U8 = 0x01  # unsigned 8-bit, 128 = silence
 AUDIO_U4 = 0x02  # unsigned 4-bit, two per byte, high nibble first (the Game Boy wave RAM order)
 
+# The device remembers where the stream jumps (a gap) inside its audio buffer at this many places,
+# so the speaker is told each sample's true offset; past that, offsets run on (docs/protocol.md).
+AUDIO_MARKS = 32
+
 # -- Game Boy screen geometry -----------------------------------------------------------------
 TILE_W = 8
 TILE_BYTES = 16  # 8 rows x 2 bitplanes
@@ -241,7 +245,7 @@ def c_header() -> str:
     for name in (
         "PROTOCOL_VERSION PROTOCOL_MIN PROTOCOL_MAX HEADER_SIZE CRC_SIZE MAX_PAYLOAD MAX_FRAME MAX_ENCODED "
         "F_RELIABLE F_END CH_CONTROL CH_GRAPHICS CH_AUDIO CH_TEXT CH_LOG NAK_OUT_OF_ORDER NAK_NO_SESSION "
-        "NAK_BAD_PAYLOAD NAK_UNKNOWN_TYPE AUDIO_U8 AUDIO_U4 TILE_W TILE_BYTES SCREEN_W SCREEN_H MAP_W MAP_H"
+        "NAK_BAD_PAYLOAD NAK_UNKNOWN_TYPE AUDIO_U8 AUDIO_U4 AUDIO_MARKS TILE_W TILE_BYTES SCREEN_W SCREEN_H MAP_W MAP_H"
     ).split():
         define(name, getattr(sys.modules[__name__], name))
     define("FW_MAJOR", FIRMWARE_VERSION[0])

@@ -261,15 +261,13 @@ class Capture:
 
 def halfblocks(screen: np.ndarray, palette=DMG_PALETTE) -> str:
     """The screen as ANSI 24-bit colour text, two pixel rows per line (upper half block)."""
-    lines = []
     pal = [tuple(int(v) for v in c) for c in palette]
-    for y in range(0, screen.shape[0] - 1, 2):
-        cells = []
-        for top, bottom in zip(screen[y], screen[y + 1]):
-            t, b = pal[int(top)], pal[int(bottom)]
-            cells.append(f"\x1b[38;2;{t[0]};{t[1]};{t[2]}m\x1b[48;2;{b[0]};{b[1]};{b[2]}m\u2580")
-        lines.append("".join(cells) + "\x1b[0m")
-    return "\n".join(lines)
+    # one escape sequence per (top, bottom) shade pair, looked up per cell: the view is redrawn up
+    # to 20 times a second, and formatting 11,520 cells one by one took tens of ms of the GIL
+    cell = [f"\x1b[38;2;{t[0]};{t[1]};{t[2]}m\x1b[48;2;{b[0]};{b[1]};{b[2]}m\u2580" for t in pal for b in pal]
+    rows = screen.shape[0] // 2 * 2
+    pairs = (screen[0:rows:2].astype(np.intp) * len(pal) + screen[1:rows:2]).tolist()
+    return "\n".join("".join([cell[k] for k in row]) + "\x1b[0m" for row in pairs)
 
 
 class LiveView:

@@ -126,11 +126,12 @@ def test_stream_through_faults_and_a_device_restart(rig):
         s = link.session
         assert s.counters["device_resets"] >= 1 and s.epoch >= 2, str((restart_at, list(s.history), s.counters))
         # recovered as fast as the protocol allows: the reset was learnt from the device's first
-        # NAK(no session), not from 2 s of silence, and the new session came within the quick
-        # HELLO tries (before any back-off)
+        # NAK(no session), not from 2 s of silence, and the new session came within a few HELLOs
+        # (five quick tries 30 ms apart, then 45, 67, 101 ms...: ten HELLOs span about 0.6 s; a
+        # HELLO or its answer may be corrupted on this line)
         after = [what for at, what in s.history if at >= restart_at]
         assert after[0] == "no session" and after[1].startswith("ready") and "silent" not in after, after
-        assert s.hellos_sent <= 5
+        assert s.hellos_sent <= 10
         wait(sim, lambda: sim.capture.screen is not None and np.array_equal(sim.capture.screen, expected),
              "the final screen")
         wait(sim, lambda: sim.core.fill == 0 and not sim.core.playing, "the speaker to play out")

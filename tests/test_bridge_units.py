@@ -242,3 +242,15 @@ def test_protocol_core_is_pure_and_commands_are_light():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     light = "import sys, firmware_bridge.commands; assert not {'numpy', 'serial', 'scipy'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", light], check=True, timeout=60)
+
+
+def test_halfblocks_draw_the_top_row_as_foreground_and_the_bottom_as_background():
+    from firmware_bridge.display import DMG_PALETTE
+    from firmware_bridge.simulator import halfblocks
+
+    screen = np.array([[0, 3], [2, 1], [1, 1]], dtype=np.uint8)  # the odd last row has no partner: dropped
+    (r0, g0, b0), (r1, g1, b1), (r2, g2, b2), (r3, g3, b3) = DMG_PALETTE
+    want = (f"\x1b[38;2;{r0};{g0};{b0}m\x1b[48;2;{r2};{g2};{b2}m\u2580"
+            f"\x1b[38;2;{r3};{g3};{b3}m\x1b[48;2;{r1};{g1};{b1}m\u2580\x1b[0m")
+    assert halfblocks(screen) == want
+    assert halfblocks(np.zeros((144, 160), dtype=np.uint8)).count("\n") == 71

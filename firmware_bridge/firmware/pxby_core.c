@@ -155,6 +155,9 @@ static void audio_reset(pxby_device *dev, uint32_t rate, uint8_t fmt, uint32_t s
     dev->play_offset = start;
     dev->prebuffer = prebuffer;
     dev->head = dev->fill = 0;
+    dev->mark_head = dev->mark_count = 0;
+    dev->ring_in = 0;
+    dev->tail_offset = start;
     dev->playing = dev->ended = 0;
     dev->due_milli = 0;
     dev->played_since_ack = 0;
@@ -278,6 +281,24 @@ static int64_t offset_diff(uint32_t a, uint32_t b) {
     return d < 0x80000000u ? (int64_t)d : (int64_t)d - 0x100000000LL;
 }
 
+/* The offset the speaker will be told for m samples starting at stream offset first (docs/protocol.md). */
+static void mark_offset(pxby_device *dev, uint32_t first, uint32_t m) {
+    uint32_t told = first;
+    if (dev->fill == 0) {
+        dev->play_offset = first;
+    } else if (first != dev->tail_offset) {
+        if (dev->mark_count < PXBY_AUDIO_MARKS) {
+            uint8_t i = (uint8_t)((dev->mark_head + dev->mark_count++) % PXBY_AUDIO_MARKS);
+            dev->marks[i].at = dev->ring_in;
+            dev->marks[i].offset = first;
+        } else {
+            told = dev->tail_offset; /* no room to remember the jump: run on */
+        }
+    }
+    dev->ring_in += m;
+    dev->tail_offset = told + m;
+}
+
 /* Applies a message's effect; returns 0 when its payload is malformed or out of range. */
 static int apply(pxby_device *dev, const pxby_msg *m) {
     const uint8_t *p = m->payload;
@@ -350,7 +371,6 @@ static int apply(pxby_device *dev, const pxby_msg *m) {
             if (ahead > 0) {
                 dev->counters[PXBY_C_GAPS] += (uint32_t)ahead;
                 dev->audio_next = offset;
-                if (dev->fill == 0) dev->play_offset = offset;
             }
             if (m->flags & PXBY_F_END) dev->ended = 1;
             return 1;
@@ -358,10 +378,8 @@ static int apply(pxby_device *dev, const pxby_msg *m) {
         if (ahead + (int64_t)count <= 0) { dev->counters[PXBY_C_DUP_FRAMES]++; return 1; }
         if (ahead < 0) { skip = (uint32_t)-ahead; ahead = 0; }
         if (dev->fill + (count - skip) > PXBY_DEV_AUDIO_BUFFER) { dev->counters[PXBY_C_AUDIO_OVERFLOW]++; return 1; }
-        if (ahead > 0) {
-            dev->counters[PXBY_C_GAPS] += (uint32_t)ahead;
-            if (dev->fill == 0) dev->play_offset = offset;
-        }
+        if (ahead > 0) dev->counters[PXBY_C_GAPS] += (uint32_t)ahead;
+        mark_offset(dev, offset + skip, count - skip);
         for (uint32_t i = skip; i < count; i++) {
             uint8_t v = dev->audio_format == PXBY_AUDIO_U4 ? (uint8_t)((i & 1) ? s[i / 2] & 0x0F : s[i / 2] >> 4) : s[i];
             dev->ring[(dev->head + dev->fill) % PXBY_DEV_AUDIO_BUFFER] = v;
@@ -500,6 +518,16 @@ void pxby_device_tick(pxby_device *dev) {
         uint32_t run = PXBY_DEV_AUDIO_BUFFER - dev->head; /* contiguous part of the ring */
         uint32_t take = want < dev->fill ? want : dev->fill;
         if (take > run) take = run;
+        if (dev->mark_count) { /* stop at the next jump of the offsets, and take it when there */
+            uint32_t before = dev->marks[dev->mark_head].at - (dev->ring_in - dev->fill);
+            if (before == 0) {
+                dev->play_offset = dev->marks[dev->mark_head].offset;
+                dev->mark_head = (uint8_t)((dev->mark_head + 1) % PXBY_AUDIO_MARKS);
+                dev->mark_count--;
+                if (dev->mark_count) before = dev->marks[dev->mark_head].at - (dev->ring_in - dev->fill);
+            }
+            if (dev->mark_count && take > before) take = before;
+        }
         if (dev->hw.audio_play) dev->hw.audio_play(dev->hw.ctx, dev->play_offset, dev->ring + dev->head, take);
         dev->head = (dev->head + take) % PXBY_DEV_AUDIO_BUFFER;
         dev->fill -= take;
@@ -512,6 +540,5 @@ void pxby_device_tick(pxby_device *dev) {
         if (!dev->ended) dev->counters[PXBY_C_UNDERRUNS]++;
         dev->playing = 0;
     }
-    if (dev->fill == 0) dev->play_offset = dev->audio_next;
     if (dev->has_session && dev->played_since_ack >= PXBY_DEV_AUDIO_BUFFER / 4) send_ack(dev);
 }

@@ -89,9 +89,7 @@ typedef struct {
     /* the committed screen: w*h shades 0..3, and the 4 shades as RGB */
     void (*lcd_blit)(void *ctx, const uint8_t *shades, uint16_t w, uint16_t h, const uint8_t palette[12]);
     /* samples due to the speaker now (u8, or u4 in the low nibble), and the stream offset of the
-       first. The ring keeps samples, not their offsets: after a gap that arrived while samples were
-       still buffered, the offset runs on from the buffered ones (the Python DeviceCore reports the
-       chunk's own offset there; the samples and every counter agree) */
+       first (exact while at most PXBY_AUDIO_MARKS gaps wait in the buffer, then running on) */
     void (*audio_play)(void *ctx, uint32_t offset, const uint8_t *samples, size_t n);
     uint32_t (*millis)(void *ctx);
 } pxby_hw;
@@ -129,6 +127,12 @@ typedef struct {
     uint8_t ring[PXBY_DEV_AUDIO_BUFFER];
     uint32_t head, fill;
     uint32_t audio_next, audio_rate, prebuffer, play_offset;
+    /* where the offsets jump inside the ring (a gap came while samples were buffered): at = the
+       ring_in count of the first sample after the jump; tail_offset = the offset the speaker will
+       be told after the last buffered sample */
+    struct { uint32_t at, offset; } marks[PXBY_AUDIO_MARKS];
+    uint8_t mark_head, mark_count;
+    uint32_t ring_in, tail_offset;
     uint8_t audio_format, playing, ended;
     uint32_t due_milli, last_ms, played_since_ack;
     uint32_t counters[PXBY_C_COUNT];

@@ -24,6 +24,7 @@
 #define PXBY_NAK_UNKNOWN_TYPE 4
 #define PXBY_AUDIO_U8 1
 #define PXBY_AUDIO_U4 2
+#define PXBY_AUDIO_MARKS 32
 #define PXBY_TILE_W 8
 #define PXBY_TILE_BYTES 16
 #define PXBY_SCREEN_W 160
