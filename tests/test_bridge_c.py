@@ -17,6 +17,8 @@ from firmware_bridge import vectors
 from firmware_bridge.difftest import replay_python
 from firmware_bridge.frame import Decoder
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 FIRMWARE = Path(vectors.__file__).resolve().parent / "firmware"
 
 

@@ -19,7 +19,7 @@ from firmware_bridge.link import Link
 from firmware_bridge.simulator import PtyTransport, Simulator, SocketTransport
 from firmware_bridge.stream import stream_needs
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")
+pytestmark = [pytest.mark.pi, pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")]
 
 
 def test_no_such_port():

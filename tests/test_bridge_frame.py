@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,8 @@ from firmware_bridge.frame import (
     crc32c,
     encode,
 )
+
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
 
 messages = st.builds(
     Message,

@@ -16,6 +16,8 @@ from firmware_bridge.device import DeviceCore
 from firmware_bridge.stream import Streamer
 from firmware_bridge.virtual import VirtualLine, VirtualLink
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 generate = pytest.importorskip("pxby_edge.generate", reason="the generation runtime is not in this install")
 
 

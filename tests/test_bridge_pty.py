@@ -25,7 +25,7 @@ from firmware_bridge.link import Link
 from firmware_bridge.simulator import PtyTransport, Simulator
 from firmware_bridge.stream import Streamer, stream_needs, synthetic_events
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")
+pytestmark = [pytest.mark.pi, pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")]
 
 
 class FaultRelay:

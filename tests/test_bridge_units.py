@@ -22,6 +22,8 @@ from firmware_bridge.link import HostSession, RttEstimator, check_capabilities
 from firmware_bridge.stream import Streamer, synthetic_events
 from firmware_bridge.virtual import VirtualLine, VirtualLink, run_until
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 
 def test_pan_docs_tile_example():
     # Pan Docs, "Tile Data": bytes 3C 7E -> pixel colours 0 2 3 3 3 3 2 0

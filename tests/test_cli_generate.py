@@ -12,6 +12,8 @@ from pxby_edge.generate import GenerationRequest, audio_rate_of, default_model_p
 from pxby_edge.generate_files import expected_tokens
 from pxby_edge.manifest import read_manifest
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 SHORT = ["--closed-prompt", "--frames", "1", "--width", "6", "--height", "4", "--audio-seconds", "0.01"]
 
 

@@ -13,6 +13,8 @@ from scipy.io import wavfile
 from pxby_edge.cli import main
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 
 def run(args, capsys):
     code = main(args)

@@ -8,6 +8,8 @@ import pytest
 from pxby_edge.colour import nearest_index, quantize_rgb, srgb_to_lab
 from pxby_edge.vocab import DEFAULT_PALETTE
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 
 def test_palette_choice_matches_scikit_image_on_100k_colours():
     color = pytest.importorskip("skimage.color", reason="scikit-image is not installed (pip install -e .[dev])")

@@ -12,6 +12,8 @@ from pxby_edge.errors import ContextError
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer, concat_segments
 from pxby_edge.vocab import Vocab
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 TEXT_ALPHABET = "abcxyz 019.,!?\n\t#éÀ/;:-'\"()"
 
 

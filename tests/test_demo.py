@@ -10,6 +10,8 @@ from PIL import Image
 from pxby_edge.cli import main
 from pxby_edge.generate import default_model_path
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 
 @pytest.fixture(scope="module")
 def bundled():

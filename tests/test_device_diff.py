@@ -28,6 +28,8 @@ from firmware_bridge import difftest
 from firmware_bridge import protocol as pr
 from firmware_bridge.frame import Decoder, Message, encode
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -11,6 +11,8 @@ from pxby_edge.errors import GenerationError
 from pxby_edge.generate import GenerationRequest, Generator
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 
 def scripted(batch=1, slots=6, end_text_after=None, seed=0):
     """A NullBackend whose slot 5 says "0" (segment end) once a text is long enough, when asked:

@@ -31,6 +31,8 @@ from scipy.io import wavfile
 from pxby_edge.cli import main
 from pxby_edge.generate import default_model_path
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -13,6 +13,8 @@ from pxby_edge import media
 from pxby_edge.errors import MediaError, OutputExistsError
 from pxby_edge.vocab import DEFAULT_PALETTE
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 PAL = np.asarray(DEFAULT_PALETTE, dtype=np.uint8)
 
 

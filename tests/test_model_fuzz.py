@@ -27,6 +27,8 @@ from pxby_edge.generate import default_model_path
 from pxby_edge.manifest import MANIFEST_METADATA_NAME
 from pxby_edge.tflite_file import TFLiteFile
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 FAST_MUTANTS = 300
 # Mutants that once raised raw exceptions (overflowing dequantization, an op missing an input, an op
 # reading a tensor no op produced): kept in the fast slice.

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["generate", "--seed", "4", "--max-tokens", "600", "--frames", "1", "--width", "8", "--height", "8",
         "--audio-seconds", "0.02"]

@@ -18,6 +18,8 @@ from pxby_edge.sampling import Sampler
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer, concat_segments
 from pxby_edge.vocab import Vocab
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 
 def _stream(plan: StreamPlan, seed: int) -> tuple[list[int], PlanTracker]:
     """Random logits under ``plan`` until it is complete (the stream a model could make)."""

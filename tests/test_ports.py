@@ -25,7 +25,7 @@ from pxby_edge import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-c", "import sys; from pxby_edge import cli; sys.exit(cli.main())"]
-pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")
+pytestmark = [pytest.mark.pi, pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")]
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ import pytest
 from pxby_edge.backends.litert import _DELEGATE_NOISE, _without_delegate_notice
 
 pytest.importorskip("ai_edge_litert")
+
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
 CLI = [sys.executable, "-m", "pxby_edge.cli"]
 GENERATE = ["generate", "--backend", "litert", "--max-tokens", "300", "--seed", "3", "--force"]
 

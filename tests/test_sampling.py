@@ -12,6 +12,8 @@ from pxby_edge.sampling import Sampler
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 from pxby_edge.vocab import Vocab
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 
 def test_greedy_is_argmax_within_mask():
     logits = np.array([0.0, 5.0, 1.0, 3.0])

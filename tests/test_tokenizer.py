@@ -20,6 +20,8 @@ from pxby_edge.vocab import (
     generate_palette,
 )
 
+pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
+
 
 def load(upstream_dir, name):
     data = np.load(upstream_dir / name)
