@@ -6,7 +6,8 @@ The table ``HOSTILE_INPUTS`` holds one row per class of bad input: the command l
 is the test's folder, ``{model}`` the bundled model), a function that makes the hostile files, and
 a fragment the one-line message must hold. ``assert_refused`` runs a row and checks that the
 folder is exactly as it was before the command (no output, no partial set, no temporary file).
-Rows for hostile *model files* live beside the model code's tests and use the same shape.
+Hostile *model files* (the bundled file with one manifest field or tensor made hostile) are rows too,
+through ``generate --backend numpy`` and ``inspect``; the mutation fuzz of model files is test_model_fuzz.py.
 Full disks, unwritable folders and device nodes need the machine's help and have their own tests
 below the table.
 """
@@ -135,6 +136,69 @@ def npz_ids_out_of_range(tmp: Path) -> None:
     np.savez(tmp / "in.npz", labels=np.array([[999], [-4]]))
 
 
+# -- hostile model files: the bundled file with one thing made hostile -----------------------------
+
+DEEP = "nested 5000 deep"  # a value too deep to build as a Python object: spliced in as JSON text
+
+
+def _with_manifest(change) -> Callable[[Path], None]:
+    """A ``make`` writing {tmp}/model.tflite: the bundled file with its manifest changed by ``change(dict)``,
+    rewritten with the project's own metadata writer."""
+
+    def make(tmp: Path) -> None:
+        import json
+
+        pytest.importorskip("ai_edge_litert.schema_py_generated", reason="rewriting a model file needs ai-edge-litert")
+        from pxby_edge.manifest import MANIFEST_METADATA_NAME, read_manifest
+        from quantize.metadata import with_metadata
+
+        data = default_model_path().read_bytes()
+        d = read_manifest(data).to_dict()
+        change(d)
+        text = json.dumps(d).replace(json.dumps(DEEP), "[" * 5000 + "]" * 5000)
+        (tmp / "model.tflite").write_bytes(with_metadata(data, {MANIFEST_METADATA_NAME: text.encode()}))
+
+    return make
+
+
+def _set(*path_and_value):
+    *path, value = path_and_value
+
+    def change(d):
+        node = d
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+
+    return _with_manifest(change)
+
+
+def negative_constant_shape(tmp: Path) -> None:
+    """A constant tensor of the graph given a negative first dimension (through the schema's object API)."""
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated", reason="rewriting a model file needs ai-edge-litert")
+    flatbuffers = pytest.importorskip("flatbuffers")
+    m = schema.ModelT.InitFromPackedBuf(bytearray(default_model_path().read_bytes()), 0)
+    sub = m.subgraphs[0]
+    const = next(t for t in sub.tensors if len(m.buffers[t.buffer].data if m.buffers[t.buffer].data is not None else ()) > 64)
+    const.shape = [-int(const.shape[0]), *list(const.shape[1:])]
+    builder = flatbuffers.Builder(1 << 20)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    (tmp / "model.tflite").write_bytes(bytes(builder.Output()))
+
+
+HOSTILE_MODELS = {  # name -> (make, fragment of the one-line answer)
+    "audio-rate-nan": (_set("audio_rate", float("nan")), "audio_rate nan"),
+    "audio-rate-inf": (_set("audio_rate", float("inf")), "audio_rate inf"),
+    "audio-rate-minus-inf": (_set("audio_rate", -float("inf")), "audio_rate -inf"),
+    "audio-rate-1e300": (_set("audio_rate", 1e300), "audio_rate 1e"),
+    "audio-rate-negative": (_set("audio_rate", -2048.0), "audio_rate -2048"),
+    "palette-entry-999": (_set("vocab", "palette", 5, [999, 0, 0]), "palette entry"),
+    "slicing-0": (_set("slicing", "audio", 0), "slicing"),
+    "nested-json": (_set("calibration", DEEP), "nested too deeply"),
+    "negative-constant-shape": (negative_constant_shape, "negative dimension"),
+}
+
+
 # -- the table -------------------------------------------------------------------------------------
 
 
@@ -179,6 +243,14 @@ HOSTILE_INPUTS = [
     Hostile("prompt-file-not-utf8", ("generate", "--prompt-file", "{tmp}/p.txt", "--out", "{tmp}/g"), "not UTF-8",
             lambda tmp: (tmp / "p.txt").write_bytes(b"\xff\xfe caf\xe9")),
     Hostile("audio-rate-absurd", ("detokenize", "{tmp}/in.npz", "--audio-rate", "1000000000000", "--out", "{tmp}/d"), "'--audio-rate'"),
+    Hostile("bench-bogus-backend", ("bench", "--backend", "bogus"), "litert"),
+    Hostile("handheld-port-out-of-range", ("handheld", "--port", "socket://127.0.0.1:99999"), "bad socket URL"),
+    Hostile("stream-no-such-port", ("stream", "--synthetic", "--port", "{tmp}/no-such-tty"), "no such port"),
+    *(Hostile(f"model-{name}-generate", ("generate", "{tmp}/model.tflite", "--backend", "numpy", "--seed", "1",
+                                          "--out", "{tmp}/out"), message, make)
+      for name, (make, message) in HOSTILE_MODELS.items()),
+    *(Hostile(f"model-{name}-inspect", ("inspect", "{tmp}/model.tflite"), message, make)
+      for name, (make, message) in HOSTILE_MODELS.items()),
 ]
 
 
