@@ -18,7 +18,7 @@ from typing import Optional
 
 import click
 
-from pxby_edge.cli import info, show_progress
+from pxby_edge.cli import echo_outputs, info, show_progress
 from pxby_edge.options import generation_options, request_from_options
 
 DEMO_OUTPUTS = ("summary.json", "handheld/screen.png", "handheld/screen.gif", "handheld/audio.wav")
@@ -178,10 +178,7 @@ def demo(model, out_dir, port, baud, force, as_json, to, backend, threads, **opt
         f"{summary['tokens']} tokens, {summary['tokens_per_s']:,.0f} tok/s generated and streamed with {summary['backend']} "
         f"to {summary['port']} in {summary['seconds']:.1f} s"
     )
-    for path in summary["outputs"]:
-        info(f"wrote {path}")
-    for line in summary.get("warnings", ()):
-        info(f"warning: {line}")
+    echo_outputs(summary)
 
 
 DEFAULT_DEMO_PROMPT = "a small blue water creature with horns and a tail. it is blue."

@@ -52,13 +52,9 @@ class DeviceCore:
         caps = caps or pr.Capabilities()
         if caps.max_payload > pr.MAX_PAYLOAD:
             raise ValueError(f"max_payload {caps.max_payload} exceeds the protocol's {pr.MAX_PAYLOAD}")
-        self.caps = caps
-        self.versions = versions
-        self.boot_id = boot_id
-        self.on_commit = on_commit
-        self.on_play = on_play
-        self.on_text = on_text
-        self.on_audio_cfg = on_audio_cfg
+        self.caps, self.versions, self.boot_id = caps, versions, boot_id
+        # what the device does with what it decoded: the simulator draws and plays, tests record
+        self.on_commit, self.on_play, self.on_text, self.on_audio_cfg = on_commit, on_play, on_text, on_audio_cfg
         # The receive buffer is sized from what the device accepts, so an oversize frame is
         # dropped while it streams in, before any of it is interpreted.
         frame = pr.HEADER_SIZE + caps.max_payload + pr.CRC_SIZE
@@ -185,11 +181,17 @@ class DeviceCore:
         else:
             self._reliable(msg, now_ms)
 
-    def _ping(self, msg: Message) -> None:
+    def _fields_or_nak(self, kind: int, msg: Message) -> Optional[dict]:
+        """The payload's fields, or None after a NAK (bad payload) when it does not unpack."""
         try:
-            fields, _ = pr.unpack(pr.PING, msg.payload)
+            return pr.unpack(kind, msg.payload)[0]
         except ValueError:
             self._nak(pr.NAK_BAD_PAYLOAD)
+            return None
+
+    def _ping(self, msg: Message) -> None:
+        fields = self._fields_or_nak(pr.PING, msg)
+        if fields is None:
             return
         self._send(pr.PONG, pr.pack(pr.PONG, token=fields["token"]))
         self._send(pr.STATUS, pr.pack(pr.STATUS, **self.status_fields()))
@@ -234,10 +236,8 @@ class DeviceCore:
             self._nak(pr.NAK_BAD_PAYLOAD)
 
     def _hello(self, msg: Message) -> None:
-        try:
-            fields, _ = pr.unpack(pr.HELLO, msg.payload)
-        except ValueError:
-            self._nak(pr.NAK_BAD_PAYLOAD)
+        fields = self._fields_or_nak(pr.HELLO, msg)
+        if fields is None:
             return
         self._count("hellos")
         lo = max(fields["proto_min"], self.versions[0])

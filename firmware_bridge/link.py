@@ -556,11 +556,8 @@ class Link:
 
     def __init__(self, url: str, baud: int = 115200, *, clock: Callable[[], int] = monotonic_ms, connect_timeout_s: float = 3.0,
                  reconnect_timeout_s: float = 10.0, read_wait_s: float = 0.002, **session_opts):
-        self.url = url
-        self.baud = baud
-        self.clock = clock
-        self.connect_timeout_s = connect_timeout_s
-        self.reconnect_timeout_s = reconnect_timeout_s
+        self.url, self.baud, self.clock = url, baud, clock
+        self.connect_timeout_s, self.reconnect_timeout_s = connect_timeout_s, reconnect_timeout_s
         self.read_wait_s = read_wait_s
         session_opts.setdefault("line_bps", baud / 10.0)
         self.session = HostSession(**session_opts)

@@ -55,6 +55,15 @@ def info(message: str, err: bool = False) -> None:
         click.echo(message, err=err)
 
 
+def echo_outputs(summary: dict) -> None:
+    """The files a run wrote, then its warnings (a bound or the token cap ended a segment), as info lines
+    on stdout: stderr carries only the progress bar and errors."""
+    for path in summary["outputs"]:
+        info(f"wrote {path}")
+    for line in summary.get("warnings", ()):
+        info(f"warning: {line}")
+
+
 def no_color() -> bool:
     """NO_COLOR is set to a non-empty value (https://no-color.org)."""
     return bool(os.environ.get("NO_COLOR"))

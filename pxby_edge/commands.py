@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from pxby_edge.cli import info, quiet, show_progress
+from pxby_edge.cli import echo_outputs, info, quiet, show_progress
 from pxby_edge.options import generation_options, request_from_options
 
 
@@ -124,11 +124,7 @@ def generate(model, out_dir, force, as_json, backend, threads, **options):
         f"{summary['tokens']} tokens in {summary['seconds']:.2f} s ({summary['tokens_per_s']:,.0f} tok/s, "
         f"median {summary['step_us_median']:.1f} µs/token) with {summary['backend']}"
     )
-    for path in summary["outputs"]:
-        info(f"wrote {path}")
-    # on stdout with the summary: stderr carries only the progress bar (and errors)
-    for line in summary.get("warnings", ()):
-        info(f"warning: {line}")
+    echo_outputs(summary)
 
 
 BENCH_OUTPUTS = ("table", "md", "csv", "json", "jsonl")  # pxby_edge.bench.FORMATS, without importing numpy for --help

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from training.config import DTYPES, ModelConfig
+from training.config import DTYPES, ModelConfig, read_json_object
 from training.errors import CheckpointError, ConfigError
 from training.model import PixelBytesLSTM, ensure_streamable
 
@@ -51,16 +51,8 @@ def read_config(folder) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"no checkpoint folder at {folder}")
-    path = folder / CONFIG_NAME
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{folder} holds no {CONFIG_NAME}: not a checkpoint folder") from exc
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} must hold a JSON object")
-    return data
+    return read_json_object(folder / CONFIG_NAME, CheckpointError,
+                            missing=f"{folder} holds no {CONFIG_NAME}: not a checkpoint folder")
 
 
 def read_pxby(folder) -> dict:

@@ -149,15 +149,22 @@ def load_preset(name_or_path: str | Path) -> tuple[ModelConfig, TrainConfig]:
         path = PRESET_DIR / f"{name_or_path}.json"
         if not path.is_file():
             raise ConfigError(f"unknown preset {str(name_or_path)!r}; choose one of {preset_names()} or a .json file")
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"no such config file: {path}") from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"config {path} must hold a JSON object")
+    data = read_json_object(path, ConfigError, missing=f"no such config file: {path}", what="config ")
     unknown = sorted(set(data) - {"model", "train"})
     if unknown:
         raise ConfigError(f"unknown top-level keys {unknown} in {path}; use 'model' and 'train'")
     return ModelConfig.from_dict(data.get("model", {})), TrainConfig.from_dict(data.get("train", {}))
+
+
+def read_json_object(path: Path, error, *, missing: str, what: str = "") -> dict:
+    """The JSON object in ``path``; ``error`` (a PxbyError class) with one line when it is absent
+    (``missing``), unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise error(missing) from exc
+    except (OSError, ValueError) as exc:
+        raise error(f"cannot read {what}{path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{what}{path} must hold a JSON object")
+    return data
