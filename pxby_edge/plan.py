@@ -31,7 +31,7 @@ from pxby_edge.manifest import (
     GEOMETRY_ITEMS,
     GEOMETRY_TEXT_TOKENS,
 )
-from pxby_edge.vocab import PAD_ID, SEG_END_ID, Vocab
+from pxby_edge.vocab import PAD_ID, ROW_END_ID, SEG_END_ID, Vocab
 
 MODALITY_NAMES = ("text", "image", "audio")
 
@@ -184,6 +184,15 @@ class PlanTracker:
         return b.allowed()
 
     def _image_mask(self, cur) -> np.ndarray:
+        mask = self._row_mask(cur)
+        if cur.width is None and self._height == 1 and mask[ROW_END_ID]:
+            # a one-row frame: its first row is its last, so that row ends the frame (2), never a row (1)
+            forced = mask.copy()
+            forced[ROW_END_ID] = False
+            return self._cut(self._height_bound, BOUND_HEIGHT, forced)
+        return mask
+
+    def _row_mask(self, cur) -> np.ndarray:
         b, m = self.builder, self.builder.masks
         j, w, h = cur.column, cur.width, cur.height
         if w is None and self._width is not None:
