@@ -1,4 +1,7 @@
-"""`pxby-edge tokenize` then `detokenize` on the upstream sprite, text and cry; errors are one line."""
+"""`pxby-edge tokenize` then `detokenize` on a sprite, a text and a cry made here; errors are one line.
+
+Parity with the upstream tokenizer on its own files is tests/test_tokenizer.py's; these inputs are made by
+the test so the command line is tested from a clone alone."""
 
 from __future__ import annotations
 
@@ -22,38 +25,55 @@ def run(args, capsys):
     return code, captured.out, captured.err
 
 
-def test_tokenize_detokenize_round_trip(upstream_dir, tmp_path, capsys):
-    out = tmp_path / "bulba.npz"
+TEXT = "A Large Red Fire Creature, with wings: it is red (100%)! Café/crème; [ok]"
+
+
+def _inputs(tmp_path):
+    """A 22x25 sprite of palette colours, a text with accents and punctuation, a (2, N) cry at 16 kHz."""
+    from pxby_edge import media
+    from pxby_edge.vocab import Vocab
+
+    rng = np.random.default_rng(3)
+    palette = Vocab().palette_array().astype(np.uint8)
+    sprite = palette[rng.integers(0, len(palette), size=(25, 22))]
+    Image.fromarray(sprite, "RGB").save(tmp_path / "sprite-in.png")
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    t = np.arange(3000) / 16000
+    cry = (np.sin(2 * np.pi * 440 * t * (1 + t)) * np.exp(-4 * t)).astype(np.float32)
+    np.save(tmp_path / "cry.npy", np.stack([cry, media.gameboy_filter(cry, 16000)]).astype(np.float32))
+    return tmp_path / "text.txt", tmp_path / "sprite-in.png", tmp_path / "cry.npy"
+
+
+def test_tokenize_detokenize_round_trip(tmp_path, capsys):
+    text_file, image, audio = _inputs(tmp_path)
+    out = tmp_path / "item.npz"
     code, stdout, err = run(
-        [
-            "tokenize",
-            "--text-file", str(upstream_dir / "bulbasaur.txt"),
-            "--image", str(upstream_dir / "Bulbasaur.png"),
-            "--audio", str(upstream_dir / "bulbasaur_cry_stereo16k.npy"),
-            "-o", str(out),
-        ],
+        ["tokenize", "--text-file", str(text_file), "--image", str(image), "--audio", str(audio), "--out", str(out)],
         capsys,
     )
     assert code == 0, err
     code, stdout, err = run(["detokenize", str(out), "--out", str(tmp_path / "d"), "--scale", "1"], capsys)
     assert code == 0, err
     text = (tmp_path / "d" / "text.txt").read_text()
-    assert text == (upstream_dir / "bulbasaur.txt").read_text(encoding="utf-8").lower().replace("é", "e")
+    assert text == TEXT.lower().replace("é", "e").replace("è", "e")  # NFKD, ASCII: accents drop, letters stay
     tok = ActionPixelBytesTokenizer()
-    with Image.open(upstream_dir / "Bulbasaur.png") as img:
+    with Image.open(image) as img:
         expected = tok.image_ids(img)[0]
     with Image.open(tmp_path / "d" / "sprite.png") as img:
         back = tok.image_ids(img)[0]
     np.testing.assert_array_equal(back, expected)  # same palette ids
     rate, wav = wavfile.read(tmp_path / "d" / "audio.wav")
     assert rate == 16000 and wav.ndim == 2 and wav.shape[1] == 2
-    assert wav.shape[0] == np.load(upstream_dir / "bulbasaur_cry_stereo16k.npy").shape[1]
+    assert wav.shape[0] == np.load(audio).shape[1]
 
 
-def test_mono_ogg_gets_two_channels(upstream_dir, tmp_path, capsys):
-    pytest.importorskip("soundfile", reason="soundfile is not installed (needed for OGG)")
+def test_mono_ogg_gets_two_channels(tmp_path, capsys):
+    sf = pytest.importorskip("soundfile", reason="soundfile is not installed (needed for OGG)")
+    t = np.arange(22050) / 44100
+    sf.write(tmp_path / "cry.ogg", (0.5 * np.sin(2 * np.pi * 600 * t)).astype(np.float32), 44100,
+             format="OGG", subtype="VORBIS")
     out = tmp_path / "c.npz"
-    code, _, err = run(["tokenize", "--audio", str(upstream_dir / "Cri_0001_HOME.ogg"), "--slicing-audio", "4", "-o", str(out)], capsys)
+    code, _, err = run(["tokenize", "--audio", str(tmp_path / "cry.ogg"), "--slicing-audio", "4", "-o", str(out)], capsys)
     assert code == 0, err
     labels = np.load(out)["labels"][:, 0]
     assert labels[-2:].tolist() == [1, 2]  # the stereo separator row
