@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -118,3 +119,17 @@ def models(tmp_path_factory) -> SimpleNamespace:
                            float=out / "float.tflite", int8=out / "int8.tflite", onnx=out / "float.onnx",
                            float_b2=out / "float_b2.tflite", int8_b2=out / "int8_b2.tflite",
                            onnx_b2=out / "float_b2.onnx", int8_untied=out / "int8_untied.tflite")
+
+
+def read_pty(fd: int) -> bytes:
+    """Everything a child writes to its end of a pty, until it closes it (read while the child runs: a
+    full pty must not stall it)."""
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed its end of the pty
+            return out
+        if not chunk:
+            return out
+        out += chunk

@@ -18,6 +18,7 @@ import termios
 from pathlib import Path
 
 import pytest
+from conftest import read_pty
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "pxby_edge.cli"]
@@ -31,18 +32,6 @@ def _env(**extra) -> dict:
     return env
 
 
-def _read_all(fd: int) -> bytes:
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the child closed its end of the pty
-            return out
-        if not chunk:
-            return out
-        out += chunk
-
-
 def run_with_stderr_on_a_pty(args, cwd: Path, **env) -> tuple:
     """(exit status, stdout bytes, stderr bytes) with stderr on a terminal, stdout on a pipe."""
     master, slave = pty.openpty()
@@ -50,7 +39,7 @@ def run_with_stderr_on_a_pty(args, cwd: Path, **env) -> tuple:
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     proc = subprocess.Popen([*CLI, *args], cwd=cwd, env=_env(**env), stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
-    err = _read_all(master)  # drained while the child runs: a full pty must not stall it
+    err = read_pty(master)  # drained while the child runs: a full pty must not stall it
     os.close(master)
     out, _ = proc.communicate(timeout=120)
     return proc.returncode, out, err

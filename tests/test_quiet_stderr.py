@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import read_pty
 
 from pxby_edge.backends.litert import _DELEGATE_NOISE, _without_delegate_notice
 
@@ -29,23 +30,11 @@ def test_generate_with_stderr_on_a_pipe_prints_nothing_there(tmp_path):
     assert "with litert" in proc.stdout  # the summary still goes to stdout
 
 
-def _read_all(fd: int) -> bytes:
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the child closed its end of the pty
-            return out
-        if not chunk:
-            return out
-        out += chunk
-
-
 def test_generate_with_stderr_on_a_pty_shows_only_the_progress_bar(tmp_path):
     master, slave = pty.openpty()
     proc = subprocess.Popen([*CLI, *GENERATE, "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
-    err = _read_all(master)  # drained while the child runs: a full pty must not stall it
+    err = read_pty(master)  # drained while the child runs: a full pty must not stall it
     os.close(master)
     proc.communicate(timeout=120)
     assert proc.returncode == 0
