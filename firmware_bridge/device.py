@@ -157,7 +157,7 @@ class DeviceCore:
         # C core, so this is a last line, not a way to hide a disagreement.
         try:
             self._on_message(msg, now_ms)
-        except Exception:  # noqa: BLE001 (any failure of one frame must not stop the device)
+        except Exception:  # any failure of one frame must not stop the device
             self._count("handler_errors")
             self._count("bad_payload")
             self._nak(pr.NAK_BAD_PAYLOAD)

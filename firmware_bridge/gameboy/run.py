@@ -34,10 +34,10 @@ def open_port(url: str, *, faults=None, boot_frames: int = 0):
         rest = url[len("pyboy://"):].strip("/")
         if rest not in ("", "null", "window"):
             raise PortError(f"bad PyBoy port {url!r}: use pyboy:// (headless) or pyboy://window")
-        try:
-            import pyboy  # noqa: F401
-        except ImportError as exc:
-            raise PortError("pyboy:// needs PyBoy (pip install pyboy)") from exc
+        import importlib.util
+
+        if importlib.util.find_spec("pyboy") is None:
+            raise PortError("pyboy:// needs PyBoy: pip install 'pxby-edge[gameboy]'")
         port = PyBoyPort(window="SDL2" if rest == "window" else "null", faults=faults, boot_frames=boot_frames)
         port.url = url
         return port
