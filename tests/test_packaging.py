@@ -109,8 +109,14 @@ def test_the_wheel_holds_four_packages_and_only_data_that_code_reads(wheel):
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == PACKAGES, top
     data = sorted(n for n in names if not n.endswith(".py") and ".dist-info/" not in n)
-    assert data == ["pxby_edge/assets/demo.onnx", "pxby_edge/assets/demo.tflite", "training/presets/small.json",
-                    "training/presets/tiny.json", "training/presets/upstream.json"]
+    # the bundled model and its ONNX twin; the presets `train --config` reads; the C core, its build and vectors
+    # (firmware_bridge.vectors and .difftest build and run them); the Game Boy ROM `pyboy://` and `spi://` load
+    firmware = [f"firmware_bridge/firmware/{n}" for n in (
+        "Makefile", "device_check.c", "fuzz_decoder.c", "hw_host.c", "hw_host.h", "pxby_core.c", "pxby_core.h",
+        "pxby_protocol.h", "test_core.c", "vector_check.c", "vectors/frames.txt")]
+    assert data == sorted([*firmware, "firmware_bridge/gameboy/pxby-link.gb", "pxby_edge/assets/demo.onnx",
+                           "pxby_edge/assets/demo.tflite", "training/presets/small.json", "training/presets/tiny.json",
+                           "training/presets/upstream.json"])
 
 
 @pytest.mark.slow
