@@ -31,6 +31,9 @@ from pxby_edge.plugins import entry_points
 
 DISTRIBUTION = "pxby-edge"
 COMMAND_GROUP = "pxby_edge.commands"
+# Names only (never imports): the order `pxby-edge --help` lists the steps in, dataset to handheld.
+PIPELINE_ORDER = ("tokenize", "detokenize", "dataset", "train", "quantize", "inspect", "generate", "bench",
+                  "handheld", "ports", "stream", "demo")
 VERBOSITY = "pxby_edge.verbosity"  # key in click's ctx.meta (shared by the group and every command): -1 quiet
 
 
@@ -78,7 +81,9 @@ class LazyGroup(click.Group):
     """A group whose commands are imported on first use (module bodies must stay light)."""
 
     def list_commands(self, ctx):
-        return list(command_entry_points())
+        # --help reads as the pipeline runs; a command this list does not know (a plug-in) comes after, by name
+        known = {name: k for k, name in enumerate(PIPELINE_ORDER)}
+        return sorted(command_entry_points(), key=lambda name: (known.get(name, len(known)), name))
 
     def get_command(self, ctx, name):
         commands = command_entry_points()
