@@ -34,6 +34,8 @@ COMMAND_GROUP = "pxby_edge.commands"
 # Names only (never imports): the order `pxby-edge --help` lists the steps in, dataset to handheld.
 PIPELINE_ORDER = ("tokenize", "detokenize", "dataset", "train", "quantize", "inspect", "generate", "bench",
                   "handheld", "ports", "stream", "demo")
+QUIET_HELP = "No progress bars and no info lines; errors still print."
+VERBOSE_HELP = "An error also prints its traceback; libraries' info log lines show."
 VERBOSITY = "pxby_edge.verbosity"  # key in click's ctx.meta (shared by the group and every command): -1 quiet
 
 
@@ -92,7 +94,7 @@ class LazyGroup(click.Group):
                 f"no {DISTRIBUTION} commands are registered; install the project "
                 "(`pip install -e .` in a checkout) so its entry points exist")
         ep = commands.get(name)
-        return None if ep is None else ep.load()
+        return None if ep is None else _with_output_options(ep.load())
 
     def invoke(self, ctx):
         from pxby_edge.errors import PxbyError
@@ -115,8 +117,8 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars and no info lines; errors still print.")
-@click.option("-v", "--verbose", count=True, help="An error also prints its traceback; libraries' info log lines show.")
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.version_option(package_name="pxby-edge", prog_name="pxby-edge")
 @click.pass_context
 def group(ctx, quiet, verbose):
@@ -127,15 +129,40 @@ def group(ctx, quiet, verbose):
 
     Shell completion (bash; zsh and fish likewise): eval "$(_PXBY_EDGE_COMPLETE=bash_source pxby-edge)"
     """
-    if quiet and verbose:
-        raise click.UsageError("give --quiet or -v, not both")
-    ctx.meta[VERBOSITY] = -1 if quiet else verbose
+    _set_verbosity(ctx, quiet, verbose)
     if no_color():
         ctx.color = False  # inherited by every command's context: click.echo strips styles
+
+
+def _set_verbosity(ctx, quiet: bool, verbose: int) -> None:
+    if quiet and verbose:
+        raise click.UsageError("give --quiet or -v, not both")
+    ctx.meta[VERBOSITY] = -1 if quiet else verbose  # meta is one dict for the group and its command
     # libraries that log (onnxruntime's quantizer warns through the root logger) follow the same choice
     level = logging.ERROR if quiet else (logging.WARNING if not verbose else logging.INFO)
     logging.basicConfig(format="%(levelname)s: %(message)s")
     logging.getLogger().setLevel(level)
+
+
+def _with_output_options(command: click.Command) -> click.Command:
+    """``command`` taking -q/--quiet and -v too, so they work after the command's name as well as before it."""
+    if getattr(command, "_pxby_output_options", False):
+        return command
+    taken = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+
+    def chosen(ctx, param, value):
+        quiet = value if param.name == "pxby_quiet" else ctx.meta.get(VERBOSITY, 0) < 0
+        verbose = value if param.name == "pxby_verbose" else max(ctx.meta.get(VERBOSITY, 0), 0)
+        if value:
+            _set_verbosity(ctx, bool(quiet), int(verbose))
+
+    for name, opts, kind in (("pxby_quiet", ("-q", "--quiet"), {"is_flag": True, "help": QUIET_HELP}),
+                             ("pxby_verbose", ("-v", "--verbose"), {"count": True, "help": VERBOSE_HELP})):
+        free = [o for o in opts if o not in taken]
+        if free:
+            command.params.append(click.Option([*free, name], expose_value=False, callback=chosen, **kind))
+    command._pxby_output_options = True
+    return command
 
 
 def _normalise(name: str) -> str:

@@ -48,8 +48,11 @@ def run_with_stderr_on_a_pty(args, cwd: Path, **env) -> tuple:
 GENERATE = ["generate", "--backend", "numpy", "--max-tokens", "600", "--seed", "3"]
 
 
-def test_generate_quiet_prints_nothing_at_all(tmp_path):
-    rc, out, err = run_with_stderr_on_a_pty(["--quiet", *GENERATE, "--out", "q"], tmp_path)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_generate_quiet_prints_nothing_at_all(where, tmp_path):
+    """--quiet before the command's name (the group's option) or after it (the command's) is the same."""
+    args = ["--quiet", *GENERATE, "--out", "q"] if where == "before" else [*GENERATE, "--quiet", "--out", "q"]
+    rc, out, err = run_with_stderr_on_a_pty(args, tmp_path)
     assert rc == 0, err
     assert (out, err) == (b"", b"")
     assert (tmp_path / "q" / "tokens.npz").is_file()  # quiet, not idle
@@ -101,6 +104,9 @@ def test_quiet_and_verbose_together_is_a_usage_error(tmp_path):
     proc = subprocess.run([*CLI, "-q", "-v", "inspect"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: give --quiet or -v, not both (see pxby-edge --help)"
+    proc = subprocess.run([*CLI, "inspect", "-q", "-v"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: give --quiet or -v, not both (see pxby-edge inspect --help)"
 
 
 def test_bench_quiet_drops_its_progress_lines_not_its_table(tmp_path):
