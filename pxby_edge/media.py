@@ -486,6 +486,7 @@ def load_npz(path, max_bytes: int = MAX_NPZ_ARRAY_BYTES) -> dict:
                     arrays[m.filename[:-4]] = _npy_body(fh, name, shape, fortran, dtype)
     except MediaError:
         raise
+    # zipfile raises NotImplementedError for a compression method it lacks (a hostile or exotic archive)
     except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError) as exc:
         raise MediaError(f"cannot read {path} as a .npz: {exc}") from None
     return arrays
