@@ -16,7 +16,7 @@ import re
 import warnings
 
 from firmware_bridge.gameboy import ROM_PATH
-from firmware_bridge.gameboy import link as gl
+from firmware_bridge.gameboy import packets as gl
 
 BUILD = ROM_PATH.parent / "build"
 CYCLES_PER_LINE = 114  # M-cycles (456 T-cycles)

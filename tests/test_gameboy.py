@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_bridge.gameboy import apu
-from firmware_bridge.gameboy import link as gl
+from firmware_bridge.gameboy import packets as gl
 from firmware_bridge.gameboy.vram import N_SLOTS, VramPlanner, pool_of
 
 pyboy = pytest.importorskip("pyboy", reason="PyBoy is not installed (pip install pxby-edge[dev])")

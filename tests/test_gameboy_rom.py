@@ -1,4 +1,4 @@
-"""The link ROM: a valid cartridge header, a reproducible build, the C header generated from link.py.
+"""The link ROM: a valid cartridge header, a reproducible build, the C header generated from packets.py.
 
     python -m pytest -q tests/test_gameboy_rom.py
 """
@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from firmware_bridge.gameboy import ROM_PATH
-from firmware_bridge.gameboy import link as gl
+from firmware_bridge.gameboy import packets as gl
 
 GB_DIR = ROM_PATH.parent
 
@@ -53,7 +53,7 @@ def test_a_corrupted_rom_fails_the_checksums():
 
 
 def test_committed_link_header_is_generated_from_link_py():
-    assert (GB_DIR / "rom" / "link.h").read_text() == gl.c_header()
+    assert (GB_DIR / "rom" / "packets.h").read_text() == gl.c_header()
 
 
 @pytest.mark.skipif(shutil.which("sdcc") is None, reason="sdcc is not installed (apt-get install sdcc; .ci/run does)")

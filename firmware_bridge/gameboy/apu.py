@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from firmware_bridge.errors import CapabilityError
-from firmware_bridge.gameboy import link as gl
+from firmware_bridge.gameboy import packets as gl
 
 IN_RATE = 8192
 FRAME_HZ = 4194304 / 70224

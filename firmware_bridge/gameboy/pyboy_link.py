@@ -19,7 +19,7 @@ import numpy as np
 from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.errors import LinkError, LinkTimeout
 from firmware_bridge.gameboy import ROM_PATH
-from firmware_bridge.gameboy import link as gl
+from firmware_bridge.gameboy import packets as gl
 
 FRAME_HZ = 4194304 / 70224  # 59.73: one PyBoy tick
 

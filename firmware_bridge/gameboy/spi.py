@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from firmware_bridge.errors import LinkTimeout, PortError
-from firmware_bridge.gameboy import link as gl
+from firmware_bridge.gameboy import packets as gl
 
 DEFAULT_HZ = 131072  # 61 us per byte on the wire; the gap carries the ROM's per-byte work
 DEFAULT_GAP_US = 120

@@ -22,7 +22,7 @@ from collections import defaultdict, deque
 import numpy as np
 
 from firmware_bridge import protocol as pr
-from firmware_bridge.gameboy import link as gl
+from firmware_bridge.gameboy import packets as gl
 
 N_SLOTS = 384
 N_POS = pr.MAP_W * pr.MAP_H

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "hram.h"
-#include "link.h"
+#include "packets.h"
 
 static uint8_t pkt[LINK_MAX_LEN];
 static uint8_t pkt_seq, pkt_len, pkt_type;
