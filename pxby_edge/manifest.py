@@ -84,7 +84,7 @@ OUTPUT_NAMES = (OUTPUT_LOGITS, OUTPUT_H, OUTPUT_C)
 # Which output feeds which input on the next step.
 STATE_PAIRS = {OUTPUT_H: INPUT_H, OUTPUT_C: INPUT_C}
 
-RECIPES = ("float", "int8", "dynamic", "a16w8", "mixed")
+RECIPES = ("float", "int8", "dynamic", "int4", "a16w8", "mixed")
 OBJECTIVES = ("autoregressive", "predict")
 
 

@@ -16,6 +16,42 @@ def manifest_json(path) -> str:
     return json.dumps(read_manifest(path).to_dict(), indent=2)
 
 
+# Ops that only convert between float and integer; anywhere else a float tensor means float arithmetic.
+CONVERT_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def op_dtypes(f: TFLiteFile, subgraph: int = 0) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """(op name, input dtypes, output dtypes) of every op of ``subgraph``, in graph order ("-": no input)."""
+    sub = f.subgraphs[subgraph]
+    return [(f.op_name(op), tuple(sub.tensors[i].dtype if i >= 0 else "-" for i in op.inputs),
+             tuple(sub.tensors[i].dtype for i in op.outputs)) for op in sub.operators]
+
+
+def float_compute_ops(f: TFLiteFile, subgraph: int = 0) -> list[str]:
+    """Ops that compute in float: any op but QUANTIZE/DEQUANTIZE touching a float tensor, and any
+    QUANTIZE/DEQUANTIZE whose float side is not a graph input/output (a float value inside the graph).
+    Empty for a full-integer file."""
+    sub = f.subgraphs[subgraph]
+    edges = set(sub.inputs) | set(sub.outputs)
+    found = []
+    for op in sub.operators:
+        name = f.op_name(op)
+        floats = [i for i in (*op.inputs, *op.outputs) if i >= 0 and sub.tensors[i].dtype.startswith("float")]
+        if floats and (name not in CONVERT_OPS or any(i not in edges for i in floats)):
+            found.append(name)
+    return found
+
+
+def op_dtype_lines(f: TFLiteFile, subgraph: int = 0) -> list[str]:
+    """One line per distinct (op, input dtypes → output dtypes), with its count, in first-seen order."""
+    counts: dict = {}
+    for entry in op_dtypes(f, subgraph):
+        counts[entry] = counts.get(entry, 0) + 1
+    width = max((len(name) for name, _, _ in counts), default=0)
+    return [f"  {name:<{width}} ×{n:<3} {', '.join(ins)} → {', '.join(outs)}"
+            for (name, ins, outs), n in counts.items()]
+
+
 def describe_model(path) -> str:
     """What ``pxby-edge inspect`` prints: manifest, tensors with their quantization, sizes, operators."""
     f = TFLiteFile.open(path)
@@ -48,8 +84,12 @@ def describe_model(path) -> str:
         if t.buffer and f.buffers[t.buffer].size:
             weights[t.dtype] = weights.get(t.dtype, 0) + f.buffers[t.buffer].size
     lines.append("weights    " + ", ".join(f"{k} {v:,} B" for k, v in sorted(weights.items())))
-    lines.append("ops        " + ", ".join(f"{k}×{v}" for k, v in sorted(f.op_counts(
-        f.signature(m.signature).subgraph_index).items())))
+    index = f.signature(m.signature).subgraph_index
+    lines.append("ops        " + ", ".join(f"{k}×{v}" for k, v in sorted(f.op_counts(index).items())))
+    floats = float_compute_ops(f, index)
+    lines.append("op dtypes  (inputs → outputs) " + (f"float ops: {', '.join(sorted(set(floats)))}" if floats
+                                                    else "full integer: no op reads or writes a float tensor"))
+    lines.extend(op_dtype_lines(f, index))
     if m.fidelity:
         fid = m.fidelity
         keys = ("new_token_top1_agreement", "new_token_accuracy_float", "new_token_accuracy_quant", "mean_kl",

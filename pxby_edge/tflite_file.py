@@ -470,6 +470,8 @@ class TFLiteFile:
         if not raw:
             return None
         name, dtype = TENSOR_TYPES[tensor.type] if 0 <= tensor.type < len(TENSOR_TYPES) else (None, None)
+        if name == "int4":
+            return _unpack_int4(raw, tensor)
         if dtype is None:
             raise ModelFileError(f"tensor {tensor.name!r} has type {name or tensor.type}, which numpy cannot hold")
         count = int(np.prod(tensor.shape)) if tensor.shape else 1
@@ -513,6 +515,19 @@ class TFLiteFile:
     def constant_bytes(self) -> int:
         """Bytes held by constant tensors (weights), the bulk of a model file."""
         return sum(b.size for b in self.buffers)
+
+
+def _unpack_int4(raw: bytes, tensor: Tensor) -> np.ndarray:
+    """An int4 constant as int8 values: TFLite packs two per byte, the first element in the low nibble."""
+    count = int(np.prod(tensor.shape)) if tensor.shape else 1
+    if len(raw) != (count + 1) // 2:
+        raise ModelFileError(f"tensor {tensor.name!r}: {len(raw)} bytes of data for shape {tensor.shape} int4")
+    packed = np.frombuffer(raw, dtype=np.uint8)
+    # Shift each nibble to the top of a byte, then an arithmetic shift back sign-extends it.
+    nibbles = np.stack([(packed << 4).view(np.int8) >> 4, packed.view(np.int8) >> 4], axis=1).reshape(-1)
+    out = nibbles[:count].reshape(tensor.shape)
+    out.flags.writeable = False
+    return out
 
 
 def _main(argv) -> int:

@@ -16,12 +16,7 @@ def with_metadata(model: bytes, entries: dict[str, bytes]) -> bytes:
     from ai_edge_litert import schema_py_generated as schema
 
     m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    for buf in m.buffers or []:
-        # ai-edge-quantizer may store weights after the flatbuffer (offset/size from the file start);
-        # re-packing keeps only the flatbuffer, so bring them inline (models here are far below 2 GB).
-        if buf.offset and buf.offset > 1 and buf.size:
-            buf.data = np.frombuffer(model, dtype=np.uint8, count=buf.size, offset=buf.offset)
-            buf.offset, buf.size = 0, 0
+    inline_buffers(m, model)
     m.metadata = [md for md in (m.metadata or []) if _name(md.name) not in entries]
     m.buffers = list(m.buffers or [])
     for name, data in entries.items():
@@ -35,6 +30,20 @@ def with_metadata(model: bytes, entries: dict[str, bytes]) -> bytes:
     builder = flatbuffers.Builder(len(model) + 1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def inline_buffers(m, model: bytes) -> None:
+    """Bring the buffers stored after the flatbuffer into it, in the unpacked model ``m`` of ``model``.
+
+    ai-edge-quantizer may store weights after the flatbuffer (offset/size from the file start);
+    re-packing keeps only the flatbuffer, so they must be inline first (models here are far below 2 GB).
+    """
+    import numpy as np
+
+    for buf in m.buffers or []:
+        if buf.offset and buf.offset > 1 and buf.size:
+            buf.data = np.frombuffer(model, dtype=np.uint8, count=buf.size, offset=buf.offset)
+            buf.offset, buf.size = 0, 0
 
 
 def _name(value) -> str:

@@ -176,7 +176,7 @@ def load(checkpoint, calib) -> Loaded:
 def calibrate(loaded: Loaded, recipe: str, rounding: str, calib_steps: int, batch: int, started: float) -> Calibrated:
     """Calibration samples for static recipes, and GPTQ-rounded weights when asked for."""
     from quantize.calibrate import calibration_samples
-    from quantize.recipes import needs_calibration
+    from quantize.recipes import needs_calibration, weight_bits
     from quantize.rounding import gptq_weights
 
     if needs_calibration(recipe):
@@ -187,12 +187,12 @@ def calibrate(loaded: Loaded, recipe: str, rounding: str, calib_steps: int, batc
     cal = Calibrated(samples, summary, seconds={"calibrate": time.perf_counter() - started})
     t0 = time.perf_counter()
     if rounding == "gptq":
-        cal.rounded = gptq_weights(loaded.source.model, loaded.calib.streams)
+        cal.rounded = gptq_weights(loaded.source.model, loaded.calib.streams, bits=weight_bits(recipe))
         summary["rounding"] = {**cal.rounded.summary, "source": loaded.calib.source}
         if not summary.get("calib_steps"):
             summary["note"] += f"; weights GPTQ-rounded on {cal.rounded.summary['positions']} positions"
     else:
-        summary["rounding"] = {"method": "nearest"}
+        summary["rounding"] = {"method": "nearest", "bits": weight_bits(recipe)}
     cal.seconds["rounding"] = time.perf_counter() - t0
     return cal
 

@@ -2,40 +2,48 @@
 
     python -c "from quantize.recipes import RECIPES; print(RECIPES)"
 
-- ``int8``: ai-edge-quantizer's ``static_wi8_ai8``: weights int8 per channel, every activation int8,
-  the state tensors included, each state input on the same grid as the output that feeds it
-  (``tie_state_ranges``), so the runtime hands h and c on as plain integer copies.
+- ``int8``: full integer, for NPUs and microcontrollers (LiteRT's "16x8" mode): ``static_wi8_ai16``,
+  weights int8 per channel, every activation int16, the state tensors included, each state input on
+  the same grid as the output that feeds it (``tie_state_ranges``), so the runtime hands h and c on as
+  plain integer copies; the float embedding lookup is replaced by an integer GATHER
+  (``quantize.graph.integer_embedding``). No op computes in float; only the int32 context ids go in.
 - ``dynamic``: like ``dynamic_wi8_afp32`` (int8 weights per channel, float activations quantized on the
   fly inside each FULLY_CONNECTED; state stays float32), with OCTAV clipping of the weight ranges.
-- ``a16w8``: ``static_wi8_ai16``: int8 weights, int16 activations (more precise, reference kernels).
+- ``int4``: ``dynamic`` with int4 weights (symmetric, per channel) in every FULLY_CONNECTED: half the
+  bytes a step reads; the embedding stays int8.
 - ``mixed``: the LSTM gate FULLY_CONNECTED ops static int8 (int8 weights per channel, int8 inputs and
   outputs with QUANTIZE/DEQUANTIZE around them: integer kernels, no on-the-fly quantization), the
   logits FULLY_CONNECTED dynamic (int8 weights, float logits: 8-bit logits round near-ties together,
   which costs top-1 agreement), and the gates, the cell update (MUL/ADD/TANH/LOGISTIC) and both state
   tensors float32, so nothing re-quantizes the cell state between steps.
 
-Measured on a trained small model (bench/bench_quantize.py): static int8 state drifts (cosine ~0.5 after
-4,096 steps) and ``int8`` loses accuracy; float state (``dynamic``, ``mixed``) stays at cosine > 0.999.
-``dynamic`` is the default: the best fidelity of the fast recipes and the fastest with I/O.
+Why int16 activations in ``int8``: a trained model's cell state reaches |c| ≈ 900 (saturated counters),
+so an int8 grid for c has a step of ≈ 7 and the state collapses (6 % agreement on the demo model with
+correct ranges); int8 FULLY_CONNECTED outputs with int16 elsewhere reached 94.6 %. Figures per recipe
+are in docs/BENCHMARKS.md (bench/bench_quantize.py). ``a16w8`` (the same graph with a float embedding
+lookup) was folded into ``int8``; older files that say ``a16w8`` still load.
 
-Every recipe stores weights int8 symmetric per row with min/max ranges, so weights rounded beforehand
-onto that grid (``quantize.rounding``, GPTQ) come through unchanged; ``pre_rounded`` makes ``dynamic``
-take min/max ranges for FULLY_CONNECTED instead of OCTAV, whose clipping would re-round them.
+Every recipe stores weights symmetric per row with min/max ranges, so weights rounded beforehand onto
+that grid (``quantize.rounding``, GPTQ) come through unchanged; ``pre_rounded`` makes ``dynamic`` and
+``int4`` take min/max ranges for FULLY_CONNECTED instead of OCTAV, whose clipping would re-round them.
 """
 
 from __future__ import annotations
 
 import warnings
 
-RECIPES = ("int8", "dynamic", "a16w8", "mixed")
+RECIPES = ("int8", "dynamic", "int4", "mixed")
+RANGES = ("minmax", "percentile")  # how calibrated activation ranges are taken (calibrate_ranges)
+DEFAULT_RANGES = "minmax"
+PERCENTILE = 99.9
 DEFAULT_RECIPE = "dynamic"
 # Scopes of the step's layers in litert-torch tensor names (``...LSTM_sequence_model;3``, ``...Linear_fc;``).
 LSTM_SCOPE = "LSTM_sequence_model"
 HEAD_SCOPE = "Linear_fc"
 RECIPE_HELP = {
-    "int8": "static int8 weights (per channel) and int8 activations, state included",
+    "int8": "full integer: int8 weights, int16 activations and state, integer embedding (no float op)",
     "dynamic": "int8 weights, float activations (quantized on the fly), float state",
-    "a16w8": "int8 weights, int16 activations and state",
+    "int4": "int4 weights (per channel) in every FULLY_CONNECTED, float activations, float state",
     "mixed": "static int8 gate FULLY_CONNECTED, dynamic logits FULLY_CONNECTED, float cell and state",
 }
 
@@ -44,7 +52,8 @@ def _recipe_setup(quantizer, name: str, pre_rounded: bool = False) -> None:
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe
 
     if name == "int8":
-        quantizer.load_quantization_recipe(recipe.static_wi8_ai8())
+        # int16 activations: the cell state reaches |c| ≈ 900 on trained models, beyond any int8 grid.
+        quantizer.load_quantization_recipe(recipe.static_wi8_ai16())
     elif name == "dynamic":
         # OCTAV picks each channel's clipping range to minimise the weight error instead of taking the
         # raw min/max: same graph and size, +0.1 point new-token agreement on both trained models we had.
@@ -52,8 +61,12 @@ def _recipe_setup(quantizer, name: str, pre_rounded: bool = False) -> None:
                                      algorithm_key=algorithm_manager.AlgorithmName.OCTAV)
         if pre_rounded:  # the weights already lie on their min/max grid: keep it (the later config wins)
             quantizer.add_dynamic_config(".*", qtyping.TFLOperationName.FULLY_CONNECTED, 8)
-    elif name == "a16w8":
-        quantizer.load_quantization_recipe(recipe.static_wi8_ai16())
+    elif name == "int4":
+        # The embedding stays int8 (a few KB); the matmuls, which are what a step reads, go to int4.
+        fc = qtyping.TFLOperationName.FULLY_CONNECTED
+        quantizer.add_dynamic_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED, 8)
+        quantizer.add_dynamic_config(".*", fc, 4, algorithm_key=algorithm_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT
+                                     if pre_rounded else algorithm_manager.AlgorithmName.OCTAV)
     elif name == "mixed":
         fc = qtyping.TFLOperationName.FULLY_CONNECTED
         # Regexes match op output tensor names, which litert-torch derives from the module path.
@@ -63,12 +76,17 @@ def _recipe_setup(quantizer, name: str, pre_rounded: bool = False) -> None:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
 
 
+def weight_bits(name: str) -> int:
+    """Bits of the FULLY_CONNECTED weights under recipe ``name`` (what GPTQ rounds them to)."""
+    return 4 if name == "int4" else 8
+
+
 def needs_calibration(name: str) -> bool:
-    return name != "dynamic"
+    return name not in ("dynamic", "int4")
 
 
 def quantize_tflite(float_model: bytes, name: str, samples: list, signature: str = "serving_default",
-                    pre_rounded: bool = False, tie_state: bool = True) -> bytes:
+                    pre_rounded: bool = False, tie_state: bool = True, ranges: str = DEFAULT_RANGES) -> bytes:
     """Quantized flatbuffer of ``float_model`` under recipe ``name``; ``samples`` are signature input dicts.
 
     ``pre_rounded``: the FULLY_CONNECTED weights are already on their int8 grid (see quantize.rounding).
@@ -77,17 +95,55 @@ def quantize_tflite(float_model: bytes, name: str, samples: list, signature: str
     from ai_edge_quantizer import quantizer
 
     from quantize.export import quiet
+    from quantize.graph import integer_embedding
 
     q = quantizer.Quantizer(bytearray(float_model))
     _recipe_setup(q, name, pre_rounded)
     with quiet(), warnings.catch_warnings():
         # The calibrator keeps every tensor on purpose and the interpreter warns that this is for debugging.
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
-        calibration = q.calibrate({signature: samples}, num_threads=1) if q.need_calibration else None
+        calibration = calibrate_ranges(q, {signature: samples}, ranges) if q.need_calibration else None
         if calibration is not None and tie_state:
             tie_state_ranges(calibration, float_model, signature)
-        result = q.quantize(calibration, enable_progress_report=False)
-    return bytes(result.quantized_model)
+        result = bytes(q.quantize(calibration, enable_progress_report=False).quantized_model)
+    return integer_embedding(result) if name == "int8" else result
+
+
+def calibrate_ranges(q, data: dict, ranges: str = DEFAULT_RANGES) -> dict:
+    """Calibrated min/max of every tensor over ``data``: the whole range seen (``minmax``) or a percentile
+    of the per-sample extremes (``percentile``: PERCENTILE of the maxima, 100 - PERCENTILE of the minima).
+
+    Why not ``Quantizer.calibrate``: it merges samples with a moving average (0.95) of their min and
+    max, i.e. roughly the extremes of the last 20 samples. An LSTM's cell state grows over a stream
+    (|c| reached 781 over the demo model's calibration positions, its moving-average range was 58), so
+    every state and gate past that range was clipped: that, not int8 arithmetic, is what took the
+    static recipes to 80-93 % agreement.
+    """
+    import numpy as np
+    from ai_edge_quantizer import calibrator
+
+    if ranges not in RANGES:
+        raise ValueError(f"unknown range method {ranges!r}; choose one of {', '.join(RANGES)}")
+
+    def update(old: dict, new: dict) -> dict:
+        # Called per tensor from the second sample on (the first is stored as it is); the per-sample
+        # extremes ride along under "_seen" for the percentile.
+        seen = old.get("_seen") or ([np.asarray(old["min"])], [np.asarray(old["max"])])
+        seen[0].append(np.asarray(new["min"]))
+        seen[1].append(np.asarray(new["max"]))
+        return {"min": np.minimum(old["min"], new["min"]), "max": np.maximum(old["max"], new["max"]), "_seen": seen}
+
+    # The quantizer's own calibrator, with our merge (private members: the calibrate() above them
+    # takes no merge function).
+    calib = calibrator.Calibrator(q._float_model_buffer, num_threads=1, qsv_update_func=update)
+    calib.calibrate(data, q._recipe_manager)
+    out = calib.get_model_qsvs()
+    for qsv in out.values():
+        mins, maxs = qsv.pop("_seen", ([], []))
+        if ranges == "percentile" and len(maxs) > 1:
+            qsv["min"] = np.minimum(np.percentile(np.stack(mins), 100 - PERCENTILE, axis=0), 0).astype(np.float32)
+            qsv["max"] = np.maximum(np.percentile(np.stack(maxs), PERCENTILE, axis=0), 0).astype(np.float32)
+    return out
 
 
 # Ops whose output the quantizer puts on its input's grid: a state output made by one of these takes

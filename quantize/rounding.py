@@ -41,28 +41,41 @@ ROUNDING_HELP = {
     "nearest": "each weight to its nearest int8 value (the quantizer's own rounding)",
 }
 QMAX = 127  # symmetric narrow-range int8, as ai-edge-quantizer stores weights
+WEIGHT_BITS = (8, 4)  # int8 (every recipe but int4) and int4 (recipe int4)
 GPTQ_DAMP = 0.01  # fraction of the mean diagonal added to H (the GPTQ paper's default)
 GPTQ_POSITIONS = 16384  # at most this many teacher-forced positions make H
+CLIP_LOW, CLIP_GRID = 0.6, 21  # int4 row scales: alpha = max |w| fraction searched, and how many steps
 
 
-def row_scales(w: np.ndarray) -> np.ndarray:
-    """Per-row scale of ``w`` as the quantizer computes it: max |w_row| / 127 (float32)."""
+def qmax_for(bits: int) -> int:
+    """Largest integer of a symmetric ``bits``-bit grid: 127 for int8, 7 for int4.
+
+    int4 weights are stored in [-8, 7] with scale max |w| / 7 (ai-edge-quantizer's symmetric int4); we
+    keep to [-7, 7] so that the quantizer recomputes our scale from each row's largest weight.
+    """
+    if bits not in WEIGHT_BITS:
+        raise ValueError(f"weights are rounded to {' or '.join(map(str, WEIGHT_BITS))} bits, not {bits}")
+    return (1 << (bits - 1)) - 1
+
+
+def row_scales(w: np.ndarray, qmax: int = QMAX) -> np.ndarray:
+    """Per-row scale of ``w`` as the quantizer computes it: max |w_row| / qmax (float32)."""
     bound = np.maximum(np.abs(np.asarray(w, np.float32)).max(axis=1), np.float32(1e-9))
-    return (bound / np.float32(QMAX)).astype(np.float32)
+    return (bound / np.float32(qmax)).astype(np.float32)
 
 
-def nearest_round(w: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Round to nearest on per-row ``scale`` (R,): int32 (R, C) in [-127, 127]."""
+def nearest_round(w: np.ndarray, scale: np.ndarray, qmax: int = QMAX) -> np.ndarray:
+    """Round to nearest on per-row ``scale`` (R,): int32 (R, C) in [-qmax, qmax]."""
     return np.clip(np.rint(np.asarray(w, np.float64) / np.asarray(scale, np.float64)[:, None]),
-                   -QMAX, QMAX).astype(np.int32)
+                   -qmax, qmax).astype(np.int32)
 
 
 def gptq_round(w: np.ndarray, hessian: np.ndarray, scale: np.ndarray, *, damp: float = GPTQ_DAMP,
-               act_order: bool = True, pinned=None) -> np.ndarray:
-    """Integers q (R, C) in [-127, 127] with q·scale ≈ w where it matters for ``hessian`` = XᵀX (C, C).
+               act_order: bool = True, pinned=None, qmax: int = QMAX) -> np.ndarray:
+    """Integers q (R, C) in [-qmax, qmax] with q·scale ≈ w where it matters for ``hessian`` = XᵀX (C, C).
 
     ``scale`` is per row (R,) or per element (R, C) (two matrices side by side, each with its own rows'
-    scales). ``pinned`` (R, C) bool marks weights set to ±127 by their sign whatever the error feedback
+    scales). ``pinned`` (R, C) bool marks weights set to ±qmax by their sign whatever the error feedback
     made of them: each row's largest weight, so the quantizer recomputes the same scale. Columns go in
     decreasing order of H's diagonal (``act_order``); an input that is always 0 gets H_ii = 1.
     """
@@ -85,8 +98,8 @@ def gptq_round(w: np.ndarray, hessian: np.ndarray, scale: np.ndarray, *, damp: f
     q = np.zeros((rows, cols))
     for i in range(cols):
         col = w[:, i]
-        qi = np.clip(np.rint(col / s[:, i]), -QMAX, QMAX)
-        qi[pin[:, i]] = QMAX * sign[pin[:, i], i]
+        qi = np.clip(np.rint(col / s[:, i]), -qmax, qmax)
+        qi[pin[:, i]] = qmax * sign[pin[:, i], i]
         q[:, i] = qi
         err = (col - qi * s[:, i]) / u[i, i]
         w[:, i + 1:] -= np.outer(err, u[i, i + 1:])
@@ -108,6 +121,7 @@ class Rounded:
     ints: dict = field(default_factory=dict)
     scales: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    bits: int = 8
 
     def weights(self, name: str) -> np.ndarray:
         return (self.ints[name] * self.scales[name][:, None]).astype(np.float32)
@@ -144,29 +158,62 @@ def matmul_inputs(model, streams: list, max_positions: int = GPTQ_POSITIONS) -> 
     return {k: np.concatenate(v).astype(np.float64) for k, v in parts.items()}
 
 
-def gptq_weights(model, streams: list, max_positions: int = GPTQ_POSITIONS, damp: float = GPTQ_DAMP) -> Rounded:
-    """GPTQ integers for every LSTM gate matrix and ``fc`` of ``model`` (upstream attribute names)."""
+def clipped_scales(w: np.ndarray, weight: np.ndarray, qmax: int, grid: int = CLIP_GRID) -> np.ndarray:
+    """Per-row scale α·max|w_row|/qmax, α in [CLIP_LOW, 1], minimising Σ_j weight_j (w - ŵ)² of nearest rounding.
+
+    At 4 bits one outlier per row sets a step too coarse for every other weight; clipping it trades its
+    error for theirs (OCTAV does the same for the quantizer's own rounding). ``weight`` is H's diagonal,
+    so the inputs that are large count more. The clipped weights are pinned at ±qmax by ``max_pins``, so
+    the quantizer still recomputes exactly this scale from the rounded matrix.
+    """
+    w = np.asarray(w, np.float64)
+    bound = np.maximum(np.abs(w).max(axis=1), 1e-9)
+    best = np.full(len(w), np.inf)
+    out = bound / qmax
+    for alpha in np.linspace(CLIP_LOW, 1.0, grid):
+        s = alpha * bound / qmax
+        err = (((w - np.clip(np.rint(w / s[:, None]), -qmax, qmax) * s[:, None]) ** 2) * weight).sum(axis=1)
+        better = err < best
+        best[better], out[better] = err[better], s[better]
+    return out.astype(np.float32)
+
+
+def _scales(w: np.ndarray, diag: np.ndarray, qmax: int) -> np.ndarray:
+    return row_scales(w, qmax) if qmax == QMAX else clipped_scales(w, diag, qmax)
+
+
+def gptq_weights(model, streams: list, max_positions: int = GPTQ_POSITIONS, damp: float = GPTQ_DAMP,
+                 bits: int = 8) -> Rounded:
+    """GPTQ integers for every LSTM gate matrix and ``fc`` of ``model`` (upstream attribute names).
+
+    ``bits`` 8: max-abs row scales (what the quantizer computes); 4: clipped row scales (``clipped_scales``).
+    """
+    qmax = qmax_for(bits)
     lstm = model.sequence_model
     sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     xs = matmul_inputs(model, streams, max_positions)
-    out = Rounded()
+    out = Rounded(bits=bits)
     for k in range(lstm.num_layers):
         ih, hh = f"sequence_model.weight_ih_l{k}", f"sequence_model.weight_hh_l{k}"
         w_ih, w_hh = sd[ih], sd[hh]
-        s_ih, s_hh = row_scales(w_ih), row_scales(w_hh)
         x = np.concatenate([xs[f"x{k}"], xs[f"h{k}"]], axis=1)
+        hessian = x.T @ x
         n = w_ih.shape[1]
+        diag = np.diag(hessian)
+        s_ih, s_hh = _scales(w_ih, diag[:n], qmax), _scales(w_hh, diag[n:], qmax)
         scale = np.concatenate([np.repeat(s_ih[:, None], n, 1), np.repeat(s_hh[:, None], w_hh.shape[1], 1)], 1)
-        q = gptq_round(np.concatenate([w_ih, w_hh], 1), x.T @ x, scale, damp=damp,
+        q = gptq_round(np.concatenate([w_ih, w_hh], 1), hessian, scale, damp=damp, qmax=qmax,
                        pinned=np.concatenate([max_pins(w_ih), max_pins(w_hh)], 1))
         out.ints[ih], out.scales[ih] = q[:, :n], s_ih
         out.ints[hh], out.scales[hh] = q[:, n:], s_hh
     w_fc = sd["fc.weight"]
-    s_fc = row_scales(w_fc)
     top = xs["top"]
-    out.ints["fc.weight"] = gptq_round(w_fc, top.T @ top, s_fc, damp=damp, pinned=max_pins(w_fc))
+    hessian = top.T @ top
+    s_fc = _scales(w_fc, np.diag(hessian), qmax)
+    out.ints["fc.weight"] = gptq_round(w_fc, hessian, s_fc, damp=damp, pinned=max_pins(w_fc), qmax=qmax)
     out.scales["fc.weight"] = s_fc
-    out.summary = {"method": "gptq", "damp": damp, "act_order": True, "positions": int(len(top)),
+    out.summary = {"method": "gptq", "bits": bits, "damp": damp, "act_order": True, "positions": int(len(top)),
+                   "scales": "max-abs" if qmax == QMAX else f"clipped (alpha {CLIP_LOW}..1, {CLIP_GRID} steps)",
                    "matrices": sorted(out.ints)}
     return out
 
@@ -207,7 +254,7 @@ def check_weights(quant_model: bytes, rounded: Rounded) -> int:
     """Fail unless every rounded matrix is in ``quant_model`` as our integers on our scales; returns how many."""
     found = set()
     for f, t in _constant_tensors(quant_model):
-        if t.dtype != "int8" or len(t.shape) != 2:
+        if t.dtype != f"int{rounded.bits}" or len(t.shape) != 2:
             continue
         ints = f.tensor_array(t)
         for name, q in rounded.ints.items():

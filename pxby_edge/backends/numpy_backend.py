@@ -94,7 +94,7 @@ class NumpyBackend(Backend):
 
     @staticmethod
     def _real(f: TFLiteFile, t, arr: np.ndarray) -> np.ndarray:
-        if t.quantized and t.dtype in ("int8", "int16", "uint8", "int32"):
+        if t.quantized and t.dtype in ("int4", "int8", "int16", "uint8", "int32", "int64"):
             return f.dequantized(t)
         if t.dtype in ("float32", "float16"):
             return np.ascontiguousarray(arr, dtype=np.float32)
