@@ -99,9 +99,7 @@ def quantize_tflite(float_model: bytes, name: str, samples: list, signature: str
 
     q = quantizer.Quantizer(bytearray(float_model))
     _recipe_setup(q, name, pre_rounded)
-    with quiet(), warnings.catch_warnings():
-        # The calibrator keeps every tensor on purpose and the interpreter warns that this is for debugging.
-        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+    with quiet():
         calibration = calibrate_ranges(q, {signature: samples}, ranges) if q.need_calibration else None
         if calibration is not None and tie_state:
             tie_state_ranges(calibration, float_model, signature)
@@ -135,14 +133,19 @@ def calibrate_ranges(q, data: dict, ranges: str = DEFAULT_RANGES) -> dict:
 
     # The quantizer's own calibrator, with our merge (private members: the calibrate() above them
     # takes no merge function).
-    calib = calibrator.Calibrator(q._float_model_buffer, num_threads=1, qsv_update_func=update)
-    calib.calibrate(data, q._recipe_manager)
+    from quantize.export import quiet
+
+    with quiet(), warnings.catch_warnings():
+        # The calibrator keeps every tensor on purpose and the interpreter warns that this is for debugging.
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+        calib = calibrator.Calibrator(q._float_model_buffer, num_threads=1, qsv_update_func=update)
+        calib.calibrate(data, q._recipe_manager)
     out = calib.get_model_qsvs()
     for qsv in out.values():
         mins, maxs = qsv.pop("_seen", ([], []))
         if ranges == "percentile" and len(maxs) > 1:
-            qsv["min"] = np.minimum(np.percentile(np.stack(mins), 100 - PERCENTILE, axis=0), 0).astype(np.float32)
-            qsv["max"] = np.maximum(np.percentile(np.stack(maxs), PERCENTILE, axis=0), 0).astype(np.float32)
+            qsv["min"] = np.percentile(np.stack(mins), 100 - PERCENTILE, axis=0).astype(np.float32)
+            qsv["max"] = np.percentile(np.stack(maxs), PERCENTILE, axis=0).astype(np.float32)
     return out
 
 

@@ -59,6 +59,7 @@ quantize_checkpoint(ckpt, out / "int8_b2.tflite", recipe="int8", batch=2, float_
                     onnx_out=out / "float_b2.onnx", calib_steps=8, eval_steps=16, force=True)
 quantize_checkpoint(ckpt, out / "int8_untied.tflite", recipe="int8", tie_state=False, calib_steps=16,
                     eval_steps=16, force=True)
+quantize_checkpoint(ckpt, out / "int4.tflite", recipe="int4", eval_steps=16, force=True)
 # Teacher-forced contexts (2 items x 40 positions, text into sprite) that no calibration stream holds.
 streams = synthetic_streams(2, slicing, seed=7)
 np.savez(out / "contexts.npz", input_ids=np.stack([s[40:80] for s in streams]))
@@ -96,7 +97,8 @@ def _build(out: Path) -> None:
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> SimpleNamespace:
     """A checkpoint saved by ``training`` and what ``quantize`` makes of it: int8 + float + ONNX + report at
-    batch 1, int8 + float + ONNX at batch 2, an int8 file with untied state grids; contexts to feed them."""
+    batch 1, int8 + float + ONNX at batch 2, an int8 file with untied state grids, an int4 file; contexts to
+    feed them."""
     pytest.importorskip("torch", reason="building the test models needs torch (pip install -e '.[quantize]')")
     pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (pip install -e '.[pi]')")
     # Our own cache folder (gitignored), not pytest's: CI runs with the cache plugin off.
@@ -118,7 +120,8 @@ def models(tmp_path_factory) -> SimpleNamespace:
                            stages=json.loads((out / "stages.json").read_text()),
                            float=out / "float.tflite", int8=out / "int8.tflite", onnx=out / "float.onnx",
                            float_b2=out / "float_b2.tflite", int8_b2=out / "int8_b2.tflite",
-                           onnx_b2=out / "float_b2.onnx", int8_untied=out / "int8_untied.tflite")
+                           onnx_b2=out / "float_b2.onnx", int8_untied=out / "int8_untied.tflite",
+                           int4=out / "int4.tflite")
 
 
 def read_pty(fd: int) -> bytes:

@@ -209,7 +209,7 @@ def test_int8_reset_zeroes_state_at_its_zero_point(models):
     be.reset()
     assert (be.get_state()[0] == h_spec.zero_point).all()
     assert be.state_modes[INPUT_H] in ("copy", "requantize")
-    assert be.manifest.output(OUTPUT_H).dtype == h_spec.dtype == "int8"
+    assert be.manifest.output(OUTPUT_H).dtype == h_spec.dtype == "int16"
 
 
 # -- choosing and errors -----------------------------------------------------------------------------------

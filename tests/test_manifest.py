@@ -69,7 +69,7 @@ def test_json_round_trip_is_exact():
 @settings(max_examples=60, deadline=None)
 @given(
     batch=st.integers(1, 64),
-    recipe=st.sampled_from(["float", "int8", "dynamic", "a16w8", "mixed"]),
+    recipe=st.sampled_from(["float", "int8", "dynamic", "int4", "a16w8", "mixed"]),
     scale=st.floats(min_value=1e-9, max_value=10.0, allow_nan=False),
     zero=st.integers(-128, 127),
     slicing=st.fixed_dictionaries({"image": st.integers(1, 8), "audio": st.integers(1, 16)}),
