@@ -144,6 +144,9 @@ def run_row(spec: RowSpec) -> dict:
     row = runner(spec, time.perf_counter())
     row["peak_rss_mb"] = peak_rss_mb()
     row.setdefault("threads", spec.threads)
+    # The size of the file the row runs (onnx rows run the .onnx beside it; a checkpoint folder has none).
+    if spec.backend != "onnx" and spec.model and Path(spec.model).is_file():
+        row.setdefault("file_kb", Path(spec.model).stat().st_size / 1024)
     if spec.recipe:
         row["recipe"] = spec.recipe
     return row
@@ -467,7 +470,7 @@ def bench(plan: Plan, *, repeats: int = 1, extra_specs: Callable[[str], list] = 
 # -- output ---------------------------------------------------------------------------------------------
 
 # (key, header, decimals) of the table, markdown and csv columns
-COLUMNS = (("name", "configuration", None), ("threads", "thr", 0), ("tokens", "tokens", 0),
+COLUMNS = (("name", "configuration", None), ("file_kb", "file KB", 0), ("threads", "thr", 0), ("tokens", "tokens", 0),
            ("tokens_per_s", "tok/s", 0), ("us_per_token_median", "med µs", 1), ("us_per_token_p99", "p99 µs", 1),
            ("bare_us", "bare µs", 1), ("cpu_us_per_token", "cpu µs", 1), ("startup_s", "start s", 3),
            ("peak_rss_mb", "RSS MB", 1), ("x_vs_onnx_int8", "×ort-int8", 2), ("x_vs_upstream", "×upstrm", 1),

@@ -63,6 +63,7 @@ def test_rows_carry_the_promised_keys_and_ratios(tiny):
     step = next(r for r in rows if r["name"] == "litert float b1 step")
     assert step["bare_us"] > 0 and "io_overhead_us" in step
     assert set(ROW_KEYS) <= set(step)
+    assert step["file_kb"] == pytest.approx(tiny.float.stat().st_size / 1024)
     b2 = next(r for r in rows if r["name"] == "litert float b2 step")
     assert b2["batch"] == 2 and b2["x_vs_batch1"] > 0
     assert "overhead_us_vs_bare" in next(r for r in rows if r["name"] == "litert float b1 generate")
