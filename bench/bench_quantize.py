@@ -49,7 +49,8 @@ def step_speed(model: bytes, contexts: np.ndarray, n: int = 2000, repeats: int =
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
-    ap.add_argument("--recipes", default="int8,dynamic,a16w8,mixed")
+    ap.add_argument("--recipes", default="int8,dynamic,int4,mixed")
+    ap.add_argument("--ranges", default="minmax", help="calibrated ranges: minmax or percentile (quantize/recipes.py)")
     ap.add_argument("--roundings", default="gptq,nearest", help="weight roundings to compare (quantize/rounding.py)")
     ap.add_argument("--calib-steps", type=int, default=256)
     ap.add_argument("--eval-steps", type=int, default=4096)
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     from quantize.calibrate import EVAL_SEED, calibration_samples, load_streams, synthetic_streams
     from quantize.export import export_tflite
     from quantize.fidelity import eval_stream, fidelity_report
-    from quantize.recipes import quantize_tflite
+    from quantize.recipes import quantize_tflite, weight_bits
     from quantize.rounding import check_weights, gptq_weights, replace_weights
     from quantize.source import load_source
     from quantize.step import StepModule
@@ -88,23 +89,29 @@ def main(argv=None) -> int:
                  "new_token_top1_agreement": base["new_token_top1_agreement"], "mean_kl": base["mean_kl"],
                  "state_cosine_4096": base["state_cosine_4096"], **float_speed})
     roundings = args.roundings.split(",")
-    rounded, rounding_s, patched = None, 0.0, None
-    if "gptq" in roundings:
-        t = time.perf_counter()
-        rounded = gptq_weights(src.model, cal.streams)
-        rounding_s = time.perf_counter() - t
-        state = src.model.state_dict()
-        patched = replace_weights(float_bytes, {k: state[k].numpy() for k in rounded.ints},
-                                  {k: rounded.weights(k) for k in rounded.ints})
+    gptq: dict = {}  # bits -> (rounded, seconds, patched float file): int4 and the int8 recipes round apart
+
+    def rounded_for(bits: int):
+        if bits not in gptq:
+            t = time.perf_counter()
+            rounded = gptq_weights(src.model, cal.streams, bits=bits)
+            state = src.model.state_dict()
+            gptq[bits] = (rounded, time.perf_counter() - t,
+                          replace_weights(float_bytes, {k: state[k].numpy() for k in rounded.ints},
+                                          {k: rounded.weights(k) for k in rounded.ints}))
+        return gptq[bits]
+
     for recipe in args.recipes.split(","):
         for rounding in roundings:
             t = time.perf_counter()
+            rounding_s = 0.0
             if rounding == "gptq":
-                q = quantize_tflite(patched, recipe, samples, pre_rounded=True)
+                rounded, rounding_s, patched = rounded_for(weight_bits(recipe))
+                q = quantize_tflite(patched, recipe, samples, pre_rounded=True, ranges=args.ranges)
                 check_weights(q, rounded)
             else:
-                q = quantize_tflite(float_bytes, recipe, samples)
-            q_s = time.perf_counter() - t + (rounding_s if rounding == "gptq" else 0.0)
+                q = quantize_tflite(float_bytes, recipe, samples, ranges=args.ranges)
+            q_s = time.perf_counter() - t + rounding_s
             fid = fidelity_report(src.model, float_bytes, q, contexts)
             name = recipe if len(roundings) == 1 else f"{recipe} ({rounding})"
             rows.append({"recipe": name, "rounding": rounding, "bytes": len(q), "size_ratio": len(q) / len(float_bytes),
@@ -114,7 +121,7 @@ def main(argv=None) -> int:
     cfg = src.config
     print(f"checkpoint {args.checkpoint}: E={cfg.get('embed_size')} H={cfg.get('hidden_size')} "
           f"L={cfg.get('num_layers')} {src.objective}; eval {len(contexts)} teacher-forced steps; "
-          f"calib {args.calib_steps}; batch {args.batch}; ai-edge-litert 1 thread")
+          f"calib {args.calib_steps} ({args.ranges} ranges); batch {args.batch}; ai-edge-litert 1 thread")
     print("| recipe | bytes | ratio | new-token acc float → quant | drop (pts) | all-slot acc quant | "
           "new-token top-1 agree | mean KL | state cos 4096 | convert s | µs/step bare (min) | µs/step with I/O (min) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
