@@ -66,6 +66,9 @@ def format_table(report: dict) -> str:
                    "Default: synthetic items never seen in training.")
 @click.option("--calib-steps", type=click.IntRange(min=1), default=256, show_default=True,
               help="Calibration samples (each a batch of (context, h, c) triples).")
+@click.option("--qat-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Fine-tune the rounded weight matrices this many steps on the calibration data, their "
+                   "rounding in the loop (distillation from the float model; needs --rounding gptq).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch size the step graph is exported for.")
 @click.option("--onnx", "onnx_out", type=click.Path(dir_okay=False), default=None,
@@ -78,7 +81,7 @@ def format_table(report: dict) -> str:
               help="Teacher-forced steps the fidelity report runs.")
 @click.option("--force", is_flag=True, help="Overwrite outputs that exist.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
-def quantize(checkpoint, out, recipe, rounding, calib, calib_steps, batch, onnx_out, float_out, report_out, eval_steps,
+def quantize(checkpoint, out, recipe, rounding, calib, calib_steps, qat_steps, batch, onnx_out, float_out, report_out, eval_steps,
              force, as_json):
     """Export CHECKPOINT's streaming step to TFLite, quantize it, and report its fidelity."""
     from pxby_edge.cli import info, quiet
@@ -100,6 +103,7 @@ def quantize(checkpoint, out, recipe, rounding, calib, calib_steps, batch, onnx_
     try:
         report = quantize_checkpoint(
             checkpoint, out, recipe=recipe, rounding=rounding, calib=calib, calib_steps=calib_steps, batch=batch,
+            qat_steps=qat_steps,
             onnx_out=onnx_out, float_out=float_out, report_out=report_out, force=force, eval_steps=eval_steps,
             progress=tick,
         )

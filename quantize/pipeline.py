@@ -111,24 +111,26 @@ def quantize_checkpoint(
     eval_steps: int = EVAL_STEPS,
     progress: Optional[Callable[[str], None]] = None,
     tie_state: bool = True,
+    qat_steps: int = 0,
 ) -> dict:
     """Run the whole pipeline, one function per stage; returns the fidelity report (also in the manifest).
 
     ``rounding`` "gptq" rounds the weight matrices with GPTQ on the calibration streams before the
     quantizer runs (quantize/rounding.py); the float outputs and the fidelity reference stay the
-    original float model. ``tie_state`` False keeps the calibrated ranges of integer state inputs and
+    original float model. ``qat_steps`` > 0 then fine-tunes the rounded matrices that many steps on the
+    calibration streams (quantize/qat.py). ``tie_state`` False keeps the calibrated ranges of integer state inputs and
     outputs apart (the runtime then re-quantizes the state every step); only for measuring what tying saves.
     """
     from quantize.export import export_tflite
 
-    check_request(recipe, rounding, batch)
+    check_request(recipe, rounding, batch, qat_steps)
     _check_outputs([out, onnx_out, float_out, report_out], force)
     tick = progress or (lambda stage: None)
     t0 = time.perf_counter()
     loaded = load(checkpoint, calib)
     # Every input has been checked by now: the first tick is where a progress display may start.
     tick("load")
-    cal = calibrate(loaded, recipe, rounding, calib_steps, batch, started=t0)
+    cal = calibrate(loaded, recipe, rounding, calib_steps, batch, started=t0, qat_steps=qat_steps)
     tick("calibrate")
     t0 = time.perf_counter()
     float_bytes = export_tflite(loaded.step, batch)
@@ -144,7 +146,7 @@ def quantize_checkpoint(
     return report
 
 
-def check_request(recipe: str, rounding: str, batch: int) -> None:
+def check_request(recipe: str, rounding: str, batch: int, qat_steps: int = 0) -> None:
     from quantize.recipes import RECIPES
     from quantize.rounding import ROUNDINGS
 
@@ -154,6 +156,10 @@ def check_request(recipe: str, rounding: str, batch: int) -> None:
         raise ValueError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDINGS)}")
     if batch < 1:
         raise ValueError(f"--batch must be at least 1, got {batch}")
+    if qat_steps < 0:
+        raise ValueError(f"--qat-steps must be 0 or more, got {qat_steps}")
+    if qat_steps and rounding != "gptq":
+        raise ValueError("--qat-steps fine-tunes the GPTQ-rounded weights; it needs --rounding gptq")
 
 
 def load(checkpoint, calib) -> Loaded:
@@ -173,8 +179,9 @@ def load(checkpoint, calib) -> Loaded:
     return Loaded(source, step, cal_streams, evaluation, geometry)
 
 
-def calibrate(loaded: Loaded, recipe: str, rounding: str, calib_steps: int, batch: int, started: float) -> Calibrated:
-    """Calibration samples for static recipes, and GPTQ-rounded weights when asked for."""
+def calibrate(loaded: Loaded, recipe: str, rounding: str, calib_steps: int, batch: int, started: float,
+              qat_steps: int = 0) -> Calibrated:
+    """Calibration samples for static recipes, and GPTQ-rounded (and QAT-tuned) weights when asked for."""
     from quantize.calibrate import calibration_samples
     from quantize.recipes import needs_calibration, weight_bits
     from quantize.rounding import gptq_weights
@@ -188,6 +195,10 @@ def calibrate(loaded: Loaded, recipe: str, rounding: str, calib_steps: int, batc
     t0 = time.perf_counter()
     if rounding == "gptq":
         cal.rounded = gptq_weights(loaded.source.model, loaded.calib.streams, bits=weight_bits(recipe))
+        if qat_steps:
+            from quantize.qat import qat_round
+
+            cal.rounded = qat_round(loaded.source.model, loaded.calib.streams, cal.rounded, qat_steps)
         summary["rounding"] = {**cal.rounded.summary, "source": loaded.calib.source}
         if not summary.get("calib_steps"):
             summary["note"] += f"; weights GPTQ-rounded on {cal.rounded.summary['positions']} positions"

@@ -159,3 +159,27 @@ def test_percentile_ranges_lie_inside_the_minmax_ranges(models):
         assert np.all(pct[name]["max"] <= r["max"] + 1e-6) and np.all(pct[name]["min"] >= r["min"] - 1e-6)
     with pytest.raises(ValueError):
         calibrate_ranges(q, data, "moving-average")
+
+
+def test_qat_keeps_the_grid_scales_and_pins_and_starts_from_gptq(models):
+    """Fine-tuning moves integers but never a row's scale or its pinned ±7, and with nothing to learn
+    (lr 0) it gives GPTQ's integers back. Whether it helps is measured on trained models (BENCHMARKS.md):
+    on this random tiny model the float-to-rounded KL is ~1e-6, below what a few noisy steps resolve."""
+    from quantize.calibrate import load_streams
+    from quantize.qat import qat_round
+    from quantize.rounding import gptq_weights
+    from quantize.source import load_source
+
+    source = load_source(models.ckpt)
+    streams = load_streams(None, source.slicing).streams
+    gptq = gptq_weights(source.model, streams, bits=4)
+    still = qat_round(source.model, streams, gptq, 3, lr=0.0)
+    for name in gptq.ints:
+        np.testing.assert_array_equal(still.ints[name], gptq.ints[name])
+    tuned = qat_round(source.model, streams, gptq, 40, lr=1e-3)
+    assert tuned.bits == 4 and tuned.summary["qat"]["steps"] == 40 and tuned.summary["method"] == "gptq"
+    for name in gptq.ints:
+        np.testing.assert_array_equal(tuned.scales[name], gptq.scales[name])
+        q = tuned.ints[name]
+        assert q.min() >= -7 and q.max() <= 7 and (np.abs(q).max(axis=1) == 7).all()
+    assert any((tuned.ints[n] != gptq.ints[n]).any() for n in gptq.ints)
