@@ -14,6 +14,7 @@ import glob
 import io
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -195,6 +196,26 @@ def read_text(path, max_bytes: int = MAX_TEXT_BYTES) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MediaError(f"{path} is not UTF-8 text ({exc.reason}); convert it to UTF-8") from None
+
+
+def read_regular_file(path, max_bytes: int, what: str = "file") -> bytes:
+    """Every byte of the regular file at ``path``; MediaError when it is not a regular file (a FIFO, a
+    device such as /dev/zero or /dev/full, a folder) or holds more than ``max_bytes``.
+
+    The file is opened without blocking and checked through its descriptor, so a FIFO cannot hang the
+    reader and a link swapped in between cannot change what is checked. ``OSError`` (no such file,
+    permission) is raised as it is."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MediaError(f"{path} is not a regular file (a device, FIFO or folder); give a {what}")
+        if st.st_size > max_bytes:
+            raise MediaError(f"{path} holds {st.st_size:,} bytes, more than the {max_bytes:,} a {what} may have")
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while being read
+        raise MediaError(f"{path} holds more than the {max_bytes:,} bytes a {what} may have")
+    return data
 
 
 # -- images ----------------------------------------------------------------------------------------
