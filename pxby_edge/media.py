@@ -513,13 +513,14 @@ def load_npz(path, max_bytes: int = MAX_NPZ_ARRAY_BYTES) -> dict:
     return arrays
 
 
-def open_image(path):
-    """A PIL image of ``path``, its size checked before any pixel is decoded."""
+def open_image(path, data: bytes | None = None):
+    """A PIL image of ``path`` (or of ``data``, read from ``path`` already), its size checked before any
+    pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
-        img = Image.open(path)
+        img = Image.open(path if data is None else io.BytesIO(data))
     except FileNotFoundError:
         raise MediaError(f"no such image: {path}") from None
     except Image.DecompressionBombError:
