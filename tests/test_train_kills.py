@@ -67,7 +67,8 @@ def _renames(data: Path, out: Path) -> int:
 def _state(out: Path) -> dict:
     files = {name: (out / name).read_bytes() for name in COMPARED}
     state = json.loads((out / "last" / "state.json").read_text())
-    files["state"] = {k: state[k] for k in ("step", "epoch", "batch_pos", "best_val_loss", "param_groups", "files")}
+    files["state"] = {k: state[k] for k in ("step", "epoch", "batch_pos", "best_val_loss", "param_groups")}
+    files["hashes"] = {k: v for k, v in state["files"].items() if k != "metrics.csv"}  # its timing columns differ
     files["metrics"] = [{k: v for k, v in row.items() if k not in TIMING}
                         for row in csv.DictReader(io.StringIO((out / "metrics.csv").read_text()))]
     return files

@@ -294,7 +294,7 @@ def write_last(out, files: dict[str, bytes], state: dict) -> Path:
 def last_exists(out) -> bool:
     """Whether ``out`` holds a resume set (``last/``, or the previous one a kill left moved aside)."""
     out = Path(out)
-    if (out / LAST_DIR / LAST_STATE).is_file():
+    if os.path.lexists(out / LAST_DIR / LAST_STATE):  # read_last says what is wrong with one that is not a file
         return True
     return not (out / LAST_DIR).exists() and any(
         _TEMP_LAST.match(p.name) and (p / LAST_STATE).is_file() for p in out.glob(".last.*.old"))
