@@ -227,7 +227,7 @@ def _read_image(value):
     try:
         return media.open_image(value if isinstance(value, Path) else "<parquet image>", data=raw)
     except MediaError as exc:
-        raise BadItemError(f"unusable image ({exc})") from exc
+        raise BadItemError(f"unusable image ({exc})") from exc  # corrupt, or over the pixel bound
 
 
 def _read_audio(value) -> np.ndarray:
