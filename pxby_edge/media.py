@@ -154,6 +154,17 @@ class OutputSet:
             os.replace(p, dest)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (as any user): a temporary named by a live pid is not stale."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, as another user
+    return True
+
+
 def _remove_dead_partials(base: Path, prefix: str) -> None:
     """Delete the hidden folders that killed runs into the same destination left (their process is gone)."""
     for entry in base.glob(f"{glob.escape(prefix)}*.partial"):

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from pxby_edge.errors import MediaError
+from pxby_edge.media import pid_alive
 
 MAX_JOURNAL_BYTES = 1 << 16
 
@@ -135,7 +136,7 @@ def _is_our_partial(src: Path, dest: Path) -> bool:
         st = os.lstat(src)
     except FileNotFoundError:
         return True  # already renamed before the kill
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not _alive(int(m["pid"]))
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not pid_alive(int(m["pid"]))
 
 
 def _remove_dead_partials(path: Path) -> None:
@@ -147,15 +148,6 @@ def _remove_dead_partials(path: Path) -> None:
     for entry in os.scandir(folder):
         m = pattern.fullmatch(entry.name)
         if m and entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.geteuid() \
-                and not _alive(int(m["pid"])):
+                and not pid_alive(int(m["pid"])):
             os.unlink(entry.path)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process
-    return True

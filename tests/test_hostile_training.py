@@ -25,6 +25,7 @@ torch = pytest.importorskip("torch")
 
 from pxby_edge.cli import main  # noqa: E402
 from tests.test_hostile_inputs import assert_refused, png_chunk  # noqa: E402
+from tests.test_train_kills import needs_strace  # noqa: E402
 from training.checkpoint import save_checkpoint  # noqa: E402
 from training.config import load_preset  # noqa: E402
 from training.model import PixelBytesLSTM  # noqa: E402
@@ -340,7 +341,7 @@ s.commit()
 """
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)")
+@needs_strace
 @pytest.mark.parametrize("n", range(1, 6))
 def test_output_set_killed_at_any_rename_ends_whole(n, tmp_path):
     """The set of four is written as 'old', then again as 'new' killed at its N-th rename (1: the journal,

@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -293,23 +294,51 @@ def default_cache_dir(source) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pxby-edge" / "tokens"
 
 
+MAX_CACHE_BYTES = 1 << 30  # one item's tokens, decompressed: the file is in the dataset folder, so untrusted
+_CACHE_TEMP = re.compile(r"\.[0-9a-f]{32}\.npz\.(?P<pid>\d+)\.[a-z0-9_]{8}\.npz")  # what _cache_save makes
+
+
 def _cache_load(path: Path):
+    """(ids (N, 6) uint8, labels (N,) uint8) of a cache file, or None for anything else (it is re-made)."""
     try:
-        with np.load(path) as z:
-            return z["input_ids"], z["labels"]
-    except (OSError, KeyError, ValueError, EOFError):
+        z = media.load_npz(path, MAX_CACHE_BYTES)
+        ids, labels = z["input_ids"], z["labels"]
+    except (media.MediaError, KeyError, OSError):
         return None
+    if ids.dtype != np.uint8 or labels.dtype != np.uint8 or ids.ndim != 2 or ids.shape[1:] != (6,) \
+            or labels.shape != (len(ids),):
+        return None
+    return ids, labels
 
 
 def _cache_save(path: Path, ids, labels) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, input_ids=ids, labels=labels)
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, input_ids=ids, labels=labels)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
     except OSError:
         pass  # a cache that cannot be written only costs time
+
+
+def _remove_dead_cache_temps(cache: Path) -> None:
+    """Delete the temporaries killed runs left in the token cache (their process is gone)."""
+    if not cache.is_dir():
+        return
+    with os.scandir(cache) as entries:
+        for entry in entries:
+            m = _CACHE_TEMP.fullmatch(entry.name)
+            if m and entry.is_file(follow_symlinks=False) and not media.pid_alive(int(m["pid"])):
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass  # another user's: not ours to remove
+
 
 
 # -- streams and the split -------------------------------------------------------------------------
@@ -358,6 +387,7 @@ def iter_streams(source, slicing: dict, cache_dir=None, require=MODALITIES, skip
     tokenizer = ActionPixelBytesTokenizer(data_slicing=dict(slicing))
     items = open_source(source)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(source)
+    _remove_dead_cache_temps(cache)
     salt = f"v{CACHE_VERSION}|{slicing['image']}|{slicing['audio']}|{_vocab_hash(tokenizer)}|{sorted(require)}"
     for item in items:
         try:
