@@ -167,6 +167,7 @@ def open_transport(pty: bool = False, port: Optional[str] = None, baud: int = 11
 GIF_FRAMES = 1500
 RECENT_FRAMES = 32
 KEPT_AUDIO_SAMPLES = 8192 * 600  # audio.wav: the last ten minutes the speaker played
+RECENT_AUDIO_SAMPLES = 8192 * 30  # without --capture: the last half minute, for the counters and tests
 
 
 class Capture:
@@ -185,6 +186,7 @@ class Capture:
         self.screen: Optional[np.ndarray] = None
         self.chunks: deque[tuple[int, np.ndarray]] = deque()  # (offset, samples) in the order played
         self._kept_samples = 0
+        self._audio_bound = KEPT_AUDIO_SAMPLES if self.out_dir is not None else RECENT_AUDIO_SAMPLES
         self.played = 0
         self.gaps = 0
         self.replayed = 0
@@ -222,7 +224,7 @@ class Capture:
                     self.replayed += self.next_offset - offset
             self.chunks.append((offset, samples.copy()))
             self._kept_samples += len(samples)
-            while self._kept_samples > KEPT_AUDIO_SAMPLES and len(self.chunks) > 1:
+            while self._kept_samples > self._audio_bound and len(self.chunks) > 1:
                 self._kept_samples -= len(self.chunks.popleft()[1])
             self.played += len(samples)
             self.next_offset = offset + len(samples)
