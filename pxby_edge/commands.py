@@ -75,7 +75,7 @@ def tokenize(text, text_file, image, audio, audio_rate, slicing_image, slicing_a
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
 def detokenize(tokens, out_dir, scale, audio_rate, force, as_json):
     """Write the text, sprite (PNG sheet + animated GIF) and stereo WAV held in a token .npz."""
-    from pxby_edge.tokenize_files import detokenize_file
+    from pxby_edge.outputs import detokenize_file
 
     summary = detokenize_file(tokens, out_dir, scale=scale, audio_rate=audio_rate, overwrite=force)
     if as_json:
@@ -111,7 +111,7 @@ def generate(model, out_dir, force, as_json, backend, threads, **options):
     side), sprite.gif, audio.wav (original + Game Boy-filtered) and tokens.npz to --out, all of
     them or none.
     """
-    from pxby_edge.generate_files import generate_files
+    from pxby_edge.outputs import generate_files
 
     summary = generate_files(
         request_from_options(**options), model, out_dir=out_dir, backend=backend, threads=threads, overwrite=force,

@@ -43,7 +43,22 @@ def generation_options(f):
     ]
     for opt in reversed(opts):
         f = opt(f)
+    GENERATION_PARAMS.update(param.name for param in f.__click_params__[-len(opts):])
     return f
+
+
+GENERATION_PARAMS: set = set()  # the parameter names generation_options adds (filled as it decorates)
+
+
+def given_generation_options(ctx: click.Context, allowed: tuple = ()) -> list[str]:
+    """The generation options given on the command line (not left at their defaults), as the user spelled
+    them (``--backend``), except those named in ``allowed``; for a mode that generates nothing."""
+    given = []
+    for param in ctx.command.params:
+        if param.name in GENERATION_PARAMS and param.name not in allowed:
+            if ctx.get_parameter_source(param.name) not in (click.core.ParameterSource.DEFAULT, None):
+                given.append(param.opts[0])
+    return given
 
 
 def read_prompt(prompt, prompt_file):

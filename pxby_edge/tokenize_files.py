@@ -1,4 +1,6 @@
-"""Files on disk ↔ token .npz files: what ``pxby-edge tokenize`` / ``detokenize`` do.
+"""Files on disk → token .npz files (``pxby-edge tokenize``), and reading them back (``load_tokens``).
+
+``detokenize`` writes its output set through ``pxby_edge.outputs``.
 
     python -c "from pxby_edge.tokenize_files import tokenize_files; print(tokenize_files('/tmp/t.npz', text='hi', overwrite=True))"
 """
@@ -106,7 +108,7 @@ def load_tokens(path) -> dict:
 MAX_AUDIO_RATE = 384000  # the highest rate a WAV writer or a sound card is asked for
 
 
-def _recorded_rate(arrays: dict, path) -> int:
+def recorded_rate(arrays: dict, path) -> int:
     """The audio rate tokenize recorded in the file (0 when none), checked: the file is untrusted."""
     value = np.asarray(arrays.get("audio_rate", 0))
     if value.size != 1 or value.dtype.kind not in "fiu":
@@ -115,46 +117,3 @@ def _recorded_rate(arrays: dict, path) -> int:
     if not 0 <= rate <= MAX_AUDIO_RATE:  # also false for NaN
         raise MediaError(f"{path}: audio_rate {rate:g} is not a sample rate (0..{MAX_AUDIO_RATE} Hz); pass --audio-rate")
     return int(round(rate))
-
-
-DECODED_NAMES = ("text.txt", "sprite.png", "sprite.gif", "audio.wav")
-
-
-def detokenize_file(tokens, out_dir, *, scale: int = 4, audio_rate: Optional[int] = None, overwrite: bool = False) -> dict:
-    """Write text.txt, sprite.png, sprite.gif and audio.wav for a token .npz, all or none; returns a summary."""
-    with media.OutputSet(out_dir, DECODED_NAMES, overwrite) as out:
-        arrays = load_tokens(tokens)
-        tok = ActionPixelBytesTokenizer()
-        ids = arrays["ids"]
-        if ids.size and (ids.min() < 0 or ids.max() >= tok.vocab_size):
-            raise MediaError(f"{tokens}: token ids outside 0..{tok.vocab_size - 1}; was it made with another vocabulary?")
-        rate = audio_rate or _recorded_rate(arrays, tokens) or 16000
-        summary = write_decoded(tok.decode(ids), out.folder, tok.vocab_lists.palette_array(), scale, rate, overwrite)
-        out.commit()
-    summary["outputs"] = [out.final(p) for p in summary["outputs"]]
-    return summary
-
-
-def write_decoded(decoded: dict, out_dir, palette, scale: int, audio_rate: int, overwrite: bool, stem: str = "") -> dict:
-    """Write what ``decode`` returned into ``out_dir``; only the parts present. Returns {'outputs': [...], ...}."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    if decoded["text"]:
-        written.append(media.write_text(out_dir / f"{stem}text.txt", decoded["text"], overwrite))
-    if decoded["frame_ids"]:
-        frames = decoded["frame_ids"]
-        shapes = {f.shape for f in frames}
-        if len(shapes) > 1:
-            raise MediaError(f"the sprite's frames differ in size ({sorted(shapes)}); the stream is malformed")
-        written.append(media.write_png(out_dir / f"{stem}sprite.png", frames, palette, scale, overwrite))
-        written.append(media.write_gif(out_dir / f"{stem}sprite.gif", frames, palette, scale, overwrite=overwrite))
-    if decoded["audio"].size:
-        stereo = media.stereo_levels(decoded["audio"], audio_rate)
-        written.append(media.write_wav(out_dir / f"{stem}audio.wav", stereo, audio_rate, overwrite))
-    return {
-        "outputs": [str(p) for p in written],
-        "text_chars": len(decoded["text"]),
-        "frames": len(decoded["frame_ids"]),
-        "audio_samples": int(decoded["audio"].shape[-1]) if decoded["audio"].size else 0,
-    }
