@@ -133,11 +133,11 @@ def open_device(device: DeviceChoice, folder: Optional[Path], *, reference: bool
 
 @contextmanager
 def _output_set(out_dir, names, overwrite: bool):
-    """A ``media.OutputSet`` for ``names`` in ``out_dir``, or None when there is nothing to write."""
+    """An ``atomic.OutputSet`` for ``names`` in ``out_dir``, or None when there is nothing to write."""
     if not names:
         yield None
         return
-    from pxby_edge.media import OutputSet
+    from pxby_edge.atomic import OutputSet
 
     with OutputSet(out_dir, names, overwrite) as out:
         yield out
@@ -191,12 +191,12 @@ def run_demo(request, out_dir: Path, *, model=None, device: DeviceChoice = SIMUL
              progress: bool = False, connect_timeout_s: float = 3.0) -> dict:
     """One generated creature streamed live to ``device`` (by default a simulated handheld on a pty); the
     generation's outputs, the device's and summary.json land in ``out_dir`` together, or none of them."""
-    from pxby_edge import media
+    from pxby_edge import atomic
     from pxby_edge.generate import run_generation
     from pxby_edge.outputs import output_names, write_generation
 
     names = output_names(request.batch) + ["summary.json"] + list(device_outputs(device, reference=True))
-    with media.OutputSet(out_dir, names, overwrite) as out:
+    with atomic.OutputSet(out_dir, names, overwrite) as out:
         run = run_generation(request, model, backend=backend, threads=threads)
         transcript = _Transcript()
         with open_device(device, out.folder, reference=True, baud=baud, connect_timeout_s=connect_timeout_s) as dev:
@@ -209,7 +209,7 @@ def run_demo(request, out_dir: Path, *, model=None, device: DeviceChoice = SIMUL
                        link={k: v for k, v in link_stats.items() if isinstance(v, (int, float, str))},
                        handheld=counters.get("handheld"), gameboy=counters if device.kind == GAMEBOY else None)
         summary["outputs"] = [out.final(p) for p in written]
-        media.atomic_write(out.folder / "summary.json", json.dumps(summary, indent=1).encode())
+        atomic.atomic_write(out.folder / "summary.json", json.dumps(summary, indent=1).encode())
         out.commit()
     summary["outputs"].append(str(out.out_dir / "summary.json"))
     return summary

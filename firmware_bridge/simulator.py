@@ -176,7 +176,7 @@ class Capture:
         self.gaps = 0
         self.replayed = 0
         self.next_offset: Optional[int] = None
-        self.audio_rate = 8192
+        self.audio_rate = pr.Capabilities.audio_rate  # until an AUDIO_CFG says (the device's own rate)
         self.audio_format = pr.AUDIO_U8
         self.lock = threading.Lock()
         self._png_at = -1.0

@@ -38,7 +38,7 @@ from pxby_edge.vocab import PAD_ID, SEG_END_ID
 if TYPE_CHECKING:
     from pxby_edge.backends.base import Stepper
 
-DEFAULT_PROMPT = "a small blue water creature with horns and a tail. it is blue."
+from pxby_edge.constants import DEFAULT_PROMPT, UPSTREAM_AUDIO_RATE
 
 
 @dataclass(frozen=True)
@@ -447,10 +447,12 @@ def default_model_path():
 
 
 def audio_rate_of(manifest) -> int:
-    """Sample rate of the model's audio tokens (the source rate divided by the audio slicing)."""
+    """Sample rate of the model's audio tokens: what the manifest records (the dataset's rate over the audio
+    slicing, carried from the checkpoint); a file from an upstream checkpoint records none, and was trained on
+    the upstream dataset's rate."""
     if manifest.audio_rate:
         return int(round(manifest.audio_rate))
-    return int(round(16000 / int(dict(manifest.slicing).get("audio", 1))))
+    return int(round(UPSTREAM_AUDIO_RATE / int(dict(manifest.slicing).get("audio", 1))))
 
 
 class GenerationRun:

@@ -5,7 +5,7 @@
 Generation itself writes nothing (``pxby_edge.generate.GenerationRun``); this module decides what a
 run leaves on disk. Each set is checked before the model is even opened (a run must not fail only
 after it generated everything), written into a hidden sibling folder and moved into place at the end
-(``media.OutputSet``), so a run killed at any moment leaves the folder as it was. The demo and the
+(``atomic.OutputSet``), so a run killed at any moment leaves the folder as it was. The demo and the
 Game Boy add their files to the same kind of set (``firmware_bridge.live``).
 """
 
@@ -17,7 +17,8 @@ from typing import Optional
 
 import numpy as np
 
-from pxby_edge import media
+from pxby_edge import atomic, media, speaker
+from pxby_edge.constants import UPSTREAM_AUDIO_RATE
 from pxby_edge.errors import MediaError
 from pxby_edge.generate import GenerationRequest, Generator, run_generation
 from pxby_edge.tokenize_files import load_tokens, recorded_rate
@@ -54,7 +55,7 @@ def write_generation(gen: Generator, folder, overwrite: bool = False) -> list[st
         written += write_decoded(decoded, folder, palette, 4, gen.audio_rate, overwrite, stem=prefix)["outputs"]
         buf = io.BytesIO()
         np.savez_compressed(buf, tokens=tokens, prompt_tokens=np.int64(gen.prompt_tokens))
-        written.append(str(media.atomic_write(folder / f"{prefix}tokens.npz", buf.getvalue(), overwrite)))
+        written.append(str(atomic.atomic_write(folder / f"{prefix}tokens.npz", buf.getvalue(), overwrite)))
     return written
 
 
@@ -73,7 +74,7 @@ def write_decoded(decoded: dict, out_dir, palette, scale: int, audio_rate: int, 
         written.append(media.write_png(out_dir / f"{stem}sprite.png", frames, palette, scale, overwrite))
         written.append(media.write_gif(out_dir / f"{stem}sprite.gif", frames, palette, scale, overwrite=overwrite))
     if decoded["audio"].size:
-        stereo = media.stereo_levels(decoded["audio"], audio_rate)
+        stereo = speaker.stereo_levels(decoded["audio"], audio_rate)
         written.append(media.write_wav(out_dir / f"{stem}audio.wav", stereo, audio_rate, overwrite))
     return {
         "outputs": [str(p) for p in written],
@@ -85,13 +86,13 @@ def write_decoded(decoded: dict, out_dir, palette, scale: int, audio_rate: int, 
 
 def detokenize_file(tokens, out_dir, *, scale: int = 4, audio_rate: Optional[int] = None, overwrite: bool = False) -> dict:
     """Write text.txt, sprite.png, sprite.gif and audio.wav for a token .npz, all or none; returns a summary."""
-    with media.OutputSet(out_dir, DECODED_NAMES, overwrite) as out:
+    with atomic.OutputSet(out_dir, DECODED_NAMES, overwrite) as out:
         arrays = load_tokens(tokens)
         tok = ActionPixelBytesTokenizer()
         ids = arrays["ids"]
         if ids.size and (ids.min() < 0 or ids.max() >= tok.vocab_size):
             raise MediaError(f"{tokens}: token ids outside 0..{tok.vocab_size - 1}; was it made with another vocabulary?")
-        rate = audio_rate or recorded_rate(arrays, tokens) or 16000
+        rate = audio_rate or recorded_rate(arrays, tokens) or UPSTREAM_AUDIO_RATE
         summary = write_decoded(tok.decode(ids), out.folder, tok.vocab_lists.palette_array(), scale, rate, overwrite)
         out.commit()
     summary["outputs"] = [out.final(p) for p in summary["outputs"]]
@@ -110,7 +111,7 @@ def generate_files(
 ) -> dict:
     """A generation into ``out_dir`` (what ``pxby-edge generate`` does): every output of the run, or nothing
     new. Returns the run's summary with the paths written."""
-    with media.OutputSet(out_dir, output_names(request.batch), overwrite) as out:
+    with atomic.OutputSet(out_dir, output_names(request.batch), overwrite) as out:
         run = run_generation(request, model, backend=backend, threads=threads)
         summary = run.complete(progress=progress)
         written = write_generation(run.generator, out.folder, overwrite)

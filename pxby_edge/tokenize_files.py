@@ -13,7 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from pxby_edge import media
+from pxby_edge import atomic, readers, speaker
+from pxby_edge.constants import MAX_AUDIO_RATE, UPSTREAM_AUDIO_RATE
 from pxby_edge.errors import MediaError, TokenizerError
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 from pxby_edge.vocab import PAD_ID, SEG_END_ID
@@ -24,12 +25,12 @@ MAX_NPZ_BYTES = 512 * 1024 * 1024  # refuse absurd token files before reading th
 def _read_text(text: Optional[str], text_file: Optional[Path]) -> Optional[str]:
     if text is not None and text_file is not None:
         raise TokenizerError("give --text or --text-file, not both")
-    return text if text_file is None else media.read_text(text_file)
+    return text if text_file is None else readers.read_text(text_file)
 
 
 def _read_audio(path: Path, npy_rate: int) -> tuple[np.ndarray, int]:
-    data, rate = media.read_audio(path, npy_rate)
-    return media.tokenizer_audio(data, rate), rate
+    data, rate = readers.read_audio(path, npy_rate)
+    return speaker.tokenizer_audio(data, rate), rate
 
 
 def _text_ids(tok: ActionPixelBytesTokenizer, text: str) -> np.ndarray:
@@ -48,15 +49,15 @@ def tokenize_files(
     text_file=None,
     image=None,
     audio=None,
-    audio_rate: int = 16000,
+    audio_rate: int = UPSTREAM_AUDIO_RATE,
     slicing: Optional[dict] = None,
     overwrite: bool = False,
 ) -> dict:
     """Tokenize the given inputs into ``output`` (.npz); returns a summary dict."""
-    output = media.check_writable(output, overwrite)
+    output = atomic.check_writable(output, overwrite)
     tok = ActionPixelBytesTokenizer(data_slicing=slicing)
     text_value = _read_text(text, text_file)
-    img = media.open_image(image) if image is not None else None
+    img = readers.open_image(image) if image is not None else None
     arrays, segments = [], {}
     rate_after = 0
     if text_value is not None:
@@ -84,7 +85,7 @@ def tokenize_files(
         slicing_audio=np.int64(tok.slicing["audio"]),
         audio_rate=np.float64(rate_after),
     )
-    media.atomic_write(output, buf.getvalue(), overwrite)
+    atomic.atomic_write(output, buf.getvalue(), overwrite)
     return {"output": str(output), "tokens": int(out["labels"].shape[0]), "segments": segments, "slicing": tok.slicing}
 
 
@@ -95,7 +96,7 @@ def load_tokens(path) -> dict:
         raise MediaError(f"no such token file: {path}")
     if path.stat().st_size > MAX_NPZ_BYTES:
         raise MediaError(f"{path} is larger than {MAX_NPZ_BYTES >> 20} MiB; not a token file")
-    arrays = media.load_npz(path)
+    arrays = readers.load_npz(path)
     if "labels" not in arrays and "tokens" not in arrays:
         raise MediaError(f"{path} holds neither 'labels' nor 'tokens'; make it with pxby-edge tokenize or generate")
     ids = np.asarray(arrays.get("labels", arrays.get("tokens")))
@@ -103,9 +104,6 @@ def load_tokens(path) -> dict:
         raise MediaError(f"{path}: token ids must be integers, got {ids.dtype}")
     arrays["ids"] = ids.reshape(-1).astype(np.int64)
     return arrays
-
-
-MAX_AUDIO_RATE = 384000  # the highest rate a WAV writer or a sound card is asked for
 
 
 def recorded_rate(arrays: dict, path) -> int:
