@@ -126,6 +126,24 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
+def audio_rate(path, npy_rate: int = UPSTREAM_AUDIO_RATE) -> int:
+    """The sample rate of an audio file, from its header alone (a .npy array has none: ``npy_rate``)."""
+    path = Path(path)
+    kind = audio_kind(path)
+    if kind == "wav":
+        return _wav_format(path)[1]
+    if kind == "npy":
+        return int(npy_rate)
+    try:
+        import soundfile
+    except ImportError as exc:
+        raise MediaError(f"reading {path.name} (OGG, FLAC or AIFF) needs soundfile: pip install soundfile") from exc
+    try:
+        return int(soundfile.info(str(path)).samplerate)
+    except Exception as exc:  # libsndfile's errors on a corrupt header
+        raise MediaError(f"cannot read audio {path}: {exc}") from None
+
+
 def read_audio(path, npy_rate: int = UPSTREAM_AUDIO_RATE) -> tuple[np.ndarray, int]:
     """(channels, N) float32 and the sample rate, from WAV (scipy), OGG/FLAC/AIFF (soundfile) or a
     .npy array at ``npy_rate``. The reader is chosen by the file's first bytes."""
