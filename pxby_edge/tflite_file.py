@@ -316,7 +316,7 @@ class TFLiteFile:
     @classmethod
     def open(cls, path: Union[str, Path]) -> TFLiteFile:
         from pxby_edge.errors import MediaError
-        from pxby_edge.media import read_regular_file
+        from pxby_edge.readers import read_regular_file
 
         path = Path(path)
         if path.is_dir():

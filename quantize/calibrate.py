@@ -57,10 +57,10 @@ def synthetic_streams(n: int, slicing: dict, seed: int = CALIB_SEED) -> list[np.
 
 def npz_streams(path: Path) -> list[np.ndarray]:
     """The (N, 6) context streams of token .npz files, bounded and checked as the runtime reads them
-    (``pxby_edge.media.load_npz``: regular files, 256 MiB decompressed); ids are checked against the
+    (``pxby_edge.readers.load_npz``: regular files, 256 MiB decompressed); ids are checked against the
     model's vocabulary by ``check_token_ids``."""
     from pxby_edge.errors import MediaError
-    from pxby_edge.media import load_npz
+    from pxby_edge.readers import load_npz
 
     files = sorted(path.glob("*.npz")) if path.is_dir() else [path]
     out = []

@@ -19,8 +19,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from pxby_edge.atomic import pid_alive
 from pxby_edge.errors import MediaError
-from pxby_edge.media import pid_alive
 
 MAX_JOURNAL_BYTES = 1 << 16
 
@@ -38,7 +38,7 @@ class FileSet:
     block without ``commit`` removes what was staged."""
 
     def __init__(self, paths, overwrite: bool = False):
-        from pxby_edge.media import check_writable
+        from pxby_edge.atomic import check_writable
 
         self.paths = [Path(p) for p in paths if p is not None]
         resolved = [os.path.abspath(p) for p in self.paths]
@@ -59,7 +59,7 @@ class FileSet:
 
     def stage(self, path, data: bytes) -> None:
         """Write ``data`` in full beside ``path`` (not yet in place)."""
-        from pxby_edge.media import _share
+        from pxby_edge.atomic import _share
 
         path = Path(path)
         tmp = None

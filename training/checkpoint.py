@@ -48,7 +48,7 @@ __all__ = [
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write a file all at once (temp file in the same folder, then rename); callers check overwrites."""
-    from pxby_edge.media import atomic_write
+    from pxby_edge.atomic import atomic_write
 
     return atomic_write(path, data, overwrite=True)
 
@@ -306,7 +306,7 @@ def read_last(out, max_bytes: int = MAX_LAST_FILE_BYTES) -> tuple[dict[str, byte
     When a kill came between moving the previous set aside and renaming the new one in, the previous set
     is put back first. CheckpointError when the set is missing, altered or incomplete."""
     from pxby_edge.errors import MediaError
-    from pxby_edge.media import read_regular_file
+    from pxby_edge.readers import read_regular_file
 
     out = Path(out)
     last = out / LAST_DIR

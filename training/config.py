@@ -234,7 +234,7 @@ def read_json_object(path: Path, error, *, missing: str, what: str = "") -> dict
     (``missing``), not a regular file, larger than ``MAX_JSON_BYTES``, unreadable, nested too deep or
     not an object."""
     from pxby_edge.errors import MediaError
-    from pxby_edge.media import read_regular_file
+    from pxby_edge.readers import read_regular_file
 
     try:
         data = json.loads(read_regular_file(path, MAX_JSON_BYTES, "JSON file"))

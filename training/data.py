@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pxby_edge import media
+from pxby_edge import atomic, readers
+from pxby_edge.errors import MediaError
 from training.errors import DatasetError
 
 IMAGE_SUFFIXES = (".gif", ".png")
@@ -40,9 +41,9 @@ AUDIO_SUFFIXES = (".ogg", ".wav", ".flac")
 MODALITIES = ("text", "image", "audio")
 CACHE_VERSION = 1
 IGNORE_INDEX = -100
-# The runtime's bounds (pxby_edge.media) apply to training items too: what tokenize refuses, training skips.
-MAX_TEXT_BYTES = media.MAX_TEXT_BYTES
-MAX_AUDIO_BYTES = media.MAX_AUDIO_BYTES
+# The runtime's bounds (pxby_edge.readers) apply to training items too: what tokenize refuses, training skips.
+MAX_TEXT_BYTES = readers.MAX_TEXT_BYTES
+MAX_AUDIO_BYTES = readers.MAX_AUDIO_BYTES
 MAX_IMAGE_FILE_BYTES = 64 << 20  # a compressed sprite is kB; the pixel bound is checked before decoding
 MAX_AUDIO_RATE = 1_000_000  # the manifest's bound on a rate
 MAX_PARQUET_BYTES = 16 << 30  # a file read whole into memory by pyarrow
@@ -88,7 +89,7 @@ def read_item_file(path: Path, limit: int) -> bytes:
     import stat
 
     from pxby_edge.errors import MediaError
-    from pxby_edge.media import read_regular_file
+    from pxby_edge.readers import read_regular_file
 
     try:
         if not stat.S_ISREG(path.stat().st_mode):  # named in the reason; read_regular_file checks it for real
@@ -220,20 +221,21 @@ def _read_text(value) -> str:
 
 
 def _read_image(value):
-    """A PIL image, decoded only after its pixel count passed the runtime's bound (media.open_image)."""
+    """A PIL image, decoded only after its pixel count passed the runtime's bound (readers.open_image)."""
     from pxby_edge.errors import MediaError
 
     # From bytes in memory: an animated GIF is read frame by frame later, and no file handle stays open.
     raw = read_item_file(value, MAX_IMAGE_FILE_BYTES) if isinstance(value, Path) else value
     try:
-        return media.open_image(value if isinstance(value, Path) else "<parquet image>", data=raw)
+        return readers.open_image(value if isinstance(value, Path) else "<parquet image>", data=raw)
     except MediaError as exc:
         raise BadItemError(f"unusable image ({exc})") from exc  # corrupt, or over the pixel bound
 
 
 def _read_audio(value) -> np.ndarray:
     from pxby_edge.errors import MediaError
-    from pxby_edge.media import read_audio, tokenizer_audio
+    from pxby_edge.readers import read_audio
+    from pxby_edge.speaker import tokenizer_audio
 
     try:
         if isinstance(value, Path):
@@ -301,9 +303,9 @@ _CACHE_TEMP = re.compile(r"\.[0-9a-f]{32}\.npz\.(?P<pid>\d+)\.[a-z0-9_]{8}\.npz"
 def _cache_load(path: Path):
     """(ids (N, 6) uint8, labels (N,) uint8) of a cache file, or None for anything else (it is re-made)."""
     try:
-        z = media.load_npz(path, MAX_CACHE_BYTES)
+        z = readers.load_npz(path, MAX_CACHE_BYTES)
         ids, labels = z["input_ids"], z["labels"]
-    except (media.MediaError, KeyError, OSError):
+    except (MediaError, KeyError, OSError):
         return None
     if ids.dtype != np.uint8 or labels.dtype != np.uint8 or ids.ndim != 2 or ids.shape[1:] != (6,) \
             or labels.shape != (len(ids),):
@@ -333,7 +335,7 @@ def _remove_dead_cache_temps(cache: Path) -> None:
     with os.scandir(cache) as entries:
         for entry in entries:
             m = _CACHE_TEMP.fullmatch(entry.name)
-            if m and entry.is_file(follow_symlinks=False) and not media.pid_alive(int(m["pid"])):
+            if m and entry.is_file(follow_symlinks=False) and not atomic.pid_alive(int(m["pid"])):
                 try:
                     os.unlink(entry.path)
                 except OSError:
