@@ -237,8 +237,8 @@ def test_parquet_columns_of_the_wrong_type_skip_their_items(name, tmp_path, caps
 
 
 def _hostile_items(folder: Path) -> None:
-    """Beside the good items: a 30000×30000 PNG header, a 12000×12000 PNG (real pixels, over the bound),
-    a FIFO, a text linked to /dev/zero, a text of 17 MB."""
+    """Beside the good items: a 30000×30000 PNG header, a 2100×2100 PNG (real pixels, over the bound),
+    a FIFO as an image and one as a sound, a text linked to /dev/zero, a text of 17 MB."""
     import zlib
 
     images, text = folder / "images", folder / "text"
@@ -249,7 +249,8 @@ def _hostile_items(folder: Path) -> None:
 
     Image.new("L", (2100, 2100)).save(images / "big.png")  # 4.4 M pixels: over tokenize's 4,194,304
     os.mkfifo(images / "pipe.png")
-    for stem in ("bomb", "big", "pipe"):
+    os.mkfifo(folder / "audio" / "hum.wav")
+    for stem in ("bomb", "big", "pipe", "hum"):
         (text / f"{stem}.txt").write_text("a creature")
     os.symlink("/dev/zero", text / "zero.txt")
     (text / "long.txt").write_text("x" * (17 << 20))
@@ -263,11 +264,11 @@ def test_hostile_dataset_items_are_skipped_and_counted(tmp_path):
     streams = load_streams(data, {"image": 1, "audio": 4}, 0.0, cache_dir=tmp_path / "cache", require=("text",))
     assert len(streams.train) == 4  # the good items all train
     reasons = dict(streams.skipped_ids)
-    assert set(reasons) == {"bomb", "big", "pipe", "zero", "long"}, reasons
+    assert set(reasons) == {"bomb", "big", "pipe", "hum", "zero", "long"}, reasons
     assert "unusable image" in reasons["bomb"] and "4,194,304" in reasons["big"], reasons
     assert reasons["pipe"].startswith("not a regular file") and reasons["zero"].startswith("not a regular file")
-    assert reasons["long"].startswith("file too large")
-    assert "skipped 5" in streams.summary()
+    assert reasons["long"].startswith("file too large") and reasons["hum"].startswith("not a regular file")
+    assert "skipped 6" in streams.summary()
 
 
 def _npz(**arrays):
@@ -361,3 +362,14 @@ def test_output_set_killed_at_any_rename_ends_whole(n, tmp_path):
     assert tags in ({"old"}, {"new"}), tags
     assert tags == ({"old"} if n == 1 else {"new"})  # the journal in place means the set is committed
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+
+
+def test_a_run_over_hostile_items_trains_on_the_rest(tmp_path, capsys):
+    """The same items through `train`: the run ends (exit 0) and says what it skipped; nothing hangs
+    (the audio-rate scan and the reads meet the FIFOs too)."""
+    data = write_dataset(tmp_path / "D", 4, seed=0, size_px=12)
+    _hostile_items(data)
+    code = main(["train", "--data", str(data), "--out", str(tmp_path / "out"), *QUICK, "--max-steps", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "skipped 6" in out + err, out + err
