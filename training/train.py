@@ -4,8 +4,10 @@
     torchrun --nproc_per_node=2 -m training --data runs/synth --out runs/ddp --config tiny
 
 Writes into ``--out``: the best checkpoint by validation loss (``config.json`` + ``model.safetensors``,
-so ``load_checkpoint(out)`` works), ``last/`` (weights + optimizer and schedule state for ``--resume``),
-``train_config.json``, ``metrics.csv`` and ``metrics.png``. Under torchrun (``RANK`` set) every rank
+so ``load_checkpoint(out)`` works), ``last/`` (weights + optimizer and schedule state for ``--resume``,
+written as one set by ``training.resume_state``: a kill at any moment resumes bit-identical),
+``train_config.json``, ``metrics.csv`` and ``metrics.png``. A NaN or infinite loss or weight stops the run
+with ``TrainingDivergedError`` before anything of that state is saved. Under torchrun (``RANK`` set) every rank
 trains on its shard and only rank 0 writes. Two accuracies are reported on the held-out split: all six
 slots of the predicted next context (comparable with upstream's figures) and slot 5 alone, the new token
 that generation samples.
