@@ -373,3 +373,13 @@ def test_a_run_over_hostile_items_trains_on_the_rest(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "skipped 6" in out + err, out + err
+
+
+def test_a_planted_journal_is_never_followed(tmp_path, capsys):
+    """A journal beside -o naming someone's file as a 'temporary' would make quantize rename it over
+    the output: refused with one line, and both files stay as they were."""
+    (tmp_path / "victim").write_text("keep me")
+    (tmp_path / ".o.tflite.set.json").write_text(json.dumps({"renames": [[str(tmp_path / "victim"),
+                                                                           str(tmp_path / "o.tflite")]]}))
+    assert_refused(capsys, tmp_path, ["quantize", "/nonexistent-checkpoint", "-o", "{tmp}/o.tflite"],
+                   "not a temporary of")
