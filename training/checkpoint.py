@@ -319,7 +319,8 @@ def read_last(out, max_bytes: int = MAX_LAST_FILE_BYTES) -> tuple[dict[str, byte
     listed = state.get(KEY_FILES)
     if not isinstance(listed, dict) or not listed or not all(
             isinstance(k, str) and isinstance(v, str) and "/" not in k and k != LAST_STATE for k, v in listed.items()):
-        raise CheckpointError(f"{last}/{LAST_STATE} lists no files; the set is incomplete or was made by another version")
+        raise CheckpointError(f"{last}/{LAST_STATE} lists no files: the set is incomplete or was written by an older "
+                              f"version; start a new run from its weights with --init {last}")
     files = {}
     for name, digest in listed.items():
         try:
