@@ -111,8 +111,8 @@ def quantize_checkpoint(
     original float model. ``tie_state`` False keeps the calibrated ranges of integer state inputs and
     outputs apart (the runtime then re-quantizes the state every step); only for measuring what tying saves.
     """
+    from pxby_edge.atomic import FileSet
     from quantize.export import export_tflite
-    from quantize.output_set import FileSet
 
     check_request(recipe, rounding, batch)
     # Every destination checked (and a killed run's set finished) before the slow work; written as one set.

@@ -332,7 +332,7 @@ def test_quantize_refuses_an_unwritable_report_folder_before_converting(checkpoi
 
 SET_SCRIPT = """
 import sys
-from quantize.output_set import FileSet
+from pxby_edge.atomic import FileSet
 folder, tag = sys.argv[1], sys.argv[2]
 names = ["m.tflite", "f.tflite", "m.onnx", "r.json"]
 s = FileSet([f"{folder}/{n}" for n in names], overwrite=True)
@@ -354,7 +354,7 @@ def test_output_set_killed_at_any_rename_ends_whole(n, tmp_path):
     killed = subprocess.run(["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=rename",
                              "-e", f"inject=rename:signal=SIGKILL:when={n}", *cmd, "new"], env=env)
     assert killed.returncode in (-9, 137)
-    from quantize.output_set import FileSet
+    from pxby_edge.atomic import FileSet
 
     names = ["m.tflite", "f.tflite", "m.onnx", "r.json"]
     FileSet([tmp_path / name for name in names], overwrite=True).discard()

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from pxby_edge import atomic, readers
+from pxby_edge.constants import MAX_AUDIO_RATE
 from pxby_edge.errors import MediaError
 from training.errors import DatasetError
 
@@ -45,7 +46,6 @@ IGNORE_INDEX = -100
 MAX_TEXT_BYTES = readers.MAX_TEXT_BYTES
 MAX_AUDIO_BYTES = readers.MAX_AUDIO_BYTES
 MAX_IMAGE_FILE_BYTES = 64 << 20  # a compressed sprite is kB; the pixel bound is checked before decoding
-MAX_AUDIO_RATE = 1_000_000  # the manifest's bound on a rate
 MAX_PARQUET_BYTES = 16 << 30  # a file read whole into memory by pyarrow
 
 
