@@ -209,7 +209,7 @@ class FileSet:
         for p in self.paths:
             check_writable(p, overwrite)
         for p in [*self.paths, journal_path(self.paths[0])]:
-            _remove_dead_partials(p)
+            _remove_dead_temporaries(p)
         self.staged: dict[Path, str] = {}
 
     def __enter__(self) -> FileSet:
@@ -298,7 +298,7 @@ def _is_our_partial(src: Path, dest: Path) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not pid_alive(int(m["pid"]))
 
 
-def _remove_dead_partials(path: Path) -> None:
+def _remove_dead_temporaries(path: Path) -> None:
     """Delete the temporaries of ``path`` that killed runs of this user left (their process is gone)."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
