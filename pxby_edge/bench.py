@@ -45,9 +45,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from pxby_edge.atomic import atomic_write, check_writable
 from pxby_edge.errors import BackendError
 from pxby_edge.generate import peak_rss_mb, step_stats
-from pxby_edge.media import atomic_write, check_writable
 
 ROW_KEYS = ("name", "kind", "backend", "recipe", "batch", "threads", "tokens", "tokens_per_s", "us_per_token_median",
             "us_per_token_p99", "bare_us", "startup_s", "peak_rss_mb", "model")
