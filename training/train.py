@@ -348,6 +348,8 @@ class TrainingRun:
         self.step, self.epoch, self.batch_pos, self.best = st["step"], st["epoch"], st["batch_pos"], st["best_val_loss"]
         self.prior_s = st["elapsed_s"]
         self.saved_step = self.step
+        if self.rt.master:  # a kill after last/ but before metrics.csv: the rows last/ holds are the run's
+            write_metrics(self.out, self.rows)
         self.say(f"resuming at step {self.step} (epoch {self.epoch + 1}, batch {self.batch_pos})")
 
     def write_config(self) -> None:
