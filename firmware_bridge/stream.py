@@ -51,7 +51,7 @@ class Streamer:
         dither: bool = False,
         text_rows: int = 4,
         commit_rows: bool = True,
-        audio_rate: float = 8000.0,
+        audio_rate: float,  # the source's: a Round's (the model's token rate, or the synthetic pattern's)
         audio_format: str = "u8",
         audio_channel: int = 0,
         audio_total: Optional[int] = None,
