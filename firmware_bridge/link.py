@@ -49,16 +49,12 @@ class _Sent:
 
 
 class RttEstimator:
-    """The retransmission timeout from measured round trips, as TCP does it (RFC 6298).
+    """The retransmission timeout from measured round trips: docs/protocol.md, "Reliability", gives the rule
+    (RFC 6298, its two guards for a slow device, the back-off) and why; this is that paragraph in code.
 
-    SRTT and RTTVAR are smoothed from samples (Karn's rule is the caller's: no sample from a
-    resent frame); RTO = SRTT + 4·RTTVAR, clamped to ``floor_ms``..``ceiling_ms``. Two guards keep a
-    slow but lossless device from looking lossy: until ``warmup`` samples are in the timeout stays
-    at least ``initial_ms`` (one fast handshake says little about a device that draws between
-    answers), and it never drops below 1.25 × the slowest of the last ``recent`` samples (RTTVAR
-    decays in a few quiet samples; the slow answers come back). ``timed_out`` doubles it
-    (exponential back-off) until a new sample arrives; the session calls it while the device is
-    silent, not for a device that talks but lost a frame.
+    ``sample`` takes a round trip (Karn's rule is the caller's), ``timed_out`` doubles the timeout until the
+    next sample, ``rto`` is the timeout now: ``initial_ms`` until ``warmup`` samples, never below 1.25 × the
+    slowest of the last ``recent``, within ``floor_ms``..``ceiling_ms``.
     """
 
     def __init__(self, initial_ms: int = 150, floor_ms: int = 30, ceiling_ms: int = 1000, *, warmup: int = 3,
@@ -145,13 +141,11 @@ class HostSession:
         self.state = "closed"
         self.epoch = 0
         self.caps: Optional[pr.Capabilities] = None
-        self.device_version: Optional[tuple] = None
         self.boot_id: Optional[int] = None
         self.tag = 0
         self.last_status: dict = {}
         self.history: deque = deque(maxlen=64)  # (now_ms, what): handshakes, resets, silences
         self._cfg_seq_pending: Optional[int] = None
-        self.last_log = ""
         self._reset_reliable()
         self._audio_clear()
         self._out = bytearray()
@@ -410,8 +404,6 @@ class HostSession:
             self._rtt_sample((now_ms - fields["token"]) & pr.U32)
         elif msg.type == pr.STATUS:
             self.last_status = fields
-        elif msg.type == pr.LOG:
-            self.last_log = tail.decode("ascii", "replace")
 
     def _on_ack(self, msg: Message, fields: dict, now_ms: int) -> None:
         if fields["session"] != self.tag:
@@ -487,7 +479,6 @@ class HostSession:
         caps = pr.Capabilities.from_fields(fields)
         check_capabilities(caps, self.need)
         self.caps = caps
-        self.device_version = (fields["version"], fields["fw_major"], fields["fw_minor"], fields["fw_patch"])
         self.boot_id = fields["boot_id"]
         if self.hellos_sent == 1:
             self._rtt_sample(now_ms - self.handshake_since)

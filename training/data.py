@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from pxby_edge import atomic, readers
-from pxby_edge.constants import MAX_AUDIO_RATE
+from pxby_edge.constants import MAX_AUDIO_RATE, UPSTREAM_AUDIO_RATE
 from pxby_edge.errors import MediaError
 from training.errors import DatasetError
 
@@ -176,7 +176,7 @@ def _parquet_audio(value):
         return _parquet_image({"bytes": value["bytes"]})  # the same check: bytes or nothing
     if value.get("array") is None:
         return None
-    rate = value.get("sampling_rate") or 16000
+    rate = value.get("sampling_rate") or UPSTREAM_AUDIO_RATE
     if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= MAX_AUDIO_RATE:
         raise BadItemError(f"bad parquet cell (audio sampling_rate {rate!r} is not a rate in 1..{MAX_AUDIO_RATE})")
     try:
