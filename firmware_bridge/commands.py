@@ -45,29 +45,27 @@ def handheld(use_pty, port, baud, capture_dir, live, seconds):
 
 def _serve(transport, capture_dir, live, seconds):
     """Run the simulator on ``transport`` until ``seconds`` pass or a signal stops it; print its counters."""
-    import sys
+    import signal
 
     from firmware_bridge.simulator import Capture, Simulator
 
-    writer = None
-    if live:
-        click.echo("\x1b[2J", nl=False)
-
-        def writer(text):
-            sys.stdout.write(text)
-            sys.stdout.flush()
-
-    sim = Simulator(transport, capture=Capture(capture_dir), live=writer)
-    import signal
-
+    view = _terminal_view() if live else None
+    sim = Simulator(transport, capture=Capture(capture_dir), view=view)
     # Ctrl-C and systemd's SIGTERM end the loop between steps, so the capture is always saved whole.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sim.stop())
+    if view is not None:
+        signal.signal(signal.SIGWINCH, lambda *_: view.resized())
     try:
         sim.serve(seconds)
     finally:
         written = sim.capture.save()
         transport.close()
+        if view is not None:
+            from firmware_bridge.terminal_view import SHOW_CURSOR
+
+            # the terminal as it was: colours reset, the cursor back, and the lines below start on their own
+            _write(f"\x1b[0m{SHOW_CURSOR}\n")
     c = sim.counters
     info(
         f"frames ok {c['frames_ok']}, crc errors {c['crc_errors']}, bad {c['frames_bad']}, duplicates {c['dup_frames']}, "
@@ -76,6 +74,23 @@ def _serve(transport, capture_dir, live, seconds):
     )
     for path in written:
         info(f"wrote {path}")
+
+
+def _write(text: str) -> None:
+    import sys
+
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _terminal_view():
+    """The live view of `handheld --tty`: sized to this terminal at every draw, the cursor hidden while it runs."""
+    import shutil
+
+    from firmware_bridge.terminal_view import HIDE_CURSOR, LiveView
+
+    _write(HIDE_CURSOR)
+    return LiveView(_write, size=lambda: tuple(shutil.get_terminal_size()))
 
 
 @click.command()

@@ -24,6 +24,7 @@ from firmware_bridge.audio import AudioEncoder
 from firmware_bridge.link import Link
 from firmware_bridge.simulator import PtyTransport, Simulator
 from firmware_bridge.stream import Streamer, stream_needs, synthetic_events
+from firmware_bridge.terminal_view import LiveView
 
 pytestmark = [pytest.mark.pi, pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")]
 
@@ -218,7 +219,7 @@ def test_a_stuck_terminal_does_not_stall_the_device():
         release.wait(60)
 
     transport = PtyTransport()
-    sim = Simulator(transport, live=stuck_terminal).start()
+    sim = Simulator(transport, view=LiveView(stuck_terminal)).start()
     try:
         with Link(transport.path, 921600, need=stream_needs(), seed=2).connect() as link:
             streamer = Streamer(link, audio_rate=8000)
