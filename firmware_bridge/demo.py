@@ -125,6 +125,8 @@ def run_demo(
             finally:
                 close()
             link_stats = sink.finish()
+            if sim is not None:  # acknowledged is not yet played: let the speaker finish the cry
+                sim.wait_played(link_stats.get("audio_samples_sent", 0))
             device_files = run.save() if run is not None else []
             gameboy = run.summary() if run is not None else None
         device_files += sim.capture.save() if sim is not None else []

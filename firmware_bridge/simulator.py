@@ -345,6 +345,12 @@ class Simulator:
         with self._turned:
             return self._turned.wait_for(predicate, timeout_s)
 
+    def wait_played(self, samples: int, slack_s: float = 2.0) -> bool:
+        """Block until the speaker has played ``samples`` (what the host sent: it plays in real time, after the
+        last acknowledgement); False if that took ``slack_s`` longer than the samples last."""
+        rate = self.core.audio_rate or self.capture.audio_rate
+        return self.wait_until(lambda: self.capture.played >= samples, samples / rate + slack_s)
+
     def serve(self, seconds: Optional[float] = None) -> None:
         deadline = None if seconds is None else time.monotonic() + seconds
         try:
