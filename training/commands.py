@@ -75,7 +75,7 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
     """
     from dataclasses import replace
 
-    from pxby_edge.cli import info, quiet
+    from pxby_edge.cli import info, show_progress
     from training.config import load_preset
     from training.train import train as run
 
@@ -88,7 +88,7 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     result = run(data, out, model_cfg, cfg, device=device, amp=amp, resume=resume, force=force,
-                 progress=not (no_progress or quiet()), log=info, check_sync=check_sync, init_from=init_from)
+                 progress=not no_progress and show_progress(), log=info, check_sync=check_sync, init_from=init_from)
     import os
 
     if int(os.environ.get("RANK", 0)) == 0:
