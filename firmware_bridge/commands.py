@@ -229,5 +229,8 @@ def ports(as_json):
         return
     if not found:
         click.echo("no serial ports found (plug the handheld in, or start `pxby-edge handheld`)")
+        return
+    row = "{:<28} {:<10} {:<9} {}"
+    click.echo(row.format("PORT", "USB ID", "HANDHELD", "DESCRIPTION"))
     for p in found:
-        click.echo(f"{p.device:<28} {p.hwid or '-':<10} {'handheld' if p.handheld else '-':<9} {p.description}")
+        click.echo(row.format(p.device, p.hwid or "-", "yes" if p.handheld else "-", p.description))

@@ -140,6 +140,8 @@ def _errno(exc: Optional[BaseException]) -> Optional[int]:
     while exc is not None and seen < 4:
         if isinstance(getattr(exc, "errno", None), int):
             return exc.errno
+        if type(exc).__name__ == "error" and exc.args and isinstance(exc.args[0], int):
+            return exc.args[0]  # termios.error (pyserial configuring a file that is no terminal): (errno, text)
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
 
@@ -154,6 +156,12 @@ def port_error(url: str, exc: BaseException) -> PortError:
         return PortError(f"no such port: {url} (is the device plugged in? `pxby-edge ports` lists what is there)")
     if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK):
         return PortError(f"port busy: {url} is held by another program (close it, then retry)")
+    if code == errno.EISDIR:
+        return PortError(f"{url} is a folder, not a port: give the device (`pxby-edge ports` lists them) "
+                         "or the path `pxby-edge handheld` prints")
+    if code == errno.ENOTTY:
+        return PortError(f"{url} is not a serial port (a plain file or another kind of device): give the device "
+                         "(`pxby-edge ports` lists them) or the path `pxby-edge handheld` prints")
     if code == errno.ECONNREFUSED:
         return PortError(f"nobody listens at {url} (start `pxby-edge handheld` first)")
     return PortError(f"cannot open {url}: {' '.join(str(exc).split())}")

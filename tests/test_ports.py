@@ -136,3 +136,28 @@ def test_errno_is_read_through_a_wrapped_error():
     assert "nobody listens at socket://x:1" in str(ports.port_error("socket://x:1", exc))
     text_only = serial.SerialException("Permission denied: but no number")
     assert "dialout" not in str(ports.port_error("/dev/ttyS1", text_only))
+
+
+@pytest.mark.parametrize(("path", "said"), [
+    (lambda tmp: tmp, "is a folder, not a port"),
+    (lambda tmp: tmp / "plain.txt", "is not a serial port (a plain file or another kind of device)"),
+    (lambda tmp: Path(os.devnull), "is not a serial port"),
+], ids=["folder", "file", "devnull"])
+def test_a_port_that_is_no_terminal_is_named_as_such(path, said, tmp_path, capsys):
+    (tmp_path / "plain.txt").write_text("hello")
+    port = path(tmp_path)
+    assert cli.main(["stream", "--synthetic", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {port} {said}" + err.split(said, 1)[1] and err.count("\n") == 1
+    assert "`pxby-edge ports` lists them" in err and "Errno" not in err
+
+
+def test_ports_has_a_header_row(registry, monkeypatch, capsys):
+    board = ListPortInfo("/dev/ttyUSB3")
+    board.vid, board.pid, board.description = 0x0403, 0x6001, "FT232R USB UART"
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [board])
+    assert cli.main(["ports"]) == 0
+    head, row = capsys.readouterr().out.splitlines()
+    assert head.split() == ["PORT", "USB", "ID", "HANDHELD", "DESCRIPTION"]
+    assert row.split(None, 3) == ["/dev/ttyUSB3", "0403:6001", "-", "FT232R USB UART"]
+    assert head.index("USB ID") == row.index("0403:6001") and head.index("DESCRIPTION") == row.index("FT232R")
