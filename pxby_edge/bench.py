@@ -528,17 +528,6 @@ def format_rows(rows: list, fmt: str = "table") -> str:
                      for cells in [head, *body])
 
 
-PLOT_NEEDS = "--plot needs matplotlib, which is not installed here: pip install matplotlib"
-
-
-def require_plotting() -> None:
-    """BackendError now when ``plot_rows`` could not draw, so `bench --plot` refuses before minutes of measuring."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise BackendError(PLOT_NEEDS) from exc
-
-
 def plot_rows(rows: list, path, overwrite: bool = False, title: str = "pxby-edge bench") -> Path:
     """Bar chart of tokens/s per row (± one standard deviation), one bar group per batch; written atomically."""
     path = Path(path)
@@ -550,7 +539,7 @@ def plot_rows(rows: list, path, overwrite: bool = False, title: str = "pxby-edge
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise BackendError(PLOT_NEEDS) from exc
+        raise BackendError("--plot needs matplotlib, which is not installed here: pip install matplotlib") from exc
     ok = [r for r in rows if not r.get("error") and r.get("tokens_per_s")]
     fig, ax = plt.subplots(figsize=(8, 0.35 * max(4, len(ok)) + 1.2))
     colours = {b: f"C{i}" for i, b in enumerate(sorted({r.get("batch", 1) for r in ok}))}

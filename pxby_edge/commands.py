@@ -173,7 +173,6 @@ def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstre
         parse_kinds,
         parse_threads,
         plot_rows,
-        require_plotting,
         torch_rows,
     )
     from pxby_edge.bench import bench as run_bench
@@ -188,8 +187,6 @@ def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstre
         from pxby_edge.errors import OutputExistsError
 
         raise OutputExistsError(f"{plot} already exists; pass --force to overwrite")  # before minutes of measuring
-    if plot is not None:
-        require_plotting()
     progress = None if fmt in ("json", "jsonl") or quiet() else (lambda label: info(f"  measuring {label} ...", err=True))
     rows = run_bench(plan, repeats=repetitions, extra_specs=extra, isolate=not inline, progress=progress)
     click.echo(format_rows(rows, fmt))
