@@ -12,11 +12,13 @@ a live 4-shade view in the terminal (``terminal_view``) and counters.
 
 from __future__ import annotations
 
+import io
 import os
 import select
 import socket
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -28,7 +30,11 @@ from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.errors import PortError
 from firmware_bridge.link import monotonic_ms, parse_socket_url
 from firmware_bridge.ports import port_error
+<<<<<<< HEAD
 from firmware_bridge.terminal_view import LiveView
+=======
+from pxby_edge.media import atomic_write
+>>>>>>> main
 
 # -- transports ---------------------------------------------------------------------------------
 
@@ -158,8 +164,17 @@ def open_transport(pty: bool = False, port: Optional[str] = None, baud: int = 11
 # -- capture ------------------------------------------------------------------------------------
 
 
+# A handheld serves for as long as its service runs (days, behind `stream --loop`), so what it keeps
+# of the past is bounded: every commit is a 23 KB screen, and keeping them all grew a 5-minute soak
+# from 33 MB to 650 MB. With --capture the GIF holds the last GIF_FRAMES commits (80 ms each: the
+# last 2 minutes, 35 MB at most); without it only a few screens stay, for the counters and tests.
+GIF_FRAMES = 1500
+RECENT_FRAMES = 32
+KEPT_AUDIO_SAMPLES = 8192 * 600  # audio.wav: the last ten minutes the speaker played
+
+
 class Capture:
-    """What the device showed and played, across restarts; writes the capture folder."""
+    """What the device showed and played, across restarts (the recent past, bounded); writes the capture folder."""
 
     def __init__(self, out_dir=None, palette=DMG_PALETTE):
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -169,9 +184,11 @@ class Capture:
             # of ms, long enough for the host to resend its window
             from PIL import GifImagePlugin, Image, PngImagePlugin  # noqa: F401
         self.palette = np.asarray(palette, dtype=np.uint8)
-        self.frames: list[np.ndarray] = []
+        self.frames: deque[np.ndarray] = deque(maxlen=GIF_FRAMES if self.out_dir is not None else RECENT_FRAMES)
+        self.commits = 0  # every commit seen; ``frames`` keeps the last ones
         self.screen: Optional[np.ndarray] = None
-        self.chunks: list[tuple[int, np.ndarray]] = []  # (offset, samples) in the order played
+        self.chunks: deque[tuple[int, np.ndarray]] = deque()  # (offset, samples) in the order played
+        self._kept_samples = 0
         self.played = 0
         self.gaps = 0
         self.replayed = 0
@@ -185,6 +202,7 @@ class Capture:
         with self.lock:
             self.screen = screen.copy()
             self.frames.append(self.screen)
+            self.commits += 1
         now = time.monotonic()
         if self.out_dir is not None and now - self._png_at >= 0.25:
             # at most 4 writes a second: a PNG per row would stall the device loop (late ACKs,
@@ -207,6 +225,9 @@ class Capture:
                 elif offset < self.next_offset:
                     self.replayed += self.next_offset - offset
             self.chunks.append((offset, samples.copy()))
+            self._kept_samples += len(samples)
+            while self._kept_samples > KEPT_AUDIO_SAMPLES and len(self.chunks) > 1:
+                self._kept_samples -= len(self.chunks.popleft()[1])
             self.played += len(samples)
             self.next_offset = offset + len(samples)
 
@@ -217,9 +238,9 @@ class Capture:
         return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
     def _save_png(self, path: Path, screen: np.ndarray) -> None:
-        tmp = path.with_suffix(".tmp.png")
-        self.image(screen).save(tmp)
-        os.replace(tmp, path)  # a viewer never sees half a file
+        image = io.BytesIO()
+        self.image(screen).save(image, format="PNG")
+        _replace(path, image)
 
     def audio(self) -> np.ndarray:
         """Played samples as floats in [-1, 1] at their offsets; gaps are silence."""
@@ -245,21 +266,85 @@ class Capture:
         if frames:
             self._save_png(self.out_dir / "screen.png", frames[-1])
             images = [self.image(f) for f in frames]
-            tmp = self.out_dir / "screen.tmp.gif"
-            images[0].save(tmp, save_all=True, append_images=images[1:], duration=80, loop=0)
-            os.replace(tmp, self.out_dir / "screen.gif")
+            gif = io.BytesIO()
+            images[0].save(gif, format="GIF", save_all=True, append_images=images[1:], duration=80, loop=0)
+            _replace(self.out_dir / "screen.gif", gif)
             written += [str(self.out_dir / "screen.png"), str(self.out_dir / "screen.gif")]
         audio = self.audio()
         if audio.size:
             from scipy.io import wavfile
 
-            tmp = self.out_dir / "audio.tmp.wav"
-            wavfile.write(tmp, self.audio_rate, np.round(audio * 32767).astype(np.int16))
-            os.replace(tmp, self.out_dir / "audio.wav")
+            wav = io.BytesIO()
+            wavfile.write(wav, self.audio_rate, np.round(audio * 32767).astype(np.int16))
+            _replace(self.out_dir / "audio.wav", wav)
             written.append(str(self.out_dir / "audio.wav"))
         return written
 
 
+<<<<<<< HEAD
+=======
+def _replace(path: Path, data: io.BytesIO) -> None:
+    # made in memory, then written under an unpredictable temporary name and renamed: a viewer never sees
+    # half a file, and no link planted in the capture folder under a name we would use is followed
+    atomic_write(path, data.getvalue(), overwrite=True)
+
+
+def halfblocks(screen: np.ndarray, palette=DMG_PALETTE) -> str:
+    """The screen as ANSI 24-bit colour text, two pixel rows per line (upper half block)."""
+    pal = [tuple(int(v) for v in c) for c in palette]
+    # one escape sequence per (top, bottom) shade pair, looked up per cell: the view is redrawn up
+    # to 20 times a second, and formatting 11,520 cells one by one took tens of ms of the GIL
+    cell = [f"\x1b[38;2;{t[0]};{t[1]};{t[2]}m\x1b[48;2;{b[0]};{b[1]};{b[2]}m\u2580" for t in pal for b in pal]
+    rows = screen.shape[0] // 2 * 2
+    pairs = (screen[0:rows:2].astype(np.intp) * len(pal) + screen[1:rows:2]).tolist()
+    return "\n".join("".join([cell[k] for k in row]) + "\x1b[0m" for row in pairs)
+
+
+class LiveView:
+    """The terminal view, drawn by its own thread from a one-frame mailbox.
+
+    A terminal drains 24-bit colour half blocks at a few MB/s at best, and a write to it blocks
+    while it is behind: drawn from the device loop, that stalled the answers for seconds (late ACKs,
+    retransmissions, re-handshakes). Here the loop only drops the newest screen in the mailbox;
+    screens that arrive while a draw is under way replace each other, and at most 20 are drawn a
+    second.
+    """
+
+    def __init__(self, write: Callable[[str], None], palette=DMG_PALETTE, min_interval_s: float = 0.05):
+        self.write, self.palette, self.min_interval_s = write, palette, min_interval_s
+        self._latest: Optional[np.ndarray] = None
+        self._wake = threading.Condition()
+        self._closed = False
+        self.drawn = 0
+        self.thread = threading.Thread(target=self._run, name="pxby-handheld-view", daemon=True)
+        self.thread.start()
+
+    def show(self, screen: np.ndarray) -> None:
+        with self._wake:
+            self._latest = screen
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._latest is not None or self._closed)
+                screen, self._latest = self._latest, None
+            if screen is None:
+                return
+            self.write("\x1b[H" + halfblocks(screen, self.palette))
+            self.drawn += 1
+            with self._wake:  # pace the redraws without holding a frame back: the newest one waits
+                self._wake.wait_for(lambda: self._closed, self.min_interval_s)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Draw the last screen if one waits, then stop."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self.thread.join(timeout_s)
+
+
+>>>>>>> main
 # -- the simulator ------------------------------------------------------------------------------
 
 
