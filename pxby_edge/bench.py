@@ -294,20 +294,16 @@ def onnx_int8_model(model: Path, work: Path) -> Optional[Path]:
         return None
     out = work / ONNX_INT8
     out.mkdir(parents=True, exist_ok=True)
-<<<<<<< HEAD
-    root = logging.getLogger()
-    root.addFilter(_no_preprocessing_advice)
-    try:
-        quantize_dynamic(str(float_onnx), str(out / f"{model.stem}.onnx"), weight_type=QuantType.QInt8)
-    finally:
-        root.removeFilter(_no_preprocessing_advice)
-=======
     # quantized from a copy in ``work``: onnxruntime writes a shape-inferred twin beside its input, and the
     # bundled model's folder (the install) may not be writable by the user who measures
     source = out / f"{model.stem}.float.onnx"
     shutil.copyfile(float_onnx, source)
-    quantize_dynamic(str(source), str(out / f"{model.stem}.onnx"), weight_type=QuantType.QInt8)
->>>>>>> main
+    root = logging.getLogger()
+    root.addFilter(_no_preprocessing_advice)
+    try:
+        quantize_dynamic(str(source), str(out / f"{model.stem}.onnx"), weight_type=QuantType.QInt8)
+    finally:
+        root.removeFilter(_no_preprocessing_advice)
     shutil.copyfile(model, out / model.name)
     return out / model.name
 
