@@ -25,9 +25,11 @@ from typing import Optional
 
 from firmware_bridge.errors import PortError
 
-# (VID, PID) of boards the firmware runs on as a USB CDC device: the Raspberry Pi RP2040 (docs/DEPLOY.md)
-HANDHELD_USB_IDS = {(0x2E8A, 0x000A): "Raspberry Pi RP2040 (USB CDC)"}
-HANDHELD_WORD = "pxby"  # in a USB product or description string
+# The USB product string the handheld's firmware reports (firmware_bridge/firmware/README.md, "USB identity");
+# the udev rule in deploy/ matches it exactly. Not the vendor and product ids: an RP2040 running any Pico SDK
+# program shows the same 2e8a:000a, and it is no handheld.
+HANDHELD_PRODUCT = "pxby handheld"
+HANDHELD_WORD = "pxby"  # in a USB product, manufacturer or description string (as other systems report it)
 ANNOUNCED = "announced"  # the ``hwid`` of a handheld found through its announcement file
 MAX_ANNOUNCEMENT_BYTES = 4096
 
@@ -148,7 +150,7 @@ def _usb_port(info) -> Port:
     vid, pid = getattr(info, "vid", None), getattr(info, "pid", None)
     hwid = f"{vid:04X}:{pid:04X}" if vid is not None and pid is not None else ""
     words = " ".join(str(getattr(info, k, "") or "") for k in ("description", "product", "manufacturer")).lower()
-    handheld = (vid, pid) in HANDHELD_USB_IDS or HANDHELD_WORD in words
+    handheld = HANDHELD_WORD in words
     return Port(info.device, str(info.description or ""), hwid, handheld)
 
 

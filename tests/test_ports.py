@@ -85,12 +85,15 @@ def test_auto_with_no_handheld_lists_the_candidates(registry, monkeypatch, capsy
 
 def test_auto_refuses_to_choose_between_two_handhelds(registry, monkeypatch):
     board = ListPortInfo("/dev/ttyACM0")
-    board.vid, board.pid, board.description = 0x2E8A, 0x000A, "Board CDC"
+    board.vid, board.pid, board.description = 0x2E8A, 0x000A, "Board CDC"  # a Pico running something else
     named = ListPortInfo("/dev/ttyACM1")
     named.product = "PXBY handheld"
-    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [board, named])
-    assert [(p.hwid, p.handheld) for p in ports.list_handheld_ports()] == [("2E8A:000A", True), ("", True)]
-    with pytest.raises(PortError, match=r"several handhelds found \(/dev/ttyACM0, /dev/ttyACM1\)"):
+    other = ListPortInfo("/dev/ttyACM2")
+    other.vid, other.pid, other.product = 0x2E8A, 0x000A, ports.HANDHELD_PRODUCT
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [board, named, other])
+    assert [(p.hwid, p.handheld) for p in ports.list_handheld_ports()] == [("2E8A:000A", False), ("", True),
+                                                                            ("2E8A:000A", True)]
+    with pytest.raises(PortError, match=r"several handhelds found \(/dev/ttyACM1, /dev/ttyACM2\)"):
         ports.resolve_port("auto")
     assert ports.resolve_port("/dev/ttyACM1") == "/dev/ttyACM1"
 
