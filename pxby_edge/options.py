@@ -16,6 +16,7 @@ import click
 BACKENDS = ("auto", "litert", "tflite", "onnx", "numpy")
 MAX_THREADS = 256  # interpreters allocate per-thread workspaces up front: a million threads is a crash, not a request
 MAX_PROMPT_BYTES = 64 << 10  # a prompt longer than this could not fit any text segment the plan allows
+SENTENCE_ENDS = (".", "!", "?")  # a prompt ending in one of these is a whole sentence: --closed-prompt
 
 
 def generation_options(f):
@@ -32,7 +33,7 @@ def generation_options(f):
         click.option("--audio-seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Audio length (default: the model decides)."),
         click.option("--bounded/--unbounded", default=True, show_default=True, help="Bound what you leave open (sprite size, frames, text and audio length) by what the model's training data held, as recorded in the file; --unbounded lets the model run to --max-tokens."),
         click.option("--text-chars", type=click.IntRange(1), default=160, show_default=True, help="Longest text before it is ended."),
-        click.option("--complete-text/--closed-prompt", default=True, show_default=True, help="Let the model finish the prompt's sentence, or end the text at the prompt."),
+        click.option("--complete-text/--closed-prompt", default=True, show_default=True, help="Let the model finish the prompt's sentence, or end the text at the prompt (a prompt that ends in . ! or ? is closed)."),
         click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True, help="Sampling temperature; 0 is greedy."),
         click.option("--top-k", type=click.IntRange(0), default=0, show_default=True, help="Keep the K most likely tokens (0 = off)."),
         click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True, help="Nucleus sampling mass."),
@@ -73,6 +74,8 @@ def request_from_options(prompt, prompt_file, image, plan, complete_text, **limi
     prompt = read_prompt(prompt, prompt_file)
     if prompt is None:
         prompt, complete_text = DEFAULT_PROMPT, False  # the default is a whole description already
+    elif prompt.rstrip().endswith(SENTENCE_ENDS):
+        complete_text = False  # nothing left to finish: the model would only add a second full stop
     return GenerationRequest(
         prompt=prompt,
         image=open_image(image) if image is not None else None,
