@@ -104,10 +104,20 @@ TO_HELP = ("The device kind: handheld (the serial protocol: a device, a pty, soc
            "the ROM in PyBoy.")
 
 
+OLD_DEVICE_NAMES = {"serial": "handheld"}  # `stream --to serial` before the kinds were one list: accepted, not shown
+
+
+class _DeviceKind(click.Choice):
+    """``transports.DEVICES``, with the old spellings taken as the kinds they were."""
+
+    def convert(self, value, param, ctx):
+        return super().convert(OLD_DEVICE_NAMES.get(value, value), param, ctx)
+
+
 def _to_option(f):
     from firmware_bridge.transports import DEVICES
 
-    return click.option("--to", "to", type=click.Choice(DEVICES), default=None, help=TO_HELP)(f)
+    return click.option("--to", "to", type=_DeviceKind(DEVICES), default=None, help=TO_HELP)(f)
 
 
 @click.command()
@@ -126,7 +136,7 @@ def _to_option(f):
 @click.option("--pause", type=click.FloatRange(0), default=5.0, show_default=True, help="Seconds between rounds of --loop.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per round on stdout instead of a sentence.")
 @_to_option
-@click.option("--out", "out_dir", default="pxby-out", show_default=True, type=click.Path(file_okay=False),
+@click.option("-o", "--out", "out_dir", default="pxby-out", show_default=True, type=click.Path(file_okay=False),
               help="With a Game Boy: write gameboy/screen.png, screen.gif and audio.wav here.")
 @click.option("--force", is_flag=True, help="Overwrite earlier outputs in --out.")
 @click.pass_context
@@ -142,7 +152,8 @@ def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_time
     if synthetic and given:
         raise click.UsageError(f"--synthetic streams the built-in test pattern, it generates nothing: drop {', '.join(given)}")
     device = choose_device(port, to)
-    seeds = seeds_from(options["seed"], ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT or not loop)
+    # --seed S: S, S+1, ... per round; none: a random one each round (printed with it), as `generate` draws one
+    seeds = seeds_from(options["seed"], options["seed"] is not None)
     rounds = synthetic_rounds(seeds) if synthetic else generated_rounds(
         lambda k: request_from_options(**dict(options, seed=seeds(k))), model, backend=backend, threads=threads)
     for stats in stream_live(rounds, device, out_dir=out_dir, overwrite=force, rounds=None if loop else 1, pause_s=pause,
@@ -175,7 +186,7 @@ DEMO_DEFAULTS = {"frames": 3, "width": 24, "height": 24, "audio_seconds": 0.5}
 @click.command()
 @click.argument("model", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @generation_options
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("pxby-out"), show_default=True, help="Folder for everything the demo makes.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("pxby-out"), show_default=True, help="Folder for everything the demo makes.")
 @click.option("--port", default=None, metavar="URL", help="Stream to this device instead of a simulated handheld on a pty.")
 @click.option("--baud", default=115200, show_default=True, help="Baud rate of --port.")
 @click.option("--force", is_flag=True, help="Overwrite the outputs of an earlier demo in --out.")

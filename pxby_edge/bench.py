@@ -1,6 +1,6 @@
 """Measure backends on one token stream: per-token latency, tokens/s, start-up, peak RSS, and the ratios.
 
-    pxby-edge bench -r 5 -o md --plot bench.png
+    pxby-edge bench -r 5 --format md --plot bench.png
     pxby-edge bench model_int8.tflite --batch-model model_int8_b8.tflite --threads 1,2 --tokens 2000
 
 The library behind ``pxby-edge bench``. One token stream is made first (a seeded generation with the

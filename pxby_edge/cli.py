@@ -104,19 +104,6 @@ class LazyGroup(click.Group):
             raise click.UsageError(no_such_command(name, self.list_commands(ctx)), ctx=ctx)
         return super().resolve_command(ctx, args)
 
-
-def no_such_command(name: str, names) -> str:
-    """click's words for an unknown command, with the commands ``name`` begins (`gen`) or is a typo of
-    (`genrate`, `stram`) offered, as click offers options."""
-    import difflib
-
-    offered = [n for n in names if n.startswith(name)] or difflib.get_close_matches(name, list(names))
-    if not offered:
-        return f"No such command {name!r}."
-    if len(offered) == 1:
-        return f"No such command {name!r}. Did you mean {offered[0]!r}?"
-    return f"No such command {name!r}. (Did you mean one of: {', '.join(repr(n) for n in offered)}?)"
-
     def invoke(self, ctx):
         from pxby_edge.errors import PxbyError
 
@@ -135,6 +122,19 @@ def no_such_command(name: str, names) -> str:
 
                 traceback.print_exc()  # -v: the whole story above the one error line main() prints
             raise
+
+
+def no_such_command(name: str, names) -> str:
+    """click's words for an unknown command, with the commands ``name`` begins (`gen`) or is a typo of
+    (`genrate`, `stram`) offered, as click offers options."""
+    import difflib
+
+    offered = [n for n in names if n.startswith(name)] or difflib.get_close_matches(name, list(names))
+    if not offered:
+        return f"No such command {name!r}."
+    if len(offered) == 1:
+        return f"No such command {name!r}. Did you mean {offered[0]!r}?"
+    return f"No such command {name!r}. (Did you mean one of: {', '.join(repr(n) for n in offered)}?)"
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

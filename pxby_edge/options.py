@@ -39,7 +39,7 @@ def generation_options(f):
         click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True, help="Sampling temperature; 0 is greedy."),
         click.option("--top-k", type=click.IntRange(0), default=0, show_default=True, help="Keep the K most likely tokens (0 = off)."),
         click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True, help="Nucleus sampling mass."),
-        click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed (>= 0); the same seed gives the same stream."),
+        click.option("--seed", type=click.IntRange(0), default=None, help="Seed (>= 0); the same seed gives the same stream (default: a random one, printed so the run can be repeated)."),
         click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Streams at once (needs a file exported at that batch)."),
         click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Interpreter to run the model with."),
         click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True, help="Interpreter threads."),
@@ -82,12 +82,21 @@ def read_prompt(prompt, prompt_file):
     return text.rstrip("\r\n")  # the file's final newline is the editor's, not a line of the prompt
 
 
+def random_seed() -> int:
+    """A seed for a run that was given none (printed with its result, so it can be repeated)."""
+    import secrets
+
+    return secrets.randbelow(2**31)
+
+
 def request_from_options(prompt, prompt_file, image, plan, complete_text, **limits):
     """A ``GenerationRequest`` from the values of ``generation_options`` (less backend and threads);
     the limits and sampling values keep their names, which are the request's fields."""
     from pxby_edge.generate import GenerationRequest
     from pxby_edge.readers import open_image
 
+    if limits.get("seed") is None:
+        limits["seed"] = random_seed()
     prompt = read_prompt(prompt, prompt_file)
     if prompt is None:
         prompt, complete_text = DEFAULT_PROMPT, False  # the default is a whole description already

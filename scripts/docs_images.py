@@ -7,7 +7,7 @@
 - handheld-screen (.png, .gif): the screen of the simulated handheld after `pxby-edge demo` on the bundled
   model, run as `make demo` runs it (its default prompt and seed) with the litert backend (what the `[pi]`
   install has), scaled 3x without smoothing.
-- bench-throughput: tokens/s per backend from the recorded `pxby-edge bench -r 5 -o json` rows in
+- bench-throughput: tokens/s per backend from the recorded `pxby-edge bench -r 5 --format json` rows in
   bench/results/bench_throughput.json (bench/plots.py throughput --rows), not a new measurement.
 - quantize-size-agreement: size against agreement from bench/results/quantize_demo.json (bench/plots.py).
 
