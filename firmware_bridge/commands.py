@@ -152,16 +152,89 @@ def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_time
     if synthetic and given:
         raise click.UsageError(f"--synthetic streams the built-in test pattern, it generates nothing: drop {', '.join(given)}")
     device = choose_device(port, to)
+    if device.kind == "handheld" and device.url == "auto":
+        from firmware_bridge.ports import resolve_port
+
+        device = device._replace(url=resolve_port(device.url))  # now, so the live line can name it
     # --seed S: S, S+1, ... per round; none: a random one each round (printed with it), as `generate` draws one
     seeds = seeds_from(options["seed"], options["seed"] is not None)
     rounds = synthetic_rounds(seeds) if synthetic else generated_rounds(
         lambda k: request_from_options(**dict(options, seed=seeds(k))), model, backend=backend, threads=threads)
-    for stats in stream_live(rounds, device, out_dir=out_dir, overwrite=force, rounds=None if loop else 1, pause_s=pause,
-                             baud=baud, connect_timeout_s=connect_timeout, dither=dither, audio_format=audio_format):
-        _echo_round(dict(stats, seed=seeds(stats["round"])), as_json)
+    live = _LiveLine(device.url or device.kind, draw=show_progress() and not as_json)
+    try:
+        for stats in stream_live(rounds, device, out_dir=out_dir, overwrite=force, rounds=None if loop else 1,
+                                 pause_s=pause, baud=baud, connect_timeout_s=connect_timeout, dither=dither,
+                                 audio_format=audio_format, progress=live):
+            live.clear()
+            _echo_round(dict(stats, seed=seeds(stats["round"]), text=live.take_text()), as_json, loop)
+    finally:
+        live.clear()
 
 
-def _echo_round(stats: dict, as_json: bool) -> None:
+class _LiveLine:
+    """`stream`'s one line on a terminal (stderr, as progress bars are), redrawn at most 10 times a second:
+    the port, the text so far, tiles and audio sent, retransmits. It also keeps the round's text for the summary."""
+
+    def __init__(self, port: str, draw: bool):
+        self.port, self.draw = port, draw
+        self.text: list[str] = []
+        self._drawn_at = None
+
+    def __call__(self, event, counters: dict) -> None:
+        import time
+
+        if getattr(event, "stream", 0) == 0 and hasattr(event, "char"):
+            self.text.append(event.char)
+        now = time.monotonic()
+        if self.draw and (self._drawn_at is None or now - self._drawn_at >= 0.1):
+            self._drawn_at = now
+            self._write("\r" + _fit(self.line(counters)) + "\x1b[K")
+
+    def line(self, c: dict) -> str:
+        # the counters first: on a narrow terminal the text is what gets cut
+        return (f"{self.port}  tiles {c.get('tiles_sent', 0):,}  audio {c.get('audio_samples', 0):,}  "
+                f"retransmits {c.get('retransmits', 0)}  \"{''.join(self.text)}\"")
+
+    def take_text(self) -> str:
+        text, self.text = "".join(self.text), []
+        return text
+
+    def clear(self) -> None:
+        if self._drawn_at is not None:
+            self._write("\r\x1b[K")
+            self._drawn_at = None
+
+    @staticmethod
+    def _write(text: str) -> None:
+        import sys
+
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+def _fit(line: str) -> str:
+    import shutil
+
+    width = shutil.get_terminal_size().columns
+    return line if len(line) < width else line[: max(1, width - 2)] + "…"
+
+
+def round_words(stats: dict, loop: bool) -> str:
+    """A round's summary in plain words (what `stream` prints without --json)."""
+    def count(n, one, many):
+        return f"{n:,} {one if n == 1 else many}"
+
+    head = f"round {stats['round'] + 1} (seed {stats['seed']})" if loop else f"seed {stats['seed']}"
+    trouble = [count(stats[k], one, many) for k, one, many in (("retransmits", "retransmit", "retransmits"),
+                                                                ("reconnects", "reconnect", "reconnects")) if stats.get(k)]
+    return (f"{head}: sent \"{stats['text']}\" to {stats.get('port', 'the device')}: "
+            f"{count(stats['tiles_sent'], 'tile', 'tiles')} in {count(stats['commits'], 'screen update', 'screen updates')}, "
+            f"{count(stats['audio_samples'], 'audio sample', 'audio samples')}; "
+            f"{count(stats['bytes_sent'], 'byte', 'bytes')} in {count(stats['frames_sent'], 'frame', 'frames')}, "
+            + (", ".join(trouble) if trouble else "nothing resent"))
+
+
+def _echo_round(stats: dict, as_json: bool, loop: bool = False) -> None:
     import json
 
     from firmware_bridge.gameboy.run import gameboy_line
@@ -169,9 +242,7 @@ def _echo_round(stats: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(stats))
         return
-    info(f"sent {stats['commits']} commits, {stats['tiles_sent']} tiles, {stats['audio_samples']} audio samples in "
-         f"{stats['frames_sent']} frames ({stats['bytes_sent']} bytes); retransmits {stats['retransmits']}, "
-         f"reconnects {stats['reconnects']}")
+    info(round_words(stats, loop))
     if "gb_flips" in stats:
         click.echo(gameboy_line(stats))
     if "outputs" in stats:
