@@ -92,10 +92,13 @@ def _write(text: str) -> None:
 def _terminal_view():
     """The live view of `handheld --tty`: sized to this terminal at every draw, the cursor hidden while it runs."""
     import shutil
+    import sys
 
     from firmware_bridge.terminal_view import HIDE_CURSOR, LiveView
 
     _write(HIDE_CURSOR)
+    if not sys.stdout.isatty():  # a file or a pipe has no size to fit: the screen at scale 1, as recorded
+        return LiveView(_write)
     return LiveView(_write, size=lambda: tuple(shutil.get_terminal_size()))
 
 
