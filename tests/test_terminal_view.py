@@ -96,3 +96,29 @@ def test_a_resize_clears_and_redraws_the_last_screen_at_the_new_size():
         assert not writes[2].startswith(CLEAR)  # same size: drawn over in place, no flicker
     finally:
         view.close()
+
+
+def test_handheld_tty_keeps_the_port_line_hides_the_cursor_and_gives_it_back():
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import read_pty
+
+    from firmware_bridge.terminal_view import HIDE_CURSOR, SHOW_CURSOR
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "pxby_edge.cli", "handheld", "--tty", "--seconds", "1"], cwd=root,
+                            env=env, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    out = read_pty(master).decode()
+    os.close(master)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.startswith("port: /dev/") and out.index(HIDE_CURSOR) > out.index("\n")  # the port line first
+    assert CLEAR not in out  # nothing connected: nothing drawn, so nothing wiped the port line
+    assert out.rindex(SHOW_CURSOR) > out.rindex(HIDE_CURSOR)  # the cursor given back on the way out
