@@ -114,3 +114,14 @@ def test_preview_depths_and_width():
     for depth in (TRUECOLOR, COLOR256, PLAIN):
         lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln) for ln in preview(rgb, depth, columns=80).splitlines()]
         assert len(lines) == 1 and all(len(ln) == 67 for ln in lines)  # every 3rd pixel: 200 -> 67 columns
+
+
+def test_a_sprite_too_wide_for_an_image_file_is_one_error_not_a_crash(tmp_path):
+    from pxby_edge.errors import MediaError
+    from pxby_edge.media import MAX_IMAGE_SIDE, write_gif
+    from pxby_edge.vocab import Vocab
+
+    wide = np.zeros((1, MAX_IMAGE_SIDE // 4 + 1), dtype=np.int64)  # what --unbounded --height 1 once made
+    with pytest.raises(MediaError, match="more than the 65535 pixels a side"):
+        write_gif(tmp_path / "s.gif", [wide], Vocab().palette_array(), 4)
+    assert not (tmp_path / "s.gif").exists()
