@@ -16,6 +16,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -24,9 +25,11 @@ from typing import Optional
 
 from firmware_bridge.errors import PortError
 
-# (VID, PID) of boards the firmware runs on as a USB CDC device: the Raspberry Pi RP2040 (docs/DEPLOY.md)
-HANDHELD_USB_IDS = {(0x2E8A, 0x000A): "Raspberry Pi RP2040 (USB CDC)"}
-HANDHELD_WORD = "pxby"  # in a USB product or description string
+# The USB product string the handheld's firmware reports (firmware_bridge/firmware/README.md, "USB identity");
+# the udev rule in deploy/ matches it exactly. Not the vendor and product ids: an RP2040 running any Pico SDK
+# program shows the same 2e8a:000a, and it is no handheld.
+HANDHELD_PRODUCT = "pxby handheld"
+HANDHELD_WORD = "pxby"  # in a USB product, manufacturer or description string (as other systems report it)
 ANNOUNCED = "announced"  # the ``hwid`` of a handheld found through its announcement file
 MAX_ANNOUNCEMENT_BYTES = 4096
 
@@ -48,11 +51,48 @@ def registry_dir() -> Path:
     return Path(base) / "pxby-edge" / "handhelds"
 
 
+def _private_levels(folder: Path) -> list[Path]:
+    """The folders of the registry path this user must own alone: below XDG_RUNTIME_DIR (which the login
+    made private), or from ``/tmp/pxby-edge-UID`` down, a name anyone on the machine could take first."""
+    levels = [folder.parent, folder]
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        levels.insert(0, folder.parent.parent)
+    return levels
+
+
+def _unsafe(path: Path) -> Optional[str]:
+    """Why ``path`` is not a folder of this user's alone (None when it is)."""
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return "a link" if stat.S_ISLNK(st.st_mode) else "not a folder"
+    if st.st_uid != os.getuid():
+        return f"owned by uid {st.st_uid}"
+    if st.st_mode & 0o077:
+        return f"open to others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def private_registry() -> Path:
+    """The registry folder, made 0700 where absent; refused (one line) when any level of it is a link, is
+    another user's or is open to others: announcements there would go where someone else wants."""
+    folder = registry_dir()
+    for level in _private_levels(folder):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(level, 0o700)
+        why = _unsafe(level)
+        if why is not None and why.startswith("open to others"):
+            os.chmod(level, 0o700)  # ours, made by an older version with the umask's mode: close it
+            why = _unsafe(level)
+        if why is not None:
+            raise PortError(f"{level} is {why}, not a private folder of this user: remove it, "
+                            "or set XDG_RUNTIME_DIR to a folder of your own")
+    return folder
+
+
 @contextlib.contextmanager
 def announce(url: str, name: str = "pxby-edge handheld (simulator)") -> Iterator[Path]:
     """Keep an announcement of the handheld at ``url`` in the registry for as long as the block runs."""
-    folder = registry_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = private_registry()
     path = folder / f"{os.getpid()}.json"
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -97,7 +137,10 @@ def _read_announcement(path: Path) -> Optional[Port]:
 def announced() -> list[Port]:
     """Handhelds that announced themselves and still run, oldest announcement first."""
     folder = registry_dir()
-    if not folder.is_dir():
+    try:
+        if any(_unsafe(level) for level in _private_levels(folder)):
+            return []  # not ours alone: nothing in it is believed
+    except OSError:
         return []
     files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns if p.exists() else 0)
     return [port for port in map(_read_announcement, files) if port is not None]
@@ -107,7 +150,7 @@ def _usb_port(info) -> Port:
     vid, pid = getattr(info, "vid", None), getattr(info, "pid", None)
     hwid = f"{vid:04X}:{pid:04X}" if vid is not None and pid is not None else ""
     words = " ".join(str(getattr(info, k, "") or "") for k in ("description", "product", "manufacturer")).lower()
-    handheld = (vid, pid) in HANDHELD_USB_IDS or HANDHELD_WORD in words
+    handheld = HANDHELD_WORD in words
     return Port(info.device, str(info.description or ""), hwid, handheld)
 
 
@@ -140,6 +183,8 @@ def _errno(exc: Optional[BaseException]) -> Optional[int]:
     while exc is not None and seen < 4:
         if isinstance(getattr(exc, "errno", None), int):
             return exc.errno
+        if type(exc).__name__ == "error" and exc.args and isinstance(exc.args[0], int):
+            return exc.args[0]  # termios.error (pyserial configuring a file that is no terminal): (errno, text)
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
 
@@ -154,6 +199,12 @@ def port_error(url: str, exc: BaseException) -> PortError:
         return PortError(f"no such port: {url} (is the device plugged in? `pxby-edge ports` lists what is there)")
     if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK):
         return PortError(f"port busy: {url} is held by another program (close it, then retry)")
+    if code == errno.EISDIR:
+        return PortError(f"{url} is a folder, not a port: give the device (`pxby-edge ports` lists them) "
+                         "or the path `pxby-edge handheld` prints")
+    if code == errno.ENOTTY:
+        return PortError(f"{url} is not a serial port (a plain file or another kind of device): give the device "
+                         "(`pxby-edge ports` lists them) or the path `pxby-edge handheld` prints")
     if code == errno.ECONNREFUSED:
         return PortError(f"nobody listens at {url} (start `pxby-edge handheld` first)")
     return PortError(f"cannot open {url}: {' '.join(str(exc).split())}")

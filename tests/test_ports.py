@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -84,12 +85,15 @@ def test_auto_with_no_handheld_lists_the_candidates(registry, monkeypatch, capsy
 
 def test_auto_refuses_to_choose_between_two_handhelds(registry, monkeypatch):
     board = ListPortInfo("/dev/ttyACM0")
-    board.vid, board.pid, board.description = 0x2E8A, 0x000A, "Board CDC"
+    board.vid, board.pid, board.description = 0x2E8A, 0x000A, "Board CDC"  # a Pico running something else
     named = ListPortInfo("/dev/ttyACM1")
     named.product = "PXBY handheld"
-    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [board, named])
-    assert [(p.hwid, p.handheld) for p in ports.list_handheld_ports()] == [("2E8A:000A", True), ("", True)]
-    with pytest.raises(PortError, match=r"several handhelds found \(/dev/ttyACM0, /dev/ttyACM1\)"):
+    other = ListPortInfo("/dev/ttyACM2")
+    other.vid, other.pid, other.product = 0x2E8A, 0x000A, ports.HANDHELD_PRODUCT
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [board, named, other])
+    assert [(p.hwid, p.handheld) for p in ports.list_handheld_ports()] == [("2E8A:000A", False), ("", True),
+                                                                            ("2E8A:000A", True)]
+    with pytest.raises(PortError, match=r"several handhelds found \(/dev/ttyACM1, /dev/ttyACM2\)"):
         ports.resolve_port("auto")
     assert ports.resolve_port("/dev/ttyACM1") == "/dev/ttyACM1"
 
@@ -136,3 +140,71 @@ def test_errno_is_read_through_a_wrapped_error():
     assert "nobody listens at socket://x:1" in str(ports.port_error("socket://x:1", exc))
     text_only = serial.SerialException("Permission denied: but no number")
     assert "dialout" not in str(ports.port_error("/dev/ttyS1", text_only))
+
+
+def _tmp_registry(tmp_path, monkeypatch) -> Path:
+    """The fallback registry (no XDG_RUNTIME_DIR) under a private temp folder standing in for /tmp."""
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(ports.tempfile, "gettempdir", lambda: str(tmp_path))
+    return tmp_path / f"pxby-edge-{os.getuid()}"
+
+
+def test_the_fallback_registry_is_made_private(tmp_path, monkeypatch):
+    base = _tmp_registry(tmp_path, monkeypatch)
+    with ports.announce("socket://127.0.0.1:1") as path:
+        assert path.parent == base / "pxby-edge" / "handhelds"
+        for level in (base, base / "pxby-edge", base / "pxby-edge" / "handhelds"):
+            assert stat.S_IMODE(os.lstat(level).st_mode) == 0o700, level
+
+
+@pytest.mark.parametrize("plant", ["file", "link-base", "link-handhelds"])
+def test_a_planted_registry_is_refused_and_never_followed(tmp_path, monkeypatch, plant):
+    base = _tmp_registry(tmp_path, monkeypatch)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    if plant == "file":
+        base.write_text("taken")
+    elif plant == "link-base":
+        base.symlink_to(elsewhere)
+    else:
+        (base / "pxby-edge").mkdir(mode=0o700, parents=True)
+        base.chmod(0o700)
+        (base / "pxby-edge" / "handhelds").symlink_to(elsewhere)
+    with pytest.raises(PortError, match="not a private folder of this user"):
+        with ports.announce("socket://127.0.0.1:1"):
+            pass
+    assert list(elsewhere.iterdir()) == []  # nothing landed where the link points
+    assert ports.announced() == []
+
+
+def test_an_open_registry_of_ours_is_closed(tmp_path, monkeypatch):
+    base = _tmp_registry(tmp_path, monkeypatch)
+    (base / "pxby-edge").mkdir(parents=True)
+    base.chmod(0o755)
+    with ports.announce("socket://127.0.0.1:1"):
+        assert stat.S_IMODE(os.lstat(base).st_mode) == 0o700
+
+
+@pytest.mark.parametrize(("path", "said"), [
+    (lambda tmp: tmp, "is a folder, not a port"),
+    (lambda tmp: tmp / "plain.txt", "is not a serial port (a plain file or another kind of device)"),
+    (lambda tmp: Path(os.devnull), "is not a serial port"),
+], ids=["folder", "file", "devnull"])
+def test_a_port_that_is_no_terminal_is_named_as_such(path, said, tmp_path, capsys):
+    (tmp_path / "plain.txt").write_text("hello")
+    port = path(tmp_path)
+    assert cli.main(["stream", "--synthetic", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {port} {said}" + err.split(said, 1)[1] and err.count("\n") == 1
+    assert "`pxby-edge ports` lists them" in err and "Errno" not in err
+
+
+def test_ports_has_a_header_row(registry, monkeypatch, capsys):
+    board = ListPortInfo("/dev/ttyUSB3")
+    board.vid, board.pid, board.description = 0x0403, 0x6001, "FT232R USB UART"
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [board])
+    assert cli.main(["ports"]) == 0
+    head, row = capsys.readouterr().out.splitlines()
+    assert head.split() == ["PORT", "USB", "ID", "HANDHELD", "DESCRIPTION"]
+    assert row.split(None, 3) == ["/dev/ttyUSB3", "0403:6001", "-", "FT232R USB UART"]
+    assert head.index("USB ID") == row.index("0403:6001") and head.index("DESCRIPTION") == row.index("FT232R")
