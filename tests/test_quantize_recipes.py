@@ -130,8 +130,22 @@ def test_calibrated_state_range_covers_the_cell_state_seen(models):
     source = load_source(models.ckpt)
     samples, _ = calibration_samples(StepModule(source.model).eval(), load_streams(None, source.slicing), 16)
     c_max = max(float(np.abs(s["c0"]).max()) for s in samples)
+    from quantize.recipes import RANGE_CAP
+
     spec = read_manifest(models.int8).input(INPUT_C)
-    assert spec.scale * 32767 >= c_max * (1 - 1e-4)
+    assert spec.scale * 32767 >= min(c_max, RANGE_CAP) * (1 - 1e-4)
+
+
+def test_ranges_are_capped_only_where_they_pass_the_bound():
+    from quantize.recipes import cap_ranges
+
+    cal = {"c": {"min": np.array([[-900.0]]), "max": np.array([[850.0]])},
+           "gate": {"min": np.array([[-12.0]]), "max": np.array([[9.0]])},
+           "ids": {"shape": (1, 6)}}
+    assert cap_ranges(cal, 200.0) == 1
+    assert float(cal["c"]["min"][0, 0]) == -200.0 and float(cal["c"]["max"][0, 0]) == 200.0
+    assert cal["c"]["min"].shape == (1, 1) and cal["c"]["min"].dtype == np.float32
+    assert float(cal["gate"]["min"][0, 0]) == -12.0 and float(cal["gate"]["max"][0, 0]) == 9.0
 
 
 def test_percentile_ranges_lie_inside_the_minmax_ranges(models):
