@@ -70,8 +70,17 @@ def describe_model(path) -> str:
     ]
     if m.calibration:
         c = m.calibration
+        rounding = c.get("rounding") if isinstance(c.get("rounding"), dict) else {}
+        if rounding.get("method"):
+            qat = rounding.get("qat") if isinstance(rounding.get("qat"), dict) else {}
+            lines.append(f"weights    rounded {rounding['method']}"
+                         + (f" to {rounding['bits']} bits" if rounding.get("bits") else "")
+                         + (f", then {qat.get('steps')} QAT steps" if qat.get("steps") else ""))
         if c.get("calib_steps"):
-            lines.append(f"calibrated {c.get('calib_steps')} samples from {c.get('source')}")
+            ranges = c.get("ranges") if isinstance(c.get("ranges"), dict) else {}
+            lines.append(f"calibrated {c.get('calib_steps')} samples from {c.get('source')}"
+                         + (f", {ranges.get('method')} ranges" if ranges.get("method") else "")
+                         + (f" capped at ±{ranges['cap']:g}" if isinstance(ranges.get("cap"), (int, float)) else ""))
         else:
             lines.append(f"calibration none ({c.get('note', 'not needed by the recipe')})")
     lines.append("tensors")

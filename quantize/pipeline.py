@@ -185,11 +185,12 @@ def calibrate(loaded: Loaded, recipe: str, rounding: str, calib_steps: int, batc
               qat_steps: int = 0) -> Calibrated:
     """Calibration samples for static recipes, and GPTQ-rounded (and QAT-tuned) weights when asked for."""
     from quantize.calibrate import calibration_samples
-    from quantize.recipes import needs_calibration, weight_bits
+    from quantize.recipes import needs_calibration, range_summary, weight_bits
     from quantize.rounding import gptq_weights
 
     if needs_calibration(recipe):
         samples, summary = calibration_samples(loaded.step, loaded.calib, calib_steps, batch)
+        summary["ranges"] = range_summary(recipe)
     else:  # dynamic ranges are measured at run time; nothing to calibrate
         samples, summary = [], {"source": loaded.calib.source, "calib_steps": 0,
                                 "note": f"recipe {recipe} quantizes activations at run time"}

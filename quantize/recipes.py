@@ -82,6 +82,11 @@ def weight_bits(name: str) -> int:
     return 4 if name == "int4" else 8
 
 
+def range_summary(name: str) -> dict:
+    """How recipe ``name`` takes its calibrated activation ranges, for the manifest."""
+    return {"method": DEFAULT_RANGES, **({"cap": RANGE_CAP} if name == "int8" else {})}
+
+
 def needs_calibration(name: str) -> bool:
     return name not in ("dynamic", "int4")
 

@@ -32,7 +32,8 @@ def test_int8_graph_is_full_integer(models):
             assert ins[:2] == ("int16", "int8") and outs == ("int16",)
     m = read_manifest(f)
     assert m.recipe == "int8" and m.input(INPUT_C).dtype == "int16"
-    assert "full integer" in describe_model(models.int8)
+    shown = describe_model(models.int8)
+    assert "full integer" in shown and "minmax ranges capped at ±200" in shown
 
 
 def test_float_ops_are_found_in_the_float_and_dynamic_graphs(models):
@@ -56,7 +57,8 @@ def test_int4_file_holds_int4_weights_and_says_so(models):
         assert q.dtype == np.int8 and q.shape == t.shape and -7 <= q.min() and q.max() <= 7
         # Every row keeps one weight on ±7 (the pinned largest), so the row's scale is what GPTQ chose.
         assert (np.abs(q).max(axis=1) == 7).all()
-    assert "recipe     int4" in describe_model(models.int4)
+    shown = describe_model(models.int4)
+    assert "recipe     int4" in shown and "rounded gptq to 4 bits" in shown
 
 
 # -- the numpy backend runs both ----------------------------------------------------------------------------
