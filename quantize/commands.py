@@ -87,6 +87,9 @@ def quantize(checkpoint, out, recipe, rounding, calib, calib_steps, qat_steps, b
     from pxby_edge.cli import info, show_progress
     from quantize.pipeline import STAGES, quantize_checkpoint
 
+    if qat_steps and rounding != "gptq":  # an option clash: one error line, before anything loads
+        raise click.UsageError("--qat-steps fine-tunes the GPTQ-rounded weights; it needs --rounding gptq")
+
     bar = None
 
     def tick(stage):

@@ -142,6 +142,7 @@ def test_bad_inputs_fail_in_one_line(tmp_path, models, run_cli):
         ((ckpt, "-o", out, "--calib", empty_npz), "no token streams"),
         ((ckpt, "-o", out, "--calib", tmp_path / "nothing"), "no calibration data"),
         ((ckpt, "-o", exists), "already exists"),
+        ((ckpt, "-o", out, "--recipe", "int4", "--rounding", "nearest", "--qat-steps", "5"), "needs --rounding gptq"),
     ]
     for args, message in cases:
         rc, _, err = run_cli("quantize", *args)
