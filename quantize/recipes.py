@@ -109,6 +109,8 @@ def quantize_tflite(float_model: bytes, name: str, samples: list, signature: str
         calibration = calibrate_ranges(q, {signature: samples}, ranges) if q.need_calibration else None
         if calibration is not None and tie_state:
             tie_state_ranges(calibration, float_model, signature)
+        if calibration is not None:
+            cover_embedding_table(calibration, float_model)
         if calibration is not None and name == "int8":
             cap_ranges(calibration, RANGE_CAP)
         result = bytes(q.quantize(calibration, enable_progress_report=False).quantized_model)
@@ -155,6 +157,29 @@ def calibrate_ranges(q, data: dict, ranges: str = DEFAULT_RANGES) -> dict:
             qsv["min"] = np.percentile(np.stack(mins), 100 - PERCENTILE, axis=0).astype(np.float32)
             qsv["max"] = np.percentile(np.stack(maxs), PERCENTILE, axis=0).astype(np.float32)
     return out
+
+
+def cover_embedding_table(calibration: dict, float_model: bytes) -> None:
+    """Widen each embedding lookup's calibrated output range to its whole table, in place.
+
+    Calibration only sees the ids its streams hold; a row outside that range would be clipped on the
+    integer grid the moment an unseen id comes up. The table is known, so its range is used.
+    """
+    import numpy as np
+
+    from pxby_edge.tflite_file import TFLiteFile
+
+    f = TFLiteFile(float_model)
+    for sub in f.subgraphs:
+        for op in sub.operators:
+            if f.op_name(op) != "EMBEDDING_LOOKUP":
+                continue
+            table = f.tensor_array(sub.tensors[op.inputs[1]])
+            q = calibration.get(sub.tensors[op.outputs[0]].name)
+            if table is None or q is None or not {"min", "max"} <= set(q):
+                continue
+            q["min"] = np.minimum(q["min"], np.float32(table.min())).astype(np.float32)
+            q["max"] = np.maximum(q["max"], np.float32(table.max())).astype(np.float32)
 
 
 def cap_ranges(calibration: dict, bound: float) -> int:

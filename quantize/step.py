@@ -37,9 +37,8 @@ def model_dims(model: nn.Module) -> dict:
 class StepModule(nn.Module):
     """context (B, 6) int32, h0 and c0 (L, B, H) → logits (B, slots, V), h1, c1."""
 
-    def __init__(self, model: nn.Module, gather_embedding: bool = False):
+    def __init__(self, model: nn.Module):
         super().__init__()
-        self.gather_embedding = gather_embedding
         dims = model_dims(model)
         if dims["bidirectional"]:
             raise ValueError("a bidirectional LSTM cannot step one token at a time")
@@ -54,11 +53,7 @@ class StepModule(nn.Module):
 
     def forward(self, context: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor):
         b = context.shape[0]
-        if self.gather_embedding:
-            # Lowers to GATHER, which the full-integer recipe quantizes (an EMBEDDING_LOOKUP stays float there).
-            x = torch.index_select(self.embedding.weight, 0, context.reshape(-1)).reshape(b, 1, -1)
-        else:
-            x = self.embedding(context).reshape(b, 1, -1)  # (B, 1, 6·E/6)
+        x = self.embedding(context).reshape(b, 1, -1)  # (B, 1, 6·E/6)
         y, (h1, c1) = self.sequence_model(x, (h0, c0))  # y (B, 1, H)
         logits = self.fc(y[:, 0]).reshape(b, self.slots, self.vocab_size)  # (B, slots, V)
         return logits, h1, c1

@@ -199,3 +199,21 @@ def test_qat_keeps_the_grid_scales_and_pins_and_starts_from_gptq(models):
         q = tuned.ints[name]
         assert q.min() >= -7 and q.max() <= 7 and (np.abs(q).max(axis=1) == 7).all()
     assert any((tuned.ints[n] != gptq.ints[n]).any() for n in gptq.ints)
+
+
+def test_the_integer_embedding_table_is_the_float_table_on_its_grid(models):
+    """quantize.graph.integer_embedding: the GATHER's table is the checkpoint's embedding rounded onto the
+    grid of the QUANTIZE it replaced (within half a step), and the GATHER writes on that same grid."""
+    from quantize.source import load_source
+
+    f = TFLiteFile.open(models.int8)
+    sub = f.subgraphs[0]
+    gather = next(op for op in sub.operators if f.op_name(op) == "GATHER")
+    table, ids = (sub.tensors[i] for i in gather.inputs)
+    out = sub.tensors[gather.outputs[0]]
+    assert ids.dtype == "int32" and table.dtype == out.dtype == "int16"
+    assert (table.scale, table.zero_point) == (out.scale, out.zero_point)
+    weight = load_source(models.ckpt).model.embedding.weight.detach().numpy()
+    real = f.dequantized(table)
+    assert real.shape == weight.shape
+    assert np.abs(real - weight).max() <= table.scale / 2 * (1 + 1e-5)
