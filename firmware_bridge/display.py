@@ -119,6 +119,7 @@ class ScreenModel:
 
     def __init__(self, palette_rgb: Sequence, *, dither: bool = False, text_rows: int = 4,
                  screen_w: int = pr.SCREEN_W, screen_h: int = pr.SCREEN_H, expected_height: Optional[int] = None):
+        self.palette_rgb = np.asarray(palette_rgb, dtype=np.int64).reshape(-1, 3)  # for a colour screen
         self.lum = luminance(palette_rgb)
         self.dither = dither
         self.text_rows = text_rows

@@ -28,6 +28,16 @@ T_HELLO = 0x01  # open a session: blank screen and sound, expect seq + 1 next
 T_VRAM = 0x02  # address (LE) + bytes to write into 0x8000..0x9FFF, inside VBlank
 T_FLIP = 0x03  # map (0: 0x9800, 1: 0x9C00), BGP: shown from the next VBlank, acknowledged after it
 T_SOUND = 0x04  # (register 0x10..0x3F, value) pairs; register 0xFF ends a frame (1/59.7 s)
+# Game Boy Color (ignored, but checked and acknowledged, on a DMG): the next FLIP applies the palettes
+T_PALETTE = 0x07  # 1..8 background palettes from palette 0: 4 colours each, RGB555 little-endian
+T_ATTR = 0x08  # address (LE) + bytes to write into VRAM bank 1 (tile attributes), 0x9800..0x9FFF
+
+# Host bytes outside a packet that ask the ROM something; it answers in its status byte with the
+# same high nibble (never an ACK's, an error's or ready/busy's): low nibble = the answer
+Q_BUTTONS = 0x50  # A 1, B 2, Select 4, Start 8: held now or pressed since the last Q_CLEAR
+Q_DPAD = 0x60  # Right 1, Left 2, Up 4, Down 8: the same
+Q_CLEAR = 0x70  # forget the latched presses; bit 0: the ROM runs on a Game Boy Color
+QUERIES = (Q_BUTTONS, Q_DPAD, Q_CLEAR)
 
 ST_READY = 0x11  # booted, no packet yet
 ST_BUSY_RX = 0x22  # a packet is arriving
@@ -57,6 +67,9 @@ CONFIRM = 2
 # polls without a verdict (ACK or error) before resending; longer than the longest packet, which
 # a Game Boy that lost the packet's length byte completes from idle bytes and then rejects
 POLL_LIMIT = 4 * (MAX_LEN + 5)
+# exchanges a query byte is clocked without an answer before the ROM is taken not to know it (an
+# older ROM): the answer shows 2-3 exchanges after the first query byte, once the main loop ran
+ASK_LIMIT = 64
 
 
 def fletcher(data: bytes) -> tuple[int, int]:
@@ -83,6 +96,8 @@ def status_name(status: int) -> str:
         return f"ack {status & 0x7F}"
     if status & 0xF0 == ST_ERR:
         return f"error {ERROR_NAMES.get(status & 0x0F, status & 0x0F)}"
+    if status & 0xF0 in QUERIES:
+        return f"answer 0x{status:02x}"
     return {ST_READY: "ready", ST_BUSY_RX: "receiving", ST_BUSY_APPLY: "applying"}.get(status, f"0x{status:02x}")
 
 
@@ -111,6 +126,11 @@ class LinkHost:
         # the ROM answered "no session" (it was reset or power-cycled): what was queued is void,
         # the owner must HELLO and redraw (``GameBoyLink`` does)
         self.session_lost = False
+        # queries (Q_*) to clock while no packet is due, and their answers (low nibble; None: no answer)
+        self.asks: deque = deque()
+        self.answers: dict[int, int | None] = {}
+        self._ask_n = self._ask_same = 0
+        self._ask_last = -1
 
     def send(self, ptype: int, payload: bytes = b"") -> None:
         self.queue.append((ptype, bytes(payload)))
@@ -118,10 +138,16 @@ class LinkHost:
     def hello(self) -> None:
         self.send(T_HELLO)
 
+    def ask(self, *queries: int) -> None:
+        """Clock these query bytes, in order, once no packet is due; answers land in ``answers``."""
+        for q in queries:
+            self.answers.pop(q, None)
+            self.asks.append(q)
+
     @property
     def idle(self) -> bool:
-        """Nothing queued and nothing awaiting its ACK."""
-        return self.current is None and not self.queue
+        """Nothing queued, nothing awaiting its ACK, nothing asked."""
+        return self.current is None and not self.queue and not self.asks
 
     def exchange(self, status: int) -> int:
         """The Game Boy's status byte from this exchange in, the byte to clock out next."""
@@ -134,12 +160,33 @@ class LinkHost:
             ptype, payload = self.queue.popleft()
             cur = self.current = _InFlight(self.seq, encode_packet(self.seq, ptype, payload), ptype)
             self.counters["payload_bytes"] += len(payload)
+        if cur is None and self.asks:
+            return self._asking(status)
         if cur is None or cur.pos >= len(cur.wire):
             self.counters["idle_bytes"] += 1
             return IDLE
         byte = cur.wire[cur.pos]
         cur.pos += 1
         return byte
+
+    def _asking(self, status: int) -> int:
+        """The query byte to clock next; the answer counts once read twice in a row, from the third
+        exchange on (before that the status predates the query)."""
+        q = self.asks[0]
+        self._ask_n += 1
+        self._ask_same = self._ask_same + 1 if status == self._ask_last else 1
+        self._ask_last = status
+        answered = self._ask_n > 3 and status & 0xF0 == q and self._ask_same >= CONFIRM
+        if answered or self._ask_n > ASK_LIMIT:
+            self.answers[q] = status & 0x0F if answered else None
+            self.asks.popleft()
+            self._ask_n = self._ask_same = 0
+            self._ask_last = -1
+            if not self.asks:
+                return IDLE
+            q = self.asks[0]
+            self._ask_n = 1
+        return q
 
     def _judge(self, cur: _InFlight, status: int):
         """Waiting for the verdict on ``cur``: the in-flight packet, or None once acknowledged."""
@@ -199,7 +246,7 @@ VECTORS = (
 
 def c_header() -> str:
     """rom/packets.h, generated from the constants above."""
-    names = ("SYNC MAX_LEN SEQ_MOD T_HELLO T_VRAM T_FLIP T_SOUND ST_READY ST_BUSY_RX ST_BUSY_APPLY ST_ERR ST_ACK "
+    names = ("SYNC MAX_LEN SEQ_MOD T_HELLO T_VRAM T_FLIP T_SOUND T_PALETTE T_ATTR Q_BUTTONS Q_DPAD Q_CLEAR ST_READY ST_BUSY_RX ST_BUSY_APPLY ST_ERR ST_ACK "
              "ERR_CHECKSUM ERR_LENGTH ERR_TYPE ERR_SEQ ERR_OVERRUN ERR_PAYLOAD ERR_SESSION SND_END LCDC_BASE "
              "BGP_DEFAULT LYC_LINE").split()
     mod = sys.modules[__name__]

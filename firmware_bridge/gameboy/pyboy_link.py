@@ -88,7 +88,7 @@ class PyBoyPort:
     """The ROM running in PyBoy, clocked by ``run_until``; ``frames`` holds the screen after each flip."""
 
     def __init__(self, rom=ROM_PATH, *, window: str = "null", faults: Optional[LineFaults] = None,
-                 boot_frames: int = 0, sound: bool = True):
+                 boot_frames: int = 0, sound: bool = True, cgb: bool = False):
         from pyboy import PyBoy
 
         self.host = gl.LinkHost()
@@ -96,7 +96,8 @@ class PyBoyPort:
         self.faults = faults
         palette = tuple((r << 16) | (g << 8) | b for r, g, b in DMG_PALETTE)
         self.pyboy = PyBoy(str(rom), window=window, serial_shared_memory=self.peer, serial_interrupt_based=True,
-                           sound_emulated=sound, color_palette=palette, log_level="ERROR")
+                           sound_emulated=sound, color_palette=palette, log_level="ERROR", cgb=cgb)
+        self.cgb = cgb
         self.sound = sound
         self.frames: list[np.ndarray] = []
         self.audio: list[np.ndarray] = []
@@ -118,7 +119,7 @@ class PyBoyPort:
             self.audio.append(np.asarray(self.pyboy.sound.ndarray, dtype=np.int16).mean(axis=1) / 128.0)
         if self._capture_next:
             self._capture_next = False
-            self.frames.append(self.shades())
+            self.frames.append(self.rgb() if self.cgb else self.shades())
         flips = self.host.acked.get(gl.T_FLIP, 0)
         if flips != self._flips_seen:
             # the flip happened in the VBlank that began this frame: the next frame shows it whole
@@ -132,6 +133,10 @@ class PyBoyPort:
     def shades(self) -> np.ndarray:
         """(144, 160) shades the emulated LCD shows now."""
         return shades_from_rgb(np.asarray(self.pyboy.screen.ndarray))
+
+    def rgb(self) -> np.ndarray:
+        """(144, 160, 3) colours the emulated LCD shows now (a Game Boy Color's RGB555, times 8)."""
+        return np.asarray(self.pyboy.screen.ndarray)[..., :3].copy()
 
     def run_until(self, done: Callable[[], bool], max_frames: int = 100_000, what: str = "the Game Boy") -> None:
         for _ in range(max_frames):

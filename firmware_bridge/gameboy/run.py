@@ -32,13 +32,15 @@ def open_port(url: str, *, faults=None, boot_frames: int = 0):
         from firmware_bridge.gameboy.pyboy_link import PyBoyPort
 
         rest = url[len("pyboy://"):].strip("/")
-        if rest not in ("", "null", "window"):
-            raise PortError(f"bad PyBoy port {url!r}: use pyboy:// (headless) or pyboy://window")
+        if rest not in ("", "null", "window", "cgb", "cgb-window"):
+            raise PortError(f"bad PyBoy port {url!r}: use pyboy:// (headless), pyboy://window, "
+                            "or pyboy://cgb, pyboy://cgb-window for a Game Boy Color")
         import importlib.util
 
         if importlib.util.find_spec("pyboy") is None:
             raise PortError("pyboy:// needs PyBoy: pip install 'pxby-edge[gameboy]'")
-        port = PyBoyPort(window="SDL2" if rest == "window" else "null", faults=faults, boot_frames=boot_frames)
+        port = PyBoyPort(window="SDL2" if rest.endswith("window") else "null", faults=faults, boot_frames=boot_frames,
+                         cgb=rest.startswith("cgb"))
         port.url = url
         return port
     if url.startswith("spi://"):

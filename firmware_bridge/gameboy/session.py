@@ -17,8 +17,11 @@ import numpy as np
 from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import encode_tiles
+from firmware_bridge.gameboy import packets as gl
+from firmware_bridge.gameboy import palettes
 from firmware_bridge.gameboy.apu import ApuEncoder
 from firmware_bridge.gameboy.vram import VramPlanner
+from firmware_bridge.gameboy.vram_cgb import CgbPlanner
 from firmware_bridge.virtual import VirtualLink
 
 
@@ -35,11 +38,18 @@ class GameBoyLink(VirtualLink):
         self.played: list[np.ndarray] = []  # the reference device's sound, as it played it
         self.sound_start = 0
         self.recoveries = 0
+        # a Game Boy Color (asked after HELLO: None until it answered) gets the sprite in its colours
+        self.colour: bool | None = None
+        self.screen_model = None  # the ``Streamer``'s ScreenModel, for the sprite's colours
+        self._colours: dict[bytes, tuple] = {}  # shades of a commit -> (RGB555 screen, sprite mask)
+        self.colour_reference: list[tuple[np.ndarray, np.ndarray]] = []  # what each colour commit meant
+        self.colour_stats = {"colour_commits": 0, "palette_approx_commits": 0}
         device = DeviceCore(on_commit=self._on_commit, on_play=self._on_play,
                             on_audio_cfg=capture.on_audio_cfg if capture is not None else None)
         super().__init__(device, **session_opts)
         self.url = getattr(port, "url", "gameboy")
         port.host.hello()
+        port.host.ask(gl.Q_CLEAR)  # the model (bit 0: Color), and no presses from before this session
 
     # -- reference device -> Game Boy --------------------------------------------------------
     def _on_commit(self, screen: np.ndarray, frame: int) -> None:
@@ -50,9 +60,47 @@ class GameBoyLink(VirtualLink):
             self.capture.on_commit(screen, frame)
         host = self.port.host
         self._run(lambda: not host.queue, "sending a screen to the Game Boy")
-        for ptype, payload in self.planner.commit(encode_tiles(screen)):
+        if self._is_colour():
+            packets = self._colour_commit(screen)
+        else:
+            packets = self.planner.commit(encode_tiles(screen))
+        for ptype, payload in packets:
             host.send(ptype, payload)
-        self.shown.append(self.planner.shown())
+        self.shown.append(palettes.screen_rgb(self.planner.shown_colour()) if self.colour else self.planner.shown())
+
+    # -- Game Boy Color ------------------------------------------------------------------------
+    def attach_screen(self, model) -> None:
+        """The ``Streamer``'s ScreenModel: its sprite rows give a Game Boy Color its colours."""
+        self.screen_model = model
+
+    def send(self, mtype: int, payload: bytes, channel: int = 0, timeout_s: float = 10.0) -> None:
+        if mtype == pr.COMMIT and self.screen_model is not None and self.colour is not False:
+            # the tiles just sent were this render: remember its colours for when the device commits it
+            shades = self.screen_model.render()
+            self._colours[shades.tobytes()] = palettes.colour_screen(self.screen_model, shades)
+            while len(self._colours) > 16:
+                self._colours.pop(next(iter(self._colours)))
+        super().send(mtype, payload, channel, timeout_s)
+
+    def _is_colour(self) -> bool:
+        if self.colour is None:
+            host = self.port.host
+            self._run(lambda: gl.Q_CLEAR in host.answers, "asking the Game Boy which model it is")
+            answer = host.answers[gl.Q_CLEAR]
+            self.colour = bool(answer is not None and answer & 1)
+            if self.colour:
+                self.planner = CgbPlanner()
+        return self.colour
+
+    def _colour_commit(self, screen: np.ndarray) -> list:
+        known = self._colours.get(screen.tobytes())
+        if known is None:  # a screen the streamer did not send through us (a redraw after a reset)
+            known = palettes.colour_screen(None, screen)
+        choice = palettes.choose(known[0], previous=self.planner.palettes)
+        self.colour_reference.append(known)
+        self.colour_stats["colour_commits"] += 1
+        self.colour_stats["palette_approx_commits"] += not choice.exact
+        return self.planner.commit_colour(choice)
 
     def _on_play(self, offset: int, samples: np.ndarray) -> None:
         if not self.played:
@@ -90,7 +138,9 @@ class GameBoyLink(VirtualLink):
             host.hello()
             self.planner.reset()
             if self.reference:
-                for ptype, payload in self.planner.commit(encode_tiles(self.reference[-1])):
+                screen = self.reference[-1]
+                packets = self._colour_commit(screen) if self.colour else self.planner.commit(encode_tiles(screen))
+                for ptype, payload in packets:
                     host.send(ptype, payload)
         return False
 
@@ -100,6 +150,13 @@ class GameBoyLink(VirtualLink):
         out.update({f"gb_{k}": v for k, v in self.planner.stats.items()})
         out["gb_sound_frames"] = self.sound.frames_out
         out["gb_recoveries"] = self.recoveries
+        out["gb_colour"] = bool(self.colour)
+        if self.colour:
+            out.update({f"gb_{k}": v for k, v in self.colour_stats.items()})
+            frames = getattr(self.port, "frames", None) or self.shown
+            if frames and self.colour_reference:
+                want, mask = self.colour_reference[-1]
+                out["gb_colour_exact"], out["gb_colour_error"] = palettes.match(frames[-1], want, mask)
         faults = getattr(self.port, "faults", None)
         if faults is not None:
             out.update({f"gb_line_{k}": v for k, v in faults.counts.items()})

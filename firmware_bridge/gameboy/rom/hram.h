@@ -21,7 +21,10 @@
 #define COPY_SRC 0xFF8A /* vram_copy arguments: source (2 bytes), destination (2), length (1) */
 #define COPY_DST 0xFF8C
 #define COPY_LEN 0xFF8E
+#define BOOT_A 0xFFA0 /* A at the cartridge entry, kept by crt0: 0x11 on a Game Boy Color */
+#define PAD_HELD 0xFFA1 /* buttons held at the last poll (pad.c) */
 
+#define R_P1 0xFF00
 #define R_SB 0xFF01
 #define R_SC 0xFF02
 #define R_IF 0xFF0F
@@ -33,6 +36,7 @@
 #define R_LY 0xFF44
 #define R_LYC 0xFF45
 #define R_BGP 0xFF47
+#define R_VBK 0xFF4F
 #define R_IE 0xFFFF
 
 void vram_clear(void); /* isr.s: zero 0x8000..0x9FFF, LCD off only */

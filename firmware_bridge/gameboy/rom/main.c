@@ -10,6 +10,7 @@
  * the Game Boy is never overrun. */
 #include <stdint.h>
 
+#include "colour.h"
 #include "hram.h"
 #include "packets.h"
 
@@ -35,6 +36,7 @@ static void play_sound(void)
     uint8_t reg, val;
     while (snd_frames_played != HR(VBLANKS)) {
         snd_frames_played++;
+        pad_poll();
         while (snd_tail != snd_head) {
             reg = snd[snd_tail];
             val = snd[(snd_tail + 1u) & (SND_SIZE - 1u)];
@@ -86,6 +88,7 @@ static void reset_device(void)
     HR(LCDC_TOP) = 0;
     lcd_off();
     vram_clear();
+    colour_reset();
     HR(LCDC_TOP) = LINK_LCDC_BASE;
     HR(R_BGP) = LINK_BGP_DEFAULT;
     HR(R_LYC) = LINK_LYC_LINE;
@@ -124,6 +127,11 @@ static uint8_t apply_flip(void)
         return LINK_ERR_PAYLOAD;
     HR(FLIP_LCDC) = LINK_LCDC_BASE | (uint8_t)(pkt[0] << 3);
     HR(FLIP_BGP) = pkt[1];
+    if (colour_staged) {
+        while (!colour_flip())
+            wait_idle();
+        return 0;
+    }
     HR(FLIP_PENDING) = 1;
     while (HR(FLIP_PENDING))
         wait_idle();
@@ -161,6 +169,10 @@ static uint8_t apply(void)
         return apply_flip();
     case LINK_T_SOUND:
         return apply_sound();
+    case LINK_T_PALETTE:
+        return colour_palette(pkt, pkt_len);
+    case LINK_T_ATTR:
+        return colour_attr(pkt, pkt_len);
     }
     return LINK_ERR_TYPE;
 }
@@ -169,8 +181,8 @@ static uint8_t apply(void)
 static uint8_t receive(void)
 {
     uint8_t a, b, i, x;
-    while (take() != LINK_SYNC)
-        ;
+    while ((x = take()) != LINK_SYNC)
+        pad_query(x);
     HR(STATUS) = LINK_ST_BUSY_RX;
     pkt_seq = take();
     a = pkt_seq;

@@ -1,0 +1,50 @@
+/* The joypad, read by the main loop once per VBlank and reported on the host's request.
+ *
+ * Outside a packet the host may clock a query byte instead of idle (docs/protocol.md, "Joypad
+ * and model"); the ROM answers in its status byte, whose high nibble (5, 6, 7) never starts an
+ * ACK (8..F), an error (4) or ready/busy (1..3):
+ *   50 -> 5x  buttons  x: A 1, B 2, Select 4, Start 8 (held now or pressed since the last clear)
+ *   60 -> 6x  d-pad    x: Right 1, Left 2, Up 4, Down 8 (the same)
+ *   70 -> 7x  clear what was latched; x: bit 0 set on a Game Boy Color
+ * A press between two polls is latched, so a short one is never missed. */
+#include <stdint.h>
+
+#include "colour.h"
+#include "hram.h"
+#include "packets.h"
+
+static uint8_t pad_latched;
+
+/* P1: write 0x20 to select the d-pad, 0x10 for the buttons; read a few times (the lines settle
+ * after the select); a pressed line reads 0. */
+static uint8_t pad_read(uint8_t select)
+{
+    uint8_t v;
+    HR(R_P1) = select;
+    v = HR(R_P1);
+    v = HR(R_P1);
+    v = HR(R_P1);
+    v = HR(R_P1);
+    return (uint8_t)(~v) & 0x0Fu;
+}
+
+void pad_poll(void)
+{
+    uint8_t held = pad_read(0x10u) | (uint8_t)(pad_read(0x20u) << 4);
+    HR(R_P1) = 0x30u;
+    pad_latched |= held;
+    HR(PAD_HELD) = held;
+}
+
+void pad_query(uint8_t byte)
+{
+    uint8_t v = pad_latched | HR(PAD_HELD);
+    if (byte == LINK_Q_BUTTONS)
+        HR(STATUS) = LINK_Q_BUTTONS | (v & 0x0Fu);
+    else if (byte == LINK_Q_DPAD)
+        HR(STATUS) = LINK_Q_DPAD | (v >> 4);
+    else if (byte == LINK_Q_CLEAR) {
+        pad_latched = 0;
+        HR(STATUS) = LINK_Q_CLEAR | (HR(BOOT_A) == 0x11u ? 1u : 0u);
+    }
+}
