@@ -32,6 +32,7 @@ class GameBoyLink(VirtualLink):
         self.port = port
         self.planner = VramPlanner()
         self.sound = ApuEncoder(method=sound_method)
+        self.cry: list[tuple[int, bytes]] = []  # the sound packets of this round, for a replay
         self.capture = capture  # a simulator ``Capture`` of the reference device, or None
         self.reference: list[np.ndarray] = []  # every screen the reference device committed
         self.shown: list[np.ndarray] = []  # what the Game Boy shows after each flip, from the planner's state
@@ -109,8 +110,7 @@ class GameBoyLink(VirtualLink):
         self.played.append(samples.copy())
         if self.capture is not None:
             self.capture.on_play(offset, samples)
-        for ptype, payload in self.sound.push(samples):
-            self.port.host.send(ptype, payload)
+        self._send_sound(self.sound.push(samples))
 
     # -- end of stream -----------------------------------------------------------------------
     def flush(self, timeout_s: float = 30.0) -> None:
@@ -118,10 +118,34 @@ class GameBoyLink(VirtualLink):
         super().flush(timeout_s)
         dev = self.device
         self.wait(lambda: not dev.ring, timeout_s, "playing out the sound")
-        for ptype, payload in self.sound.finish():
-            self.port.host.send(ptype, payload)
+        self._send_sound(self.sound.finish())
         host = self.port.host
         self._run(lambda: host.idle, "flushing to the Game Boy")
+        self.port.settle(3 + self.sound.frames_buffered())
+
+    def deliver(self, timeout_s: float = 30.0) -> None:
+        """What the streamer sent (a redrawn text, say) onto the Game Boy's screen; sound untouched."""
+        super().flush(timeout_s)
+        host = self.port.host
+        self._run(lambda: host.idle, "sending to the Game Boy")
+        self.port.settle(3)
+
+    def _send_sound(self, packets) -> None:
+        for ptype, payload in packets:
+            self.port.host.send(ptype, payload)
+        self.cry += packets
+
+    def new_round(self) -> None:
+        """A new creature follows (an interactive session): its sound starts a fresh encoder."""
+        self.sound = ApuEncoder(method=self.sound.method)
+        self.cry = []
+
+    def replay_cry(self) -> None:
+        """The last creature's sound again, as it went over the cable, and wait until it has played."""
+        host = self.port.host
+        for ptype, payload in self.cry:
+            host.send(ptype, payload)
+        self._run(lambda: host.idle, "playing the cry again")
         self.port.settle(3 + self.sound.frames_buffered())
 
     def _run(self, done, what: str) -> None:
