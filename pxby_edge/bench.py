@@ -45,8 +45,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from pxby_edge.errors import BackendError, OutputExistsError
+from pxby_edge.errors import BackendError
 from pxby_edge.generate import peak_rss_mb, step_stats
+from pxby_edge.media import atomic_write, check_writable
 
 ROW_KEYS = ("name", "kind", "backend", "recipe", "batch", "threads", "tokens", "tokens_per_s", "us_per_token_median",
             "us_per_token_p99", "bare_us", "startup_s", "peak_rss_mb", "model")
@@ -286,7 +287,11 @@ def onnx_int8_model(model: Path, work: Path) -> Optional[Path]:
         return None
     out = work / ONNX_INT8
     out.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(str(float_onnx), str(out / f"{model.stem}.onnx"), weight_type=QuantType.QInt8)
+    # quantized from a copy in ``work``: onnxruntime writes a shape-inferred twin beside its input, and the
+    # bundled model's folder (the install) may not be writable by the user who measures
+    source = out / f"{model.stem}.float.onnx"
+    shutil.copyfile(float_onnx, source)
+    quantize_dynamic(str(source), str(out / f"{model.stem}.onnx"), weight_type=QuantType.QInt8)
     shutil.copyfile(model, out / model.name)
     return out / model.name
 
@@ -516,18 +521,30 @@ def format_rows(rows: list, fmt: str = "table") -> str:
                      for cells in [head, *body])
 
 
-def plot_rows(rows: list, path, overwrite: bool = False, title: str = "pxby-edge bench") -> Path:
-    """Bar chart of tokens/s per row (± one standard deviation), one bar group per batch; written atomically."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass --force to overwrite")
-    try:
-        import matplotlib
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def check_plot_path(path, overwrite: bool = False) -> Path:
+    """The --plot path, checked before minutes of measuring: an image suffix, a file it may write, matplotlib."""
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise BackendError(f"--plot {path}: name an image file ending in {', '.join(PLOT_SUFFIXES)}")
+    check_writable(path, overwrite)
+    try:
+        import matplotlib  # noqa: F401
     except ImportError as exc:
         raise BackendError("--plot needs matplotlib, which is not installed here: pip install matplotlib") from exc
+    return path
+
+
+def plot_rows(rows: list, path, overwrite: bool = False, title: str = "pxby-edge bench") -> Path:
+    """Bar chart of tokens/s per row (± one standard deviation), one bar group per batch; written atomically."""
+    path = check_plot_path(path, overwrite)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     ok = [r for r in rows if not r.get("error") and r.get("tokens_per_s")]
     fig, ax = plt.subplots(figsize=(8, 0.35 * max(4, len(ok)) + 1.2))
     colours = {b: f"C{i}" for i, b in enumerate(sorted({r.get("batch", 1) for r in ok}))}
@@ -541,14 +558,12 @@ def plot_rows(rows: list, path, overwrite: bool = False, title: str = "pxby-edge
         ax.bar(0, 0, color=colour, label=f"batch {batch}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")  # made with the user's umask, unlike mkstemp
+    image = io.BytesIO()  # drawn in memory, then one atomic write under an unpredictable name (no planted link)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        fig.savefig(image, format=path.suffix.lower()[1:], dpi=110)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, image.getvalue(), overwrite=overwrite)
 
 
 if __name__ == "__main__":

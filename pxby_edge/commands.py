@@ -168,6 +168,7 @@ def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstre
     from pxby_edge.bench import (
         Plan,
         bench_paths,
+        check_plot_path,
         format_rows,
         parse_backends,
         parse_kinds,
@@ -183,10 +184,8 @@ def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstre
                 threads=tuple(parse_threads(threads)), tokens=tokens, seed=seed, variants=variants,
                 onnx_int8=not no_onnx_int8)
     extra = torch_rows(vs_torch, tokens, upstream_tokens, plan.threads[0], seed)
-    if plot is not None and plot.exists() and not force:
-        from pxby_edge.errors import OutputExistsError
-
-        raise OutputExistsError(f"{plot} already exists; pass --force to overwrite")  # before minutes of measuring
+    if plot is not None:
+        check_plot_path(plot, overwrite=force)  # before minutes of measuring
     progress = None if fmt in ("json", "jsonl") or quiet() else (lambda label: info(f"  measuring {label} ...", err=True))
     rows = run_bench(plan, repeats=repetitions, extra_specs=extra, isolate=not inline, progress=progress)
     click.echo(format_rows(rows, fmt))
