@@ -150,3 +150,24 @@ class Controller:
         s.commit()
         self.run_.link.deliver()
 
+
+
+def play(url: str, make_round: Callable, prompts, out_dir=None, *, overwrite: bool = False, pause_s: float = 5.0,
+         rounds: Optional[int] = None, on_round: Optional[Callable] = None, **streamer_opts) -> list[str]:
+    """An interactive session on the Game Boy at ``url`` until ``rounds`` are done, the link fails
+    or KeyboardInterrupt; after each round ``on_round(figures)`` and gameboy/ in ``out_dir`` is
+    rewritten with that round's frames and sound. Returns the paths written."""
+    from firmware_bridge.gameboy.run import GameBoyRun
+
+    written: list[str] = []
+    with GameBoyRun(url, out_dir, overwrite=overwrite) as run:
+        ctl = Controller(run, make_round, prompts, pause_s=pause_s, **streamer_opts)
+        try:
+            for stats in ctl.run(rounds):
+                written = run.save()
+                if on_round is not None:
+                    on_round({**stats, **run.summary(), "outputs": written})
+                run.forget()
+        except KeyboardInterrupt:
+            written = run.save()  # stopped (Ctrl-C, or SIGTERM from the service manager): keep what it showed
+    return written

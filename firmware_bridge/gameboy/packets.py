@@ -68,8 +68,9 @@ CONFIRM = 2
 # a Game Boy that lost the packet's length byte completes from idle bytes and then rejects
 POLL_LIMIT = 4 * (MAX_LEN + 5)
 # exchanges a query byte is clocked without an answer before the ROM is taken not to know it (an
-# older ROM): the answer shows 2-3 exchanges after the first query byte, once the main loop ran
-ASK_LIMIT = 64
+# older ROM): the answer shows once the main loop has taken every byte before the query, and after
+# a long operation (HELLO's VRAM clear) the receive ring holds up to 255 polls
+ASK_LIMIT = POLL_LIMIT
 
 
 def fletcher(data: bytes) -> tuple[int, int]:
@@ -241,6 +242,11 @@ VECTORS = (
     _vector("SOUND: CH1 volume 15 at 1 kHz, end of frame", 8, T_SOUND,
             bytes([0x11, 0x80, 0x12, 0xF0, 0x13, 0x83, 0x14, 0x87, SND_END, 0]), ST_ACK | 8),
     _vector("SOUND with a register outside the APU", 9, T_SOUND, bytes([0x40, 0x00]), ST_ERR | ERR_PAYLOAD),
+    _vector("PALETTE 0: white, light grey, dark grey, black (a DMG acknowledges and ignores it)", 9, T_PALETTE,
+            bytes([0xFF, 0x7F, 0xB5, 0x56, 0x4A, 0x29, 0x00, 0x00]), ST_ACK | 9),
+    _vector("PALETTE of 6 bytes: not whole palettes", 10, T_PALETTE, bytes(6), ST_ERR | ERR_PAYLOAD),
+    _vector("ATTR: palette 3 for map 1's first entry", 10, T_ATTR, bytes([0x00, 0x9C, 3]), ST_ACK | 10),
+    _vector("ATTR outside 0x9800..0x9FFF", 11, T_ATTR, bytes([0x00, 0x80, 3]), ST_ERR | ERR_PAYLOAD),
 )
 
 

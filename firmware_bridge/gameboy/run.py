@@ -105,6 +105,15 @@ class GameBoyRun:
     def summary(self) -> dict:
         return self.link.counters()
 
+    def forget(self) -> None:
+        """Drop what earlier rounds showed and played: an endless session (``controller.play``)
+        keeps the newest screen and the current round's frames and sound, so it runs for days."""
+        port, link = self.port, self.link
+        for frames in (port.frames, link.reference, link.shown, link.colour_reference):
+            del frames[:-1]
+        port.audio.clear()
+        link.played.clear()
+
 
 def stream_events(events, url: str, out_dir=None, *, audio_rate: float, audio_total: Optional[int] = None,
                   overwrite: bool = False, **streamer_opts) -> dict:

@@ -69,13 +69,13 @@ void colour_reset(void)
     colour_staged = 0;
     if (!is_cgb())
         return;
+    /* the host only polls while HELLO is applied: drop what the clear of bank 0 left in the ring
+     * (up to 250 bytes in PyBoy) so this extra work cannot overrun it */
+    HR(RING_TAIL) = HR(RING_HEAD);
     for (i = 0; i < PAL_BYTES; i++)
         pal_stage[i] = 0xFFu; /* white: a blank screen before the first FLIP */
     pal_len = PAL_BYTES;
     palette_load();
-    /* the host only polls while HELLO is applied: drop what the clear of bank 0 left in the ring
-     * so this one cannot overrun it */
-    HR(RING_TAIL) = HR(RING_HEAD);
     HR(R_VBK) = 1;
     maps_clear();
     HR(R_VBK) = 0;

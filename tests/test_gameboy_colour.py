@@ -1,0 +1,226 @@
+"""A Game Boy Color: the dual-mode ROM's palettes and attributes, the host's palette choice, the joypad
+as the controller of an interactive session.
+
+    python -m pytest -q tests/test_gameboy_colour.py             # the default set
+    python -m pytest -q -m slow tests/test_gameboy_colour.py     # + the bundled model's seeds 0-9
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware_bridge.gameboy import packets as gl
+from firmware_bridge.gameboy import palettes
+
+pyboy = pytest.importorskip("pyboy", reason="PyBoy is not installed (pip install pxby-edge[dev])")
+
+from firmware_bridge.gameboy.controller import Controller, read_buttons  # noqa: E402
+from firmware_bridge.gameboy.pyboy_link import PyBoyPort  # noqa: E402
+from firmware_bridge.gameboy.run import GameBoyRun  # noqa: E402
+from firmware_bridge.gameboy.session import connect  # noqa: E402
+from firmware_bridge.gameboy.vram import vram_packet  # noqa: E402
+from firmware_bridge.stream import Round, Streamer, synthetic_events  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using SDL2 binaries:UserWarning")
+
+
+def _port(**opts) -> PyBoyPort:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return PyBoyPort(**opts)
+
+
+def _rgb555(c):
+    return int(c[0]) >> 3 | (int(c[1]) >> 3) << 5 | (int(c[2]) >> 3) << 10
+
+
+# -- the host's palette choice ---------------------------------------------------------------------
+
+
+def _screen_from(tile_sets, rng) -> np.ndarray:
+    """A 144x160 RGB555 screen whose tile t shows colours drawn from ``tile_sets[t]`` only."""
+    tiles = np.array([rng.choice(sorted(s), size=64) for s in tile_sets]).reshape(18, 20, 8, 8)
+    return tiles.transpose(0, 2, 1, 3).reshape(144, 160)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 7), st.integers(0, 2**31 - 1))
+def test_sets_that_pack_into_seven_palettes_show_every_pixel_exactly(n_groups, seed):
+    rng = np.random.default_rng(seed)
+    groups = [rng.choice(32768, size=4, replace=False) for _ in range(n_groups)]
+    # each tile takes 1..4 colours of one group, or the text's fixed shades
+    sets = []
+    for _ in range(360):
+        g = list(palettes.FIXED) if rng.random() < 0.2 else list(groups[rng.integers(n_groups)])
+        sets.append(set(rng.choice(g, size=rng.integers(1, 5), replace=False).tolist()))
+    screen = _screen_from(sets, rng)
+    choice = palettes.choose(screen)
+    assert choice.exact
+    assert tuple(choice.palettes[0]) == palettes.FIXED
+    assert np.array_equal(palettes.shown(choice), screen)
+
+
+def test_more_sets_than_palettes_are_approximated_with_least_error_and_say_so():
+    rng = np.random.default_rng(4)
+    sets = [set(rng.choice(32768, size=3, replace=False).tolist()) for _ in range(40)]
+    sets = [sets[i % 40] for i in range(300)] + [set(palettes.FIXED)] * 60  # the text area: fixed shades
+    screen = _screen_from(sets, rng)
+    choice = palettes.choose(screen)
+    assert not choice.exact and choice.palettes.shape == (8, 4)
+    shown = palettes.shown(choice)
+    mask = np.ones(screen.shape, dtype=bool)
+    exact, err = palettes.match(palettes.screen_rgb(shown), screen, mask)
+    assert exact < 1.0 and err > 0
+    assert np.array_equal(shown[-24:], screen[-24:])  # the last 60 tiles (text) stay exact in palette 0
+    # the chosen palettes beat the first 7 packed groups taken as they come
+    naive = palettes.Choice(np.array([palettes.FIXED] + [palettes._padded(s) for s in sets[:7]]),
+                            np.zeros(360, dtype=np.int64), np.zeros((360, 16), dtype=np.uint8), False)
+    naive.attrs, naive.tiles = palettes._assign(*palettes._tile_sets(screen), naive.palettes)
+    naive_exact, naive_err = palettes.match(palettes.screen_rgb(palettes.shown(naive)), screen, mask)
+    assert exact * 100 - err > naive_exact * 100 - naive_err
+
+
+# -- the ROM on a CGB and on a DMG -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cgb", [False, True])
+def test_the_rom_tells_its_model_and_shows_a_palette_and_attribute_only_on_a_color(cgb):
+    port = _port(sound=False, cgb=cgb)
+    host = port.host
+    host.hello()
+    host.ask(gl.Q_CLEAR)
+    port.run_until(lambda: host.idle)
+    assert host.answers[gl.Q_CLEAR] == int(cgb)
+    tile = bytes([0xFF, 0x00] * 2 + [0x00, 0xFF] * 2 + [0xFF, 0xFF] * 2 + [0x00, 0x00] * 2)  # rows of 1, 2, 3, 0
+    colours = [0x001F, 0x03E0, 0x7C00, 0x7FFF]  # red, green, blue, white
+    host.send(*vram_packet(0x8010, tile))
+    host.send(*vram_packet(0x9C00, bytes([1])))
+    host.send(gl.T_ATTR, bytes([0x00, 0x9C, 5]))
+    host.send(gl.T_PALETTE, bytes(40) + np.array(colours, dtype="<u2").tobytes())
+    host.send(gl.T_FLIP, bytes([1, gl.BGP_DEFAULT]))
+    port.run_until(lambda: host.idle)
+    port.settle(2)
+    assert host.counters["retransmits"] == 0
+    rgb = np.asarray(port.pyboy.screen.ndarray)[:8, :8, :3]
+    if cgb:
+        got = [_rgb555(rgb[r, 0]) for r in (6, 0, 2, 4)]  # index 0, 1, 2, 3
+        assert got == colours
+        assert port.pyboy.memory[1, 0x9C00] == 5  # VRAM bank 1
+    else:
+        from firmware_bridge.gameboy.pyboy_link import shades_from_rgb
+
+        assert [int(s) for s in shades_from_rgb(rgb)[::2, 0]] == [1, 2, 3, 0]  # BGP 0xE4: shades as before
+    port.close()
+
+
+def test_a_synthetic_stream_on_a_color_is_exact_and_is_what_the_planner_meant(tmp_path):
+    events = synthetic_events(frames=2, size=16, audio_s=0.25)
+    with GameBoyRun("pyboy://cgb", tmp_path) as run:
+        streamer = Streamer(run.link, audio_rate=8000)
+        for event in events:
+            streamer.feed(event)
+        streamer.finish()
+        run.save()
+        stats = run.summary()
+        frames, shown = run.port.frames, run.link.shown
+        assert len(frames) == len(shown) == stats["gb_flips"]
+        for got, want in zip(frames, shown):  # every flip: the screen the host planned, never torn
+            assert np.array_equal(got, want)
+    assert stats["gb_colour"] and stats["gb_colour_exact"] == 1.0 and stats["gb_palette_approx_commits"] == 0
+    from PIL import Image
+
+    with Image.open(tmp_path / "gameboy" / "screen.png") as img:
+        colours = {tuple(c) for c in np.asarray(img.convert("RGB")).reshape(-1, 3)}
+    assert len(colours) > 4  # more than a DMG's 4 shades
+
+
+def _demo_colour(tmp_path, seed: int) -> dict:
+    pytest.importorskip("ai_edge_litert", reason="the bundled model needs ai-edge-litert (pip install pxby-edge[pi])")
+    import json
+
+    from pxby_edge.cli import main
+
+    out = tmp_path / f"seed{seed}"
+    assert main(["demo", "--to", "gameboy", "--port", "pyboy://cgb", "--seed", str(seed), "--out", str(out),
+                 "--json"]) == 0
+    return json.loads((out / "summary.json").read_text())["gameboy"]
+
+
+def test_demo_on_a_color_writes_the_creature_in_its_colours(tmp_path):
+    gb = _demo_colour(tmp_path, 0)
+    assert gb["gb_colour"] and gb["gb_colour_exact"] >= 0.95
+
+
+@pytest.mark.slow
+def test_bundled_model_seeds_0_to_9_are_at_least_95_percent_exact(tmp_path):
+    exact = [_demo_colour(tmp_path, seed)["gb_colour_exact"] for seed in range(10)]
+    assert min(exact) >= 0.95, exact
+
+
+# -- the joypad ------------------------------------------------------------------------------------
+
+
+def test_a_short_press_between_two_reads_is_latched_and_cleared_once_read():
+    port = _port(sound=False)
+    port.host.hello()
+    port.run_until(lambda: port.host.idle)
+    assert read_buttons(port) == frozenset()
+    port.pyboy.button("up", 2)
+    port.pyboy.button("b", 2)
+    port.settle(10)  # released long before the read
+    assert read_buttons(port) == {"up", "b"}
+    assert read_buttons(port) == frozenset()
+    port.close()
+
+
+def _loudness(port, start: int, end: int) -> float:
+    """Standard deviation of what PyBoy played in frames start..end (the APU's DC offset left out)."""
+    return float(np.std(np.concatenate(port.audio[start:end])))
+
+
+def test_the_game_boy_steers_the_session_a_b_up_down_start(tmp_path):
+    """Round 0 streams; then B replays the cry, Down and Up move the prompt choice on the screen,
+    Start pauses (no new creature past the pause), Start resumes, A starts round 1 at once."""
+    script = {2: "b", 4: "down", 6: "down", 8: "up", 10: "start", 40: "start", 42: "a"}
+    seen: dict = {}
+
+    def on_poll(ctl):
+        ctl.polls = getattr(ctl, "polls", 0) + 1
+        port = ctl.run_.port
+        seen[ctl.polls] = (port.rgb(), len(port.audio), ctl.round, ctl.paused, ctl.choice)
+        button = script.get(ctl.polls)
+        if button:
+            port.pyboy.button(button, 3)
+
+    made: list = []
+
+    def make_round(k, prompt):
+        made.append((k, prompt))
+        return Round(synthetic_events(frames=1, size=16, audio_s=0.2, seed=k, text=prompt), 8000, None)
+
+    with GameBoyRun("pyboy://cgb", tmp_path) as run:
+        prompts = ["a first prompt", "a second prompt", "a third prompt"]
+        ctl = Controller(run, make_round, prompts, pause_s=0.5, on_poll=on_poll)
+        rounds = list(ctl.run(rounds=2))
+        port = run.port
+    assert [r["round"] for r in rounds] == [0, 1]
+    # the first Down chose prompt 1; the second prompt 2; Up back to 1; A then made round 1 with it
+    assert made == [(0, "a first prompt"), (1, "a second prompt")]
+    events = [what for _, what in ctl.log]
+    assert events == ["creature", "cry", "prompt 1", "prompt 2", "prompt 1", "pause", "resume", "creature"]
+    # B: the cry sounds again (silence before the press, sound after it)
+    assert _loudness(port, seen[1][1], seen[2][1]) < 1e-3 < 0.01 < _loudness(port, seen[2][1], seen[4][1])
+    # the prompt list is drawn in the text area, the choice marked; the sprite above it untouched
+    text_rows = slice(112, 144)
+    after_down, after_up = seen[7][0], seen[9][0]
+    assert not np.array_equal(seen[3][0][text_rows], after_down[text_rows])
+    assert not np.array_equal(after_down[text_rows], after_up[text_rows])
+    assert np.array_equal(seen[3][0][:104], after_up[:104])
+    # Start paused it for 30 polls (far past pause_s) with no new creature; A ended the wait
+    assert all(seen[p][3] for p in range(12, 40)) and all(seen[p][2] == 0 for p in seen)
+    assert not seen[12][0][text_rows].tolist() == seen[9][0][text_rows].tolist()  # "paused" is shown
