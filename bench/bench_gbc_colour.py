@@ -2,11 +2,14 @@
 
     python bench/bench_gbc_colour.py                 # the bundled model, seeds 0-9, demo defaults
     python bench/bench_gbc_colour.py --seeds 0 1 --json
+    python bench/bench_gbc_colour.py --stress         # the palette chooser alone on random many-colour sprites
 
 Each seed runs `pxby-edge demo --to gameboy --port pyboy://cgb --seed N` (the link ROM in PyBoy's CGB
 mode) and reads its summary: of the sprite's drawn pixels on the final screen, the fraction whose
 colour on the emulated LCD equals the sprite's colour rounded to RGB555, the mean ΔE (CIE76) of the
 others, and how many commits needed more than the 7 free palettes (the chooser approximated them).
+``--stress`` draws 24x24 sprites of N random NES colours (uniform noise: the worst case, every tile a
+different set) at the demo's layout and measures ``palettes.choose`` alone, without an emulator.
 """
 
 from __future__ import annotations
@@ -36,12 +39,42 @@ def run_seed(seed: int, backend: str) -> dict:
             "approx_commits": gb["gb_palette_approx_commits"], "commits": gb["gb_colour_commits"]}
 
 
+def stress_row(n_colours: int, seed: int = 0) -> dict:
+    import numpy as np
+
+    from firmware_bridge.display import ScreenModel
+    from firmware_bridge.gameboy import palettes
+    from pxby_edge.vocab import DEFAULT_PALETTE
+
+    rng = np.random.default_rng(seed)
+    model = ScreenModel(DEFAULT_PALETTE)
+    model.text = "a stress test"
+    colours = rng.choice(len(DEFAULT_PALETTE), size=n_colours, replace=False)
+    for r in range(24):
+        model.set_row(r, rng.choice(colours, size=24))
+    screen, mask = palettes.colour_screen(model, model.render())
+    choice = palettes.choose(screen)
+    exact, err = palettes.match(palettes.screen_rgb(palettes.shown(choice)), screen, mask)
+    return {"colours": n_colours, "exact": exact, "error": err, "approximated": not choice.exact}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--stress", action="store_true")
     args = ap.parse_args()
+    if args.stress:
+        rows = [stress_row(n) for n in (4, 8, 16, 32, 55)]
+        if args.json:
+            print(json.dumps(rows))
+            return
+        print("| sprite colours | exact in RGB555 | mean ΔE of the rest | approximated |")
+        print("|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['colours']} | {r['exact']:.1%} | {r['error']:.2f} | {'yes' if r['approximated'] else 'no'} |")
+        return
     rows = [run_seed(s, args.backend) for s in args.seeds]
     if args.json:
         print(json.dumps(rows))
