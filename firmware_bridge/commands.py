@@ -90,7 +90,8 @@ def _serve(transport, capture_dir, live, seconds):
 @click.option("--synthetic", is_flag=True, help="Stream a built-in test sprite and sound instead of generating.")
 @click.option("--connect-timeout", default=3.0, show_default=True, type=float, help="Seconds to wait for the device.")
 @click.option("--loop", is_flag=True,
-              help="Send creature after creature until stopped: a new random seed each round, or --seed, +1, +2, ...")
+              help="Send creature after creature until stopped: a new random seed each round, or --seed, +1, +2, ... "
+                   "To a Game Boy: an interactive session (A new creature, B cry again, Up/Down prompt, Start pause).")
 @click.option("--pause", type=click.FloatRange(0), default=5.0, show_default=True, help="Seconds between rounds of --loop.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per round on stdout instead of a sentence.")
 @click.option("--to", "target", type=click.Choice(["serial", "gameboy"]), default=None,
@@ -116,9 +117,12 @@ def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_time
     seeds = _seeds(options["seed"], fixed_seed)
     make_round = _synthetic_round(seeds) if synthetic else _generated_round(model, options, seeds, backend, threads)
     if target == "gameboy" or (target is None and is_gameboy_url(port)):
+        url = "pyboy://" if port == "auto" else port
         if loop:
-            raise click.UsageError("--loop sends to a serial handheld; a Game Boy run takes one creature (drop --loop)")
-        _to_gameboy(make_round(0), "pyboy://" if port == "auto" else port, out_dir, force, dither, as_json)
+            _gameboy_session(model, options, seeds, synthetic, backend, threads, url, out_dir, force, pause,
+                             dither, as_json)
+            return
+        _to_gameboy(make_round(0), url, out_dir, force, dither, as_json)
         return
     url = resolve_port(port)
     with Link(url, baud, connect_timeout_s=connect_timeout, need=stream_needs()) as link:
@@ -146,6 +150,43 @@ def _to_gameboy(round_, url: str, out_dir, force: bool, dither: bool, as_json: b
     click.echo(describe(stats))
     for path in stats["outputs"]:
         click.echo(f"wrote {path}")
+
+
+def _gameboy_session(model, options, seeds, synthetic, backend, threads, url, out_dir, force, pause, dither,
+                     as_json) -> None:
+    """--loop to a Game Boy: the interactive session of ``gameboy.controller`` (A new creature, B the cry
+    again, Up/Down a prompt, Start pause) until stopped; one line (or JSON object) per creature."""
+    import json
+    import signal
+
+    from firmware_bridge.gameboy.controller import PROMPTS, play
+    from firmware_bridge.gameboy.run import describe
+    from firmware_bridge.stream import Round, synthetic_events
+
+    own = options.get("prompt") if options.get("prompt") not in (None, "-") else None
+    prompts = ([own] if own else []) + list(PROMPTS)
+
+    def make_round(k: int, prompt: str) -> Round:
+        if synthetic:
+            return Round(synthetic_events(seed=seeds(k), text=prompt), 8000, None)
+        opts = dict(options, seed=seeds(k), prompt=prompt, prompt_file=None)
+        if prompt != own:
+            opts["complete_text"] = False  # the list's prompts are whole descriptions
+        gen, rate = _generation(model, opts, backend, threads)
+        return Round(gen.events(), rate, gen.request.audio_samples)
+
+    def on_round(stats: dict) -> None:
+        stats["seed"] = seeds(stats["round"])
+        if as_json:
+            click.echo(json.dumps(stats))
+        else:
+            info(f"creature {stats['round'] + 1} (seed {stats['seed']}): {describe(stats)}")
+
+    def stop(*_):
+        raise KeyboardInterrupt  # the session saves gameboy/ and ends; systemd's SIGTERM, like Ctrl-C
+
+    signal.signal(signal.SIGTERM, stop)
+    play(url, make_round, prompts, out_dir, overwrite=force, pause_s=pause, on_round=on_round, dither=dither)
 
 
 def _seeds(base: int, fixed: bool):

@@ -22,7 +22,6 @@ pyboy = pytest.importorskip("pyboy", reason="PyBoy is not installed (pip install
 from firmware_bridge.gameboy.controller import Controller, read_buttons  # noqa: E402
 from firmware_bridge.gameboy.pyboy_link import PyBoyPort  # noqa: E402
 from firmware_bridge.gameboy.run import GameBoyRun  # noqa: E402
-from firmware_bridge.gameboy.session import connect  # noqa: E402
 from firmware_bridge.gameboy.vram import vram_packet  # noqa: E402
 from firmware_bridge.stream import Round, Streamer, synthetic_events  # noqa: E402
 

@@ -25,13 +25,14 @@ from firmware_bridge.gameboy import packets as gl
 BUTTONS = {"a": 1, "b": 2, "select": 4, "start": 8}  # the ROM's answer to Q_BUTTONS
 DPAD = {"right": 1, "left": 2, "up": 4, "down": 8}  # and to Q_DPAD
 POLL_FRAMES = 6  # about 10 questions a second
-PROMPTS = (
-    "a small blue water creature with horns and a tail. it is blue.",
-    "a small red fire creature.",
-    "a green grass creature with leaves.",
-    "a yellow electric creature with a long tail.",
-    "a purple ghost creature.",
+PROMPTS = (  # whole descriptions in the training style (the model ends the text where they end)
+    "a small blue water creature with horns and a tail. it is blue.",  # pxby_edge.generate.DEFAULT_PROMPT
+    "a small red fire creature with wings. it is red.",
+    "a green grass creature with leaves. it is green.",
+    "a yellow electric creature with a long tail. it is yellow.",
+    "a purple ghost creature with big eyes. it is purple.",
 )
+KEPT_AUDIO_FRAMES = 3600  # an emulator's sound kept while waiting (a minute): a paused session runs for days
 MENU_LINES = 3  # what the 4-row text area (9-pixel lines) holds
 
 
@@ -112,6 +113,7 @@ class Controller:
                 waited = 0
             port.settle(self.poll_frames)
             waited += self.poll_frames
+            del port.audio[: max(0, len(port.audio) - KEPT_AUDIO_FRAMES)]
 
     def _pressed(self, port) -> frozenset:
         """Buttons that went down since the last read (one held across reads counts once)."""
