@@ -7,7 +7,9 @@ as the controller of an interactive session.
 
 from __future__ import annotations
 
+import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,3 +225,70 @@ def test_the_game_boy_steers_the_session_a_b_up_down_start(tmp_path):
     # Start paused it for 30 polls (far past pause_s) with no new creature; A ended the wait
     assert all(seen[p][3] for p in range(12, 40)) and all(seen[p][2] == 0 for p in seen)
     assert not seen[12][0][text_rows].tolist() == seen[9][0][text_rows].tolist()  # "paused" is shown
+
+
+def test_stream_loop_to_a_game_boy_runs_the_session_until_sigterm_and_keeps_its_folder(tmp_path):
+    """What the service does: `stream --to gameboy --loop`; systemd's SIGTERM ends it cleanly (exit 0)
+    with gameboy/ written for the round on the screen."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pxby_edge.cli", "stream", "--synthetic", "--to", "gameboy", "--port", "pyboy://",
+         "--loop", "--pause", "30", "--seed", "3", "--json", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        first = json.loads(proc.stdout.readline())
+        proc.send_signal(signal.SIGTERM)  # while it waits for a button (30 s before the next creature)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert first["round"] == 0 and first["seed"] == 3 and first["gb_retransmits"] == 0
+    assert first["prompt"].startswith("a small blue water creature")
+    assert rest.strip() == "" and "error" not in err
+    for name in ("screen.png", "screen.gif", "audio.wav"):
+        assert (tmp_path / "gameboy" / name).stat().st_size > 0
+
+
+DROP_IN = Path(__file__).resolve().parent.parent / "deploy" / "pxby-edge-gameboy.conf"
+
+
+def test_the_game_boy_drop_in_runs_the_interactive_session_with_options_stream_has():
+    import shlex
+
+    from firmware_bridge.commands import stream
+
+    lines = [ln.split("=", 1)[1] for ln in DROP_IN.read_text().splitlines() if ln.startswith("ExecStart=")]
+    assert lines[0] == ""  # the template's ExecStart is reset, not added to
+    args = shlex.split(lines[1].replace("%I", "spidev0.0"))
+    ctx = stream.make_context("stream", args[2:])
+    assert ctx.params["loop"] and ctx.params["target"] == "gameboy"
+    assert ctx.params["port"] == "spi:///dev/spidev0.0" and ctx.params["out_dir"] == "/var/lib/pxby-edge-spidev0.0"
+    assert "StateDirectory=pxby-edge-%I" in DROP_IN.read_text()  # the one place ProtectSystem=strict lets it write
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None or not Path("/usr/lib/systemd/system/sysinit.target").is_file(),
+                    reason="systemd-analyze and the system's units are not installed here (apt-get install systemd)")
+def test_systemd_analyze_verify_passes_on_the_unit_with_the_game_boy_drop_in(tmp_path):
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "usr" / "lib" / "systemd").mkdir(parents=True)
+    shutil.copytree("/usr/lib/systemd/system", tmp_path / "usr" / "lib" / "systemd" / "system", symlinks=True)
+    units = tmp_path / "etc" / "systemd" / "system"
+    (units / "pxby-edge@spidev0.0.service.d").mkdir(parents=True)
+    shutil.copy(root / "deploy" / "pxby-edge@.service", units)
+    shutil.copy(DROP_IN, units / "pxby-edge@spidev0.0.service.d" / "gameboy.conf")
+    exe = tmp_path / "opt" / "pxby-edge" / "bin" / "pxby-edge"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    proc = subprocess.run(["systemd-analyze", "verify", f"--root={tmp_path}", "pxby-edge@spidev0.0.service"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
