@@ -58,6 +58,16 @@ def stress_row(n_colours: int, seed: int = 0) -> dict:
     return {"colours": n_colours, "exact": exact, "error": err, "approximated": not choice.exact}
 
 
+def _print(rows: list, as_json: bool, header: str, line) -> None:
+    if as_json:
+        print(json.dumps(rows))
+        return
+    print(header)
+    print("|---" * header.count("|", 1) + "|")
+    for r in rows:
+        print(line(r))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
@@ -66,25 +76,15 @@ def main() -> None:
     ap.add_argument("--stress", action="store_true")
     args = ap.parse_args()
     if args.stress:
-        rows = [stress_row(n) for n in (4, 8, 16, 32, 55)]
-        if args.json:
-            print(json.dumps(rows))
-            return
-        print("| sprite colours | exact in RGB555 | mean ΔE of the rest | approximated |")
-        print("|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['colours']} | {r['exact']:.1%} | {r['error']:.2f} | {'yes' if r['approximated'] else 'no'} |")
+        _print([stress_row(n) for n in (4, 8, 16, 32, 55)], args.json,
+               "| sprite colours | exact in RGB555 | mean ΔE of the rest | approximated |",
+               lambda r: f"| {r['colours']} | {r['exact']:.1%} | {r['error']:.2f} | {'yes' if r['approximated'] else 'no'} |")
         return
     rows = [run_seed(s, args.backend) for s in args.seeds]
-    if args.json:
-        print(json.dumps(rows))
-        return
-    print("| seed | exact in RGB555 | mean ΔE of the rest | commits approximated |")
-    print("|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['seed']} | {r['exact']:.1%} | {r['error']:.2f} | {r['approx_commits']} of {r['commits']} |")
-    exact = sum(r["exact"] for r in rows) / len(rows)
-    print(f"\nmean exact {exact:.1%}, lowest {min(r['exact'] for r in rows):.1%}")
+    _print(rows, args.json, "| seed | exact in RGB555 | mean ΔE of the rest | commits approximated |",
+           lambda r: f"| {r['seed']} | {r['exact']:.1%} | {r['error']:.2f} | {r['approx_commits']} of {r['commits']} |")
+    if not args.json:
+        print(f"\nmean exact {sum(r['exact'] for r in rows) / len(rows):.1%}, lowest {min(r['exact'] for r in rows):.1%}")
 
 
 if __name__ == "__main__":

@@ -292,3 +292,38 @@ def test_systemd_analyze_verify_passes_on_the_unit_with_the_game_boy_drop_in(tmp
     proc = subprocess.run(["systemd-analyze", "verify", f"--root={tmp_path}", "pxby-edge@spidev0.0.service"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_every_vector_gets_its_documented_answer_on_a_color_too():
+    """tests/test_gameboy.py runs the vectors on a DMG; the colour packets are real writes here."""
+    script: list[int] = []
+    port = _port(sound=False, cgb=True)
+    seen: list[int] = []
+    answers = []
+
+    class Scripted:
+        def exchange(self, status):
+            seen.append(status)
+            return script.pop(0) if script else gl.IDLE
+
+    port.peer.host = Scripted()
+    for v in gl.VECTORS:
+        wire = list(bytes.fromhex(v["wire"])) + [gl.IDLE] * 4
+        script[:] = wire
+        seen.clear()
+        port.run_until(lambda: not script and len(set(seen[-3:])) == 1
+                       and seen[-1] not in (gl.ST_BUSY_RX, gl.ST_BUSY_APPLY), 200, v["name"])
+        answers.append((v["name"], seen[-1]))
+    assert answers == [(v["name"], v["answer"]) for v in gl.VECTORS]
+    assert port.pyboy.memory[1, 0x9C00] == 3  # the ATTR vector landed in VRAM bank 1
+    port.close()
+
+
+def test_the_cli_line_says_when_palettes_were_approximated():
+    from firmware_bridge.gameboy.run import describe
+
+    stats = {"gb_flips": 2, "gb_packets": 9, "gb_bytes": 900, "gb_payload_bytes": 300, "gb_sound_frames": 0,
+             "gb_retransmits": 0, "gb_err_checksum": 0, "gb_timeouts": 0, "gb_colour": True, "gb_colour_exact": 0.9,
+             "gb_colour_error": 12.34, "gb_palette_approx_commits": 1, "gb_colour_commits": 2}
+    assert "90.0% of the sprite's pixels exact (1 of 2 screens needed more than 8 palettes" in describe(stats)
+    assert "needed more" not in describe(dict(stats, gb_palette_approx_commits=0))

@@ -131,6 +131,13 @@ def stream_events(events, url: str, out_dir=None, *, audio_rate: float, audio_to
 
 def describe(stats: dict) -> str:
     """One line for the CLI: what went over the Game Boy's cable."""
-    return (f"game boy: {stats['gb_flips']} frames flipped, {stats['gb_packets']} packets "
+    line = (f"game boy: {stats['gb_flips']} frames flipped, {stats['gb_packets']} packets "
             f"({stats['gb_bytes']} link bytes, {stats['gb_payload_bytes']} payload), {stats['gb_sound_frames']} sound frames; "
             f"retransmits {stats['gb_retransmits']} (checksum {stats['gb_err_checksum']}, timeouts {stats['gb_timeouts']})")
+    if stats.get("gb_colour") and "gb_colour_exact" in stats:
+        line += f"; colour: {stats['gb_colour_exact']:.1%} of the sprite's pixels exact"
+        if stats["gb_palette_approx_commits"]:
+            # a Game Boy Color has 8 palettes of 4 colours: say when the sprite needed more
+            line += (f" ({stats['gb_palette_approx_commits']} of {stats['gb_colour_commits']} screens needed more "
+                     f"than 8 palettes: the nearest colours were shown, mean error ΔE {stats['gb_colour_error']:.1f})")
+    return line
