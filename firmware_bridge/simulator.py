@@ -28,7 +28,7 @@ from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.errors import PortError
-from firmware_bridge.link import monotonic_ms, parse_socket_url
+from firmware_bridge.link import monotonic_ms
 from firmware_bridge.ports import port_error
 from pxby_edge.media import atomic_write
 
@@ -152,9 +152,10 @@ def open_transport(pty: bool = False, port: Optional[str] = None, baud: int = 11
     """``--pty`` or ``--port URL``: ``socket://HOST:PORT`` listens there, anything else is opened."""
     if pty or port is None:
         return PtyTransport()
-    if port.startswith("socket://"):
-        return SocketTransport(*parse_socket_url(port))
-    return SerialTransport(port, baud)
+    from firmware_bridge.transports import socket_address
+
+    address = socket_address(port)
+    return SocketTransport(*address) if address is not None else SerialTransport(port, baud)
 
 
 # -- capture ------------------------------------------------------------------------------------
@@ -167,6 +168,7 @@ def open_transport(pty: bool = False, port: Optional[str] = None, baud: int = 11
 GIF_FRAMES = 1500
 RECENT_FRAMES = 32
 KEPT_AUDIO_SAMPLES = 8192 * 600  # audio.wav: the last ten minutes the speaker played
+RECENT_AUDIO_SAMPLES = 8192 * 30  # without --capture: the last half minute, for the counters and tests
 
 
 class Capture:
@@ -185,11 +187,12 @@ class Capture:
         self.screen: Optional[np.ndarray] = None
         self.chunks: deque[tuple[int, np.ndarray]] = deque()  # (offset, samples) in the order played
         self._kept_samples = 0
+        self._audio_bound = KEPT_AUDIO_SAMPLES if self.out_dir is not None else RECENT_AUDIO_SAMPLES
         self.played = 0
         self.gaps = 0
         self.replayed = 0
         self.next_offset: Optional[int] = None
-        self.audio_rate = 8192
+        self.audio_rate = pr.Capabilities.audio_rate  # until an AUDIO_CFG says (the device's own rate)
         self.audio_format = pr.AUDIO_U8
         self.lock = threading.Lock()
         self._png_at = -1.0
@@ -222,7 +225,7 @@ class Capture:
                     self.replayed += self.next_offset - offset
             self.chunks.append((offset, samples.copy()))
             self._kept_samples += len(samples)
-            while self._kept_samples > KEPT_AUDIO_SAMPLES and len(self.chunks) > 1:
+            while self._kept_samples > self._audio_bound and len(self.chunks) > 1:
                 self._kept_samples -= len(self.chunks.popleft()[1])
             self.played += len(samples)
             self.next_offset = offset + len(samples)

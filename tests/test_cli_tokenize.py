@@ -30,7 +30,7 @@ TEXT = "A Large Red Fire Creature, with wings: it is red (100%)! Café/crème; [
 
 def _inputs(tmp_path):
     """A 22x25 sprite of palette colours, a text with accents and punctuation, a (2, N) cry at 16 kHz."""
-    from pxby_edge import media
+    from pxby_edge import speaker
     from pxby_edge.vocab import Vocab
 
     rng = np.random.default_rng(3)
@@ -40,7 +40,7 @@ def _inputs(tmp_path):
     (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
     t = np.arange(3000) / 16000
     cry = (np.sin(2 * np.pi * 440 * t * (1 + t)) * np.exp(-4 * t)).astype(np.float32)
-    np.save(tmp_path / "cry.npy", np.stack([cry, media.gameboy_filter(cry, 16000)]).astype(np.float32))
+    np.save(tmp_path / "cry.npy", np.stack([cry, speaker.gameboy_filter(cry, 16000)]).astype(np.float32))
     return tmp_path / "text.txt", tmp_path / "sprite-in.png", tmp_path / "cry.npy"
 
 

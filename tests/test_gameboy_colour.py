@@ -127,7 +127,7 @@ def test_a_synthetic_stream_on_a_color_is_exact_and_is_what_the_planner_meant(tm
             streamer.feed(event)
         streamer.finish()
         run.save()
-        stats = run.summary()
+        stats = run.counters()
         frames, shown = run.port.frames, run.link.shown
         assert len(frames) == len(shown) == stats["gb_flips"]
         for got, want in zip(frames, shown):  # every flip: the screen the host planned, never torn
@@ -320,7 +320,7 @@ def test_every_vector_gets_its_documented_answer_on_a_color_too():
 
 
 def test_the_cli_line_says_when_palettes_were_approximated():
-    from firmware_bridge.gameboy.run import describe
+    from firmware_bridge.gameboy.run import gameboy_line as describe
 
     stats = {"gb_flips": 2, "gb_packets": 9, "gb_bytes": 900, "gb_payload_bytes": 300, "gb_sound_frames": 0,
              "gb_retransmits": 0, "gb_err_checksum": 0, "gb_timeouts": 0, "gb_colour": True, "gb_colour_exact": 0.9,

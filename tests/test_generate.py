@@ -146,7 +146,11 @@ def test_bundled_model_default_generation_ends_by_its_plan(tmp_path):
 
     manifest = read_manifest(default_model_path())
     assert manifest.bound(GEOMETRY_IMAGE_WIDTH) == 24 and manifest.bound(GEOMETRY_IMAGE_HEIGHT) == 24
-    s = run_generation(GenerationRequest(seed=1), backend="numpy", out_dir=tmp_path)
+    from pxby_edge.outputs import write_generation
+
+    run = run_generation(GenerationRequest(seed=1), backend="numpy")
+    s = run.complete()
+    write_generation(run.generator, tmp_path)
     assert s["stop_reason"] == "plan" and (tmp_path / "audio.wav").is_file()
     assert [seg["modality"] for seg in s["segments"][0]] == ["text", "image", "audio"]
     assert all(seg["ended_by"] == "plan" for seg in s["segments"][0])

@@ -42,6 +42,7 @@ def _one_error_line(run) -> str:
 def test_a_capture_keeps_a_bounded_past(tmp_path, with_capture, monkeypatch):
     monkeypatch.setattr(simulator, "GIF_FRAMES", 50)
     monkeypatch.setattr(simulator, "KEPT_AUDIO_SAMPLES", 1000)
+    monkeypatch.setattr(simulator, "RECENT_AUDIO_SAMPLES", 1000)
     cap = Capture(tmp_path / "cap" if with_capture else None)
     cap._png_at = float("inf")  # no periodic screen.png: only the bookkeeping is under test
     rng = np.random.default_rng(0)
@@ -92,13 +93,13 @@ def test_soak_the_handheld_keeps_its_memory_flat(tmp_path):
             samples.append(_rss_kb(hh.pid))
         growth_mb = (max(samples) - start) / 1024
         print(f"handheld RSS {start / 1024:.1f} MB after warm-up, max {max(samples) / 1024:.1f} MB "
-              f"over {seconds} s: +{growth_mb:.1f} MB")
+              f"over {seconds} s: +{growth_mb:.1f} MB; every 10 s (MB): {[round(s / 1024, 1) for s in samples]}")
         assert growth_mb < 10, samples
     finally:
         for proc in (stream, hh):
             if proc is not None:
                 proc.terminate()
-                proc.wait(30)
+                proc.communicate(timeout=30)  # waits, and closes the pipes
 
 
 # -- 2. --force replaces only what the command made -------------------------------------------------

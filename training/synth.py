@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pxby_edge.constants import DEVICE_AUDIO_RATE
 from training.errors import DatasetError, OutputExistsError
 
 # Palette indices (0-based into the 55-colour NES palette of pxby_edge.vocab).
@@ -75,7 +76,7 @@ FEATURES: dict[str, str] = {  # feature -> how the text names it
     "horns": "horns", "ears": "ears", "wings": "wings", "tail": "a tail",
     "spikes": "spikes", "antennae": "antennae", "feet": "feet",
 }
-AUDIO_RATE = 8192  # Hz of the WAV files (the Game Boy rate); train with slicing_audio 4 -> 2048 Hz tokens
+AUDIO_RATE = DEVICE_AUDIO_RATE  # Hz of the WAV files (the Game Boy rate); train with slicing_audio 4 -> 2048 Hz tokens
 GENERATOR_VERSION = 2  # 1: plain white backdrop; 2: backdrop tinted by the colour word
 
 
@@ -274,7 +275,7 @@ def _mirror_ids(frame):
 def synth_cry(element: str, size: str, rng: np.random.Generator, sample_rate: int = AUDIO_RATE) -> np.ndarray:
     """(2, N) float32: a call whose pitch follows the size and whose contour follows the element,
     and its Game Boy speaker-filtered copy."""
-    from pxby_edge.media import gameboy_filter
+    from pxby_edge.speaker import gameboy_filter
 
     sz, el = SIZES[size], ELEMENTS[element]
     n = int(sz["seconds"] * sample_rate)

@@ -18,6 +18,7 @@ Presses made while a creature streams count once it is on the screen.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Optional
 
 from firmware_bridge.gameboy import packets as gl
@@ -154,22 +155,55 @@ class Controller:
 
 
 
-def play(url: str, make_round: Callable, prompts, out_dir=None, *, overwrite: bool = False, pause_s: float = 5.0,
-         rounds: Optional[int] = None, on_round: Optional[Callable] = None, **streamer_opts) -> list[str]:
-    """An interactive session on the Game Boy at ``url`` until ``rounds`` are done, the link fails
-    or KeyboardInterrupt; after each round ``on_round(figures)`` and gameboy/ in ``out_dir`` is
-    rewritten with that round's frames and sound. Returns the paths written."""
-    from firmware_bridge.gameboy.run import GameBoyRun
 
-    written: list[str] = []
-    with GameBoyRun(url, out_dir, overwrite=overwrite) as run:
-        ctl = Controller(run, make_round, prompts, pause_s=pause_s, **streamer_opts)
+def session_rounds(request_for: Callable, model=None, *, backend: str = "auto", threads: int = 1,
+                   synthetic_seeds: Optional[Callable] = None) -> Callable:
+    """``make_round(k, prompt)`` for a ``Controller``: a generation of ``request_for(k, prompt)``, or with
+    ``synthetic_seeds`` the built-in test pattern with the prompt as its text."""
+    from firmware_bridge.stream import SYNTHETIC_AUDIO_RATE, Round, synthetic_events
+
+    if synthetic_seeds is not None:
+        return lambda k, prompt: Round(synthetic_events(seed=synthetic_seeds(k), text=prompt), SYNTHETIC_AUDIO_RATE, None)
+    from firmware_bridge.live import generated_round
+    from pxby_edge.generate import run_generation
+
+    return lambda k, prompt: generated_round(run_generation(request_for(k, prompt), model, backend=backend, threads=threads))
+
+
+def play(url: str, make_round: Callable, prompts=PROMPTS, out_dir=None, *, overwrite: bool = False,
+         pause_s: float = 5.0, rounds: Optional[int] = None, on_poll: Optional[Callable] = None,
+         **streamer_opts) -> Iterator[dict]:
+    """An interactive session on the Game Boy at ``url`` until ``rounds`` are done, the link fails or
+    KeyboardInterrupt; yields each round's figures once gameboy/ in ``out_dir`` holds that round's
+    screen, frames and sound (each round replaces the last: a session runs for days)."""
+    from firmware_bridge.gameboy.run import OUTPUTS, GameBoyRun
+    from pxby_edge.atomic import check_writable
+
+    if out_dir is not None:
+        for name in OUTPUTS:  # before the Game Boy is waited for
+            check_writable(Path(out_dir) / name, overwrite)
+    with GameBoyRun(url, None) as run:
+        ctl = Controller(run, make_round, prompts, pause_s=pause_s, on_poll=on_poll, **streamer_opts)
+        saved = False
         try:
             for stats in ctl.run(rounds):
-                written = run.save()
-                if on_round is not None:
-                    on_round({**stats, **run.summary(), "outputs": written})
+                stats = {**stats, **run.counters(), "port": url}
+                if out_dir is not None:
+                    stats["outputs"] = _save(run, out_dir, overwrite or saved)
+                    saved = True
+                yield stats
                 run.forget()
-        except KeyboardInterrupt:
-            written = run.save()  # stopped (Ctrl-C, or SIGTERM from the service manager): keep what it showed
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from the service manager: keep what it showed
+            if out_dir is not None:
+                _save(run, out_dir, overwrite or saved)
+
+
+def _save(run, out_dir, overwrite: bool) -> list[str]:
+    """gameboy/ of ``run`` into ``out_dir``, whole or not at all; the paths written."""
+    from pxby_edge.atomic import OutputSet
+
+    with OutputSet(out_dir, [], overwrite) as out:
+        run.out_dir = out.folder
+        written = [out.final(p) for p in run.save()]
+        out.commit()
     return written

@@ -22,6 +22,7 @@ from firmware_bridge.gameboy import ROM_PATH
 from firmware_bridge.gameboy import packets as gl
 
 FRAME_HZ = 4194304 / 70224  # 59.73: one PyBoy tick
+FORMS = "pyboy:// (headless), pyboy://window, pyboy://cgb, pyboy://cgb-window (a Game Boy Color)"
 
 
 class LineFaults:
@@ -91,6 +92,7 @@ class PyBoyPort:
                  boot_frames: int = 0, sound: bool = True, cgb: bool = False):
         from pyboy import PyBoy
 
+        self.url = "pyboy://"
         self.host = gl.LinkHost()
         self.peer = SerialPeer(self.host, faults)
         self.faults = faults
@@ -152,3 +154,21 @@ class PyBoyPort:
 
     def close(self) -> None:
         self.pyboy.stop(save=False)
+
+
+def open_url(url: str, *, faults: Optional[LineFaults] = None, boot_frames: int = 0) -> PyBoyPort:
+    """The ``pyboy://`` transport (``firmware_bridge.transports``): ``pyboy://`` headless, ``pyboy://window`` in a
+    window; ``pyboy://cgb`` and ``pyboy://cgb-window`` the same on a Game Boy Color."""
+    import importlib.util
+
+    from firmware_bridge.errors import PortError
+
+    rest = url.partition("://")[2].strip("/")
+    if rest not in ("", "null", "window", "cgb", "cgb-window"):
+        raise PortError(f"bad PyBoy port {url!r}: use {FORMS}")
+    if importlib.util.find_spec("pyboy") is None:
+        raise PortError("pyboy:// needs PyBoy: pip install 'pxby-edge[gameboy]'")
+    port = PyBoyPort(window="SDL2" if rest.endswith("window") else "null", faults=faults, boot_frames=boot_frames,
+                     cgb=rest.startswith("cgb"))
+    port.url = url
+    return port

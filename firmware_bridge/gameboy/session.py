@@ -48,7 +48,7 @@ class GameBoyLink(VirtualLink):
         device = DeviceCore(on_commit=self._on_commit, on_play=self._on_play,
                             on_audio_cfg=capture.on_audio_cfg if capture is not None else None)
         super().__init__(device, **session_opts)
-        self.url = getattr(port, "url", "gameboy")
+        self.url = port.url
         port.host.hello()
         port.host.ask(gl.Q_CLEAR)  # the model (bit 0: Color), and no presses from before this session
 
@@ -74,7 +74,7 @@ class GameBoyLink(VirtualLink):
         """The ``Streamer``'s ScreenModel: its sprite rows give a Game Boy Color its colours."""
         self.screen_model = model
 
-    def send(self, mtype: int, payload: bytes, channel: int = 0, timeout_s: float = 10.0) -> None:
+    def send(self, mtype: int, payload: bytes, channel: int = pr.CH_CONTROL, timeout_s: float = 10.0) -> None:
         if mtype == pr.COMMIT and self.screen_model is not None and self.colour is not False:
             # the tiles just sent were this render: remember its colours for when the device commits it
             shades = self.screen_model.render()
