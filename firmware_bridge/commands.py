@@ -144,10 +144,12 @@ def _gameboy_session(url, seeds, synthetic, model, options, backend, threads, ou
                      **streamer_opts) -> None:
     """--loop to a Game Boy: the interactive session of ``gameboy.controller`` (A a new creature, B the cry again,
     Up/Down a prompt, Start pause) until stopped; one line (or JSON object) per creature. SIGTERM (systemd's
-    stop) ends it as Ctrl-C does: gameboy/ is saved, exit 0."""
+    stop) ends it as Ctrl-C does, at the next poll (or once the creature on its way is shown): gameboy/ is
+    saved, exit 0."""
     import signal
 
-    from firmware_bridge.gameboy.controller import PROMPTS, play, session_rounds
+    from firmware_bridge.gameboy.controller import PROMPTS, play
+    from firmware_bridge.live import prompted_rounds
 
     own = read_prompt(options["prompt"], options["prompt_file"])
     prompts = ([own] if own else []) + list(PROMPTS)
@@ -157,12 +159,13 @@ def _gameboy_session(url, seeds, synthetic, model, options, backend, threads, ou
         complete = options["complete_text"] if prompt == own else False
         return request_from_options(**dict(options, seed=seeds(k), prompt=prompt, prompt_file=None, complete_text=complete))
 
-    def stop(*_):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    make_round = session_rounds(request_for, model, backend=backend, threads=threads, synthetic_seeds=seeds if synthetic else None)
-    for stats in play(url, make_round, prompts, out_dir, overwrite=force, pause_s=pause, **streamer_opts):
+    stopping: list = []  # set by SIGTERM (systemd's stop) or Ctrl-C; the session ends at its next poll
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    make_round = prompted_rounds(request_for, model, backend=backend, threads=threads,
+                                 synthetic_seeds=seeds if synthetic else None)
+    for stats in play(url, make_round, prompts, out_dir, overwrite=force, pause_s=pause, stop=lambda: bool(stopping),
+                      **streamer_opts):
         _echo_round(dict(stats, seed=seeds(stats["round"])), as_json)
 
 

@@ -63,6 +63,19 @@ def generated_rounds(request_for: Callable[[int], object], model=None, *, backen
     return lambda k: generated_round(first if k == 0 else open_run(k))
 
 
+def prompted_rounds(request_for: Callable[[int, str], object], model=None, *, backend: str = "auto", threads: int = 1,
+                    synthetic_seeds: Optional[Callable[[int], int]] = None) -> Callable[[int, str], Round]:
+    """Round k with a prompt chosen as the rounds go (a Game Boy session's Up/Down, ``gameboy.controller``): a
+    generation of ``request_for(k, prompt)``, or with ``synthetic_seeds`` the test pattern with the prompt as its text."""
+    if synthetic_seeds is not None:
+        from firmware_bridge.stream import SYNTHETIC_AUDIO_RATE, synthetic_events
+
+        return lambda k, prompt: Round(synthetic_events(seed=synthetic_seeds(k), text=prompt), SYNTHETIC_AUDIO_RATE, None)
+    from pxby_edge.generate import run_generation
+
+    return lambda k, prompt: generated_round(run_generation(request_for(k, prompt), model, backend=backend, threads=threads))
+
+
 # -- devices --------------------------------------------------------------------------------------
 
 

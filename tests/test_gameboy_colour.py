@@ -268,7 +268,7 @@ def test_the_game_boy_drop_in_runs_the_interactive_session_with_options_stream_h
     assert lines[0] == ""  # the template's ExecStart is reset, not added to
     args = shlex.split(lines[1].replace("%I", "spidev0.0"))
     ctx = stream.make_context("stream", args[2:])
-    assert ctx.params["loop"] and ctx.params["target"] == "gameboy"
+    assert ctx.params["loop"] and ctx.params["to"] == "gameboy"
     assert ctx.params["port"] == "spi:///dev/spidev0.0" and ctx.params["out_dir"] == "/var/lib/pxby-edge-spidev0.0"
     assert "StateDirectory=pxby-edge-%I" in DROP_IN.read_text()  # the one place ProtectSystem=strict lets it write
 

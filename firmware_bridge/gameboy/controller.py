@@ -56,13 +56,15 @@ class Controller:
     figures. ``on_poll(self)`` runs before each joypad read (tests press buttons there)."""
 
     def __init__(self, run, make_round: Callable, prompts=PROMPTS, *, pause_s: float = 5.0,
-                 poll_frames: int = POLL_FRAMES, on_poll: Optional[Callable] = None, **streamer_opts):
+                 poll_frames: int = POLL_FRAMES, on_poll: Optional[Callable] = None,
+                 stop: Callable[[], bool] = lambda: False, **streamer_opts):
         self.run_ = run
         self.make_round = make_round
         self.prompts = list(dict.fromkeys(prompts))
         self.pause_s = pause_s
         self.poll_frames = poll_frames
         self.on_poll = on_poll
+        self.stop = stop  # asked between rounds and at every poll: True ends the session there
         self.streamer_opts = streamer_opts
         self.choice = 0
         self.paused = False
@@ -77,7 +79,7 @@ class Controller:
 
     def run(self, rounds: Optional[int] = None) -> Iterator[dict]:
         k = 0
-        while rounds is None or k < rounds:
+        while (rounds is None or k < rounds) and not self.stop():
             yield self._round(k)
             k += 1
             if rounds is not None and k >= rounds:
@@ -103,7 +105,7 @@ class Controller:
         port = self.run_.port
         waited = 0
         frames_due = int(self.pause_s * 59.73)
-        while self.paused or waited < frames_due:
+        while (self.paused or waited < frames_due) and not self.stop():
             if self.on_poll is not None:
                 self.on_poll(self)
             pressed = self._pressed(port)
@@ -156,25 +158,12 @@ class Controller:
 
 
 
-def session_rounds(request_for: Callable, model=None, *, backend: str = "auto", threads: int = 1,
-                   synthetic_seeds: Optional[Callable] = None) -> Callable:
-    """``make_round(k, prompt)`` for a ``Controller``: a generation of ``request_for(k, prompt)``, or with
-    ``synthetic_seeds`` the built-in test pattern with the prompt as its text."""
-    from firmware_bridge.stream import SYNTHETIC_AUDIO_RATE, Round, synthetic_events
-
-    if synthetic_seeds is not None:
-        return lambda k, prompt: Round(synthetic_events(seed=synthetic_seeds(k), text=prompt), SYNTHETIC_AUDIO_RATE, None)
-    from firmware_bridge.live import generated_round
-    from pxby_edge.generate import run_generation
-
-    return lambda k, prompt: generated_round(run_generation(request_for(k, prompt), model, backend=backend, threads=threads))
-
-
 def play(url: str, make_round: Callable, prompts=PROMPTS, out_dir=None, *, overwrite: bool = False,
          pause_s: float = 5.0, rounds: Optional[int] = None, on_poll: Optional[Callable] = None,
-         **streamer_opts) -> Iterator[dict]:
-    """An interactive session on the Game Boy at ``url`` until ``rounds`` are done, the link fails or
-    KeyboardInterrupt; yields each round's figures once gameboy/ in ``out_dir`` holds that round's
+         stop: Callable[[], bool] = lambda: False, **streamer_opts) -> Iterator[dict]:
+    """An interactive session on the Game Boy at ``url`` until ``rounds`` are done, ``stop()`` says so (a
+    signal handler's flag: an exception raised in a signal handler is lost inside PyBoy's serial callback)
+    or the link fails; yields each round's figures once gameboy/ in ``out_dir`` holds that round's
     screen, frames and sound (each round replaces the last: a session runs for days)."""
     from firmware_bridge.gameboy.run import OUTPUTS, GameBoyRun
     from pxby_edge.atomic import check_writable
@@ -183,19 +172,17 @@ def play(url: str, make_round: Callable, prompts=PROMPTS, out_dir=None, *, overw
         for name in OUTPUTS:  # before the Game Boy is waited for
             check_writable(Path(out_dir) / name, overwrite)
     with GameBoyRun(url, None) as run:
-        ctl = Controller(run, make_round, prompts, pause_s=pause_s, on_poll=on_poll, **streamer_opts)
+        ctl = Controller(run, make_round, prompts, pause_s=pause_s, on_poll=on_poll, stop=stop, **streamer_opts)
         saved = False
-        try:
-            for stats in ctl.run(rounds):
-                stats = {**stats, **run.counters(), "port": url}
-                if out_dir is not None:
-                    stats["outputs"] = _save(run, out_dir, overwrite or saved)
-                    saved = True
-                yield stats
-                run.forget()
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from the service manager: keep what it showed
+        for stats in ctl.run(rounds):
+            stats = {**stats, **run.counters(), "port": url}
             if out_dir is not None:
-                _save(run, out_dir, overwrite or saved)
+                stats["outputs"] = _save(run, out_dir, overwrite or saved)
+                saved = True
+            yield stats
+            run.forget()
+        if stop() and saved:
+            _save(run, out_dir, True)  # what it showed last (a prompt chosen, paused) when stopped
 
 
 def _save(run, out_dir, overwrite: bool) -> list[str]:
