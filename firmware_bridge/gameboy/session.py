@@ -73,7 +73,8 @@ class GameBoyLink(VirtualLink):
         for ptype, payload in self.sound.finish():
             self.port.host.send(ptype, payload)
         host = self.port.host
-        self._run(lambda: host.idle, "flushing to the Game Boy")
+        # drained: the ROM says every packet it acknowledged is applied (its queue is empty)
+        self._run(lambda: host.drained, "flushing to the Game Boy")
         self.port.settle(3 + self.sound.frames_buffered())
 
     def _run(self, done, what: str) -> None:
