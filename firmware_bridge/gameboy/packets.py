@@ -128,6 +128,10 @@ class LinkHost:
         """Nothing queued and nothing awaiting its ACK."""
         return self.current is None and not self.queue
 
+    def backlog(self) -> int:
+        """Payload bytes queued and not yet begun on the wire."""
+        return sum(len(payload) for _, payload in self.queue)
+
     @property
     def drained(self) -> bool:
         """Idle, and the ROM says it has applied everything (the screen is final)."""

@@ -48,7 +48,7 @@
 #define R_IE 0xFFFF
 
 void vram_clear(void); /* isr.s: zero 0x8000..0x9FFF, LCD off only */
-void vram_copy(void); /* isr.s: COPY_LEN bytes (1..255), in runs started on lines 144..150 only */
+void vram_copy(void); /* isr.s: COPY_LEN bytes (1..255), at any time, never in mode 3 */
 void ack_status(void); /* isr.s: STATUS from the queue (busy, ack, applied); interrupts off */
 
 #endif

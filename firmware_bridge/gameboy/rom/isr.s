@@ -37,6 +37,7 @@
         R_SB = 0x01
         R_SC = 0x02
         R_LCDC = 0x40
+        R_STAT = 0x41
         R_LY = 0x44
         R_BGP = 0x47
 
@@ -399,10 +400,12 @@ _stat_isr::
         pop     af
         reti
 
-;; Copy H_LEN bytes from H_SRC to H_DST (VRAM), each run started only on lines 144..150: 16 bytes
-;; unrolled (6 M-cycles a byte, ~110 a run) or up to 8 in a loop, so a run and the interrupts that
-;; may land in it (a payload byte, a verdict, 250 at most) end inside the 342 M-cycles of the 3
-;; lines that remain: no write can land in mode 2 or 3 however the interrupts fall.
+;; Copy H_LEN bytes from H_SRC to H_DST (VRAM) at any point of the frame. VRAM is locked only
+;; while the LCD draws a line (mode 3, at least 43 M-cycles); each group of 4 writes is bracketed
+;; by two reads of STAT 28 M-cycles apart with interrupts off, and if either says mode 3 the group
+;; is written again (a write in mode 3 is dropped, so nothing half-written stays). Neither read
+;; saying mode 3 means no write fell in mode 3, as mode 3 cannot begin and end between them. The
+;; interrupts are off for at most 30 M-cycles: the serial port is re-armed that much later at worst.
 _vram_copy::
         ldh     a, (H_SRC)
         ld      l, a
@@ -416,40 +419,69 @@ _vram_copy::
         ld      c, a
 1$:
         ld      a, c
-        or      a
-        ret     z
-2$:
-        ldh     a, (R_LY)
-        cp      #144
-        jr      c, 2$
-        cp      #151
-        jr      nc, 2$
-        ld      a, c
-        cp      #16
+        cp      #4
         jr      c, 5$
-        sub     #16
-        ld      c, a
-        .rept   16
+2$:
+        ldh     a, (R_STAT)             ; wait out mode 3 with interrupts on
+        and     #3
+        cp      #3
+        jr      z, 2$
+        di
+        ldh     a, (R_STAT)
+        ld      b, a
+        .rept   4
         ld      a, (hl+)
         ld      (de), a
         inc     de
         .endm
-        jr      1$
-5$:
-        ld      b, #8
-        cp      b
-        jr      nc, 3$
-        ld      b, c
-3$:
-        sub     b
+        ldh     a, (R_STAT)
+        ei
+        or      #0xFC
+        inc     a
+        jr      z, 3$
+        ld      a, b
+        or      #0xFC
+        inc     a
+        jr      z, 3$
+        ld      a, c
+        sub     #4
         ld      c, a
-4$:
+        jr      1$
+3$:                                     ; in mode 3: again
+        .rept   4
+        dec     hl
+        dec     de
+        .endm
+        jr      2$
+5$:                                     ; the last 1..3 bytes, one at a time
+        or      a
+        ret     z
+6$:
+        ldh     a, (R_STAT)
+        and     #3
+        cp      #3
+        jr      z, 6$
+        di
+        ldh     a, (R_STAT)
+        ld      b, a
         ld      a, (hl+)
         ld      (de), a
         inc     de
-        dec     b
-        jr      nz, 4$
+        ldh     a, (R_STAT)
+        ei
+        or      #0xFC
+        inc     a
+        jr      z, 7$
+        ld      a, b
+        or      #0xFC
+        inc     a
+        jr      z, 7$
+        dec     c
         jr      1$
+7$:
+        dec     hl
+        dec     de
+        jr      6$
 
 ;; Zero 0x8000..0x9FFF (tiles and both maps); only with the LCD off. 8 bytes a pass (2.5 M-cycles
 ;; a byte), about one frame of CPU.
