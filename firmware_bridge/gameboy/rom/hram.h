@@ -30,6 +30,8 @@
 #define PARSE_END 0xFF97 /* and a flag for a SOUND register out of range */
 #define PARSE_PAGE 0xFF98
 #define PARSE_BAD 0xFF99
+#define PARSE_VSEQ 0xFF9A /* the seq's class (next, repeat, other) */
+#define PARSE_VERDICT 0xFF9B /* 0 accept, 1 acknowledge again, else the error status */
 
 #define SLOTS ((volatile uint8_t *)0xD000)
 #define SLOT_MASK 7u
@@ -49,6 +51,6 @@
 
 void vram_clear(void); /* isr.s: zero 0x8000..0x9FFF, LCD off only */
 void vram_copy(void); /* isr.s: COPY_LEN bytes (1..255), at any time, never in mode 3 */
-void ack_status(void); /* isr.s: STATUS from the queue (busy, ack, applied); interrupts off */
+void watchdog(void); /* isr.s: re-arm the port if it is idle, unarmed and no transfer is pending */
 
 #endif

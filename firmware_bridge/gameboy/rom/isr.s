@@ -9,7 +9,7 @@
 ;; acknowledged at once; the main loop applies the slots in order.
 
         .module isr
-        .globl  _serial_isr, _vblank_isr, _stat_isr, _vram_copy, _vram_clear, _ack_status
+        .globl  _serial_isr, _vblank_isr, _stat_isr, _vram_copy, _vram_clear, _ack_status, _watchdog
 
         H_STATE = 0x80
         H_PTR = 0x81
@@ -34,8 +34,11 @@
         H_END = 0x97
         H_PAGE = 0x98
         H_BAD = 0x99
+        H_VSEQ = 0x9A
+        H_VERDICT = 0x9B
         R_SB = 0x01
         R_SC = 0x02
+        R_IF = 0x0F
         R_LCDC = 0x40
         R_STAT = 0x41
         R_LY = 0x44
@@ -43,14 +46,14 @@
 
         SLOT_PAGE = 0xD0        ; slot i is the 256-byte page 0xD0 + i: seq, len, type, payload
         SLOT_MASK = 7
-        ;; parser states; 0 is the hot one
+        ;; parser states; 0 is the hot one, the costlier ones come early in the dispatch
         S_PAYLOAD = 0
         S_HUNT = 1
-        S_SEQ = 2
-        S_LEN = 3
-        S_TYPE = 4
-        S_CKA = 5
-        S_CKB = 6
+        S_TYPE = 2
+        S_CKB = 3
+        S_CKA = 4
+        S_SEQ = 5
+        S_LEN = 6
         S_SOUND = 7             ; payload of a SOUND packet: every register byte is checked
         ;; packets.h, as numbers the assembler takes
         SYNC = 0xA5
@@ -76,8 +79,10 @@
         .area   _CODE
 
 ;; Serial: the port is re-armed 32 M-cycles after the interrupt is requested (dispatch 5 and jp 4
-;; included), before anything else; a payload byte costs 92 M-cycles in all, the byte that ends a
-;; packet (the verdict) at most 160.
+;; included), before anything else. The parser's work is spread over the packet's bytes so that no
+;; byte costs more than about 150 M-cycles in all (a payload byte 93): the seq is classed when it
+;; arrives, session and sequence are judged at the type byte, type and payload at the first
+;; checksum byte, and the second checksum byte only publishes (docs/protocol.md, "Timing budget").
 _serial_isr::
         push    af
         push    bc
@@ -88,17 +93,16 @@ _serial_isr::
         ld      a, #0x80                ; external clock: the host is the master
         ldh     (R_SC), a
         push    hl
-        ldh     a, (H_PAGE)
-        ld      h, a
-        ldh     a, (H_PTR)
-        ld      l, a                    ; hl: where this byte goes in the slot being written
         ldh     a, (H_STATE)
         or      a
         jr      nz, not_payload
 payload:
+        ldh     a, (H_PAGE)
+        ld      h, a
+        ldh     a, (H_PTR)
+        ld      l, a
         ld      (hl), c
-        inc     l
-        ld      a, l
+        inc     a
         ldh     (H_PTR), a
         ld      b, a
         ldh     a, (H_END)
@@ -120,38 +124,23 @@ out:
         pop     af
         reti
 
-not_payload:
-        cp      #S_SOUND
-        jr      z, sound
+not_payload:                            ; the costlier states first
         dec     a
         jr      z, hunt
+        dec     a
+        jp      z, ptype
+        dec     a
+        jp      z, check_b
+        dec     a
+        jp      z, check_a
         dec     a
         jr      z, seq
         dec     a
         jr      z, length
-        dec     a
-        jr      z, ptype
-        dec     a
-        jr      z, check_a
-        ;; S_CKB
-        ldh     a, (H_SUMB)
-        cp      c
-        jr      nz, bad_sum
-        jp      verdict
-check_a:
-        ldh     a, (H_SUMA)
-        cp      c
-        jr      nz, bad_sum
-        ld      a, #S_CKB
-        ldh     (H_STATE), a
-        jr      out
-bad_sum:
-        ld      a, #ST_ERR | E_CHECKSUM
-        jp      fail
-
-;; register bytes sit at odd slot offsets (payload offset 0, 2, ...): 0x10..0x3F or the frame end
-sound:
-        bit     0, l
+        ;; S_SOUND: register bytes sit at odd slot offsets (payload offset 0, 2, ...): 0x10..0x3F
+        ;; or the frame end
+        ldh     a, (H_PTR)
+        bit     0, a
         jr      z, payload
         ld      a, c
         inc     a
@@ -167,14 +156,22 @@ sound:
 hunt:
         ld      a, c
         cp      #SYNC
+        jr      z, 1$
+        ;; between packets: bring an ACK or busy status up to date with the slots the main loop
+        ;; has applied since (the main loop never writes the status itself)
+        ldh     a, (H_STATUS)
+        bit     7, a
+        jr      nz, 2$
+        cp      #ST_BUSY_APPLY
         jr      nz, out
+2$:
+        call    _ack_status
+        jr      out
+1$:
         ldh     a, (H_WR)
         add     #SLOT_PAGE
         ldh     (H_PAGE), a
         xor     a
-        ldh     (H_PTR), a
-        ldh     (H_SUMA), a
-        ldh     (H_SUMB), a
         ldh     (H_BAD), a
         ld      a, #S_SEQ
         ldh     (H_STATE), a
@@ -182,61 +179,26 @@ hunt:
         ldh     (H_STATUS), a
         jr      out
 
+;; seq: stored, starts the sums, and classed against the expected one: 0 the next, 1 a repeat of
+;; the last (its ACK was lost), 2 neither, or the error status for a seq no host sends
 seq:
-        ld      a, #S_LEN
-        jr      header
-length:
-        ld      a, c
-        cp      #MAX_LEN + 1
-        jr      nc, too_long
-        add     #3
-        ldh     (H_END), a
-        ld      a, #S_TYPE
-        jr      header
-too_long:
-        ld      a, #ST_ERR | E_LENGTH
-        jp      fail
-ptype:
-        ldh     a, (H_END)
-        cp      #3
-        ld      a, #S_CKA               ; no payload
-        jr      z, header
-        ld      a, c
-        cp      #T_SOUND
-        ld      a, #S_SOUND
-        jr      z, header
-        xor     a                       ; S_PAYLOAD
-header:                                 ; store the byte, next state in a, then the sums
-        ldh     (H_STATE), a
-        ld      (hl), c
-        inc     l
-        ld      a, l
-        ldh     (H_PTR), a
-        jp      sums
-
-;; The packet is whole and its checksum holds: hl points into its slot. Accept it (publish the
-;; slot, acknowledge), acknowledge a repeat of the last one again, or refuse it with an error.
-verdict:
-        ld      a, #S_HUNT
-        ldh     (H_STATE), a
+        ldh     a, (H_PAGE)
+        ld      h, a
         ld      l, #0
-        ld      a, (hl)                 ; seq
+        ld      (hl), c
+        ld      a, c
+        ldh     (H_SUMA), a
+        ldh     (H_SUMB), a
+        ld      a, #S_LEN
+        ldh     (H_STATE), a
+        ld      a, c
         cp      #SEQ_MOD
-        jr      nc, bad_seq
-        ld      c, a
-        ld      l, #2
-        ld      a, (hl)                 ; type
-        cp      #T_HELLO
-        jr      z, publish              ; any seq opens a session
-        ld      b, a
-        ldh     a, (H_SESSION)
-        or      a
-        ld      a, #ST_ERR | E_SESSION
-        jp      z, fail
+        ld      b, #ST_ERR | E_SEQ
+        jr      nc, 9$
         ldh     a, (H_EXPECT)
         cp      c
-        jr      z, in_order
-        ;; the host missed our ack and sent the last packet again: say so once more
+        ld      b, #0
+        jr      z, 9$
         ld      a, c
         inc     a
         cp      #SEQ_MOD
@@ -246,31 +208,114 @@ verdict:
         ld      l, a
         ldh     a, (H_EXPECT)
         cp      l
-        jr      nz, bad_seq
-        call    _ack_status
-        jr      out2
-bad_seq:
-        ld      a, #ST_ERR | E_SEQ
-        jr      fail
-in_order:
-        ld      l, #1
+        ld      b, #1
+        jr      z, 9$
+        inc     b
+9$:
         ld      a, b
+        ldh     (H_VSEQ), a
+        jp      out
+
+length:
+        ld      a, c
+        cp      #MAX_LEN + 1
+        jr      nc, too_long
+        add     #3
+        ldh     (H_END), a
+        ldh     a, (H_PAGE)
+        ld      h, a
+        ld      l, #1
+        ld      (hl), c
+        ld      a, #S_TYPE
+        ldh     (H_STATE), a
+        jp      sums
+too_long:
+        ld      a, #ST_ERR | E_LENGTH
+        jp      fail
+
+;; type: stored, the payload state chosen, and the verdict on session and sequence (HELLO opens a
+;; session whatever its seq); type and payload are judged at the first checksum byte
+ptype:
+        ldh     a, (H_PAGE)
+        ld      h, a
+        ld      l, #2
+        ld      (hl), c
+        ld      a, #3
+        ldh     (H_PTR), a
+        ldh     a, (H_END)
+        cp      #3
+        ld      a, #S_CKA               ; no payload
+        jr      z, 1$
+        ld      a, c
+        cp      #T_SOUND
+        ld      a, #S_SOUND
+        jr      z, 1$
+        xor     a                       ; S_PAYLOAD
+1$:
+        ldh     (H_STATE), a
+        ldh     a, (H_VSEQ)
+        ld      b, a
+        ld      a, c
+        cp      #T_HELLO
+        jr      nz, 2$
+        ld      a, b
+        cp      #ST_ERR | E_SEQ
+        jr      z, 8$
+        xor     a
+        jr      8$
+2$:
+        ldh     a, (H_SESSION)
+        or      a
+        ld      a, #ST_ERR | E_SESSION
+        jr      z, 8$
+        ld      a, b
+        cp      #2
+        jr      c, 8$                   ; 0 the next (accept) or 1 a repeat (acknowledge again)
+        ld      a, #ST_ERR | E_SEQ
+8$:
+        ldh     (H_VERDICT), a
+        jp      sums
+
+;; first checksum byte: the sum, then (for the next packet in order) its type and payload
+check_a:
+        ldh     a, (H_SUMA)
+        cp      c
+        jr      nz, bad_sum
+        ld      a, #S_CKB
+        ldh     (H_STATE), a
+        ldh     a, (H_VERDICT)
+        or      a
+        jp      nz, out
+        ldh     a, (H_PAGE)
+        ld      h, a
+        ld      l, #2
+        ld      a, (hl)                 ; type
+        dec     l                       ; hl: len
         cp      #T_VRAM
         jr      z, check_vram
         cp      #T_FLIP
         jr      z, check_flip
         cp      #T_SOUND
+        jr      z, check_sound
+        cp      #T_HELLO
+        jp      z, out
         ld      a, #ST_ERR | E_TYPE
-        jr      nz, fail
-        ld      a, (hl)                 ; len: whole (register, value) pairs, every register valid
+        jr      set_verdict
+bad_sum:
+        ld      a, #ST_ERR | E_CHECKSUM
+        jp      fail
+check_sound:                            ; whole (register, value) pairs, every register valid
+        ld      a, (hl)
         bit     0, a
         jr      nz, bad_payload
         ldh     a, (H_BAD)
         or      a
-        jr      z, publish
+        jp      z, out
 bad_payload:
         ld      a, #ST_ERR | E_PAYLOAD
-        jr      fail
+set_verdict:
+        ldh     (H_VERDICT), a
+        jp      out
 check_flip:                             ; map 0 or 1, and a palette
         ld      a, (hl)
         cp      #2
@@ -279,7 +324,7 @@ check_flip:                             ; map 0 or 1, and a palette
         ld      a, (hl)
         cp      #2
         jr      nc, bad_payload
-        jr      publish
+        jp      out
 check_vram:                             ; 3 <= len, 0x8000 <= address, address + len - 2 <= 0xA000
         ld      a, (hl)
         sub     #2
@@ -300,39 +345,66 @@ check_vram:                             ; 3 <= len, 0x8000 <= address, address +
         ld      a, (hl)
         adc     #0
         cp      #0xA0
-        jr      c, publish              ; ends below 0xA000
+        jp      c, out                  ; ends below 0xA000
         ld      a, b
         or      a
         jr      nz, bad_payload         ; ends past 0xA000 (at 0xA000 exactly is fine)
-publish:
+        jp      out
+
+;; second checksum byte: the packet is whole; publish it (the slot joins the queue), acknowledge
+;; a repeat again, or say why not
+check_b:
+        ldh     a, (H_SUMB)
+        cp      c
+        jr      nz, bad_sum
+        ld      a, #S_HUNT
+        ldh     (H_STATE), a
+        ldh     a, (H_VERDICT)
+        or      a
+        jr      z, accept
+        dec     a
+        jr      nz, 1$
+        call    _ack_status             ; a repeat: it was queued, say so once more
+        jp      out
+1$:
+        inc     a
+        jr      status_out
+accept:
         ldh     a, (H_RD)
         ld      b, a
         ldh     a, (H_WR)
         inc     a
         and     #SLOT_MASK
         cp      b
-        ld      b, a
+        ld      c, a
         ld      a, #ST_ERR | E_OVERRUN
-        jr      z, fail                 ; every slot holds a packet not yet applied
-        ld      a, b
+        jr      z, status_out           ; every slot holds a packet not yet applied
+        ld      a, c
         ldh     (H_WR), a
-        ld      l, #2
-        ld      a, (hl)
-        cp      #T_HELLO
-        jr      nz, 2$
         ld      a, #1
         ldh     (H_SESSION), a
-2$:
-        ld      a, c
+        ldh     a, (H_PAGE)
+        ld      h, a
+        ld      l, #0
+        ld      a, (hl)                 ; seq
         ldh     (H_LAST), a
+        ld      l, a
         inc     a
         cp      #SEQ_MOD
-        jr      nz, 3$
+        jr      nz, 2$
         xor     a
-3$:
+2$:
         ldh     (H_EXPECT), a
-        call    _ack_status
-out2:
+        ld      a, c                    ; room for the next packet? (b: the slot being applied)
+        inc     a
+        and     #SLOT_MASK
+        cp      b
+        ld      a, #ST_BUSY_APPLY
+        jr      z, status_out
+        ld      a, l
+        or      #ST_ACK
+status_out:
+        ldh     (H_STATUS), a
         jp      out
 fail:                                   ; a: the error status; the parser hunts for the next packet
         ldh     (H_STATUS), a
@@ -341,8 +413,8 @@ fail:                                   ; a: the error status; the parser hunts 
         jp      out
 
 ;; The status for a session in step: 0x33 while every slot is taken, 0xC0 | last seq once every
-;; packet received is applied, 0x80 | last seq otherwise. Called by the serial interrupt and, with
-;; interrupts off, by the main loop after it applied a slot. Changes a and b.
+;; packet received is applied, 0x80 | last seq otherwise. Called by the serial interrupt only (at a
+;; verdict, and on every byte between packets). Changes a and b.
 _ack_status::
         ldh     a, (H_RD)
         ld      b, a
@@ -368,6 +440,7 @@ _ack_status::
 ;; put the tile data addressing back to 0x8000 for the top rows.
 _vblank_isr::
         push    af
+        ei                              ; the serial interrupt may nest: its re-arm never waits for this
         ldh     a, (H_FLIP)
         or      a
         jr      z, 1$
@@ -394,6 +467,7 @@ _vblank_isr::
 ;; which both addressings agree on, so the exact cycle of this write does not matter.
 _stat_isr::
         push    af
+        ei                              ; as above; a late write still lands inside row 8
         ldh     a, (H_LCDC_TOP)
         and     #0xEF
         ldh     (R_LCDC), a
@@ -401,11 +475,11 @@ _stat_isr::
         reti
 
 ;; Copy H_LEN bytes from H_SRC to H_DST (VRAM) at any point of the frame. VRAM is locked only
-;; while the LCD draws a line (mode 3, at least 43 M-cycles); each group of 4 writes is bracketed
-;; by two reads of STAT 28 M-cycles apart with interrupts off, and if either says mode 3 the group
-;; is written again (a write in mode 3 is dropped, so nothing half-written stays). Neither read
-;; saying mode 3 means no write fell in mode 3, as mode 3 cannot begin and end between them. The
-;; interrupts are off for at most 30 M-cycles: the serial port is re-armed that much later at worst.
+;; while the LCD draws a line (mode 3, at least 43 M-cycles); each pair of writes is bracketed by
+;; two reads of STAT 16 M-cycles apart with interrupts off, and if either says mode 3 the pair is
+;; written again (a write in mode 3 is dropped, so nothing half-written stays). Neither read saying
+;; mode 3 means no write fell in mode 3, as mode 3 cannot begin and end between them. Interrupts
+;; are off for 20 M-cycles at most: the serial port is re-armed that much later at worst.
 _vram_copy::
         ldh     a, (H_SRC)
         ld      l, a
@@ -419,7 +493,7 @@ _vram_copy::
         ld      c, a
 1$:
         ld      a, c
-        cp      #4
+        cp      #2
         jr      c, 5$
 2$:
         ldh     a, (R_STAT)             ; wait out mode 3 with interrupts on
@@ -429,11 +503,12 @@ _vram_copy::
         di
         ldh     a, (R_STAT)
         ld      b, a
-        .rept   4
         ld      a, (hl+)
         ld      (de), a
         inc     de
-        .endm
+        ld      a, (hl+)
+        ld      (de), a
+        inc     de
         ldh     a, (R_STAT)
         ei
         or      #0xFC
@@ -443,17 +518,16 @@ _vram_copy::
         or      #0xFC
         inc     a
         jr      z, 3$
-        ld      a, c
-        sub     #4
-        ld      c, a
+        dec     c
+        dec     c
         jr      1$
 3$:                                     ; in mode 3: again
-        .rept   4
         dec     hl
         dec     de
-        .endm
+        dec     hl
+        dec     de
         jr      2$
-5$:                                     ; the last 1..3 bytes, one at a time
+5$:                                     ; the last byte
         or      a
         ret     z
 6$:
@@ -482,6 +556,29 @@ _vram_copy::
         dec     hl
         dec     de
         jr      6$
+
+;; A transfer that completes sets IF bit 3 in the same step as it clears SC bit 7, and the serial
+;; interrupt re-arms the port before anything else; so with interrupts off, SC idle and no serial
+;; request pending means the port was left unarmed (a lost request) and the host's bytes fall on
+;; the floor. Re-arm it, counted in H_REARMS. Interrupts are off for 12 M-cycles when all is well.
+_watchdog::
+        di
+        ldh     a, (R_SC)
+        bit     7, a
+        jr      nz, 1$
+        ldh     a, (R_IF)
+        bit     3, a
+        jr      nz, 1$
+        ldh     a, (H_STATUS)
+        ldh     (R_SB), a
+        ld      a, #0x80
+        ldh     (R_SC), a
+        ldh     a, (H_REARMS)
+        inc     a
+        ldh     (H_REARMS), a
+1$:
+        ei
+        ret
 
 ;; Zero 0x8000..0x9FFF (tiles and both maps); only with the LCD off. 8 bytes a pass (2.5 M-cycles
 ;; a byte), about one frame of CPU.

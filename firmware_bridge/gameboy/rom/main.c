@@ -44,21 +44,6 @@ static void play_sound(void)
     }
 }
 
-/* A transfer that completed sets IF bit 3 in the same step as it clears SC bit 7, and the serial
- * interrupt re-arms the port before anything else; so with interrupts off, SC idle and no serial
- * request pending means the port was left unarmed (a lost request) and the host's bytes fall on
- * the floor. Re-arm it; counted in REARMS. */
-static void watchdog(void)
-{
-    __asm__("di");
-    if (!(HR(R_SC) & 0x80u) && !(HR(R_IF) & 0x08u)) {
-        HR(R_SB) = HR(STATUS);
-        HR(R_SC) = 0x80u;
-        HR(REARMS)++;
-    }
-    __asm__("ei");
-}
-
 /* Only in VBlank (switching the LCD off mid-frame can damage a DMG screen), with two lines to
  * spare in case an interrupt lands between the check and the write. */
 static void lcd_off(void)
@@ -127,7 +112,7 @@ static void apply_sound(const uint8_t *p, uint8_t len)
     }
 }
 
-/* Apply the oldest queued packet, then free its slot (and say so in the status). */
+/* Apply the oldest queued packet, then free its slot. */
 static void apply_next(void)
 {
     const uint8_t *slot = (const uint8_t *)SLOTS + ((uint16_t)HR(Q_RD) << 8);
@@ -145,28 +130,28 @@ static void apply_next(void)
         apply_sound(slot + 3, slot[1]);
         break;
     }
-    __asm__("di");
+    /* one store: the serial interrupt sees the slot free from its next byte on (and updates the
+     * status then; this loop never writes it) */
     HR(Q_RD) = (HR(Q_RD) + 1u) & SLOT_MASK;
-    if (HR(STATUS) & LINK_ST_ACK || HR(STATUS) == LINK_ST_BUSY_APPLY)
-        ack_status(); /* an error or a packet arriving keeps its status until the parser's verdict */
-    __asm__("ei");
 }
 
 void main(void)
 {
+    /* the port first: a host that is already clocking loses as few bytes as possible */
     HR(STATUS) = LINK_ST_READY;
     HR(PARSE_STATE) = 1; /* hunting for the sync byte */
     HR(Q_WR) = HR(Q_RD) = 0;
     HR(SESSION) = HR(REARMS) = HR(FLIPS) = 0;
-    HR(VBLANKS) = 0;
-    reset_device();
-    HR(R_LYC) = LINK_LYC_LINE;
-    HR(R_STAT) = 0x40u; /* LYC interrupt */
+    HR(VBLANKS) = HR(FLIP_PENDING) = 0;
+    HR(LCDC_TOP) = 0;
     HR(R_SB) = LINK_ST_READY;
     HR(R_SC) = 0x80u;
+    HR(R_LYC) = LINK_LYC_LINE;
+    HR(R_STAT) = 0x40u; /* LYC interrupt */
     HR(R_IF) = 0; /* before the first ei, one store: nothing is pending that matters */
     HR(R_IE) = 0x0Bu; /* VBlank, STAT, serial */
     __asm__("ei");
+    reset_device();
     for (;;) {
         watchdog();
         play_sound();
