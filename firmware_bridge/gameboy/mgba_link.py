@@ -260,6 +260,11 @@ class MgbaPort:
     def step(self) -> None:
         self.tick()
 
+    @property
+    def elapsed_s(self) -> float:
+        """Emulated time since the port opened."""
+        return self.ticks / FRAME_HZ
+
     def shades(self) -> np.ndarray:
         """(144, 160) shades 0..3 the emulated LCD shows now (mGBA's DMG palette, lightest first)."""
         rgb = np.frombuffer(self._ffi.buffer(self._image.buffer), dtype=np.uint8).reshape(144, 160, 4)[..., :3]

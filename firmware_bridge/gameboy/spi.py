@@ -107,6 +107,14 @@ class SpiPort:
     def exchange(self) -> None:
         out = self.host.exchange(self.status)
         self.status = self.spi.xfer2([out], self.hz, self.gap_us)[0]
+        self.exchanges += 1
+
+    exchanges = 0
+
+    @property
+    def elapsed_s(self) -> float:
+        """Time on the wire since the port opened, at the nominal rate (a real Pi only ever takes longer)."""
+        return self.exchanges * (8.0 / self.hz + self.gap_us * 1e-6)
 
     def step(self) -> None:
         for _ in range(STEP_BYTES):
