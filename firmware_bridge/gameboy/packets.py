@@ -60,6 +60,10 @@ CONFIRM = 2
 # polls without a verdict (ACK or error) before resending; longer than the longest packet, which
 # a Game Boy that lost the packet's length byte completes from idle bytes and then rejects
 POLL_LIMIT = 2 * (MAX_LEN + 6)
+# identical readings before the host believes the ROM holds a session that is not its own (and starts
+# a new one, redrawing everything): costly when wrong, so more than for an ACK; the ROM's status
+# stands still for as long as it waits, so a real loss is seen this many times at once
+LOSS_CONFIRM = 4
 
 
 def fletcher(data: bytes) -> tuple[int, int]:
@@ -98,6 +102,7 @@ class _InFlight:
     polls: int = 0
     last: int = -1
     same: int = 0
+    seq_errors: int = 0
 
 
 class LinkHost:
@@ -113,9 +118,15 @@ class LinkHost:
         self.acked: dict[int, int] = {}  # packet type -> packets acknowledged
         self.applied = False  # the ROM's last statuses say every packet it acknowledged is applied
         self._applied_run = 0
-        # the ROM answered "no session" (it was reset or power-cycled): what was queued is void,
-        # the owner must HELLO and redraw (``GameBoyLink`` does)
+        # the ROM answered "no session" (it was reset or power-cycled), or shows a session that is not
+        # ours (another host's HELLO reached it): what was queued is void, the owner must HELLO and
+        # redraw (``GameBoyLink`` does)
         self.session_lost = False
+        # status bytes that a running ROM could have sent: 0x00 and 0xFF never are (SEQ_MOD keeps ACKs
+        # under 0xFF), they are what a pulled cable or an unarmed port reads; the owner watches this
+        # to end a dead link in bounded time
+        self.answers = 0
+        self._idle_last, self._idle_same = -1, 0
 
     def send(self, ptype: int, payload: bytes = b"") -> None:
         self.queue.append((ptype, bytes(payload)))
@@ -145,9 +156,15 @@ class LinkHost:
         done = status == ST_ACK | ST_APPLIED | (self.seq - 1) % SEQ_MOD
         self._applied_run = self._applied_run + 1 if done else 0
         self.applied = self._applied_run >= CONFIRM
+        if status not in (0x00, 0xFF):
+            self.answers += 1
         cur = self.current
         if cur is not None and cur.pos >= len(cur.wire):
             cur = self._judge(cur, status)
+        elif cur is None and not self.session_lost:
+            self._watch_idle(status)
+            if self.session_lost:
+                return IDLE
         if cur is None and self.queue:
             ptype, payload = self.queue.popleft()
             cur = self.current = _InFlight(self.seq, encode_packet(self.seq, ptype, payload), ptype)
@@ -170,18 +187,44 @@ class LinkHost:
             self.seq = (self.seq + 1) % SEQ_MOD
             self.current = None
             return None
+        if cur.ptype != T_HELLO and cur.same == LOSS_CONFIRM and self._foreign_ack(status, (cur.seq - 1) % SEQ_MOD, cur.seq):
+            return self._lose_session()
         if status & 0xF0 == ST_ERR and 0 < status & 0x0F and cur.same == CONFIRM:
             self.counters[f"err_{ERROR_NAMES.get(status & 0x0F, 'payload')}"] += 1
+            if status == ST_ERR | ERR_SEQ and cur.ptype != T_HELLO:
+                # once can be a packet that line noise made out of idle bytes (0xA5 then zeros passes
+                # the checksum); twice for the same packet, resent between, the ROM expects another seq
+                cur.seq_errors += 1
+                if cur.seq_errors > 1:
+                    return self._lose_session()
             if status == ST_ERR | ERR_SESSION and cur.ptype != T_HELLO:
-                self.session_lost = True
-                self.queue.clear()
-                self.current = None
-                return None
+                return self._lose_session()
             self._resend(cur)
         elif cur.polls > POLL_LIMIT:
             self.counters["timeouts"] += 1
             self._resend(cur)
         return cur
+
+    @staticmethod
+    def _foreign_ack(status: int, *ours: int) -> bool:
+        """An ACK of a packet we did not send last: another host's HELLO reached the ROM. 0xFF is what a
+        floating line reads, never an ACK."""
+        return bool(status & ST_ACK) and status != 0xFF and (status & 0x3F) not in ours
+
+    def _watch_idle(self, status: int) -> None:
+        """Idle, the ROM must keep acknowledging our last packet; another ACK read LOSS_CONFIRM times in
+        a row means another host's packet reached it since."""
+        self._idle_same = self._idle_same + 1 if status == self._idle_last else 1
+        self._idle_last = status
+        if self.acked and self._idle_same == LOSS_CONFIRM and self._foreign_ack(status, (self.seq - 1) % SEQ_MOD):
+            self._lose_session()
+
+    def _lose_session(self) -> None:
+        self.session_lost = True
+        self.queue.clear()
+        self.current = None
+        self._idle_same = 0
+        return None
 
     def _resend(self, cur: _InFlight) -> None:
         self.counters["retransmits"] += 1

@@ -12,6 +12,7 @@ captured, as is the sound PyBoy played.
 from __future__ import annotations
 
 import random
+from collections import deque
 from typing import Callable, Optional
 
 import numpy as np
@@ -54,11 +55,18 @@ class SerialPeer:
         self.faults = faults
         self.status = gl.ST_READY
         self.exchanges = 0
+        self.unplugged = False  # a pulled cable: the Game Boy reads 0xFF, so does the host
+        self.foreign: deque = deque()  # another host's bytes, which the Game Boy gets before ours
 
     def read(self, slot: int) -> int:
         if slot == 0:
             return 0  # PyBoy's start-up election: we take slot 1
         self.exchanges += 1
+        if self.foreign:
+            return self.foreign.popleft()
+        if self.unplugged:
+            self.host.exchange(0xFF)
+            return 0xFF
         f = self.faults
         if f is None:
             return self.host.exchange(self.status)
@@ -96,8 +104,9 @@ class PyBoyPort:
         self.peer = SerialPeer(self.host, faults)
         self.faults = faults
         palette = tuple((r << 16) | (g << 8) | b for r, g, b in DMG_PALETTE)
-        self.pyboy = PyBoy(str(rom), window=window, serial_shared_memory=self.peer, serial_interrupt_based=True,
-                           sound_emulated=sound, color_palette=palette, log_level="ERROR")
+        self._boot = lambda: PyBoy(str(rom), window=window, serial_shared_memory=self.peer, serial_interrupt_based=True,
+                                   sound_emulated=sound, color_palette=palette, log_level="ERROR")
+        self.pyboy = self._boot()
         self.sound = sound
         self.frames: list[np.ndarray] = []
         self.audio: list[np.ndarray] = []
@@ -145,6 +154,28 @@ class PyBoyPort:
         """Let the last flip reach the screen."""
         for _ in range(frames):
             self.tick()
+
+    @property
+    def elapsed_s(self) -> float:
+        """Emulated time since the port opened."""
+        return self.ticks / FRAME_HZ
+
+    def power_cycle(self) -> None:
+        """Switch the Game Boy off and on: a fresh PyBoy on the same cable (PyBoy has no reset)."""
+        self.pyboy.stop(save=False)
+        self.pyboy = self._boot()
+
+    def inject(self, data: bytes) -> None:
+        """Another host's bytes on the line: the Game Boy gets them next, their answers go nowhere."""
+        self.peer.foreign.extend(data)
+
+    @property
+    def unplugged(self) -> bool:
+        return self.peer.unplugged
+
+    @unplugged.setter
+    def unplugged(self, value: bool) -> None:
+        self.peer.unplugged = value
 
     def close(self) -> None:
         self.pyboy.stop(save=False)

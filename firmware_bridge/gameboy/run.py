@@ -3,7 +3,10 @@
     pxby-edge stream --synthetic --to gameboy --port pyboy:// --out pxby-out
 
 ``pyboy://`` runs the shipped ROM in PyBoy headless (``pyboy://window`` opens a window);
-``spi:///dev/spidev0.0?hz=131072&gap_us=120`` drives a real Game Boy from a Pi. ``GameBoyRun``
+``mgba://?hz=131072&gap_us=120`` runs it in mGBA clocked the way a Pi clocks a real one (on schedule,
+ready or not; ``gameboy/mgba_link.py``); ``spi:///dev/spidev0.0?hz=131072&gap_us=120`` drives a real
+Game Boy from a Pi. Over ``spi://`` nothing comes back but status bytes, so its gameboy/screen.png is
+the screen the host believes it wrote, and the summary says so. ``GameBoyRun``
 is the context manager the CLI and the demo use: a connected ``GameBoyLink``, and on ``save`` the
 folders ``gameboy/`` (screen.png, screen.gif with every frame the Game Boy flipped to, audio.wav)
 and ``handheld/`` (what the reference device, i.e. the simulator, showed for the same stream).
@@ -19,7 +22,7 @@ import numpy as np
 from firmware_bridge.errors import PortError
 
 OUTPUTS = ("gameboy/screen.png", "gameboy/screen.gif", "gameboy/audio.wav")
-SCHEMES = ("pyboy://", "spi://")
+SCHEMES = ("pyboy://", "mgba://", "spi://")
 
 
 def is_gameboy_url(url: Optional[str]) -> bool:
@@ -41,11 +44,21 @@ def open_port(url: str, *, faults=None, boot_frames: int = 0):
         port = PyBoyPort(window="SDL2" if rest == "window" else "null", faults=faults, boot_frames=boot_frames)
         port.url = url
         return port
+    if url.startswith("mgba://"):
+        from firmware_bridge.gameboy.mgba_link import MgbaPort, mgba_available, parse_mgba_url
+
+        opts = parse_mgba_url(url)
+        if not mgba_available():
+            raise PortError("mgba:// needs mGBA: apt-get install libmgba0.10 and pip install 'pxby-edge[mgba]'")
+        port = MgbaPort(faults=faults, boot_frames=boot_frames, **opts)
+        port.url = url
+        return port
     if url.startswith("spi://"):
         from firmware_bridge.gameboy.spi import SpiPort
 
         return SpiPort.from_url(url)
-    raise PortError(f"not a Game Boy port: {url!r} (valid: pyboy://, pyboy://window, spi:///dev/spidevB.D)")
+    raise PortError(f"not a Game Boy port: {url!r} (valid: pyboy://, pyboy://window, mgba://[?hz=N&gap_us=N], "
+                    f"spi:///dev/spidevB.D[?hz=N&gap_us=N])")
 
 
 def check_outputs_free(out_dir: Path, overwrite: bool) -> None:
@@ -101,7 +114,10 @@ class GameBoyRun:
         return written + cap.save()
 
     def summary(self) -> dict:
-        return self.link.counters()
+        out = self.link.counters()
+        # an emulator's screen is read back; a real Game Boy's is not: say which gameboy/screen.png is
+        out["gb_screen"] = "believed" if getattr(self.port, "believed", False) else "emulated"
+        return out
 
 
 def stream_events(events, url: str, out_dir=None, *, audio_rate: float, audio_total: Optional[int] = None,
@@ -122,4 +138,6 @@ def describe(stats: dict) -> str:
     """One line for the CLI: what went over the Game Boy's cable."""
     return (f"game boy: {stats['gb_flips']} frames flipped, {stats['gb_packets']} packets "
             f"({stats['gb_bytes']} link bytes, {stats['gb_payload_bytes']} payload), {stats['gb_sound_frames']} sound frames; "
-            f"retransmits {stats['gb_retransmits']} (checksum {stats['gb_err_checksum']}, timeouts {stats['gb_timeouts']})")
+            f"retransmits {stats['gb_retransmits']} (checksum {stats['gb_err_checksum']}, timeouts {stats['gb_timeouts']})"
+            + ("; gameboy/screen.png is what the host believes it wrote (nothing is read back over spi://)"
+               if stats.get("gb_screen") == "believed" else ""))

@@ -17,11 +17,17 @@ import numpy as np
 from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import encode_tiles
+from firmware_bridge.errors import LinkTimeout
 from firmware_bridge.gameboy.apu import ApuEncoder
 from firmware_bridge.gameboy.vram import VramPlanner
 from firmware_bridge.virtual import VirtualLink
 
 BACKLOG = 1024  # payload bytes queued ahead: about 11 video frames of the link at the spi:// default
+
+# Longer than anything a healthy Game Boy does without answering: a real one's boot ROM (≈ 2.5 s) and
+# the link ROM's start after a power cycle; the ROM's interrupt answers every byte even while it
+# clears VRAM or waits for VBlank.
+DEAD_LINK_S = 5.0
 
 
 class GameBoyLink(VirtualLink):
@@ -37,6 +43,7 @@ class GameBoyLink(VirtualLink):
         self.played: list[np.ndarray] = []  # the reference device's sound, as it played it
         self.sound_start = 0
         self.recoveries = 0
+        self._answers_seen, self._answered_at = 0, 0.0
         device = DeviceCore(on_commit=self._on_commit, on_play=self._on_play,
                             on_audio_cfg=capture.on_audio_cfg if capture is not None else None)
         super().__init__(device, **session_opts)
@@ -82,8 +89,21 @@ class GameBoyLink(VirtualLink):
         self.port.settle(3 + self.sound.frames_buffered())
 
     def _run(self, done, what: str) -> None:
-        """Clock the port until ``done()``, starting over on a Game Boy that lost its session."""
-        self.port.run_until(lambda: self._recover() or done(), what=what)
+        """Clock the port until ``done()``, starting over on a Game Boy that lost its session; a line
+        that has not answered for ``DEAD_LINK_S`` ends the stream (``LinkTimeout``)."""
+        self.port.run_until(lambda: self._alive(what) and (self._recover() or done()), what=what)
+
+    def _alive(self, what: str) -> bool:
+        """True, or ``LinkTimeout`` once nothing but 0x00/0xFF (a pulled cable, a switched-off Game
+        Boy, a port the ROM stopped arming) has come back for ``DEAD_LINK_S`` of the port's time."""
+        host, now = self.port.host, self.port.elapsed_s
+        if host.answers != self._answers_seen:
+            self._answers_seen, self._answered_at = host.answers, now
+        elif now - self._answered_at > DEAD_LINK_S:
+            raise LinkTimeout(
+                f"{what}: no answer from the Game Boy on {self.url} for {DEAD_LINK_S:g} s (the line reads "
+                f"0x{host.last_status & 0xFF:02x}; is the cable in, the Game Boy on and running the link ROM?)")
+        return True
 
     def _recover(self) -> bool:
         """A reset Game Boy holds nothing: a new session, then the newest screen drawn whole (the
