@@ -43,7 +43,7 @@ def read_buttons(port) -> Optional[frozenset]:
     host = port.host
     host.ask(gl.Q_BUTTONS, gl.Q_DPAD, gl.Q_CLEAR)
     port.run_until(lambda: not host.asks, what="reading the joypad")
-    buttons, dpad = host.answers.get(gl.Q_BUTTONS), host.answers.get(gl.Q_DPAD)
+    buttons, dpad = host.replies.get(gl.Q_BUTTONS), host.replies.get(gl.Q_DPAD)
     if buttons is None or dpad is None:
         return None
     return frozenset([n for n, bit in BUTTONS.items() if buttons & bit] + [n for n, bit in DPAD.items() if dpad & bit])

@@ -3,11 +3,14 @@
     pxby-edge stream --synthetic --to gameboy --port pyboy:// --out pxby-out
 
 The URL's scheme picks the transport (``firmware_bridge.transports``): ``pyboy://`` runs the
-shipped ROM in PyBoy headless (``pyboy://window`` opens a window); ``spi:///dev/spidev0.0?hz=131072&gap_us=120``
-drives a real Game Boy from a Pi. ``GameBoyRun`` is the device ``firmware_bridge.live`` opens for
-``stream`` and ``demo``: a connected ``GameBoyLink``, and on ``save`` the folders ``gameboy/``
-(screen.png, screen.gif with every frame the Game Boy flipped to, audio.wav) and, when asked,
-``handheld/`` (what the reference device, i.e. the simulator, showed for the same stream).
+shipped ROM in PyBoy headless (``pyboy://window`` opens a window, ``pyboy://cgb`` is a Game Boy Color);
+``mgba://?hz=131072&gap_us=120`` runs it in mGBA clocked the way a Pi clocks a real one (on schedule,
+ready or not; ``gameboy/mgba_link.py``); ``spi:///dev/spidev0.0?hz=131072&gap_us=120`` drives a real
+Game Boy from a Pi. Over ``spi://`` nothing comes back but status bytes, so its gameboy/screen.png is
+the screen the host believes it wrote, and the summary says so. ``GameBoyRun`` is the device
+``firmware_bridge.live`` opens for ``stream`` and ``demo``: a connected ``GameBoyLink``, and on ``save``
+the folders ``gameboy/`` (screen.png, screen.gif with every frame the Game Boy flipped to, audio.wav)
+and, when asked, ``handheld/`` (what the reference device, i.e. the simulator, showed for the same stream).
 """
 
 from __future__ import annotations
@@ -66,7 +69,10 @@ class GameBoyRun:
 
     def counters(self) -> dict:
         """The Game Boy's figures for a summary (``gb_*``: packets, retransmissions, flips, faults)."""
-        return self.link.counters()
+        out = self.link.counters()
+        # an emulator's screen is read back; a real Game Boy's is not: say which gameboy/screen.png is
+        out["gb_screen"] = "believed" if getattr(self.port, "believed", False) else "emulated"
+        return out
 
     def forget(self) -> None:
         """Drop what earlier rounds showed and played: an endless session (``controller.play``)
@@ -89,4 +95,6 @@ def gameboy_line(stats: dict) -> str:
             # a Game Boy Color has 8 palettes of 4 colours: say when the sprite needed more
             line += (f" ({stats['gb_palette_approx_commits']} of {stats['gb_colour_commits']} screens needed more "
                      f"than 8 palettes: the nearest colours were shown, mean error ΔE {stats['gb_colour_error']:.1f})")
+    if stats.get("gb_screen") == "believed":
+        line += "; gameboy/screen.png is what the host believes it wrote (nothing is read back over spi://)"
     return line

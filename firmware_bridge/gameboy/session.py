@@ -17,12 +17,20 @@ import numpy as np
 from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import encode_tiles
+from firmware_bridge.errors import LinkTimeout
 from firmware_bridge.gameboy import packets as gl
 from firmware_bridge.gameboy import palettes
 from firmware_bridge.gameboy.apu import ApuEncoder
 from firmware_bridge.gameboy.vram import VramPlanner
 from firmware_bridge.gameboy.vram_cgb import CgbPlanner
 from firmware_bridge.virtual import VirtualLink
+
+BACKLOG = 1024  # payload bytes queued ahead: about 11 video frames of the link at the spi:// default
+
+# Longer than anything a healthy Game Boy does without answering: a real one's boot ROM (≈ 2.5 s) and
+# the link ROM's start after a power cycle; the ROM's interrupt answers every byte even while it
+# clears VRAM or waits for VBlank.
+DEAD_LINK_S = 5.0
 
 
 class GameBoyLink(VirtualLink):
@@ -39,6 +47,7 @@ class GameBoyLink(VirtualLink):
         self.played: list[np.ndarray] = []  # the reference device's sound, as it played it
         self.sound_start = 0
         self.recoveries = 0
+        self._answers_seen, self._answered_at = 0, 0.0
         # a Game Boy Color (asked after HELLO: None until it answered) gets the sprite in its colours
         self.colour: bool | None = None
         self.screen_model = None  # the ``Streamer``'s ScreenModel, for the sprite's colours
@@ -54,13 +63,15 @@ class GameBoyLink(VirtualLink):
 
     # -- reference device -> Game Boy --------------------------------------------------------
     def _on_commit(self, screen: np.ndarray, frame: int) -> None:
-        """Each committed screen goes to the Game Boy once it has taken the previous one: the
-        stream waits for the cable, as it waits for a serial device's window."""
+        """Each committed screen is queued for the Game Boy once less than ``BACKLOG`` bytes wait
+        for the cable: the stream waits for the cable, as it waits for a serial device's window,
+        and the host has the next screens' packets ready whenever the ROM can take one (an
+        emulator's port is clocked a frame at a time, about 90 link bytes)."""
         self.reference.append(screen.copy())
         if self.capture is not None:
             self.capture.on_commit(screen, frame)
         host = self.port.host
-        self._run(lambda: not host.queue, "sending a screen to the Game Boy")
+        self._run(lambda: host.backlog() < BACKLOG, "sending a screen to the Game Boy")
         if self._is_colour():
             packets = self._colour_commit(screen)
         else:
@@ -86,8 +97,8 @@ class GameBoyLink(VirtualLink):
     def _is_colour(self) -> bool:
         if self.colour is None:
             host = self.port.host
-            self._run(lambda: gl.Q_CLEAR in host.answers, "asking the Game Boy which model it is")
-            answer = host.answers[gl.Q_CLEAR]
+            self._run(lambda: gl.Q_CLEAR in host.replies, "asking the Game Boy which model it is")
+            answer = host.replies[gl.Q_CLEAR]
             self.colour = bool(answer is not None and answer & 1)
             if self.colour:
                 self.planner = CgbPlanner()
@@ -120,14 +131,15 @@ class GameBoyLink(VirtualLink):
         self.wait(lambda: not dev.ring, timeout_s, "playing out the sound")
         self._send_sound(self.sound.finish())
         host = self.port.host
-        self._run(lambda: host.idle, "flushing to the Game Boy")
+        # drained: the ROM says every packet it acknowledged is applied (its queue is empty)
+        self._run(lambda: host.drained, "flushing to the Game Boy")
         self.port.settle(3 + self.sound.frames_buffered())
 
     def deliver(self, timeout_s: float = 30.0) -> None:
         """What the streamer sent (a redrawn text, say) onto the Game Boy's screen; sound untouched."""
         super().flush(timeout_s)
         host = self.port.host
-        self._run(lambda: host.idle, "sending to the Game Boy")
+        self._run(lambda: host.drained, "sending to the Game Boy")
         self.port.settle(3)
 
     def _send_sound(self, packets) -> None:
@@ -145,12 +157,25 @@ class GameBoyLink(VirtualLink):
         host = self.port.host
         for ptype, payload in self.cry:
             host.send(ptype, payload)
-        self._run(lambda: host.idle, "playing the cry again")
+        self._run(lambda: host.drained, "playing the cry again")
         self.port.settle(3 + self.sound.frames_buffered())
 
     def _run(self, done, what: str) -> None:
-        """Clock the port until ``done()``, starting over on a Game Boy that lost its session."""
-        self.port.run_until(lambda: self._recover() or done(), what=what)
+        """Clock the port until ``done()``, starting over on a Game Boy that lost its session; a line
+        that has not answered for ``DEAD_LINK_S`` ends the stream (``LinkTimeout``)."""
+        self.port.run_until(lambda: self._alive(what) and (self._recover() or done()), what=what)
+
+    def _alive(self, what: str) -> bool:
+        """True, or ``LinkTimeout`` once nothing but 0x00/0xFF (a pulled cable, a switched-off Game
+        Boy, a port the ROM stopped arming) has come back for ``DEAD_LINK_S`` of the port's time."""
+        host, now = self.port.host, self.port.elapsed_s
+        if host.answers != self._answers_seen:
+            self._answers_seen, self._answered_at = host.answers, now
+        elif now - self._answered_at > DEAD_LINK_S:
+            raise LinkTimeout(
+                f"{what}: no answer from the Game Boy on {self.url} for {DEAD_LINK_S:g} s (the line reads "
+                f"0x{host.last_status & 0xFF:02x}; is the cable in, the Game Boy on and running the link ROM?)")
+        return True
 
     def _recover(self) -> bool:
         """A reset Game Boy holds nothing: a new session, then the newest screen drawn whole (the

@@ -3,10 +3,13 @@
     pxby-edge stream --synthetic --to gameboy --port "spi:///dev/spidev0.0?hz=131072&gap_us=120"
 
 The link port is SPI mode 3, MSB first, no chip select; with the ROM on external clock the Pi
-clocks every byte. Each byte is its own ``xfer2`` so that ``delay_usecs`` becomes a gap after
-every byte: the ROM's serial interrupt needs ~31 us to re-arm the port after the 8th edge, and its
-main loop ~70 us to take a byte from the ring (docs/GAMEBOY.md, "Timing budget"). Real hardware was
-not available here: tests check the pacing and framing against a fake spidev object.
+clocks every byte, whether or not the ROM has re-armed its port. Each byte is its own ``xfer2`` so
+that ``delay_usecs`` becomes a gap after every byte. ``check_timing`` refuses settings the ROM cannot
+take (docs/GAMEBOY.md, "Accepted clock and gap"): the gap must outlast the serial interrupt's re-arm,
+a whole byte the main loop's work per byte, and the clock stay within what a Game Boy's port
+follows. Real hardware was not available here: tests check the pacing and framing against a fake
+spidev object, and the timing against the ROM in mGBA clocked the same way (``mgba://``,
+tests/test_gameboy_timing.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,29 @@ DEFAULT_HZ = 131072  # 61 us per byte on the wire; the gap carries the ROM's per
 DEFAULT_GAP_US = 120
 STEP_BYTES = 64
 
+# What the ROM and the port can take (docs/GAMEBOY.md, "Accepted clock and gap", has the reasons and
+# the measurements in mGBA behind them).
+HZ_MIN = 8192  # the Game Boy's own link clock; a Pi 4's SPI divider bottoms out near 7.6 kHz
+HZ_MAX = 500_000  # the fastest external clock a DMG is reported to follow (Pan Docs)
+GAP_MIN_US = 60  # the serial interrupt re-arms the port at most ~50 us after a byte's 8th edge
+GAP_MAX_US = 65535  # spidev's delay_usecs is 16 bits
+BYTE_MIN_US = 160  # 8 bits + gap: the main loop's work per byte, so a burst never outruns the ring
+
+
+def check_timing(hz: int, gap_us: int, url: str = "spi://") -> None:
+    """``PortError`` (one line naming the valid range) unless the ROM can take ``hz`` and ``gap_us``."""
+    if not HZ_MIN <= hz <= HZ_MAX:
+        raise PortError(f"{url}: hz={hz} is outside {HZ_MIN}..{HZ_MAX} (a Game Boy's port follows at most "
+                        f"{HZ_MAX // 1000} kHz)")
+    if not GAP_MIN_US <= gap_us <= GAP_MAX_US:
+        raise PortError(f"{url}: gap_us={gap_us} is outside {GAP_MIN_US}..{GAP_MAX_US} (the ROM re-arms its port "
+                        f"up to ~{GAP_MIN_US - 10} us after each byte)")
+    byte_us = 8e6 / hz + gap_us
+    if byte_us < BYTE_MIN_US:
+        raise PortError(f"{url}: hz={hz}&gap_us={gap_us} clocks a byte every {byte_us:.0f} us; the ROM needs "
+                        f">= {BYTE_MIN_US} us per byte (8 bits at hz + gap_us), e.g. gap_us="
+                        f"{int(-(-(BYTE_MIN_US - 8e6 / hz) // 1))} at hz={hz}")
+
 
 def parse_spi_url(url: str) -> tuple[int, int, int, int]:
     """(bus, device, hz, gap_us) of ``spi:///dev/spidevB.D?hz=..&gap_us=..``."""
@@ -36,7 +62,9 @@ def parse_spi_url(url: str) -> tuple[int, int, int, int]:
     unknown = set(q) - {"hz", "gap_us"}
     if u.scheme != "spi" or unknown:
         raise PortError(f"bad SPI port {url!r}: unknown options {sorted(unknown)}; valid: hz, gap_us")
-    return bus, dev, q.get("hz", DEFAULT_HZ), q.get("gap_us", DEFAULT_GAP_US)
+    hz, gap_us = q.get("hz", DEFAULT_HZ), q.get("gap_us", DEFAULT_GAP_US)
+    check_timing(hz, gap_us, url)
+    return bus, dev, hz, gap_us
 
 
 def open_spidev(bus: int, device: int):
@@ -65,7 +93,10 @@ class SpiPort:
         self.host = gl.LinkHost()
         self.status = gl.ST_READY
         self.faults = None
-        self.frames: list[np.ndarray] = []  # no readback over the cable: see ``screens_from``
+        # Nothing comes back over the cable but status bytes: ``GameBoyRun.save`` writes the screens the
+        # host believes it drew (the planner's, ``GameBoyLink.shown``) and says so (``believed``).
+        self.frames: list[np.ndarray] = []
+        self.believed = True
         self.audio: list[np.ndarray] = []
 
     @classmethod
@@ -76,6 +107,14 @@ class SpiPort:
     def exchange(self) -> None:
         out = self.host.exchange(self.status)
         self.status = self.spi.xfer2([out], self.hz, self.gap_us)[0]
+        self.exchanges += 1
+
+    exchanges = 0
+
+    @property
+    def elapsed_s(self) -> float:
+        """Time on the wire since the port opened, at the nominal rate (a real Pi only ever takes longer)."""
+        return self.exchanges * (8.0 / self.hz + self.gap_us * 1e-6)
 
     def step(self) -> None:
         for _ in range(STEP_BYTES):

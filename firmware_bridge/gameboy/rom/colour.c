@@ -10,7 +10,6 @@
 
 #include "colour.h"
 #include "hram.h"
-#include "packets.h"
 
 #define PAL_BYTES 64u
 
@@ -69,9 +68,6 @@ void colour_reset(void)
     colour_staged = 0;
     if (!is_cgb())
         return;
-    /* the host only polls while HELLO is applied: drop what the clear of bank 0 left in the ring
-     * (up to 250 bytes in PyBoy) so this extra work cannot overrun it */
-    HR(RING_TAIL) = HR(RING_HEAD);
     for (i = 0; i < PAL_BYTES; i++)
         pal_stage[i] = 0xFFu; /* white: a blank screen before the first FLIP */
     pal_len = PAL_BYTES;
@@ -81,37 +77,30 @@ void colour_reset(void)
     HR(R_VBK) = 0;
 }
 
-uint8_t colour_palette(const uint8_t *p, uint8_t len)
+void colour_palette(const uint8_t *p, uint8_t len)
 {
     uint8_t i;
-    if (len == 0 || len > PAL_BYTES || (len & 7u))
-        return LINK_ERR_PAYLOAD;
     if (!is_cgb())
-        return 0;
+        return;
     for (i = 0; i < len; i++)
         pal_stage[i] = p[i];
     pal_len = len;
     colour_staged = 1;
-    return 0;
 }
 
-uint8_t colour_attr(const uint8_t *p, uint8_t len)
+/* VRAM bank 1 for one copy: vram_copy writes around mode 3 at any point of the frame. */
+void colour_attr(const uint8_t *p, uint8_t len)
 {
-    uint16_t dst = p[0] | ((uint16_t)p[1] << 8);
-    uint8_t n = len - 2u;
-    if (len < 3u || dst < 0x9800u || dst > 0xA000u - n)
-        return LINK_ERR_PAYLOAD;
     if (!is_cgb())
-        return 0;
+        return;
     HR(COPY_SRC) = (uint8_t)(uint16_t)(p + 2);
     HR(COPY_SRC + 1) = (uint8_t)((uint16_t)(p + 2) >> 8);
-    HR(COPY_DST) = (uint8_t)dst;
-    HR(COPY_DST + 1) = (uint8_t)(dst >> 8);
-    HR(COPY_LEN) = n;
+    HR(COPY_DST) = p[0];
+    HR(COPY_DST + 1) = p[1];
+    HR(COPY_LEN) = len - 2u;
     HR(R_VBK) = 1;
     vram_copy();
     HR(R_VBK) = 0;
-    return 0;
 }
 
 /* Reading LY >= 144 means this VBlank's interrupt has run (it is taken at the next instruction
@@ -125,6 +114,7 @@ uint8_t colour_flip(void)
     HR(LCDC_TOP) = HR(FLIP_LCDC);
     HR(R_LCDC) = HR(FLIP_LCDC);
     HR(R_BGP) = HR(FLIP_BGP);
+    HR(FLIPS) = HR(FLIPS) + 1u; /* as the VBlank interrupt counts its flips */
     colour_staged = 0;
     return 1;
 }

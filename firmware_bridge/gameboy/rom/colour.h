@@ -1,5 +1,5 @@
 /* Colour on a Game Boy Color (colour.c) and the joypad (pad.c): kept out of main.c, which only
- * calls these hooks. */
+ * calls these hooks. The serial interrupt answers the host's joypad and model queries (isr.s). */
 #ifndef PXBY_COLOUR_H
 #define PXBY_COLOUR_H
 
@@ -8,11 +8,11 @@
 extern uint8_t colour_staged; /* palettes wait for the next FLIP */
 
 void colour_reset(void); /* HELLO, LCD off: white palettes, bank-1 attributes zero (CGB only) */
-uint8_t colour_palette(const uint8_t *p, uint8_t len); /* T_PALETTE: stage them; 0 or an error */
-uint8_t colour_attr(const uint8_t *p, uint8_t len); /* T_ATTR: address + bytes into VRAM bank 1 */
+/* the serial interrupt checked the payloads (isr.s check_palette, check_attr) */
+void colour_palette(const uint8_t *p, uint8_t len); /* T_PALETTE: stage them for the next FLIP */
+void colour_attr(const uint8_t *p, uint8_t len); /* T_ATTR: address + bytes into VRAM bank 1 */
 uint8_t colour_flip(void); /* 1 once the staged palettes and FLIP_LCDC are applied in this VBlank */
 
-void pad_poll(void); /* once per VBlank: the buttons held now are latched until a clear */
-void pad_query(uint8_t byte); /* a host byte outside a packet: a joypad or model query, or nothing */
+void pad_poll(void); /* once per VBlank: the buttons held now, latched until the host's Q_CLEAR */
 
 #endif

@@ -1,4 +1,5 @@
-/* The joypad, read by the main loop once per VBlank and reported on the host's request.
+/* The joypad, read by the main loop once per VBlank and reported on the host's request by the
+ * serial interrupt (isr.s, hunt).
  *
  * Outside a packet the host may clock a query byte instead of idle (docs/protocol.md, "Joypad
  * and model"); the ROM answers in its status byte, whose high nibble (5, 6, 7) never starts an
@@ -11,9 +12,6 @@
 
 #include "colour.h"
 #include "hram.h"
-#include "packets.h"
-
-static uint8_t pad_latched;
 
 /* P1: write 0x20 to select the d-pad, 0x10 for the buttons; read a few times (the lines settle
  * after the select); a pressed line reads 0. */
@@ -32,19 +30,10 @@ void pad_poll(void)
 {
     uint8_t held = pad_read(0x10u) | (uint8_t)(pad_read(0x20u) << 4);
     HR(R_P1) = 0x30u;
-    pad_latched |= held;
     HR(PAD_HELD) = held;
-}
-
-void pad_query(uint8_t byte)
-{
-    uint8_t v = pad_latched | HR(PAD_HELD);
-    if (byte == LINK_Q_BUTTONS)
-        HR(STATUS) = LINK_Q_BUTTONS | (v & 0x0Fu);
-    else if (byte == LINK_Q_DPAD)
-        HR(STATUS) = LINK_Q_DPAD | (v >> 4);
-    else if (byte == LINK_Q_CLEAR) {
-        pad_latched = 0;
-        HR(STATUS) = LINK_Q_CLEAR | (HR(BOOT_A) == 0x11u ? 1u : 0u);
-    }
+    /* with interrupts off: the serial interrupt clears the latch on a Q_CLEAR, and a clear lost
+     * between this read and write would report the same press twice */
+    __asm__("di");
+    HR(PAD_LATCH) = HR(PAD_LATCH) | held;
+    __asm__("ei");
 }
