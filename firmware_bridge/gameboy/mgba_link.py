@@ -150,7 +150,6 @@ class MgbaPort:
         self.stats = {"bytes": 0, "lost_bytes": 0, "split_bytes": 0, "completions": 0, "power_cycles": 0}
         self._error: Optional[BaseException] = None
         self._flips_seen = 0
-        self._capture_next = False
         self._start_byte()
         self._event = ffi.new("struct mTimingEvent*")
         self._name = ffi.new("char[]", b"pxby SPI master")
@@ -237,13 +236,12 @@ class MgbaPort:
         self.ticks += 1
         if self.sound:
             self._take_audio()
-        if self._capture_next:
-            self._capture_next = False
-            self.frames.append(self.rgb() if self.cgb else self.shades())
         flips = self.core.memory.u8[FLIPS]  # the ROM's own count: a flip is acknowledged before it shows
         if flips != self._flips_seen:
+            # mGBA's frame starts at VBlank, where every flip is made: the frame just run shows it
+            # (the frame after may already show the next flip, one VBlank later)
             self._flips_seen = flips
-            self._capture_next = True
+            self.frames.append(self.rgb() if self.cgb else self.shades())
 
     def _take_audio(self) -> None:
         """The frame's sound, mixed to mono in -1..1 at ``sample_rate`` (mGBA's blip buffers, drained each frame)."""

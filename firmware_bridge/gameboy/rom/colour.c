@@ -104,11 +104,12 @@ void colour_attr(const uint8_t *p, uint8_t len)
 }
 
 /* Reading LY >= 144 means this VBlank's interrupt has run (it is taken at the next instruction
- * once LY reaches 144), so nothing rewrites LCDC after us until the next one. */
-uint8_t colour_flip(void)
+ * once LY reaches 144), so nothing rewrites LCDC after us until the next one. Not in the VBlank
+ * counted ``since``: a flip the VBlank interrupt made in it would never be shown. */
+uint8_t colour_flip(uint8_t since)
 {
     uint8_t ly = HR(R_LY);
-    if (ly < 144u || ly > 146u)
+    if (ly < 144u || ly > 146u || HR(VBLANKS) == since)
         return 0;
     palette_load();
     HR(LCDC_TOP) = HR(FLIP_LCDC);

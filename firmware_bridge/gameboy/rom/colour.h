@@ -11,7 +11,8 @@ void colour_reset(void); /* HELLO, LCD off: white palettes, bank-1 attributes ze
 /* the serial interrupt checked the payloads (isr.s check_palette, check_attr) */
 void colour_palette(const uint8_t *p, uint8_t len); /* T_PALETTE: stage them for the next FLIP */
 void colour_attr(const uint8_t *p, uint8_t len); /* T_ATTR: address + bytes into VRAM bank 1 */
-uint8_t colour_flip(void); /* 1 once the staged palettes and FLIP_LCDC are applied in this VBlank */
+/* 1 once the staged palettes and FLIP_LCDC are applied, in a VBlank after the one counted ``since`` */
+uint8_t colour_flip(uint8_t since);
 
 void pad_poll(void); /* once per VBlank: the buttons held now, latched until the host's Q_CLEAR */
 

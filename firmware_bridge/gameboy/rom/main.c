@@ -95,8 +95,9 @@ static void apply_flip(const uint8_t *p)
 {
     HR(FLIP_LCDC) = LINK_LCDC_BASE | (uint8_t)(p[0] << 3);
     HR(FLIP_BGP) = p[1];
-    if (colour_staged) { /* new palettes: written with the map switch, in one VBlank */
-        while (!colour_flip()) {
+    if (colour_staged) { /* new palettes: written with the map switch, in the next VBlank */
+        uint8_t since = HR(VBLANKS);
+        while (!colour_flip(since)) {
             watchdog();
             play_sound();
         }
