@@ -38,8 +38,8 @@ MENU_LINES = 3  # what the 4-row text area (9-pixel lines) holds
 
 
 def read_buttons(port) -> Optional[frozenset]:
-    """Names of the buttons held now or pressed since the last read; None from a ROM that does not
-    answer (one older than the joypad queries)."""
+    """Names of the buttons pressed since the last read (a press is latched by the ROM until read; one
+    held across reads counts once); None from a ROM that does not answer (one older than the queries)."""
     host = port.host
     host.ask(gl.Q_BUTTONS, gl.Q_DPAD, gl.Q_CLEAR)
     port.run_until(lambda: not host.asks, what="reading the joypad")
@@ -71,7 +71,6 @@ class Controller:
         self.streamer = None
         self.round = 0
         self.log: list[tuple[int, str]] = []  # (round, what happened), for the summary and tests
-        self._held: frozenset = frozenset()
 
     @property
     def prompt(self) -> str:
@@ -119,15 +118,13 @@ class Controller:
             del port.audio[: max(0, len(port.audio) - KEPT_AUDIO_FRAMES)]
 
     def _pressed(self, port) -> frozenset:
-        """Buttons that went down since the last read (one held across reads counts once)."""
+        """Buttons pressed since the last read (the ROM latches each press until read: held, one counts once)."""
         now = read_buttons(port)
         if now is None:
             from firmware_bridge.errors import LinkError
 
             raise LinkError("the Game Boy does not answer joypad queries: flash the link ROM shipped with this version")
-        new = now - self._held
-        self._held = now
-        return new
+        return now
 
     def _act(self, pressed: frozenset) -> None:
         k = self.round

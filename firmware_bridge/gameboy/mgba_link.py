@@ -150,6 +150,7 @@ class MgbaPort:
         self.stats = {"bytes": 0, "lost_bytes": 0, "split_bytes": 0, "completions": 0, "power_cycles": 0}
         self._error: Optional[BaseException] = None
         self._flips_seen = 0
+        self._pressed: dict[str, int] = {}  # buttons held, and for how many more frames
         self._start_byte()
         self._event = ffi.new("struct mTimingEvent*")
         self._name = ffi.new("char[]", b"pxby SPI master")
@@ -227,8 +228,17 @@ class MgbaPort:
     _gb_bits = 0  # edges the Game Boy's port has shifted since it was armed
 
     # -- the emulator ------------------------------------------------------------------------------
+    def press(self, button: str, frames: int = 3) -> None:
+        """Hold ``button`` (a, b, select, start, up, down, left, right) for the next ``frames`` frames."""
+        self._pressed[button] = frames
+
     def tick(self) -> None:
         """One emulated frame; the screen after each flip the ROM made is kept, as for PyBoy."""
+        if self._pressed:
+            self.core.set_keys(raw=sum(1 << getattr(self._lib, f"GBA_KEY_{b.upper()}") for b in self._pressed))
+            self._pressed = {b: n - 1 for b, n in self._pressed.items() if n > 1}
+        else:
+            self.core.set_keys(raw=0)
         self.core.run_frame()
         if self._error is not None:
             err, self._error = self._error, None

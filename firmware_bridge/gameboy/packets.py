@@ -36,7 +36,7 @@ T_ATTR = 0x08  # address (LE) + bytes to write into VRAM bank 1 (tile attributes
 
 # Host bytes outside a packet that ask the ROM something; it answers in its status byte with the
 # same high nibble (never an ACK's, an error's or ready/busy's): low nibble = the answer
-Q_BUTTONS = 0x50  # A 1, B 2, Select 4, Start 8: held now or pressed since the last Q_CLEAR
+Q_BUTTONS = 0x50  # A 1, B 2, Select 4, Start 8: pressed (gone down) since the last Q_CLEAR
 Q_DPAD = 0x60  # Right 1, Left 2, Up 4, Down 8: the same
 Q_CLEAR = 0x70  # forget the latched presses; bit 0: the ROM runs on a Game Boy Color
 QUERIES = (Q_BUTTONS, Q_DPAD, Q_CLEAR)

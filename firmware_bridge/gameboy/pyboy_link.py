@@ -146,6 +146,10 @@ class PyBoyPort:
         """(144, 160) shades the emulated LCD shows now."""
         return shades_from_rgb(np.asarray(self.pyboy.screen.ndarray))
 
+    def press(self, button: str, frames: int = 3) -> None:
+        """Hold ``button`` (a, b, select, start, up, down, left, right) for the next ``frames`` frames."""
+        self.pyboy.button(button, frames)
+
     def rgb(self) -> np.ndarray:
         """(144, 160, 3) colours the emulated LCD shows now (a Game Boy Color's RGB555, times 8)."""
         return np.asarray(self.pyboy.screen.ndarray)[..., :3].copy()

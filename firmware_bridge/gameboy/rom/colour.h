@@ -14,6 +14,6 @@ void colour_attr(const uint8_t *p, uint8_t len); /* T_ATTR: address + bytes into
 /* 1 once the staged palettes and FLIP_LCDC are applied, in a VBlank after the one counted ``since`` */
 uint8_t colour_flip(uint8_t since);
 
-void pad_poll(void); /* once per VBlank: the buttons held now, latched until the host's Q_CLEAR */
+void pad_poll(void); /* once per VBlank: buttons gone down are latched until the host's Q_CLEAR */
 
 #endif

@@ -34,7 +34,7 @@
 #define PARSE_VERDICT 0xFF9B /* 0 accept, 1 acknowledge again, else the error status */
 #define BOOT_A 0xFFA0 /* A at the cartridge entry, kept by crt0: 0x11 on a Game Boy Color */
 #define PAD_HELD 0xFFA1 /* buttons held at the last poll (pad.c): A B Select Start, then Right Left Up Down */
-#define PAD_LATCH 0xFFA2 /* buttons pressed since the host's last Q_CLEAR (the serial interrupt clears it) */
+#define PAD_LATCH 0xFFA2 /* buttons gone down since the host's last Q_CLEAR (the serial interrupt clears it) */
 
 #define SLOTS ((volatile uint8_t *)0xD000)
 #define SLOT_MASK 7u

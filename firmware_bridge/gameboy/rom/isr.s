@@ -36,8 +36,7 @@
         H_BAD = 0x99
         H_VSEQ = 0x9A
         H_VERDICT = 0x9B
-        H_BOOT_A = 0xA0         ; colour.c, pad.c: the boot ROM's A, the buttons held and latched
-        H_PAD_HELD = 0xA1
+        H_BOOT_A = 0xA0         ; colour.c, pad.c: the boot ROM's A, the presses latched
         H_PAD_LATCH = 0xA2
         R_SB = 0x01
         R_SC = 0x02
@@ -459,20 +458,14 @@ fail:                                   ; a: the error status; the parser hunts 
         jp      out
 
 ;; Joypad and model queries (docs/protocol.md, "Joypad and model"): the answer, with the query's
-;; high nibble, is the status from the next byte on; pad.c keeps the buttons held and latched.
+;; high nibble, is the status from the next byte on; pad.c latches the presses (buttons gone down).
 q_buttons:
         ldh     a, (H_PAD_LATCH)
-        ld      b, a
-        ldh     a, (H_PAD_HELD)
-        or      b
         and     #0x0F
         or      #Q_BUTTONS
         jr      q_out
 q_dpad:
         ldh     a, (H_PAD_LATCH)
-        ld      b, a
-        ldh     a, (H_PAD_HELD)
-        or      b
         swap    a
         and     #0x0F
         or      #Q_DPAD

@@ -99,7 +99,10 @@ static void apply_flip(const uint8_t *p)
         uint8_t since = HR(VBLANKS);
         while (!colour_flip(since)) {
             watchdog();
-            play_sound();
+            /* the sound (and the joypad) only well before VBlank: at line 144 this loop must be
+             * spinning, or the 3 lines the palettes can start in pass while it plays a frame */
+            if (HR(R_LY) < 136u)
+                play_sound();
         }
         return;
     }
