@@ -145,13 +145,11 @@ class HostSession:
         self.state = "closed"
         self.epoch = 0
         self.caps: Optional[pr.Capabilities] = None
-        self.device_version: Optional[tuple] = None
         self.boot_id: Optional[int] = None
         self.tag = 0
         self.last_status: dict = {}
         self.history: deque = deque(maxlen=64)  # (now_ms, what): handshakes, resets, silences
         self._cfg_seq_pending: Optional[int] = None
-        self.last_log = ""
         self._reset_reliable()
         self._audio_clear()
         self._out = bytearray()
@@ -410,8 +408,6 @@ class HostSession:
             self._rtt_sample((now_ms - fields["token"]) & pr.U32)
         elif msg.type == pr.STATUS:
             self.last_status = fields
-        elif msg.type == pr.LOG:
-            self.last_log = tail.decode("ascii", "replace")
 
     def _on_ack(self, msg: Message, fields: dict, now_ms: int) -> None:
         if fields["session"] != self.tag:
@@ -487,7 +483,6 @@ class HostSession:
         caps = pr.Capabilities.from_fields(fields)
         check_capabilities(caps, self.need)
         self.caps = caps
-        self.device_version = (fields["version"], fields["fw_major"], fields["fw_minor"], fields["fw_patch"])
         self.boot_id = fields["boot_id"]
         if self.hellos_sent == 1:
             self._rtt_sample(now_ms - self.handshake_since)

@@ -30,7 +30,7 @@ from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.errors import PortError
 from firmware_bridge.link import monotonic_ms
 from firmware_bridge.ports import port_error
-from pxby_edge.media import atomic_write
+from pxby_edge.atomic import atomic_write
 
 # -- transports ---------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from firmware_bridge.errors import CapabilityError
 FORMATS = {"u8": pr.AUDIO_U8, "u4": pr.AUDIO_U4}
 
 
-def stream_needs(text_rows: int = 4) -> dict:
+def stream_needs() -> dict:
     """Capabilities a device needs for a stream: the full Game Boy screen as tiles, a 2-bit display."""
     return {
         "screen_w": pr.SCREEN_W,
@@ -248,9 +248,6 @@ class Streamer:
             self._audio_close()
         self.link.flush(timeout_s)
         return dict(self.stats, **self.session.counters)
-
-    def expected_screen(self) -> np.ndarray:
-        return self.model.render()
 
 
 class Round(NamedTuple):

@@ -27,7 +27,6 @@ class Direction:
         self.drop = drop
         self.buf = bytearray()
         self.budget = 0.0
-        self.carried = 0
 
     def write(self, data: bytes) -> None:
         self.buf += data
@@ -45,7 +44,6 @@ class Direction:
             self.budget -= n
         out = bytes(self.buf[:n])
         del self.buf[:n]
-        self.carried += n
         if self.corrupt or self.drop:
             out = self._faults(out)
         return out

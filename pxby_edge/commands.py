@@ -167,7 +167,7 @@ def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstre
           plot, force, no_onnx_int8, variants, seed, inline, as_json):
     """Per-token latency, tokens/s, start-up and peak RSS of every backend on one token stream."""
     from pxby_edge.bench import (
-        Plan,
+        BenchMatrix,
         bench_paths,
         check_plot_path,
         format_rows,
@@ -181,14 +181,14 @@ def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstre
 
     fmt = "json" if as_json else fmt
     paths = bench_paths(models, batch_models, batch)
-    plan = Plan(paths, backends=parse_backends(backends), kinds=parse_kinds(kinds),
+    matrix = BenchMatrix(paths, backends=parse_backends(backends), kinds=parse_kinds(kinds),
                 threads=tuple(parse_threads(threads)), tokens=tokens, seed=seed, variants=variants,
                 onnx_int8=not no_onnx_int8)
-    extra = torch_rows(vs_torch, tokens, upstream_tokens, plan.threads[0], seed)
+    extra = torch_rows(vs_torch, tokens, upstream_tokens, matrix.threads[0], seed)
     if plot is not None:
         check_plot_path(plot, overwrite=force)  # before minutes of measuring
     progress = None if fmt in ("json", "jsonl") or quiet() else (lambda label: info(f"  measuring {label} ...", err=True))
-    rows = run_bench(plan, repeats=repetitions, extra_specs=extra, isolate=not inline, progress=progress)
+    rows = run_bench(matrix, repeats=repetitions, extra_specs=extra, isolate=not inline, progress=progress)
     click.echo(format_rows(rows, fmt))
     if plot is not None:
         written = plot_rows(rows, plot, overwrite=force)

@@ -50,7 +50,7 @@ class GenerationRequest:
 
     prompt: Optional[str] = DEFAULT_PROMPT
     image: Any = None  # a PIL image used as an image prefix (its segment is complete)
-    plan: Sequence[str] = ("text", "image", "audio")
+    modalities: Sequence[str] = ("text", "image", "audio")  # `--plan`: what to generate, in order
     complete_text: bool = True  # let the model finish the prompt's sentence before its 2
     max_tokens: int = 20000
     text_chars: Optional[int] = 160
@@ -70,7 +70,7 @@ class GenerationRequest:
         """The plan of this request; ``geometry`` (a manifest's) bounds the dimensions it leaves open;
         ``audio_samples`` is the audio length resolved with the model's rate (default: the request's own)."""
         return StreamPlan.parse(
-            list(self.plan),
+            list(self.modalities),
             text_chars=self.text_chars,
             frames=self.frames,
             width=self.width,
@@ -129,7 +129,7 @@ def prompt_tokens(tok: ActionPixelBytesTokenizer, request: GenerationRequest) ->
     return out
 
 
-class _Describer:
+class _TokenEvents:
     """Pushes a lane's token into its builder and returns the events it makes (the per-token hot path).
 
     Reads the builder's cursor before the push instead of building a ``Position``, and keeps the
@@ -314,23 +314,23 @@ class Generator:
         be.reset()
         buf, self._step = _buffered_io(be, 5 if self.autoregressive else 0)
         put = _context_writer(buf)
-        describe = _Describer(self.vocab).push
+        to_events = _TokenEvents(self.vocab).push
         logits = None
         # Prefill: every lane reads the same prompt.
         for token, ends in self._prompt:
             self._write_contexts(put)
             logits = self._step()
             for k, lane in enumerate(self.lanes):
-                yield from describe(k, lane, token, ends)
+                yield from to_events(k, lane, token, ends)
         if logits is None:
             self._write_contexts(put)
             logits = self._step()
         if len(self.lanes) == 1:
-            yield from self._stream_one(logits, put, describe)
+            yield from self._stream_one(logits, put, to_events)
         else:
-            yield from self._stream_lanes(logits, put, describe)
+            yield from self._stream_lanes(logits, put, to_events)
 
-    def _stream_one(self, logits, put, describe) -> Iterator[ev.Event]:
+    def _stream_one(self, logits, put, to_events) -> Iterator[ev.Event]:
         """Batch 1: the same steps as ``_stream_lanes`` with every per-lane indirection hoisted out."""
         lane = self.lanes[0]
         builder, tracker, sampler = lane.builder, lane.tracker, lane.sampler
@@ -344,7 +344,7 @@ class Generator:
             mask = self._mask(lane, row)
             token = sampler.sample(row, mask, builder.cursor.modality or tracker.current, masks.bias(mask))
             token, ends = self._resolve(lane, token)
-            batch_events = describe(0, lane, token, ends)
+            batch_events = to_events(0, lane, token, ends)
             lane.generated += 1
             if tracker.done:
                 lane.done, reason = True, "plan"
@@ -362,7 +362,7 @@ class Generator:
             yield from batch_events
             return
 
-    def _stream_lanes(self, logits, put, describe) -> Iterator[ev.Event]:
+    def _stream_lanes(self, logits, put, to_events) -> Iterator[ev.Event]:
         lanes = self.lanes
         max_tokens = int(self.request.max_tokens)
         perf, step_ns, step = time.perf_counter_ns, self.step_ns, self._step
@@ -379,7 +379,7 @@ class Generator:
             for k, token in zip(active, choices):
                 lane = lanes[k]
                 token, ends = self._resolve(lane, token)
-                batch_events += describe(k, lane, token, ends)
+                batch_events += to_events(k, lane, token, ends)
                 lane.generated += 1
                 if lane.tracker.done:
                     lane.done, reason = True, "plan"

@@ -93,7 +93,7 @@ def request_from_options(prompt, prompt_file, image, plan, complete_text, **limi
     return GenerationRequest(
         prompt=prompt,
         image=open_image(image) if image is not None else None,
-        plan=tuple(p.strip() for p in plan.split(",") if p.strip()),
+        modalities=tuple(p.strip() for p in plan.split(",") if p.strip()),
         complete_text=complete_text,
         **limits,
     )

@@ -42,7 +42,7 @@ def test_generated_events_draw_the_sprite_and_play():
         streamer.feed(event)
     streamer.finish(timeout_s=60)
     link.wait(lambda: device.fill == 0 and not device.playing, 10, "playing out")
-    assert np.array_equal(device.screen, streamer.expected_screen())
+    assert np.array_equal(device.screen, streamer.model.render())
     lay = streamer.model.layout()
     assert (lay.width, lay.height, lay.scale) == (10, 10, 11)
     sprite = device.screen[lay.y : lay.y + 10 * lay.scale, lay.x : lay.x + 10 * lay.scale]
@@ -51,26 +51,20 @@ def test_generated_events_draw_the_sprite_and_play():
     assert sum(played) == streamer.encoder.expected_out(800)
 
 
-def test_stream_command_runs_the_generator(monkeypatch):
+def test_stream_command_runs_the_generator(monkeypatch, running_simulator):
     from click.testing import CliRunner
 
     from firmware_bridge import commands, live
-    from firmware_bridge.simulator import PtyTransport, Simulator
 
     def null_rounds(request_for, model=None, **_):
         return lambda k: live.generated_round(generate.GenerationRun(generate.Generator(table_backend(), _request()), "null"))
 
     monkeypatch.setattr(live, "generated_rounds", null_rounds)
-    transport = PtyTransport()
-    sim = Simulator(transport).start()
-    try:
-        result = CliRunner().invoke(commands.stream, ["--port", transport.path, "--baud", "921600"])
-        assert result.exit_code == 0, result.output
-        assert "commits" in result.output
-        assert sim.capture.screen is not None and len(sim.capture.frames) >= 20
-    finally:
-        sim.stop()
-        transport.close()
+    sim = running_simulator()
+    result = CliRunner().invoke(commands.stream, ["--port", sim.transport.path, "--baud", "921600"])
+    assert result.exit_code == 0, result.output
+    assert "commits" in result.output
+    assert sim.capture.screen is not None and len(sim.capture.frames) >= 20
 
 
 def test_stream_synthetic_refuses_generation_options():

@@ -45,7 +45,7 @@ def test_prompt_from_stdin_or_a_file(source, tmp_path, monkeypatch, capsys):
     [
         dict(frames=1, width=8, height=8, audio_seconds=0.02, seed=0),
         dict(frames=2, width=5, height=3, audio_seconds=0.01, seed=3),
-        dict(frames=1, width=4, height=4, audio_seconds=0.01, seed=1, plan=("text", "image")),
+        dict(frames=1, width=4, height=4, audio_seconds=0.01, seed=1, modalities=("text", "image")),
     ],
 )
 def test_progress_total_is_the_planned_length(kwargs, rate):

@@ -100,7 +100,7 @@ class SynthItem:
         return d
 
 
-def describe(colour: str, element: str, size: str, features: list[str]) -> str:
+def caption(colour: str, element: str, size: str, features: list[str]) -> str:
     names = [FEATURES[f] for f in features]
     if len(names) == 1:
         with_text = names[0]
@@ -337,7 +337,7 @@ def make_item(index: int, seed: int = 0, size_px: int = 24, backdrop: str = "tin
         for k in range(n_frames)
     ])
     audio = synth_cry(element, size, rng)
-    return SynthItem(index, colour, element, size, features, describe(colour, element, size, features), frames, audio)
+    return SynthItem(index, colour, element, size, features, caption(colour, element, size, features), frames, audio)
 
 
 def dominant_colour(frame_ids) -> str | None:
