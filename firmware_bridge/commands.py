@@ -120,24 +120,24 @@ def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_time
            out_dir, force, backend, threads, **options):
     """Generate with MODEL (default: the bundled one) and send it live to a device or `pxby-edge handheld`:
     text as it appears, the sprite row by row, each animation frame, then the cry."""
-    from firmware_bridge.live import generated_rounds, seeds_from, stream_live, synthetic_rounds
+    from firmware_bridge.live import rounds_for, seeds_from, stream_live
     from firmware_bridge.transports import choose_device
     from pxby_edge.options import given_generation_options
 
     given = given_generation_options(ctx, allowed=("seed",)) + ([model] if model else [])
     if synthetic and given:
         raise click.UsageError(f"--synthetic streams the built-in test pattern, it generates nothing: drop {', '.join(given)}")
-    device = choose_device(port, to)
-    seeds = seeds_from(options["seed"], ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT or not loop)
+    seed_given = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT
+    device = choose_device(port, to)  # a wrong --to/--port pair is refused before the model is opened
     if loop and device.kind == "gameboy":
-        _gameboy_session(device.url, seeds, synthetic, model, options, backend, threads, out_dir, force, pause,
-                         as_json, dither=dither)
+        _gameboy_session(device.url, seeds_from(options["seed"], seed_given), synthetic, model, options, backend,
+                         threads, out_dir, force, pause, as_json, dither=dither)
         return
-    rounds = synthetic_rounds(seeds) if synthetic else generated_rounds(
-        lambda k: request_from_options(**dict(options, seed=seeds(k))), model, backend=backend, threads=threads)
+    rounds = rounds_for(lambda seed: request_from_options(**dict(options, seed=seed)), model, synthetic=synthetic,
+                        seed=options["seed"], fixed_seed=seed_given or not loop, backend=backend, threads=threads)
     for stats in stream_live(rounds, device, out_dir=out_dir, overwrite=force, rounds=None if loop else 1, pause_s=pause,
                              baud=baud, connect_timeout_s=connect_timeout, dither=dither, audio_format=audio_format):
-        _echo_round(dict(stats, seed=seeds(stats["round"])), as_json)
+        _echo_round(stats, as_json)
 
 
 def _gameboy_session(url, seeds, synthetic, model, options, backend, threads, out_dir, force, pause, as_json,
@@ -154,19 +154,18 @@ def _gameboy_session(url, seeds, synthetic, model, options, backend, threads, ou
     own = read_prompt(options["prompt"], options["prompt_file"])
     prompts = ([own] if own else []) + list(PROMPTS)
 
-    def request_for(k: int, prompt: str):
+    def request_for(seed: int, prompt: str):
         # the list's prompts are whole descriptions, as the default one is: the text ends where they end
         complete = options["complete_text"] if prompt == own else False
-        return request_from_options(**dict(options, seed=seeds(k), prompt=prompt, prompt_file=None, complete_text=complete))
+        return request_from_options(**dict(options, seed=seed, prompt=prompt, prompt_file=None, complete_text=complete))
 
     stopping: list = []  # set by SIGTERM (systemd's stop) or Ctrl-C; the session ends at its next poll
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))
-    make_round = prompted_rounds(request_for, model, backend=backend, threads=threads,
-                                 synthetic_seeds=seeds if synthetic else None)
+    make_round = prompted_rounds(request_for, seeds, model, synthetic=synthetic, backend=backend, threads=threads)
     for stats in play(url, make_round, prompts, out_dir, overwrite=force, pause_s=pause, stop=lambda: bool(stopping),
                       **streamer_opts):
-        _echo_round(dict(stats, seed=seeds(stats["round"])), as_json)
+        _echo_round(stats, as_json)
 
 
 def _echo_round(stats: dict, as_json: bool) -> None:

@@ -41,39 +41,50 @@ def synthetic_rounds(seeds: Callable[[int], int]) -> Callable[[int], Round]:
     """Round k: the built-in test sprite and chirp (``stream.synthetic_events``) with seed ``seeds(k)``."""
     from firmware_bridge.stream import SYNTHETIC_AUDIO_RATE, synthetic_events
 
-    return lambda k: Round(synthetic_events(seed=seeds(k)), SYNTHETIC_AUDIO_RATE, None)
+    return lambda k: Round(synthetic_events(seed=seeds(k)), SYNTHETIC_AUDIO_RATE, None, seeds(k))
 
 
 def generated_round(run, *, progress: bool = False) -> Round:
     """A ``pxby_edge.generate.GenerationRun`` as a round: its events, at the rate and length its generator resolved."""
     gen = run.generator
-    return Round(run.events(progress), gen.audio_rate, gen.audio_samples)
+    return Round(run.events(progress), gen.audio_rate, gen.audio_samples, gen.request.seed)
 
 
-def generated_rounds(request_for: Callable[[int], object], model=None, *, backend: str = "auto",
-                     threads: int = 1) -> Callable[[int], Round]:
-    """Round k: a generation of ``request_for(k)``. The first run is opened now, so a wrong model, a missing
+def generated_rounds(request_for: Callable[[int], object], seeds: Callable[[int], int], model=None, *,
+                     backend: str = "auto", threads: int = 1) -> Callable[[int], Round]:
+    """Round k: a generation of ``request_for(seeds(k))``. The first run is opened now, so a wrong model, a missing
     interpreter or an impossible request is reported before the device is waited for."""
     from pxby_edge.generate import run_generation
 
     def open_run(k: int):
-        return run_generation(request_for(k), model, backend=backend, threads=threads)
+        return run_generation(request_for(seeds(k)), model, backend=backend, threads=threads)
 
     first = open_run(0)
     return lambda k: generated_round(first if k == 0 else open_run(k))
 
 
-def prompted_rounds(request_for: Callable[[int, str], object], model=None, *, backend: str = "auto", threads: int = 1,
-                    synthetic_seeds: Optional[Callable[[int], int]] = None) -> Callable[[int, str], Round]:
+def rounds_for(request_for: Callable[[int], object], model=None, *, synthetic: bool, seed: int, fixed_seed: bool,
+               backend: str = "auto", threads: int = 1) -> Callable[[int], Round]:
+    """What ``stream`` sends: the test pattern (``synthetic``) or generations of ``request_for(seed)``; round k
+    is seeded ``seed + k``, or at random when the seed is not ``fixed_seed``."""
+    seeds = seeds_from(seed, fixed_seed)
+    if synthetic:
+        return synthetic_rounds(seeds)
+    return generated_rounds(request_for, seeds, model, backend=backend, threads=threads)
+
+
+def prompted_rounds(request_for: Callable[[int, str], object], seeds: Callable[[int], int], model=None, *,
+                    synthetic: bool = False, backend: str = "auto", threads: int = 1) -> Callable[[int, str], Round]:
     """Round k with a prompt chosen as the rounds go (a Game Boy session's Up/Down, ``gameboy.controller``): a
-    generation of ``request_for(k, prompt)``, or with ``synthetic_seeds`` the test pattern with the prompt as its text."""
-    if synthetic_seeds is not None:
+    generation of ``request_for(seeds(k), prompt)``, or (``synthetic``) the test pattern with the prompt as its text."""
+    if synthetic:
         from firmware_bridge.stream import SYNTHETIC_AUDIO_RATE, synthetic_events
 
-        return lambda k, prompt: Round(synthetic_events(seed=synthetic_seeds(k), text=prompt), SYNTHETIC_AUDIO_RATE, None)
+        return lambda k, prompt: Round(synthetic_events(seed=seeds(k), text=prompt), SYNTHETIC_AUDIO_RATE, None, seeds(k))
     from pxby_edge.generate import run_generation
 
-    return lambda k, prompt: generated_round(run_generation(request_for(k, prompt), model, backend=backend, threads=threads))
+    return lambda k, prompt: generated_round(run_generation(request_for(seeds(k), prompt), model, backend=backend,
+                                                            threads=threads))
 
 
 # -- devices --------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ class Controller:
             self.streamer.feed(event)
         stats = self.streamer.finish()
         self.log.append((k, "creature"))
-        return dict(stats, round=k, prompt=self.prompt)
+        return dict(stats, round=k, seed=rnd.seed, prompt=self.prompt)
 
     def _wait(self) -> None:
         """Until a new creature is due: A, or ``pause_s`` without a press while not paused."""
