@@ -103,6 +103,9 @@ def test_rom_answers_every_vector_with_the_documented_status():
             self.seen.append(status)
             return self.out.pop(0) if self.out else gl.IDLE
 
+        def take_pause(self):
+            return 0.0
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         port = PyBoyPort(sound=False)

@@ -181,6 +181,8 @@ class MgbaPort:
         try:
             self._edge_now()
             delay = self.master.to_next_edge() if self._edge else self.master.to_next_byte()
+            if not self._edge:
+                delay += int(self.host.take_pause() * UNITS_PER_S)  # the host stops clocking to resync
             self._schedule(delay - late)
         except BaseException as exc:  # a cffi callback cannot raise: ``tick`` re-raises it
             self._error = exc
@@ -188,6 +190,10 @@ class MgbaPort:
     def _edge_now(self) -> None:
         io = self.gb.memory.io
         bit_out = (self._out >> (7 - self._edge)) & 1
+        if io[REG_SB] != self._sb_left:
+            # the ROM wrote SB since the last edge, and it does so only to (re-)arm the port: a write to
+            # SC starts a transfer, its 8 edges counted from here
+            self._gb_bits = 0
         if self._byte_drop:
             line = 1  # the Game Boy saw no clock; the master's input floats high
         elif io[REG_SC] & 0x81 == 0x80:
@@ -203,6 +209,7 @@ class MgbaPort:
                 self.stats["completions"] += 1
         else:
             line = io[REG_SB] >> 7  # SO holds SB's top bit while the port stands still
+        self._sb_left = io[REG_SB]
         self._rx = (self._rx << 1) | line
         self._edge += 1
         if self._edge == 8:
@@ -224,6 +231,7 @@ class MgbaPort:
 
     _next_out = gl.IDLE
     _gb_bits = 0  # edges the Game Boy's port has shifted since it was armed
+    _sb_left = -1  # SB as the last edge left it
 
     # -- the emulator ------------------------------------------------------------------------------
     def tick(self) -> None:

@@ -14,6 +14,7 @@ tests/test_gameboy_timing.py).
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Optional
 from urllib.parse import parse_qs, urlparse
 
@@ -106,15 +107,20 @@ class SpiPort:
 
     def exchange(self) -> None:
         out = self.host.exchange(self.status)
+        pause = self.host.take_pause()
+        if pause:
+            time.sleep(pause)  # the ROM realigns its port after 7 quiet frames (packets.RESYNC_PAUSE_S)
+            self.paused_s += pause
         self.status = self.spi.xfer2([out], self.hz, self.gap_us)[0]
         self.exchanges += 1
 
     exchanges = 0
+    paused_s = 0.0
 
     @property
     def elapsed_s(self) -> float:
         """Time on the wire since the port opened, at the nominal rate (a real Pi only ever takes longer)."""
-        return self.exchanges * (8.0 / self.hz + self.gap_us * 1e-6)
+        return self.exchanges * (8.0 / self.hz + self.gap_us * 1e-6) + self.paused_s
 
     def step(self) -> None:
         for _ in range(STEP_BYTES):

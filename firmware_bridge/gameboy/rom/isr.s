@@ -36,6 +36,8 @@
         H_BAD = 0x99
         H_VSEQ = 0x9A
         H_VERDICT = 0x9B
+        H_QUIET = 0x9C
+        QUIET_FRAMES = 7        ; 6 whole frames (100 ms) > 8 bits at 8192 Hz + a 65535 us gap + jitter
         R_SB = 0x01
         R_SC = 0x02
         R_IF = 0x0F
@@ -92,6 +94,8 @@ _serial_isr::
         ldh     (R_SB), a
         ld      a, #0x80                ; external clock: the host is the master
         ldh     (R_SC), a
+        xor     a
+        ldh     (H_QUIET), a            ; a byte came: the host is clocking
         push    hl
         ldh     a, (H_STATE)
         or      a
@@ -459,6 +463,11 @@ _vblank_isr::
         ldh     a, (H_VBLANKS)
         inc     a
         ldh     (H_VBLANKS), a
+        ldh     a, (H_QUIET)            ; frames without a byte, up to 255
+        inc     a
+        jr      z, 2$
+        ldh     (H_QUIET), a
+2$:
         pop     af
         reti
 
@@ -560,25 +569,39 @@ _vram_copy::
 ;; A transfer that completes sets IF bit 3 in the same step as it clears SC bit 7, and the serial
 ;; interrupt re-arms the port before anything else; so with interrupts off, SC idle and no serial
 ;; request pending means the port was left unarmed (a lost request) and the host's bytes fall on
-;; the floor. Re-arm it, counted in H_REARMS. Interrupts are off for 12 M-cycles when all is well.
+;; the floor: re-arm it. And a port armed in the middle of one of the host's bytes (at power-on,
+;; or by the line above) counts its 8 edges across two of them from then on; at a slow clock the
+;; serial interrupt re-arms it within the same bit time, so it never falls back into step by
+;; itself. The host stops clocking for a while when its packets get no answer (packets.py,
+;; RESYNC_PAUSE_S): after QUIET_FRAMES frames without a byte (longer than any byte period the
+;; host may use), writing SC again starts the count afresh, in step with the host's next byte.
+;; Both counted in H_REARMS. Interrupts are off for 14 M-cycles when all is well.
 _watchdog::
         di
         ldh     a, (R_SC)
         bit     7, a
-        jr      nz, 1$
+        jr      nz, 2$
         ldh     a, (R_IF)
         bit     3, a
         jr      nz, 1$
+3$:
         ldh     a, (H_STATUS)
         ldh     (R_SB), a
         ld      a, #0x80
         ldh     (R_SC), a
+        xor     a
+        ldh     (H_QUIET), a
         ldh     a, (H_REARMS)
         inc     a
         ldh     (H_REARMS), a
 1$:
         ei
         ret
+2$:
+        ldh     a, (H_QUIET)
+        cp      #QUIET_FRAMES
+        jr      c, 1$
+        jr      3$
 
 ;; Zero 0x8000..0x9FFF (tiles and both maps); only with the LCD off. 8 bytes a pass (2.5 M-cycles
 ;; a byte), about one frame of CPU.
