@@ -5,9 +5,9 @@
 The link port is SPI mode 3, MSB first, no chip select; with the ROM on external clock the Pi
 clocks every byte, whether or not the ROM has re-armed its port. Each byte is its own ``xfer2`` so
 that ``delay_usecs`` becomes a gap after every byte. ``check_timing`` refuses settings the ROM cannot
-take (docs/GAMEBOY.md, "Accepted clock and gap"): the gap must outlast the serial interrupt's re-arm,
-a whole byte the main loop's work per byte, and the clock stay within what a Game Boy's port
-follows. Real hardware was not available here: tests check the pacing and framing against a fake
+take (docs/GAMEBOY.md, "Accepted clock and gap"; the cycle counts are in docs/protocol.md, "Timing
+budget"): the gap must outlast the serial interrupt's re-arm, a whole byte its longest run, and the
+clock stay within what a Game Boy's port follows. Real hardware was not available here: tests check the pacing and framing against a fake
 spidev object, and the timing against the ROM in mGBA clocked the same way (``mgba://``,
 tests/test_gameboy_timing.py).
 """
@@ -31,9 +31,9 @@ STEP_BYTES = 64
 # the measurements in mGBA behind them).
 HZ_MIN = 8192  # the Game Boy's own link clock; a Pi 4's SPI divider bottoms out near 7.6 kHz
 HZ_MAX = 500_000  # the fastest external clock a DMG is reported to follow (Pan Docs)
-GAP_MIN_US = 60  # the serial interrupt re-arms the port at most ~50 us after a byte's 8th edge
+GAP_MIN_US = 60  # the serial interrupt re-arms the port at most 54 M-cycles (52 us) after a byte's 8th edge
 GAP_MAX_US = 65535  # spidev's delay_usecs is 16 bits
-BYTE_MIN_US = 160  # 8 bits + gap: the main loop's work per byte, so a burst never outruns the ring
+BYTE_MIN_US = 160  # 8 bits + gap: the longest serial interrupt (155 M-cycles, 148 us) ends before the next byte
 
 
 def check_timing(hz: int, gap_us: int, url: str = "spi://") -> None:
