@@ -1,6 +1,7 @@
 ;; The timing-critical parts in assembly: the serial interrupt (re-armed first, then the byte goes
 ;; through the packet parser into a queue slot), the VBlank and LYC interrupts (frame flip, tile
-;; data addressing), and the VRAM copy that writes only inside VBlank. Addresses: see hram.h.
+;; data addressing), the VRAM copy that never writes in mode 3, and the port's watchdog.
+;; Addresses: see hram.h. Cycle counts per path: docs/protocol.md, "Timing budget".
 ;;
 ;; The whole receive path runs in the serial interrupt, so the main loop may block for as long as
 ;; an operation takes (clearing VRAM with the LCD off, waiting for VBlank or for sound room) and
