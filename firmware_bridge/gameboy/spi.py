@@ -31,7 +31,7 @@ STEP_BYTES = 64
 # the measurements in mGBA behind them).
 HZ_MIN = 8192  # the Game Boy's own link clock; a Pi 4's SPI divider bottoms out near 7.6 kHz
 HZ_MAX = 500_000  # the fastest external clock a DMG is reported to follow (Pan Docs)
-GAP_MIN_US = 60  # the serial interrupt re-arms the port at most 54 M-cycles (52 us) after a byte's 8th edge
+GAP_MIN_US = 60  # the serial interrupt re-arms the port at most 58 M-cycles (55 us) after a byte's 8th edge
 GAP_MAX_US = 65535  # spidev's delay_usecs is 16 bits
 BYTE_MIN_US = 160  # 8 bits + gap: the longest serial interrupt (155 M-cycles, 148 us) ends before the next byte
 
