@@ -198,6 +198,7 @@ if __name__ == "__main__":
         sys.exit(0)
     urls = ["pyboy://"]
     if "--mgba" in sys.argv:
+        urls += [f"mgba://?hz={SETTINGS[0][0]}&gap_us={SETTINGS[0][1]}"]  # the default, no jitter
         urls += [f"mgba://?hz={hz}&gap_us={gap}&jitter_us={JITTER_US}" for hz, gap in SETTINGS]
     out = {"rom": rom_figures(), "sprite_set": sprite_set_bytes()}
     for url in urls:
