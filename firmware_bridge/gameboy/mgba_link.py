@@ -157,9 +157,10 @@ class MgbaPort:
         self._event.name = self._name
         self._event.priority = 0x31  # after mGBA's own serial event (0x30) at the same cycle
         self._event.context = ffi.NULL
-        self._schedule(self.master.first_edge())
+        # a start-up delay as a real user's would be: the Game Boy is on before the host starts clocking
         for _ in range(boot_frames):
             self.tick()
+        self._schedule(self.master.first_edge())
 
     # -- the master, one clock edge at a time ---------------------------------------------------
     def _start_byte(self) -> None:

@@ -28,10 +28,14 @@ STEP_BYTES = 64
 
 # What the ROM and the port can take (docs/GAMEBOY.md, "Accepted clock and gap", has the reasons and
 # the measurements in mGBA behind them).
-HZ_MIN = 8192  # the Game Boy's own link clock; a Pi 4's SPI divider bottoms out near 7.6 kHz
+# a bit shorter than the serial interrupt's re-arm (~31 us): a byte boundary that slipped (the ROM arms
+# its port mid-byte at start, a glitch on SC) heals within a few bytes; at 8-32 kHz it can stay slipped
+HZ_MIN = 65536
 HZ_MAX = 500_000  # the fastest external clock a DMG is reported to follow (Pan Docs)
-GAP_MIN_US = 60  # the serial interrupt re-arms the port at most ~50 us after a byte's 8th edge
-GAP_MAX_US = 65535  # spidev's delay_usecs is 16 bits
+GAP_MIN_US = 60  # the serial interrupt re-arms the port ~31 us (up to ~50) after a byte's 8th edge
+# no hardware limit below spidev's 65,535 us: beyond 1 ms per byte the link carries < 1 KB/s and the
+# host's resend timeout (POLL_LIMIT polls) passes half a second, so the picture and the cry only lag
+GAP_MAX_US = 1000
 BYTE_MIN_US = 160  # 8 bits + gap: the main loop's work per byte, so a burst never outruns the ring
 
 
