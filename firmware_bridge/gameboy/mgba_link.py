@@ -202,6 +202,7 @@ class MgbaPort:
                 io[REG_IF] |= IRQ_SERIAL
                 self._lib.GBUpdateIRQs(self.gb)
                 self.stats["completions"] += 1
+                self.completed_at = self._lib.mTimingCurrentTime(self._ffi.addressof(self.gb.timing))
         else:
             line = io[REG_SB] >> 7  # SO holds SB's top bit while the port stands still
         self._rx = (self._rx << 1) | line
@@ -223,6 +224,7 @@ class MgbaPort:
             self._next_out = self.faults.mangle(out) if self.faults is not None else out
         self._start_byte()
 
+    completed_at = 0  # mGBA time (units) of the last byte the Game Boy's port took whole
     _next_out = gl.IDLE
     _gb_bits = 0  # edges the Game Boy's port has shifted since it was armed
 
