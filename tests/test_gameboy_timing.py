@@ -46,7 +46,7 @@ START_OVERRUN = pytest.mark.xfail(strict=True, reason="issue 19 item 1: HELLO cl
                                   "without draining the receive ring: it overruns at <= 241 us per byte")
 IF_RACE = pytest.mark.xfail(strict=True, reason="issue 19 item 2: reset_device's IF read-modify-write drops a "
                             "serial interrupt; the port is never re-armed")
-# settings at which today's ROM overruns at start (<= 241 us per byte)
+# settings at which today's ROM overruns at start (issue 19: every one at or under 241 us per byte)
 OVERRUNS_TODAY = {s for s in [DEFAULT, *CORNERS] if 8e6 / s[0] + s[1] <= 241}
 
 
@@ -186,7 +186,7 @@ def test_master_clocks_at_hz_plus_gap_whether_or_not_the_port_is_armed():
 
 
 @pytest.mark.parametrize("hz,gap", ALL_SETTINGS)
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [2, 3])
 def test_hello_is_acknowledged_within_30_frames(hz, gap, seed):
     """The Game Boy is on (booted 10 frames) when the host starts clocking, at a random point of a frame."""
     port = _port(hz, gap, sound=False, seed=seed, boot_frames=10)

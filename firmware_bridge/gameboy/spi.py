@@ -37,7 +37,7 @@ GAP_MIN_US = 90  # the serial interrupt re-arms the port 31 us after a byte's 8t
 # no hardware limit below spidev's 65,535 us: beyond 1 ms per byte the link carries < 1 KB/s and the
 # host's resend timeout (POLL_LIMIT polls) passes half a second, so the picture and the cry only lag
 GAP_MAX_US = 1000
-BYTE_MIN_US = 160  # 8 bits + gap: the main loop's work per byte, so a burst never outruns the ring
+BYTE_MIN_US = 180  # 8 bits + gap, measured in mGBA (bench/bench_gameboy_timing.py --budget): faster, the ring overruns
 
 
 def check_timing(hz: int, gap_us: int, url: str = "spi://") -> None:
