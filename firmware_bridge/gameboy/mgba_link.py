@@ -312,3 +312,13 @@ def _rgb8(c555: int) -> tuple[int, int, int]:
     """mGBA's RGB555 -> the 8-bit channels it writes to the video buffer (x << 3 | x >> 2)."""
     r, g, b = c555 & 0x1F, (c555 >> 5) & 0x1F, (c555 >> 10) & 0x1F
     return tuple((x << 3) | (x >> 2) for x in (r, g, b))
+
+
+def open_url(url: str, *, faults: Optional[LineFaults] = None, boot_frames: int = 0) -> MgbaPort:
+    """The ``mgba://`` transport (``firmware_bridge.transports``): the ROM in mGBA behind a Pi-like master."""
+    opts = parse_mgba_url(url)
+    if not mgba_available():
+        raise PortError("mgba:// needs mGBA: apt-get install libmgba0.10 and pip install 'pxby-edge[mgba]'")
+    port = MgbaPort(faults=faults, boot_frames=boot_frames, **opts)
+    port.url = url
+    return port
