@@ -154,9 +154,9 @@ def test_bad_mgba_urls_are_refused(url):
 
 
 def test_spi_summary_says_the_screen_is_what_the_host_wrote():
-    from firmware_bridge.gameboy.run import describe
+    from firmware_bridge.gameboy.run import gameboy_line
 
-    line = describe({"gb_flips": 1, "gb_packets": 2, "gb_bytes": 3, "gb_payload_bytes": 4, "gb_sound_frames": 0,
+    line = gameboy_line({"gb_flips": 1, "gb_packets": 2, "gb_bytes": 3, "gb_payload_bytes": 4, "gb_sound_frames": 0,
                      "gb_retransmits": 0, "gb_err_checksum": 0, "gb_timeouts": 0, "gb_screen": "believed"})
     assert "what the host believes it wrote" in line
     assert spi.SpiPort(_NullSpi()).believed
@@ -316,19 +316,19 @@ def test_a_pulled_cable_ends_the_stream_in_bounded_time(synthetic, emulator):
 
 
 def test_a_pulled_cable_is_one_error_line_from_the_stream_command(capsys, tmp_path, monkeypatch):
-    from firmware_bridge.gameboy import run
+    from firmware_bridge import transports
     from pxby_edge.cli import main
 
     opened = []
+    real_open = transports.open_gameboy_port
 
     def unplugged_port(url, **opts):
-        port = run_open_port(url, **opts)
+        port = real_open(url, **opts)
         port.unplugged = True
         opened.append(port)
         return port
 
-    run_open_port = run.open_port
-    monkeypatch.setattr(run, "open_port", unplugged_port)
+    monkeypatch.setattr(transports, "open_gameboy_port", unplugged_port)
     code = main(["stream", "--synthetic", "--port", "mgba://?gap_us=300", "--out", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
