@@ -88,6 +88,20 @@ def test_vectors_encode_as_documented():
             assert bytes(gl.fletcher(wire[1:-2])) == wire[-2:], v["name"]
 
 
+def test_protocol_md_lists_the_vectors_the_rom_is_checked_against():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    rows = doc[doc.index("| vector | wire (hex) | answer |"):].splitlines()[2 : 2 + len(gl.VECTORS)]
+    for v, row in zip(gl.VECTORS, rows):
+        assert row == f"| {v['name']} | `{v['wire']}` | `0x{v['answer']:02x}` {gl.status_name(v['answer'])} |"
+
+
+def _settled(status: int) -> bool:
+    """An error, or an ACK once the ROM has applied every packet it queued."""
+    return status & 0xC0 == gl.ST_ERR or status & (gl.ST_ACK | gl.ST_APPLIED) == gl.ST_ACK | gl.ST_APPLIED
+
+
 def test_rom_answers_every_vector_with_the_documented_status():
     class Scripted:
         def __init__(self):
@@ -98,6 +112,9 @@ def test_rom_answers_every_vector_with_the_documented_status():
             self.seen.append(status)
             return self.out.pop(0) if self.out else gl.IDLE
 
+        def take_pause(self):
+            return 0.0
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         port = PyBoyPort(sound=False)
@@ -105,8 +122,8 @@ def test_rom_answers_every_vector_with_the_documented_status():
     for v in gl.VECTORS:
         script.out = list(bytes.fromhex(v["wire"])) + [gl.IDLE] * 4
         script.seen.clear()
-        port.run_until(lambda: not script.out and len(set(script.seen[-3:])) == 1
-                       and script.seen[-1] not in (gl.ST_BUSY_RX, gl.ST_BUSY_APPLY), 200, v["name"])
+        port.run_until(lambda: not script.out and len(set(script.seen[-3:])) == 1 and _settled(script.seen[-1]),
+                       200, v["name"])
         assert script.seen[-1] == v["answer"], f"{v['name']}: {gl.status_name(script.seen[-1])}"
     mem = port.pyboy.memory
     assert [mem[0x8010 + i] for i in range(16)] == list(range(16))  # the VRAM vector landed
@@ -329,7 +346,34 @@ def test_stream_command_to_gameboy_writes_its_folder_and_keeps_it(tmp_path):
     assert wrong.exit_code != 0 and "pyboy://" in str(wrong.exception)
 
 
-SESSION_OPEN = 0xC086  # rom/main.c's session_open (build/main.lst: DATA + 0x86)
+def test_several_packets_a_frame_and_the_watchdog_rearms_a_port_left_unarmed():
+    """Small packets are queued and acknowledged before earlier ones are applied (more than one a
+    frame); a port left unarmed with no serial request pending (what a lost interrupt leaves) is
+    re-armed by the main loop and the packets still all land."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        port = PyBoyPort(sound=False)
+    host, mem = port.host, port.pyboy.memory
+    host.hello()
+    port.run_until(lambda: host.drained, 200)
+    per_frame = []
+    for i in range(40):
+        host.send(gl.T_VRAM, bytes([i * 16 & 0xFF, 0x80 + (i * 16 >> 8)]) + bytes([i + 1]) * 16)
+    while not host.drained:
+        before = host.counters["packets"]
+        port.tick()
+        per_frame.append(host.counters["packets"] - before)
+        if len(per_frame) == 3:
+            mem[0xFF02], mem[0xFF0F] = 0, mem[0xFF0F] & 0xF7  # SC idle, no serial request: a lost one
+        assert len(per_frame) < 300
+    assert max(per_frame) >= 2
+    assert mem[REARMS] >= 1
+    assert [mem[0x8000 + 16 * i] for i in range(40)] == list(range(1, 41))
+    port.close()
+
+
+REARMS = 0xFF83  # rom/hram.h: times the watchdog re-armed the port
+SESSION_OPEN = 0xFF93  # rom/hram.h: SESSION, set by the serial interrupt when it accepts a HELLO
 
 
 def test_a_game_boy_reset_mid_stream_is_redrawn(synthetic):

@@ -32,7 +32,7 @@ import numpy as np
 from firmware_bridge.errors import LinkError, LinkTimeout, PortError
 from firmware_bridge.gameboy import ROM_PATH
 from firmware_bridge.gameboy import packets as gl
-from firmware_bridge.gameboy.pyboy_link import LineFaults
+from firmware_bridge.gameboy.pyboy_link import FLIPS, LineFaults
 from firmware_bridge.gameboy.spi import DEFAULT_GAP_US, DEFAULT_HZ, check_timing
 
 UNITS_PER_S = 8_388_608  # mGBA's GB timing: 2 units per T-cycle at 4,194,304 Hz (single speed)
@@ -182,6 +182,8 @@ class MgbaPort:
         try:
             self._edge_now()
             delay = self.master.to_next_edge() if self._edge else self.master.to_next_byte()
+            if not self._edge:
+                delay += int(self.host.take_pause() * UNITS_PER_S)  # the host stops clocking to resync
             self._schedule(delay - late)
         except BaseException as exc:  # a cffi callback cannot raise: ``tick`` re-raises it
             self._error = exc
@@ -189,6 +191,10 @@ class MgbaPort:
     def _edge_now(self) -> None:
         io = self.gb.memory.io
         bit_out = (self._out >> (7 - self._edge)) & 1
+        if io[REG_SB] != self._sb_left:
+            # the ROM wrote SB since the last edge, and it does so only to (re-)arm the port: a write to
+            # SC starts a transfer, its 8 edges counted from here
+            self._gb_bits = 0
         if self._byte_drop:
             line = 1  # the Game Boy saw no clock; the master's input floats high
         elif io[REG_SC] & 0x81 == 0x80:
@@ -205,6 +211,7 @@ class MgbaPort:
                 self.completed_at = self._lib.mTimingCurrentTime(self._ffi.addressof(self.gb.timing))
         else:
             line = io[REG_SB] >> 7  # SO holds SB's top bit while the port stands still
+        self._sb_left = io[REG_SB]
         self._rx = (self._rx << 1) | line
         self._edge += 1
         if self._edge == 8:
@@ -227,10 +234,11 @@ class MgbaPort:
     completed_at = 0  # mGBA time (units) of the last byte the Game Boy's port took whole
     _next_out = gl.IDLE
     _gb_bits = 0  # edges the Game Boy's port has shifted since it was armed
+    _sb_left = -1  # SB as the last edge left it
 
     # -- the emulator ------------------------------------------------------------------------------
     def tick(self) -> None:
-        """One emulated frame; the screen after each acknowledged flip is kept, as for PyBoy."""
+        """One emulated frame; the screen after each flip the ROM made is kept, as for PyBoy."""
         self.core.run_frame()
         if self._error is not None:
             err, self._error = self._error, None
@@ -241,7 +249,7 @@ class MgbaPort:
         if self._capture_next:
             self._capture_next = False
             self.frames.append(self.shades())
-        flips = self.host.acked.get(gl.T_FLIP, 0)
+        flips = self.core.memory.u8[FLIPS]  # the ROM's own count: a flip is acknowledged before it shows
         if flips != self._flips_seen:
             self._flips_seen = flips
             self._capture_next = True

@@ -23,6 +23,7 @@ from firmware_bridge.gameboy import ROM_PATH
 from firmware_bridge.gameboy import packets as gl
 
 FRAME_HZ = 4194304 / 70224  # 59.73: one PyBoy tick
+FLIPS = 0xFF89  # rom/hram.h: flips the VBlank interrupt has done, mod 256
 
 
 class LineFaults:
@@ -66,6 +67,11 @@ class SerialPeer:
         if self.unplugged:
             self.host.exchange(0xFF)
             return 0xFF
+        byte = self._exchange()
+        self.host.take_pause()  # PyBoy starts each transfer when the ROM arms: never out of step
+        return byte
+
+    def _exchange(self) -> int:
         f = self.faults
         if f is None:
             return self.host.exchange(self.status)
@@ -129,7 +135,7 @@ class PyBoyPort:
         if self._capture_next:
             self._capture_next = False
             self.frames.append(self.shades())
-        flips = self.host.acked.get(gl.T_FLIP, 0)
+        flips = self.pyboy.memory[FLIPS]
         if flips != self._flips_seen:
             # the flip happened in the VBlank that began this frame: the next frame shows it whole
             self._flips_seen = flips

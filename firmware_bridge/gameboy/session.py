@@ -23,6 +23,8 @@ from firmware_bridge.gameboy.apu import ApuEncoder
 from firmware_bridge.gameboy.vram import VramPlanner
 from firmware_bridge.virtual import VirtualLink
 
+BACKLOG = 1024  # payload bytes queued ahead: about 11 video frames of the link at the spi:// default
+
 # Longer than anything a healthy Game Boy does without answering: a real one's boot ROM (≈ 2.5 s) and
 # the link ROM's start after a power cycle; the ROM's interrupt answers every byte even while it
 # clears VRAM or waits for VBlank.
@@ -56,13 +58,15 @@ class GameBoyLink(VirtualLink):
 
     # -- reference device -> Game Boy --------------------------------------------------------
     def _on_commit(self, screen: np.ndarray, frame: int) -> None:
-        """Each committed screen goes to the Game Boy once it has taken the previous one: the
-        stream waits for the cable, as it waits for a serial device's window."""
+        """Each committed screen is queued for the Game Boy once less than ``BACKLOG`` bytes wait
+        for the cable: the stream waits for the cable, as it waits for a serial device's window,
+        and the host has the next screens' packets ready whenever the ROM can take one (an
+        emulator's port is clocked a frame at a time, about 90 link bytes)."""
         self.reference.append(screen.copy())
         if self.capture is not None:
             self.capture.on_commit(screen, frame)
         host = self.port.host
-        self._run(lambda: not host.queue, "sending a screen to the Game Boy")
+        self._run(lambda: host.backlog() < BACKLOG, "sending a screen to the Game Boy")
         for ptype, payload in self.planner.commit(encode_tiles(screen)):
             host.send(ptype, payload)
         self.shown.append(self.planner.shown())
@@ -86,7 +90,8 @@ class GameBoyLink(VirtualLink):
         for ptype, payload in self.sound.finish():
             self.port.host.send(ptype, payload)
         host = self.port.host
-        self._run(lambda: host.idle, "flushing to the Game Boy")
+        # drained: the ROM says every packet it acknowledged is applied (its queue is empty)
+        self._run(lambda: host.drained, "flushing to the Game Boy")
         self.port.settle(3 + self.sound.frames_buffered())
 
     def _run(self, done, what: str) -> None:
