@@ -55,11 +55,11 @@ class _Stamps:
 
 
 def _open(url: str):
-    from firmware_bridge.gameboy.run import open_port
+    from firmware_bridge.transports import open_gameboy_port
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return open_port(url)
+        return open_gameboy_port(url)
 
 
 def stream_figures(url: str = "pyboy://") -> dict:
@@ -67,17 +67,6 @@ def stream_figures(url: str = "pyboy://") -> dict:
     from firmware_bridge.gameboy.session import connect
     from firmware_bridge.stream import Streamer, synthetic_events
 
-<<<<<<< HEAD
-    events = synthetic_events(frames=3, size=24, audio_s=0.5)
-    with GameBoyRun("pyboy://") as run:
-        streamer = Streamer(run.link, audio_rate=8000)
-        for event in events:
-            streamer.feed(event)
-        streamer.finish()
-        c = run.counters()
-        ticks = run.port.ticks
-    seconds = ticks / 59.7275
-=======
     port = _open(url)
     stamps = _Stamps(port)
     link = connect(port)
@@ -88,7 +77,6 @@ def stream_figures(url: str = "pyboy://") -> dict:
     c = link.counters()
     seconds = (stamps.captured_at[-1] - stamps.hello_at) / FRAME_HZ
     port.close()
->>>>>>> gbrom
     return {"packets": c["gb_packets"], "payload_bytes": c["gb_payload_bytes"], "link_bytes": c["gb_bytes"],
            "flips": c["gb_flips"], "tiles_written": c["gb_tiles_written"], "map_bytes": c["gb_map_bytes"],
            "sound_frames": c["gb_sound_frames"], "retransmits": c["gb_retransmits"],
