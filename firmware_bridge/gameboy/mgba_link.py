@@ -157,9 +157,10 @@ class MgbaPort:
         self._event.name = self._name
         self._event.priority = 0x31  # after mGBA's own serial event (0x30) at the same cycle
         self._event.context = ffi.NULL
-        self._schedule(self.master.first_edge())
+        # a start-up delay as a real user's would be: the Game Boy is on before the host starts clocking
         for _ in range(boot_frames):
             self.tick()
+        self._schedule(self.master.first_edge())
 
     # -- the master, one clock edge at a time ---------------------------------------------------
     def _start_byte(self) -> None:
@@ -207,6 +208,7 @@ class MgbaPort:
                 io[REG_IF] |= IRQ_SERIAL
                 self._lib.GBUpdateIRQs(self.gb)
                 self.stats["completions"] += 1
+                self.completed_at = self._lib.mTimingCurrentTime(self._ffi.addressof(self.gb.timing))
         else:
             line = io[REG_SB] >> 7  # SO holds SB's top bit while the port stands still
         self._sb_left = io[REG_SB]
@@ -229,6 +231,7 @@ class MgbaPort:
             self._next_out = self.faults.mangle(out) if self.faults is not None else out
         self._start_byte()
 
+    completed_at = 0  # mGBA time (units) of the last byte the Game Boy's port took whole
     _next_out = gl.IDLE
     _gb_bits = 0  # edges the Game Boy's port has shifted since it was armed
     _sb_left = -1  # SB as the last edge left it
@@ -317,3 +320,13 @@ def _rgb8(c555: int) -> tuple[int, int, int]:
     """mGBA's RGB555 -> the 8-bit channels it writes to the video buffer (x << 3 | x >> 2)."""
     r, g, b = c555 & 0x1F, (c555 >> 5) & 0x1F, (c555 >> 10) & 0x1F
     return tuple((x << 3) | (x >> 2) for x in (r, g, b))
+
+
+def open_url(url: str, *, faults: Optional[LineFaults] = None, boot_frames: int = 0) -> MgbaPort:
+    """The ``mgba://`` transport (``firmware_bridge.transports``): the ROM in mGBA behind a Pi-like master."""
+    opts = parse_mgba_url(url)
+    if not mgba_available():
+        raise PortError("mgba:// needs mGBA: apt-get install libmgba0.10 and pip install 'pxby-edge[mgba]'")
+    port = MgbaPort(faults=faults, boot_frames=boot_frames, **opts)
+    port.url = url
+    return port

@@ -14,6 +14,7 @@ tests/test_gameboy_timing.py).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Optional
 from urllib.parse import parse_qs, urlparse
@@ -29,26 +30,30 @@ STEP_BYTES = 64
 
 # What the ROM and the port can take (docs/GAMEBOY.md, "Accepted clock and gap", has the reasons and
 # the measurements in mGBA behind them).
-HZ_MIN = 8192  # the Game Boy's own link clock; a Pi 4's SPI divider bottoms out near 7.6 kHz
+# a bit shorter than the serial interrupt's re-arm (~31 us): a byte boundary that slipped (the ROM arms
+# its port mid-byte at start, a glitch on SC) heals within a few bytes; at 8-32 kHz it can stay slipped
+HZ_MIN = 65536
 HZ_MAX = 500_000  # the fastest external clock a DMG is reported to follow (Pan Docs)
 GAP_MIN_US = 60  # the serial interrupt re-arms the port at most 58 M-cycles (55 us) after a byte's 8th edge
-GAP_MAX_US = 65535  # spidev's delay_usecs is 16 bits
+# no hardware limit below spidev's 65,535 us: beyond 1 ms per byte the link carries < 1 KB/s and the
+# host's resend timeout (POLL_LIMIT polls) passes half a second, so the picture and the cry only lag
+GAP_MAX_US = 1000
 BYTE_MIN_US = 160  # 8 bits + gap: the longest serial interrupt (155 M-cycles, 148 us) ends before the next byte
 
 
 def check_timing(hz: int, gap_us: int, url: str = "spi://") -> None:
     """``PortError`` (one line naming the valid range) unless the ROM can take ``hz`` and ``gap_us``."""
     if not HZ_MIN <= hz <= HZ_MAX:
-        raise PortError(f"{url}: hz={hz} is outside {HZ_MIN}..{HZ_MAX} (a Game Boy's port follows at most "
-                        f"{HZ_MAX // 1000} kHz)")
+        raise PortError(f"{url}: hz={hz} is outside {HZ_MIN}..{HZ_MAX} (a Game Boy follows at most {HZ_MAX // 1000} "
+                        f"kHz; below {HZ_MIN} Hz a slipped byte boundary does not heal)")
     if not GAP_MIN_US <= gap_us <= GAP_MAX_US:
-        raise PortError(f"{url}: gap_us={gap_us} is outside {GAP_MIN_US}..{GAP_MAX_US} (the ROM re-arms its port "
-                        f"up to ~{GAP_MIN_US - 10} us after each byte)")
+        raise PortError(f"{url}: gap_us={gap_us} is outside {GAP_MIN_US}..{GAP_MAX_US} (the ROM re-arms its port up "
+                        f"to ~80 us after each byte; longer gaps only slow the link)")
     byte_us = 8e6 / hz + gap_us
     if byte_us < BYTE_MIN_US:
-        raise PortError(f"{url}: hz={hz}&gap_us={gap_us} clocks a byte every {byte_us:.0f} us; the ROM needs "
-                        f">= {BYTE_MIN_US} us per byte (8 bits at hz + gap_us), e.g. gap_us="
-                        f"{int(-(-(BYTE_MIN_US - 8e6 / hz) // 1))} at hz={hz}")
+        need = max(GAP_MIN_US, math.ceil(BYTE_MIN_US - 8e6 / hz))
+        raise PortError(f"{url}: hz={hz}&gap_us={gap_us} clocks a byte every {byte_us:.0f} us; the ROM needs >= "
+                        f"{BYTE_MIN_US} us per byte (8 bits at hz + gap_us): gap_us={need} or more at hz={hz}")
 
 
 def parse_spi_url(url: str) -> tuple[int, int, int, int]:
@@ -144,3 +149,10 @@ class SpiPort:
         close: Optional[Callable] = getattr(self.spi, "close", None)
         if close is not None:
             close()
+
+
+def open_url(url: str, *, faults=None, boot_frames: int = 0) -> SpiPort:
+    """The ``spi://`` transport (``firmware_bridge.transports``); line faults and a boot delay exist only in an emulator."""
+    if faults is not None or boot_frames:
+        raise PortError(f"{url}: line faults and boot frames are emulator options; a real cable has its own")
+    return SpiPort.from_url(url)
