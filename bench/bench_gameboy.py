@@ -20,15 +20,17 @@ import re
 import sys
 import warnings
 
-from firmware_bridge.gameboy import ROM_PATH
+from firmware_bridge.gameboy import ROM_PATH, spi
 from firmware_bridge.gameboy import packets as gl
 
 BUILD = ROM_PATH.parent / "build"
 FRAME_HZ = 4194304 / 70224
 JITTER_US = 100  # a Pi's xfer2 call adds 0..100 us to each gap
-# the spi:// default and the corners of what spi:// accepts (spi.py: 8192..500000 Hz, gap 60..65535 us,
-# 160 us per byte at least)
-SETTINGS = ((131072, 120), (80000, 60), (500000, 144), (8192, 60), (500000, 65535))
+# the spi:// default and the corners of what spi:// accepts (spi.py: hz, gap_us, and a byte at least
+# BYTE_MIN_US long), as tests/test_gameboy_timing.py takes them
+_FASTEST_GAP = max(spi.GAP_MIN_US, math.ceil(spi.BYTE_MIN_US - 8e6 / spi.HZ_MAX))
+SETTINGS = ((spi.DEFAULT_HZ, spi.DEFAULT_GAP_US), (spi.HZ_MIN, spi.GAP_MIN_US), (spi.HZ_MIN, spi.GAP_MAX_US),
+            (spi.HZ_MAX, _FASTEST_GAP), (spi.HZ_MAX, spi.GAP_MAX_US))
 
 
 def rom_figures() -> dict:
@@ -197,6 +199,7 @@ if __name__ == "__main__":
         sys.exit(0)
     urls = ["pyboy://"]
     if "--mgba" in sys.argv:
+        urls += [f"mgba://?hz={SETTINGS[0][0]}&gap_us={SETTINGS[0][1]}"]  # the default, no jitter
         urls += [f"mgba://?hz={hz}&gap_us={gap}&jitter_us={JITTER_US}" for hz, gap in SETTINGS]
     out = {"rom": rom_figures(), "sprite_set": sprite_set_bytes()}
     for url in urls:

@@ -35,7 +35,7 @@ STEP_BYTES = 64
 # host's pause (measured in mGBA: within 26 frames at 8192 Hz)
 HZ_MIN = 8192
 HZ_MAX = 500_000  # the fastest external clock a DMG is reported to follow (Pan Docs)
-GAP_MIN_US = 60  # the serial interrupt re-arms the port at most 54 M-cycles (52 us) after a byte's 8th edge
+GAP_MIN_US = 60  # the serial interrupt re-arms the port at most 58 M-cycles (55 us) after a byte's 8th edge
 # no hardware limit below spidev's 65,535 us: beyond 1 ms per byte the link carries < 1 KB/s and the
 # host's resend timeout (POLL_LIMIT polls) passes half a second, so the picture and the cry only lag
 GAP_MAX_US = 1000

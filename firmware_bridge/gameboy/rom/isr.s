@@ -1,6 +1,7 @@
 ;; The timing-critical parts in assembly: the serial interrupt (re-armed first, then the byte goes
 ;; through the packet parser into a queue slot), the VBlank and LYC interrupts (frame flip, tile
-;; data addressing), and the VRAM copy that writes only inside VBlank. Addresses: see hram.h.
+;; data addressing), the VRAM copy that never writes in mode 3, and the port's watchdog.
+;; Addresses: see hram.h. Cycle counts per path: docs/protocol.md, "Timing budget".
 ;;
 ;; The whole receive path runs in the serial interrupt, so the main loop may block for as long as
 ;; an operation takes (clearing VRAM with the LCD off, waiting for VBlank or for sound room) and
@@ -485,10 +486,10 @@ _stat_isr::
 
 ;; Copy H_LEN bytes from H_SRC to H_DST (VRAM) at any point of the frame. VRAM is locked only
 ;; while the LCD draws a line (mode 3, at least 43 M-cycles); each pair of writes is bracketed by
-;; two reads of STAT 16 M-cycles apart with interrupts off, and if either says mode 3 the pair is
+;; two reads of STAT 20 M-cycles apart with interrupts off, and if either says mode 3 the pair is
 ;; written again (a write in mode 3 is dropped, so nothing half-written stays). Neither read saying
 ;; mode 3 means no write fell in mode 3, as mode 3 cannot begin and end between them. Interrupts
-;; are off for 20 M-cycles at most: the serial port is re-armed that much later at worst.
+;; are off for 26 M-cycles at most: the serial port is re-armed that much later at worst.
 _vram_copy::
         ldh     a, (H_SRC)
         ld      l, a
@@ -502,8 +503,9 @@ _vram_copy::
         ld      c, a
 1$:
         ld      a, c
-        cp      #2
-        jr      c, 5$
+        or      a
+        ret     z
+        ldh     (H_LEN), a              ; bytes left before this pair: where to go back to
 2$:
         ldh     a, (R_STAT)             ; wait out mode 3 with interrupts on
         and     #3
@@ -515,9 +517,13 @@ _vram_copy::
         ld      a, (hl+)
         ld      (de), a
         inc     de
+        dec     c
+        jr      z, 4$                   ; that was the last byte
         ld      a, (hl+)
         ld      (de), a
         inc     de
+        dec     c
+4$:
         ldh     a, (R_STAT)
         ei
         or      #0xFC
@@ -526,45 +532,15 @@ _vram_copy::
         ld      a, b
         or      #0xFC
         inc     a
-        jr      z, 3$
-        dec     c
-        dec     c
-        jr      1$
-3$:                                     ; in mode 3: again
+        jr      nz, 1$
+3$:                                     ; a read said mode 3: write the pair again
         dec     hl
         dec     de
-        dec     hl
-        dec     de
+        inc     c
+        ldh     a, (H_LEN)
+        cp      c
+        jr      nz, 3$
         jr      2$
-5$:                                     ; the last byte
-        or      a
-        ret     z
-6$:
-        ldh     a, (R_STAT)
-        and     #3
-        cp      #3
-        jr      z, 6$
-        di
-        ldh     a, (R_STAT)
-        ld      b, a
-        ld      a, (hl+)
-        ld      (de), a
-        inc     de
-        ldh     a, (R_STAT)
-        ei
-        or      #0xFC
-        inc     a
-        jr      z, 7$
-        ld      a, b
-        or      #0xFC
-        inc     a
-        jr      z, 7$
-        dec     c
-        jr      1$
-7$:
-        dec     hl
-        dec     de
-        jr      6$
 
 ;; A transfer that completes sets IF bit 3 in the same step as it clears SC bit 7, and the serial
 ;; interrupt re-arms the port before anything else; so with interrupts off, SC idle and no serial
@@ -575,7 +551,7 @@ _vram_copy::
 ;; itself. The host stops clocking for a while when its packets get no answer (packets.py,
 ;; RESYNC_PAUSE_S): after QUIET_FRAMES frames without a byte (longer than any byte period the
 ;; host may use), writing SC again starts the count afresh, in step with the host's next byte.
-;; Both counted in H_REARMS. Interrupts are off for 14 M-cycles when all is well.
+;; Both counted in H_REARMS. Interrupts are off for 22 M-cycles when all is well.
 _watchdog::
         di
         ldh     a, (R_SC)
