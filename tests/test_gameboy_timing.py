@@ -20,10 +20,11 @@ import pytest
 from firmware_bridge.errors import LinkTimeout, PortError
 from firmware_bridge.gameboy import packets as gl
 from firmware_bridge.gameboy import spi
-from firmware_bridge.gameboy.vram import N_SLOTS, VramPlanner
 
 pytest.importorskip("mgba.core", reason="mGBA is not installed (apt-get install libmgba0.10; pip install 'pxby-edge[mgba]')",
                     exc_type=ImportError)
+
+from gameboy_checks import demo_screens, planner_vram, simulator_screen  # noqa: E402
 
 from firmware_bridge.device import DeviceCore  # noqa: E402
 from firmware_bridge.gameboy.mgba_link import MgbaPort, parse_mgba_url  # noqa: E402
@@ -52,26 +53,6 @@ ALL_SETTINGS = [setting(DEFAULT)] + [setting(c) for c in CORNERS]
 def _port(hz, gap, **opts) -> MgbaPort:
     opts.setdefault("jitter_us", JITTER_US)
     return MgbaPort(hz=hz, gap_us=gap, **opts)
-
-
-def _simulator_screen(events, audio_rate=8000):
-    device = DeviceCore()
-    link = VirtualLink(device, VirtualLine(921600), seed=3, line_bps=92160).connect()
-    streamer = Streamer(link, audio_rate=audio_rate)
-    for event in events:
-        streamer.feed(event)
-    streamer.finish()
-    return device.screen.copy()
-
-
-def _planner_vram(planner: VramPlanner) -> np.ndarray:
-    out = np.zeros(0x2000, dtype=np.uint8)
-    out[: N_SLOTS * 16] = planner.tiles.reshape(-1)
-    for m, base in enumerate((0x1800, 0x1C00)):
-        entries = (planner.maps[m] & 0xFF).astype(np.uint8).reshape(18, 20)
-        for row in range(18):
-            out[base + row * 32 : base + row * 32 + 20] = entries[row]
-    return out
 
 
 def _vram(port) -> np.ndarray:
@@ -106,7 +87,7 @@ def _stream(port, events, at=None):
 @pytest.fixture(scope="module")
 def synthetic():
     events = synthetic_events(frames=2, size=16, audio_s=0.25)
-    return events, _simulator_screen(events)
+    return events, simulator_screen(events, 8000)
 
 
 # -- spi:// and mgba:// options -----------------------------------------------------------------
@@ -246,7 +227,7 @@ def _check_stream(port, synthetic, **at):
     events, simulated = synthetic
     link = _stream(port, events, **at)
     assert np.array_equal(port.shades(), simulated)
-    assert np.array_equal(_vram(port), _planner_vram(link.planner))  # no VRAM write lost
+    assert np.array_equal(_vram(port), planner_vram(link.planner))  # no VRAM write lost
     return link
 
 
@@ -261,23 +242,9 @@ def test_stream_ends_with_the_simulators_screen(synthetic, hz, gap):
 @pytest.mark.parametrize("hz,gap", [setting(DEFAULT)] + [setting(c, slow=True) for c in CORNERS])
 def test_demo_creature_equals_the_simulator(tmp_path, hz, gap):
     pytest.importorskip("ai_edge_litert", reason="the bundled model needs ai-edge-litert (pip install pxby-edge[pi])")
-    from PIL import Image
-
-    from firmware_bridge.display import DMG_PALETTE
-    from firmware_bridge.gameboy.pyboy_link import shades_from_rgb
-    from pxby_edge.cli import main
-
-    def shades(path):
-        with Image.open(path) as img:
-            return shades_from_rgb(np.asarray(img.convert("RGB")), DMG_PALETTE)
-
-    args = ["demo", "--seed", "7", "--frames", "2", "--audio-seconds", "0.2", "--json"]
-    assert main([*args, "--out", str(tmp_path / "sim")]) == 0
-    url = f"mgba://?hz={hz}&gap_us={gap}&jitter_us={JITTER_US:g}"
-    assert main([*args, "--out", str(tmp_path / "gb"), "--to", "gameboy", "--port", url]) == 0
-    simulated = shades(tmp_path / "sim" / "handheld" / "screen.png")
+    simulated, shown = demo_screens(tmp_path, "--port", f"mgba://?hz={hz}&gap_us={gap}&jitter_us={JITTER_US:g}")
     assert (simulated == 3).sum() > 500
-    assert np.array_equal(shades(tmp_path / "gb" / "gameboy" / "screen.png"), simulated)
+    assert np.array_equal(shown, simulated)
 
 
 # -- faults, power cycles ---------------------------------------------------------------------------
