@@ -188,14 +188,14 @@ def test_hello_is_acknowledged_within_30_frames(hz, gap, seed):
 
 
 def _hello_storm(hz, gap, seed, n, stop_at_death=True):
-    """``n`` HELLOs back to back with jittered byte timing; the HELLOs not acknowledged in 300 frames
-    (5 s: the link is dead), each followed by a power cycle so the count goes on."""
+    """``n`` HELLOs, each sent once the one before is applied, with jittered byte timing; the HELLOs not
+    applied in 300 frames (5 s: the link is dead), each followed by a power cycle so the count goes on."""
     port = _port(hz, gap, sound=False, seed=seed, boot_frames=10)
     deaths = 0
     for _ in range(n):
         port.host.hello()
         try:
-            port.run_until(lambda: port.host.idle, max_frames=300, what="HELLO")
+            port.run_until(lambda: port.host.drained, max_frames=300, what="HELLO")  # applied, not only queued
         except LinkTimeout:
             deaths += 1
             if stop_at_death:
@@ -216,8 +216,9 @@ def test_200_jittered_hellos_never_kill_the_link(hz, gap):
 @pytest.mark.parametrize("seed", [11, 12, 13])
 @pytest.mark.parametrize("hz,gap", ALL_SETTINGS)
 def test_1000_jittered_hellos_never_kill_the_link(hz, gap, seed):
-    deaths, _ = _hello_storm(hz, gap, seed=seed, n=1000, stop_at_death=False)
+    deaths, port = _hello_storm(hz, gap, seed=seed, n=1000, stop_at_death=False)
     assert deaths == 0
+    assert port.host.acked[gl.T_HELLO] == 1000
 
 
 # -- a whole stream, the demo ----------------------------------------------------------------------
