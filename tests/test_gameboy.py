@@ -16,28 +16,17 @@ from hypothesis import strategies as st
 
 from firmware_bridge.gameboy import apu
 from firmware_bridge.gameboy import packets as gl
-from firmware_bridge.gameboy.vram import N_SLOTS, VramPlanner, pool_of
+from firmware_bridge.gameboy.vram import VramPlanner, pool_of
 
 pyboy = pytest.importorskip("pyboy", reason="PyBoy is not installed (pip install pxby-edge[dev])")
 
-from firmware_bridge.device import DeviceCore  # noqa: E402
+from gameboy_checks import demo_screens, planner_vram, simulator_screen  # noqa: E402
+
 from firmware_bridge.gameboy.pyboy_link import LineFaults, PyBoyPort  # noqa: E402
 from firmware_bridge.gameboy.session import connect  # noqa: E402
 from firmware_bridge.stream import Streamer, synthetic_events  # noqa: E402
-from firmware_bridge.virtual import VirtualLine, VirtualLink  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using SDL2 binaries:UserWarning")
-
-
-def _simulator_screen(events, audio_rate):
-    """What the simulator's device core shows for ``events``, streamed over a virtual serial line."""
-    device = DeviceCore()
-    link = VirtualLink(device, VirtualLine(921600), seed=3, line_bps=92160).connect()
-    streamer = Streamer(link, audio_rate=audio_rate)
-    for event in events:
-        streamer.feed(event)
-    streamer.finish()
-    return device.screen.copy()
 
 
 def _to_gameboy(events, audio_rate, *, faults=None, boot_frames=0, lead_bytes=0, sound_method="registers",
@@ -61,21 +50,10 @@ def _vram(port) -> np.ndarray:
     return np.array([mem[a] for a in range(0x8000, 0xA000)], dtype=np.uint8)
 
 
-def _planner_vram(planner: VramPlanner) -> np.ndarray:
-    """The 8 KiB the host believes the Game Boy holds: tiles, then both maps (entries ``slot & 0xFF``)."""
-    out = np.zeros(0x2000, dtype=np.uint8)
-    out[: N_SLOTS * 16] = planner.tiles.reshape(-1)
-    for m, base in enumerate((0x1800, 0x1C00)):
-        entries = (planner.maps[m] & 0xFF).astype(np.uint8).reshape(18, 20)
-        for row in range(18):
-            out[base + row * 32 : base + row * 32 + 20] = entries[row]
-    return out
-
-
 @pytest.fixture(scope="module")
 def synthetic():
     events = synthetic_events(frames=2, size=16, audio_s=0.25)
-    return events, _simulator_screen(events, 8000)
+    return events, simulator_screen(events, 8000)
 
 
 # -- link layer -------------------------------------------------------------------------------------
@@ -185,7 +163,7 @@ def test_gameboy_screen_equals_the_simulator_and_no_frame_is_torn(synthetic):
     events, simulated = synthetic
     port, link = _to_gameboy(events, 8000)
     assert np.array_equal(port.shades(), simulated)
-    assert np.array_equal(_vram(port), _planner_vram(link.planner))  # no VRAM write lost
+    assert np.array_equal(_vram(port), planner_vram(link.planner))  # no VRAM write lost
     reference = {s.tobytes() for s in link.reference}
     assert len(port.frames) == link.planner.stats["flips"] >= 30
     assert all(f.tobytes() in reference for f in port.frames)  # every shown frame is a whole commit
@@ -197,7 +175,7 @@ def test_faults_on_the_cable_are_repaired_and_counted(synthetic):
     faults = LineFaults(corrupt=0.01, drop=0.005, seed=5)
     port, link = _to_gameboy(events, 8000, faults=faults)
     assert np.array_equal(port.shades(), simulated)
-    assert np.array_equal(_vram(port), _planner_vram(link.planner))
+    assert np.array_equal(_vram(port), planner_vram(link.planner))
     c = link.counters()
     assert c["gb_line_corrupted"] > 50 and c["gb_line_dropped"] > 20
     assert c["gb_retransmits"] > 0 and c["gb_retransmits"] == c["gb_err_checksum"] + c["gb_timeouts"] + sum(
@@ -222,7 +200,7 @@ def test_start_timing_sweep(synthetic, boot, lead):
 def _check_start(synthetic, boot, lead):
     events, simulated = synthetic
     port, link = _to_gameboy(events[:300], 8000, boot_frames=boot * 7, lead_bytes=lead)
-    assert np.array_equal(_vram(port), _planner_vram(link.planner))
+    assert np.array_equal(_vram(port), planner_vram(link.planner))
     assert np.array_equal(port.shades(), link.planner.shown())
     port.close()
 
@@ -308,19 +286,8 @@ def test_demo_creature_on_the_gameboy_equals_the_simulator(tmp_path):
     pytest.importorskip("ai_edge_litert", reason="the bundled model needs ai-edge-litert (pip install pxby-edge[pi])")
     from PIL import Image
 
-    from firmware_bridge.display import DMG_PALETTE
-    from firmware_bridge.gameboy.pyboy_link import shades_from_rgb
-    from pxby_edge.cli import main
-
-    def shades(path):
-        with Image.open(path) as img:
-            return shades_from_rgb(np.asarray(img.convert("RGB")), DMG_PALETTE)
-
-    args = ["demo", "--seed", "7", "--frames", "2", "--audio-seconds", "0.2", "--json"]
-    assert main([*args, "--out", str(tmp_path / "sim")]) == 0
-    assert main([*args, "--out", str(tmp_path / "gb"), "--to", "gameboy"]) == 0
-    simulated = shades(tmp_path / "sim" / "handheld" / "screen.png")
-    assert np.array_equal(shades(tmp_path / "gb" / "gameboy" / "screen.png"), simulated)
+    simulated, shown = demo_screens(tmp_path)
+    assert np.array_equal(shown, simulated)
     assert (simulated == 3).sum() > 500  # a creature and its text are drawn, not a blank screen
     with Image.open(tmp_path / "gb" / "gameboy" / "screen.gif") as gif:
         assert gif.n_frames >= 20  # row by row
@@ -395,5 +362,5 @@ def test_a_game_boy_reset_mid_stream_is_redrawn(synthetic):
     streamer.finish()
     assert link.counters()["gb_recoveries"] == 1
     assert np.array_equal(port.shades(), simulated)
-    assert np.array_equal(_vram(port), _planner_vram(link.planner))
+    assert np.array_equal(_vram(port), planner_vram(link.planner))
     port.close()

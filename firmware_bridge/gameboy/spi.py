@@ -30,9 +30,10 @@ STEP_BYTES = 64
 
 # What the ROM and the port can take (docs/GAMEBOY.md, "Accepted clock and gap", has the reasons and
 # the measurements in mGBA behind them).
-# a bit shorter than the serial interrupt's re-arm (~31 us): a byte boundary that slipped (the ROM arms
-# its port mid-byte at start, a glitch on SC) heals within a few bytes; at 8-32 kHz it can stay slipped
-HZ_MIN = 65536
+# the Game Boy's own link clock; a Pi 4's SPI divider bottoms out near 7.6 kHz (500 MHz / 65536). At a
+# bit longer than the re-arm a slipped byte boundary heals only by the ROM's quiet-line re-arm and the
+# host's pause (measured in mGBA: within 26 frames at 8192 Hz)
+HZ_MIN = 8192
 HZ_MAX = 500_000  # the fastest external clock a DMG is reported to follow (Pan Docs)
 GAP_MIN_US = 60  # the serial interrupt re-arms the port at most 58 M-cycles (55 us) after a byte's 8th edge
 # no hardware limit below spidev's 65,535 us: beyond 1 ms per byte the link carries < 1 KB/s and the
@@ -45,7 +46,7 @@ def check_timing(hz: int, gap_us: int, url: str = "spi://") -> None:
     """``PortError`` (one line naming the valid range) unless the ROM can take ``hz`` and ``gap_us``."""
     if not HZ_MIN <= hz <= HZ_MAX:
         raise PortError(f"{url}: hz={hz} is outside {HZ_MIN}..{HZ_MAX} (a Game Boy follows at most {HZ_MAX // 1000} "
-                        f"kHz; below {HZ_MIN} Hz a slipped byte boundary does not heal)")
+                        f"kHz; {HZ_MIN} Hz is its own link clock)")
     if not GAP_MIN_US <= gap_us <= GAP_MAX_US:
         raise PortError(f"{url}: gap_us={gap_us} is outside {GAP_MIN_US}..{GAP_MAX_US} (the ROM re-arms its port up "
                         f"to ~80 us after each byte; longer gaps only slow the link)")
