@@ -159,9 +159,10 @@ class MgbaPort:
         self._event.name = self._name
         self._event.priority = 0x31  # after mGBA's own serial event (0x30) at the same cycle
         self._event.context = ffi.NULL
-        self._schedule(self.master.first_edge())
+        # a start-up delay as a real user's would be: the Game Boy is on before the host starts clocking
         for _ in range(boot_frames):
             self.tick()
+        self._schedule(self.master.first_edge())
 
     # -- the master, one clock edge at a time ---------------------------------------------------
     def _start_byte(self) -> None:
@@ -183,6 +184,8 @@ class MgbaPort:
         try:
             self._edge_now()
             delay = self.master.to_next_edge() if self._edge else self.master.to_next_byte()
+            if not self._edge:
+                delay += int(self.host.take_pause() * UNITS_PER_S)  # the host stops clocking to resync
             self._schedule(delay - late)
         except BaseException as exc:  # a cffi callback cannot raise: ``tick`` re-raises it
             self._error = exc
@@ -190,6 +193,10 @@ class MgbaPort:
     def _edge_now(self) -> None:
         io = self.gb.memory.io
         bit_out = (self._out >> (7 - self._edge)) & 1
+        if io[REG_SB] != self._sb_left:
+            # the ROM wrote SB since the last edge, and it does so only to (re-)arm the port: a write to
+            # SC starts a transfer, its 8 edges counted from here
+            self._gb_bits = 0
         if self._byte_drop:
             line = 1  # the Game Boy saw no clock; the master's input floats high
         elif io[REG_SC] & 0x81 == 0x80:
@@ -203,8 +210,10 @@ class MgbaPort:
                 io[REG_IF] |= IRQ_SERIAL
                 self._lib.GBUpdateIRQs(self.gb)
                 self.stats["completions"] += 1
+                self.completed_at = self._lib.mTimingCurrentTime(self._ffi.addressof(self.gb.timing))
         else:
             line = io[REG_SB] >> 7  # SO holds SB's top bit while the port stands still
+        self._sb_left = io[REG_SB]
         self._rx = (self._rx << 1) | line
         self._edge += 1
         if self._edge == 8:
@@ -224,8 +233,10 @@ class MgbaPort:
             self._next_out = self.faults.mangle(out) if self.faults is not None else out
         self._start_byte()
 
+    completed_at = 0  # mGBA time (units) of the last byte the Game Boy's port took whole
     _next_out = gl.IDLE
     _gb_bits = 0  # edges the Game Boy's port has shifted since it was armed
+    _sb_left = -1  # SB as the last edge left it
 
     # -- the emulator ------------------------------------------------------------------------------
     def press(self, button: str, frames: int = 3) -> None:

@@ -69,11 +69,20 @@ LYC_LINE = 68  # inside tile row 8: rows below read tile data with 0x8800 addres
 CONFIRM = 2
 # polls without a verdict (ACK or error) before resending; longer than the longest packet, which
 # a Game Boy that lost the packet's length byte completes from idle bytes and then rejects
-POLL_LIMIT = 2 * (MAX_LEN + 6)
+POLL_LIMIT = MAX_LEN + 16
 # identical readings before the host believes the ROM holds a session that is not its own (and starts
 # a new one, redrawing everything): costly when wrong, so more than for an ACK; the ROM's status
 # stands still for as long as it waits, so a real loss is seen this many times at once
 LOSS_CONFIRM = 4
+# identical "before this packet" readings after it was sent whole (the ROM says "receiving" from the
+# sync byte on, so these mean the packet never began there): resend without waiting for POLL_LIMIT
+UNSEEN = 6
+# A Game Boy port armed in the middle of one of our bytes counts its 8 edges across two of them; at a
+# slow clock it never falls back into step by itself. After a timeout, or every RESYNC_AFTER-th refusal
+# of one packet, the host stops clocking for RESYNC_PAUSE_S: the ROM re-arms its port after 7 quiet
+# frames (rom/isr.s, _watchdog), in step with the next byte.
+RESYNC_AFTER = 4
+RESYNC_PAUSE_S = 0.2
 # exchanges a query byte is clocked without an answer before the ROM is taken not to know it (an
 # older ROM): the serial interrupt answers at once, so the answer is the status two exchanges on
 ASK_LIMIT = 64
@@ -118,6 +127,7 @@ class _InFlight:
     last: int = -1
     same: int = 0
     seq_errors: int = 0
+    resends: int = 0
 
 
 class LinkHost:
@@ -128,7 +138,7 @@ class LinkHost:
         self.seq = seq % SEQ_MOD
         self.current: _InFlight | None = None
         self.counters = {"packets": 0, "bytes": 0, "payload_bytes": 0, "retransmits": 0, "timeouts": 0,
-                         "idle_bytes": 0, **{f"err_{n}": 0 for n in ERROR_NAMES.values()}}
+                         "idle_bytes": 0, "pauses": 0, **{f"err_{n}": 0 for n in ERROR_NAMES.values()}}
         self.last_status = -1
         self.acked: dict[int, int] = {}  # packet type -> packets acknowledged
         self.applied = False  # the ROM's last statuses say every packet it acknowledged is applied
@@ -137,6 +147,8 @@ class LinkHost:
         # ours (another host's HELLO reached it): what was queued is void, the owner must HELLO and
         # redraw (``GameBoyLink`` does)
         self.session_lost = False
+        # seconds the port should stop clocking before the next byte (``take_pause``)
+        self.pause_s = 0.0
         # status bytes that a running ROM could have sent: 0x00 and 0xFF never are (SEQ_MOD keeps ACKs
         # under 0xFF), they are what a pulled cable or an unarmed port reads; the owner watches this
         # to end a dead link in bounded time
@@ -164,6 +176,11 @@ class LinkHost:
     def idle(self) -> bool:
         """Nothing queued, nothing awaiting its ACK, nothing asked."""
         return self.current is None and not self.queue and not self.asks
+
+    def take_pause(self) -> float:
+        """Seconds to wait before clocking the next byte (0 mostly); a port calls this after ``exchange``."""
+        pause, self.pause_s = self.pause_s, 0.0
+        return pause
 
     def backlog(self) -> int:
         """Payload bytes queued and not yet begun on the wire."""
@@ -249,8 +266,19 @@ class LinkHost:
             self._resend(cur)
         elif cur.polls > POLL_LIMIT:
             self.counters["timeouts"] += 1
+            self._resend(cur, timeout=True)
+        elif cur.same == UNSEEN and self._before(status, cur.seq):
+            # the ROM shows the state it had before this packet and never said "receiving": the sync
+            # byte was lost (a Game Boy still starting up, a dropped byte), nothing is on its way
+            self.counters["timeouts"] += 1
             self._resend(cur)
         return cur
+
+    @staticmethod
+    def _before(status: int, seq: int) -> bool:
+        """``status`` is what the ROM says before it has seen packet ``seq`` at all: ready (no session
+        yet), or the ACK of the packet before it."""
+        return status == ST_READY or (bool(status & ST_ACK) and status & 0x3F == (seq - 1) % SEQ_MOD)
 
     @staticmethod
     def _foreign_ack(status: int, *ours: int) -> bool:
@@ -273,7 +301,13 @@ class LinkHost:
         self._idle_same = 0
         return None
 
-    def _resend(self, cur: _InFlight) -> None:
+    def _resend(self, cur: _InFlight, timeout: bool = False) -> None:
+        cur.resends += 1
+        if timeout or cur.resends % RESYNC_AFTER == 0:
+            # no answer, or the same packet refused again and again: maybe the Game Boy's port counts
+            # its 8 edges across two of our bytes (armed mid-byte); a pause lets it realign
+            self.pause_s = RESYNC_PAUSE_S
+            self.counters["pauses"] += 1
         self.counters["retransmits"] += 1
         cur.pos = cur.polls = cur.same = 0
         cur.last = -1

@@ -68,6 +68,11 @@ class SerialPeer:
         if self.unplugged:
             self.host.exchange(0xFF)
             return 0xFF
+        byte = self._exchange()
+        self.host.take_pause()  # PyBoy starts each transfer when the ROM arms: never out of step
+        return byte
+
+    def _exchange(self) -> int:
         f = self.faults
         if f is None:
             return self.host.exchange(self.status)

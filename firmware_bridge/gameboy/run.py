@@ -70,7 +70,7 @@ class GameBoyRun:
     def counters(self) -> dict:
         """The Game Boy's figures for a summary (``gb_*``: packets, retransmissions, flips, faults)."""
         out = self.link.counters()
-        # an emulator's screen is read back; a real Game Boy's is not: say which gameboy/screen.png is
+        # an emulator's screen is read back from its LCD; a real Game Boy's is not: say which screen.png is
         out["gb_screen"] = "believed" if getattr(self.port, "believed", False) else "emulated"
         return out
 

@@ -31,6 +31,10 @@ BACKLOG = 1024  # payload bytes queued ahead: about 11 video frames of the link 
 # the link ROM's start after a power cycle; the ROM's interrupt answers every byte even while it
 # clears VRAM or waits for VBlank.
 DEAD_LINK_S = 5.0
+# Without a single packet taken: far past the longest a packet waits in a healthy link (a sound packet
+# waiting for room, ≈ 1.2 s) and past several resend timeouts at the slowest accepted byte rate.
+STALL_S = 10.0
+STALL_BYTES = 8 * gl.POLL_LIMIT
 
 
 class GameBoyLink(VirtualLink):
@@ -48,6 +52,7 @@ class GameBoyLink(VirtualLink):
         self.sound_start = 0
         self.recoveries = 0
         self._answers_seen, self._answered_at = 0, 0.0
+        self._progress, self._progress_at = (0, False), (0.0, 0)
         # a Game Boy Color (asked after HELLO: None until it answered) gets the sprite in its colours
         self.colour: bool | None = None
         self.screen_model = None  # the ``Streamer``'s ScreenModel, for the sprite's colours
@@ -175,6 +180,14 @@ class GameBoyLink(VirtualLink):
             raise LinkTimeout(
                 f"{what}: no answer from the Game Boy on {self.url} for {DEAD_LINK_S:g} s (the line reads "
                 f"0x{host.last_status & 0xFF:02x}; is the cable in, the Game Boy on and running the link ROM?)")
+        # it answers, but nothing gets through (every packet refused or lost): as hopeless, and as bounded
+        done = (host.counters["packets"], host.session_lost)
+        if done != self._progress:
+            self._progress, self._progress_at = done, (now, host.counters["bytes"])
+        elif now - self._progress_at[0] > STALL_S and host.counters["bytes"] - self._progress_at[1] > STALL_BYTES:
+            raise LinkTimeout(
+                f"{what}: the Game Boy on {self.url} answers but took no packet for {STALL_S:g} s (last status "
+                f"{gl.status_name(host.last_status)}; retransmits {host.counters['retransmits']}); try a longer gap_us")
         return True
 
     def _recover(self) -> bool:

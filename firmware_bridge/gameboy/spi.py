@@ -5,15 +5,17 @@
 The link port is SPI mode 3, MSB first, no chip select; with the ROM on external clock the Pi
 clocks every byte, whether or not the ROM has re-armed its port. Each byte is its own ``xfer2`` so
 that ``delay_usecs`` becomes a gap after every byte. ``check_timing`` refuses settings the ROM cannot
-take (docs/GAMEBOY.md, "Accepted clock and gap"): the gap must outlast the serial interrupt's re-arm,
-a whole byte the main loop's work per byte, and the clock stay within what a Game Boy's port
-follows. Real hardware was not available here: tests check the pacing and framing against a fake
+take (docs/GAMEBOY.md, "Accepted clock and gap"; the cycle counts are in docs/protocol.md, "Timing
+budget"): the gap must outlast the serial interrupt's re-arm, a whole byte its longest run, and the
+clock stay within what a Game Boy's port follows. Real hardware was not available here: tests check the pacing and framing against a fake
 spidev object, and the timing against the ROM in mGBA clocked the same way (``mgba://``,
 tests/test_gameboy_timing.py).
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Callable, Optional
 from urllib.parse import parse_qs, urlparse
 
@@ -28,26 +30,31 @@ STEP_BYTES = 64
 
 # What the ROM and the port can take (docs/GAMEBOY.md, "Accepted clock and gap", has the reasons and
 # the measurements in mGBA behind them).
-HZ_MIN = 8192  # the Game Boy's own link clock; a Pi 4's SPI divider bottoms out near 7.6 kHz
+# the Game Boy's own link clock; a Pi 4's SPI divider bottoms out near 7.6 kHz (500 MHz / 65536). At a
+# bit longer than the re-arm a slipped byte boundary heals only by the ROM's quiet-line re-arm and the
+# host's pause (measured in mGBA: within 26 frames at 8192 Hz)
+HZ_MIN = 8192
 HZ_MAX = 500_000  # the fastest external clock a DMG is reported to follow (Pan Docs)
-GAP_MIN_US = 60  # the serial interrupt re-arms the port at most ~50 us after a byte's 8th edge
-GAP_MAX_US = 65535  # spidev's delay_usecs is 16 bits
-BYTE_MIN_US = 160  # 8 bits + gap: the main loop's work per byte, so a burst never outruns the ring
+GAP_MIN_US = 60  # the serial interrupt re-arms the port at most 58 M-cycles (55 us) after a byte's 8th edge
+# no hardware limit below spidev's 65,535 us: beyond 1 ms per byte the link carries < 1 KB/s and the
+# host's resend timeout (POLL_LIMIT polls) passes half a second, so the picture and the cry only lag
+GAP_MAX_US = 1000
+BYTE_MIN_US = 160  # 8 bits + gap: the longest serial interrupt (155 M-cycles, 148 us) ends before the next byte
 
 
 def check_timing(hz: int, gap_us: int, url: str = "spi://") -> None:
     """``PortError`` (one line naming the valid range) unless the ROM can take ``hz`` and ``gap_us``."""
     if not HZ_MIN <= hz <= HZ_MAX:
-        raise PortError(f"{url}: hz={hz} is outside {HZ_MIN}..{HZ_MAX} (a Game Boy's port follows at most "
-                        f"{HZ_MAX // 1000} kHz)")
+        raise PortError(f"{url}: hz={hz} is outside {HZ_MIN}..{HZ_MAX} (a Game Boy follows at most {HZ_MAX // 1000} "
+                        f"kHz; {HZ_MIN} Hz is its own link clock)")
     if not GAP_MIN_US <= gap_us <= GAP_MAX_US:
-        raise PortError(f"{url}: gap_us={gap_us} is outside {GAP_MIN_US}..{GAP_MAX_US} (the ROM re-arms its port "
-                        f"up to ~{GAP_MIN_US - 10} us after each byte)")
+        raise PortError(f"{url}: gap_us={gap_us} is outside {GAP_MIN_US}..{GAP_MAX_US} (the ROM re-arms its port up "
+                        f"to ~80 us after each byte; longer gaps only slow the link)")
     byte_us = 8e6 / hz + gap_us
     if byte_us < BYTE_MIN_US:
-        raise PortError(f"{url}: hz={hz}&gap_us={gap_us} clocks a byte every {byte_us:.0f} us; the ROM needs "
-                        f">= {BYTE_MIN_US} us per byte (8 bits at hz + gap_us), e.g. gap_us="
-                        f"{int(-(-(BYTE_MIN_US - 8e6 / hz) // 1))} at hz={hz}")
+        need = max(GAP_MIN_US, math.ceil(BYTE_MIN_US - 8e6 / hz))
+        raise PortError(f"{url}: hz={hz}&gap_us={gap_us} clocks a byte every {byte_us:.0f} us; the ROM needs >= "
+                        f"{BYTE_MIN_US} us per byte (8 bits at hz + gap_us): gap_us={need} or more at hz={hz}")
 
 
 def parse_spi_url(url: str) -> tuple[int, int, int, int]:
@@ -106,15 +113,20 @@ class SpiPort:
 
     def exchange(self) -> None:
         out = self.host.exchange(self.status)
+        pause = self.host.take_pause()
+        if pause:
+            time.sleep(pause)  # the ROM realigns its port after 7 quiet frames (packets.RESYNC_PAUSE_S)
+            self.paused_s += pause
         self.status = self.spi.xfer2([out], self.hz, self.gap_us)[0]
         self.exchanges += 1
 
     exchanges = 0
+    paused_s = 0.0
 
     @property
     def elapsed_s(self) -> float:
         """Time on the wire since the port opened, at the nominal rate (a real Pi only ever takes longer)."""
-        return self.exchanges * (8.0 / self.hz + self.gap_us * 1e-6)
+        return self.exchanges * (8.0 / self.hz + self.gap_us * 1e-6) + self.paused_s
 
     def step(self) -> None:
         for _ in range(STEP_BYTES):

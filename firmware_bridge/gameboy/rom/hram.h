@@ -11,7 +11,7 @@
 #define PARSE_STATE 0xFF80 /* the serial parser's state (isr.s S_*); 1 = hunting for the sync byte */
 #define PARSE_PTR 0xFF81 /* next offset it writes in the slot */
 #define STATUS 0xFF82 /* the byte the ISR loads into SB for the host's next exchange */
-#define REARMS 0xFF83 /* times the main loop found the port idle and unarmed and re-armed it */
+#define REARMS 0xFF83 /* times the watchdog re-armed the port (found unarmed, or realigned after quiet) */
 #define VBLANKS 0xFF84 /* VBlank count, mod 256 */
 #define LCDC_TOP 0xFF85 /* LCDC written at every VBlank (tile data at 0x8000 for the top rows) */
 #define FLIP_PENDING 0xFF86 /* main asks the VBlank ISR to switch maps and palette ... */
@@ -32,6 +32,7 @@
 #define PARSE_BAD 0xFF99
 #define PARSE_VSEQ 0xFF9A /* the seq's class (next, repeat, other) */
 #define PARSE_VERDICT 0xFF9B /* 0 accept, 1 acknowledge again, else the error status */
+#define QUIET 0xFF9C /* VBlanks since the last byte (the watchdog realigns the port after 7) */
 #define BOOT_A 0xFFA0 /* A at the cartridge entry, kept by crt0: 0x11 on a Game Boy Color */
 #define PAD_HELD 0xFFA1 /* buttons held at the last poll (pad.c): A B Select Start, then Right Left Up Down */
 #define PAD_LATCH 0xFFA2 /* buttons gone down since the host's last Q_CLEAR (the serial interrupt clears it) */
@@ -56,6 +57,6 @@
 
 void vram_clear(void); /* isr.s: zero 0x8000..0x9FFF, LCD off only */
 void vram_copy(void); /* isr.s: COPY_LEN bytes (1..255), at any time, never in mode 3 */
-void watchdog(void); /* isr.s: re-arm the port if it is idle, unarmed and no transfer is pending */
+void watchdog(void); /* isr.s: re-arm the port if it is unarmed with nothing pending, or quiet 7 frames */
 
 #endif

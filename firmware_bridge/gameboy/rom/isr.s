@@ -1,6 +1,7 @@
 ;; The timing-critical parts in assembly: the serial interrupt (re-armed first, then the byte goes
 ;; through the packet parser into a queue slot), the VBlank and LYC interrupts (frame flip, tile
-;; data addressing), and the VRAM copy that writes only inside VBlank. Addresses: see hram.h.
+;; data addressing), the VRAM copy that never writes in mode 3, and the port's watchdog.
+;; Addresses: see hram.h. Cycle counts per path: docs/protocol.md, "Timing budget".
 ;;
 ;; The whole receive path runs in the serial interrupt, so the main loop may block for as long as
 ;; an operation takes (clearing VRAM with the LCD off, waiting for VBlank or for sound room) and
@@ -36,6 +37,8 @@
         H_BAD = 0x99
         H_VSEQ = 0x9A
         H_VERDICT = 0x9B
+        H_QUIET = 0x9C
+        QUIET_FRAMES = 7        ; 6 whole frames (100 ms) > 8 bits at 8192 Hz + a 65535 us gap + jitter
         H_BOOT_A = 0xA0         ; colour.c, pad.c: the boot ROM's A, the presses latched
         H_PAD_LATCH = 0xA2
         R_SB = 0x01
@@ -100,6 +103,8 @@ _serial_isr::
         ldh     (R_SB), a
         ld      a, #0x80                ; external clock: the host is the master
         ldh     (R_SC), a
+        xor     a
+        ldh     (H_QUIET), a            ; a byte came: the host is clocking
         push    hl
         ldh     a, (H_STATE)
         or      a
@@ -529,6 +534,11 @@ _vblank_isr::
         ldh     a, (H_VBLANKS)
         inc     a
         ldh     (H_VBLANKS), a
+        ldh     a, (H_QUIET)            ; frames without a byte, up to 255
+        inc     a
+        jr      z, 2$
+        ldh     (H_QUIET), a
+2$:
         pop     af
         reti
 
@@ -546,10 +556,10 @@ _stat_isr::
 
 ;; Copy H_LEN bytes from H_SRC to H_DST (VRAM) at any point of the frame. VRAM is locked only
 ;; while the LCD draws a line (mode 3, at least 43 M-cycles); each pair of writes is bracketed by
-;; two reads of STAT 16 M-cycles apart with interrupts off, and if either says mode 3 the pair is
+;; two reads of STAT 20 M-cycles apart with interrupts off, and if either says mode 3 the pair is
 ;; written again (a write in mode 3 is dropped, so nothing half-written stays). Neither read saying
 ;; mode 3 means no write fell in mode 3, as mode 3 cannot begin and end between them. Interrupts
-;; are off for 20 M-cycles at most: the serial port is re-armed that much later at worst.
+;; are off for 26 M-cycles at most: the serial port is re-armed that much later at worst.
 _vram_copy::
         ldh     a, (H_SRC)
         ld      l, a
@@ -563,8 +573,9 @@ _vram_copy::
         ld      c, a
 1$:
         ld      a, c
-        cp      #2
-        jr      c, 5$
+        or      a
+        ret     z
+        ldh     (H_LEN), a              ; bytes left before this pair: where to go back to
 2$:
         ldh     a, (R_STAT)             ; wait out mode 3 with interrupts on
         and     #3
@@ -576,9 +587,13 @@ _vram_copy::
         ld      a, (hl+)
         ld      (de), a
         inc     de
+        dec     c
+        jr      z, 4$                   ; that was the last byte
         ld      a, (hl+)
         ld      (de), a
         inc     de
+        dec     c
+4$:
         ldh     a, (R_STAT)
         ei
         or      #0xFC
@@ -587,68 +602,52 @@ _vram_copy::
         ld      a, b
         or      #0xFC
         inc     a
-        jr      z, 3$
-        dec     c
-        dec     c
-        jr      1$
-3$:                                     ; in mode 3: again
+        jr      nz, 1$
+3$:                                     ; a read said mode 3: write the pair again
         dec     hl
         dec     de
-        dec     hl
-        dec     de
+        inc     c
+        ldh     a, (H_LEN)
+        cp      c
+        jr      nz, 3$
         jr      2$
-5$:                                     ; the last byte
-        or      a
-        ret     z
-6$:
-        ldh     a, (R_STAT)
-        and     #3
-        cp      #3
-        jr      z, 6$
-        di
-        ldh     a, (R_STAT)
-        ld      b, a
-        ld      a, (hl+)
-        ld      (de), a
-        inc     de
-        ldh     a, (R_STAT)
-        ei
-        or      #0xFC
-        inc     a
-        jr      z, 7$
-        ld      a, b
-        or      #0xFC
-        inc     a
-        jr      z, 7$
-        dec     c
-        jr      1$
-7$:
-        dec     hl
-        dec     de
-        jr      6$
 
 ;; A transfer that completes sets IF bit 3 in the same step as it clears SC bit 7, and the serial
 ;; interrupt re-arms the port before anything else; so with interrupts off, SC idle and no serial
 ;; request pending means the port was left unarmed (a lost request) and the host's bytes fall on
-;; the floor. Re-arm it, counted in H_REARMS. Interrupts are off for 12 M-cycles when all is well.
+;; the floor: re-arm it. And a port armed in the middle of one of the host's bytes (at power-on,
+;; or by the line above) counts its 8 edges across two of them from then on; at a slow clock the
+;; serial interrupt re-arms it within the same bit time, so it never falls back into step by
+;; itself. The host stops clocking for a while when its packets get no answer (packets.py,
+;; RESYNC_PAUSE_S): after QUIET_FRAMES frames without a byte (longer than any byte period the
+;; host may use), writing SC again starts the count afresh, in step with the host's next byte.
+;; Both counted in H_REARMS. Interrupts are off for 22 M-cycles when all is well.
 _watchdog::
         di
         ldh     a, (R_SC)
         bit     7, a
-        jr      nz, 1$
+        jr      nz, 2$
         ldh     a, (R_IF)
         bit     3, a
         jr      nz, 1$
+3$:
         ldh     a, (H_STATUS)
         ldh     (R_SB), a
         ld      a, #0x80
         ldh     (R_SC), a
+        xor     a
+        ldh     (H_QUIET), a
         ldh     a, (H_REARMS)
         inc     a
         ldh     (H_REARMS), a
 1$:
         ei
         ret
+2$:
+        ldh     a, (H_QUIET)
+        cp      #QUIET_FRAMES
+        jr      c, 1$
+        jr      3$
 
 ;; Zero 0x8000..0x9FFF (tiles and both maps); only with the LCD off. 8 bytes a pass (2.5 M-cycles
 ;; a byte), about one frame of CPU.

@@ -162,7 +162,7 @@ void main(void)
     HR(PARSE_STATE) = 1; /* hunting for the sync byte */
     HR(Q_WR) = HR(Q_RD) = 0;
     HR(SESSION) = HR(REARMS) = HR(FLIPS) = 0;
-    HR(VBLANKS) = HR(FLIP_PENDING) = 0;
+    HR(VBLANKS) = HR(FLIP_PENDING) = HR(QUIET) = 0;
     HR(LCDC_TOP) = 0;
     HR(R_SB) = LINK_ST_READY;
     HR(R_SC) = 0x80u;
