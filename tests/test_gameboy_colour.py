@@ -107,7 +107,7 @@ def test_the_rom_tells_its_model_and_shows_a_palette_and_attribute_only_on_a_col
     host.send(*vram_packet(0x8010, tile))
     host.send(*vram_packet(0x9C00, bytes([1])))
     host.send(gl.T_ATTR, bytes([0x00, 0x9C, 5]))
-    host.send(gl.T_PALETTE, bytes(40) + np.array(colours, dtype="<u2").tobytes())
+    host.send(gl.T_PALETTE, bytes([5]) + np.array(colours, dtype="<u2").tobytes())  # palette 5 alone
     host.send(gl.T_FLIP, bytes([1, gl.BGP_DEFAULT]))
     port.run_until(lambda: host.drained)
     port.settle(2)

@@ -31,7 +31,7 @@ T_VRAM = 0x02  # address (LE) + bytes to write into 0x8000..0x9FFF, inside VBlan
 T_FLIP = 0x03  # map (0: 0x9800, 1: 0x9C00), BGP: shown from the next VBlank, acknowledged after it
 T_SOUND = 0x04  # (register 0x10..0x3F, value) pairs; register 0xFF ends a frame (1/59.7 s)
 # Game Boy Color (ignored, but checked and acknowledged, on a DMG): the next FLIP applies the palettes
-T_PALETTE = 0x07  # 1..8 background palettes from palette 0: 4 colours each, RGB555 little-endian
+T_PALETTE = 0x07  # the first palette (0..7), then 1..8 palettes of 4 colours, RGB555 little-endian
 T_ATTR = 0x08  # address (LE) + bytes to write into VRAM bank 1 (tile attributes), 0x9800..0x9FFF
 
 # Host bytes outside a packet that ask the ROM something; it answers in its status byte with the
@@ -212,6 +212,7 @@ class LinkHost:
             ptype, payload = self.queue.popleft()
             cur = self.current = _InFlight(self.seq, encode_packet(self.seq, ptype, payload), ptype)
             self.counters["payload_bytes"] += len(payload)
+            self._ask_n = 0  # a query a packet interrupts starts over after it: its answer is gone
         if cur is None and self.asks:
             return self._asking(status)
         if cur is None or cur.pos >= len(cur.wire):
@@ -337,8 +338,9 @@ VECTORS = (
             bytes([0x11, 0x80, 0x12, 0xF0, 0x13, 0x83, 0x14, 0x87, SND_END, 0]), ST_ACK | ST_APPLIED | 8),
     _vector("SOUND with a register outside the APU", 9, T_SOUND, bytes([0x40, 0x00]), ST_ERR | ERR_PAYLOAD),
     _vector("PALETTE 0: white, light grey, dark grey, black (a DMG acknowledges and ignores it)", 9, T_PALETTE,
-            bytes([0xFF, 0x7F, 0xB5, 0x56, 0x4A, 0x29, 0x00, 0x00]), ST_ACK | ST_APPLIED | 9),
-    _vector("PALETTE of 6 bytes: not whole palettes", 10, T_PALETTE, bytes(6), ST_ERR | ERR_PAYLOAD),
+            bytes([0, 0xFF, 0x7F, 0xB5, 0x56, 0x4A, 0x29, 0x00, 0x00]), ST_ACK | ST_APPLIED | 9),
+    _vector("PALETTE of 6 bytes: not whole palettes", 10, T_PALETTE, bytes(7), ST_ERR | ERR_PAYLOAD),
+    _vector("PALETTE 7 and 8: past the last palette", 10, T_PALETTE, bytes([7]) + bytes(16), ST_ERR | ERR_PAYLOAD),
     _vector("ATTR: palette 3 for map 1's first entry", 10, T_ATTR, bytes([0x00, 0x9C, 3]), ST_ACK | ST_APPLIED | 10),
     _vector("ATTR outside 0x9800..0x9FFF", 11, T_ATTR, bytes([0x00, 0x80, 3]), ST_ERR | ERR_PAYLOAD),
 )
