@@ -289,6 +289,7 @@ def demo(model, out_dir, port, baud, force, as_json, to, backend, threads, **opt
         return
     info(f"prompt: {summary['prompt']}")
     info(f"text:   {summary['text']}")
+    info(f"seed:   {summary['seed']} (--seed {summary['seed']} makes it again)")
     info(f"{summary['tokens']} tokens, {summary['tokens_per_s']:,.0f} tok/s generated and streamed with "
          f"{summary['backend']} to {summary['port']} in {summary['seconds']:.1f} s")
     echo_outputs(summary)

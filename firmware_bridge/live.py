@@ -220,7 +220,7 @@ def run_demo(request, out_dir: Path, *, model=None, device: DeviceChoice = SIMUL
             written = write_generation(run.generator, out.folder, overwrite) + dev.save()
             counters = dev.counters()
         summary = run.summary()
-        summary.update(prompt=request.prompt, text="".join(transcript.text), streamed=transcript.segments, port=dev.url,
+        summary.update(prompt=request.prompt, seed=request.seed, text="".join(transcript.text), streamed=transcript.segments, port=dev.url,
                        link={k: v for k, v in link_stats.items() if isinstance(v, (int, float, str))},
                        handheld=counters.get("handheld"), gameboy=counters if device.kind == GAMEBOY else None)
         summary["outputs"] = [out.final(p) for p in written]
