@@ -243,6 +243,9 @@ HOSTILE_INPUTS = [
     Hostile("prompt-file-not-utf8", ("generate", "--prompt-file", "{tmp}/p.txt", "--out", "{tmp}/g"), "not UTF-8",
             lambda tmp: (tmp / "p.txt").write_bytes(b"\xff\xfe caf\xe9")),
     Hostile("audio-rate-absurd", ("detokenize", "{tmp}/in.npz", "--audio-rate", "1000000000000", "--out", "{tmp}/d"), "'--audio-rate'"),
+    # Issue 21 item 7: a device or FIFO given as the model is refused, never read until memory runs out.
+    Hostile("inspect-dev-full", ("inspect", "/dev/full"), "not a regular file"),
+    Hostile("inspect-fifo", ("inspect", "{tmp}/m.tflite"), "not a regular file", lambda tmp: os.mkfifo(tmp / "m.tflite")),
     Hostile("bench-bogus-backend", ("bench", "--backend", "bogus"), "litert"),
     Hostile("handheld-port-out-of-range", ("handheld", "--port", "socket://127.0.0.1:99999"), "bad socket URL"),
     Hostile("stream-no-such-port", ("stream", "--synthetic", "--port", "{tmp}/no-such-tty"), "no such port"),

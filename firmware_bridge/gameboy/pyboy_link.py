@@ -103,7 +103,12 @@ class PyBoyPort:
 
     def __init__(self, rom=ROM_PATH, *, window: str = "null", faults: Optional[LineFaults] = None,
                  boot_frames: int = 0, sound: bool = True):
-        from pyboy import PyBoy
+        import warnings
+
+        with warnings.catch_warnings():
+            # pysdl2 announces where its SDL2 came from at import, on every run: nothing a user can act on
+            warnings.filterwarnings("ignore", "Using SDL2 binaries", UserWarning)
+            from pyboy import PyBoy
 
         self.url = "pyboy://"
         self.host = gl.LinkHost()
