@@ -230,13 +230,25 @@ def train(
         remove_stale_temps(out, RUN_FILES)
     if resume:
         model_cfg, cfg = _saved_configs(out, cfg)
+    # --init's checkpoint is checked (config, finite weights) before the data is read, not after.
+    start = _initial_model(init_from, model_cfg) if init_from is not None and not resume else None
     run = TrainingRun(data, out, model_cfg, cfg, rt, log=log, check_sync=check_sync)
-    run.setup(cache_dir=cache_dir, init_from=None if resume else init_from)
+    run.setup(cache_dir=cache_dir, start=start)
     if resume:
         run.resume()
     run.write_config()
     run.loop(progress)
     return run.teardown()
+
+
+def _initial_model(path, model_cfg: ModelConfig) -> tuple[Path, PixelBytesLSTM]:
+    """(path, model) of the checkpoint --init names, refused unless its config is the run's."""
+    from training.checkpoint import load_checkpoint
+
+    start = load_checkpoint(path)
+    if start.config != model_cfg:
+        raise ConfigError(f"--init {path} holds {start.config}, but the config asks for {model_cfg}")
+    return Path(path), start
 
 
 def _saved_configs(out: Path, cfg: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
@@ -272,13 +284,13 @@ class TrainingRun:
 
     # -- setup -------------------------------------------------------------------------------------
 
-    def setup(self, cache_dir=None, init_from=None) -> None:
+    def setup(self, cache_dir=None, start: tuple[Path, PixelBytesLSTM] | None = None) -> None:
         cfg, rt = self.cfg, self.rt
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts them)
         self._load_data(cache_dir)
-        self._build_model(init_from)
+        self._build_model(start)
         decay = [p for n, p in self.raw_model.named_parameters() if p.dim() >= 2 and not n.startswith("embedding")]
         no_decay = [p for n, p in self.raw_model.named_parameters()
                     if not (p.dim() >= 2 and not n.startswith("embedding"))]
@@ -319,17 +331,13 @@ class TrainingRun:
         self.train_w = Windows(self.streams.train, cfg.seq_len, cfg.stride, objective, cfg.head_repeat)
         self.val_w = Windows(self.streams.val or self.streams.train, cfg.seq_len, cfg.seq_len, objective)
 
-    def _build_model(self, init_from) -> None:
+    def _build_model(self, start) -> None:
         rt = self.rt
         raw_model = PixelBytesLSTM(self.model_cfg)
-        if init_from is not None:
-            from training.checkpoint import load_checkpoint
-
-            start = load_checkpoint(init_from)
-            if start.config != self.model_cfg:
-                raise ConfigError(f"--init {init_from} holds {start.config}, but the config asks for {self.model_cfg}")
-            raw_model.load_state_dict(start.state_dict())
-            self.say(f"weights initialised from {init_from}")
+        if start is not None:
+            path, model = start
+            raw_model.load_state_dict(model.state_dict())
+            self.say(f"weights initialised from {path}")
         self.raw_model = raw_model.to(rt.device)
         self.model = self.raw_model
         if rt.ddp:

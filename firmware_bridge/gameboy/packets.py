@@ -86,6 +86,15 @@ RESYNC_PAUSE_S = 0.2
 # exchanges a query byte is clocked without an answer before the ROM is taken not to know it (an
 # older ROM): the serial interrupt answers at once, so the answer is the status two exchanges on
 ASK_LIMIT = 64
+# from this clock on a bit is shorter than the serial interrupt's re-arm (~31 us): a slipped byte
+# boundary heals within a few bytes by itself (none stayed slipped in mGBA from 32 kHz on), so the
+# host does not pause there
+SELF_HEALING_HZ = 32768
+
+
+def resync_pause(hz: int) -> float:
+    """The pause a host clocking at ``hz`` takes to let the ROM realign its port (0: it needs none)."""
+    return RESYNC_PAUSE_S if hz < SELF_HEALING_HZ else 0.0
 
 
 def fletcher(data: bytes) -> tuple[int, int]:
@@ -133,7 +142,7 @@ class _InFlight:
 class LinkHost:
     """The host end: queue packets with ``send``, then call ``exchange`` once per link byte."""
 
-    def __init__(self, seq: int = 0):
+    def __init__(self, seq: int = 0, *, resync_pause_s: float = RESYNC_PAUSE_S):
         self.queue: deque = deque()
         self.seq = seq % SEQ_MOD
         self.current: _InFlight | None = None
@@ -147,8 +156,10 @@ class LinkHost:
         # ours (another host's HELLO reached it): what was queued is void, the owner must HELLO and
         # redraw (``GameBoyLink`` does)
         self.session_lost = False
-        # seconds the port should stop clocking before the next byte (``take_pause``)
+        # seconds the port should stop clocking before the next byte (``take_pause``), and how long
+        # a pause to realign is (``resync_pause``: 0 at a clock where a slip heals by itself)
         self.pause_s = 0.0
+        self.resync_pause_s = resync_pause_s
         # status bytes that a running ROM could have sent: 0x00 and 0xFF never are (SEQ_MOD keeps ACKs
         # under 0xFF), they are what a pulled cable or an unarmed port reads; the owner watches this
         # to end a dead link in bounded time
@@ -304,10 +315,10 @@ class LinkHost:
 
     def _resend(self, cur: _InFlight, timeout: bool = False) -> None:
         cur.resends += 1
-        if timeout or cur.resends % RESYNC_AFTER == 0:
+        if self.resync_pause_s and (timeout or cur.resends % RESYNC_AFTER == 0):
             # no answer, or the same packet refused again and again: maybe the Game Boy's port counts
             # its 8 edges across two of our bytes (armed mid-byte); a pause lets it realign
-            self.pause_s = RESYNC_PAUSE_S
+            self.pause_s = self.resync_pause_s
             self.counters["pauses"] += 1
         self.counters["retransmits"] += 1
         cur.pos = cur.polls = cur.same = 0

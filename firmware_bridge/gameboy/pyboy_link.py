@@ -112,7 +112,7 @@ class PyBoyPort:
             from pyboy import PyBoy
 
         self.url = "pyboy://"
-        self.host = gl.LinkHost()
+        self.host = gl.LinkHost(resync_pause_s=0.0)  # PyBoy starts each transfer when the ROM arms
         self.peer = SerialPeer(self.host, faults)
         self.faults = faults
         palette = tuple((r << 16) | (g << 8) | b for r, g, b in DMG_PALETTE)
