@@ -2,8 +2,12 @@
 
 from pxby_edge.errors import CheckpointError, DatasetError, OutputExistsError, PxbyError
 
-__all__ = ["CheckpointError", "ConfigError", "DatasetError", "OutputExistsError", "PxbyError"]
+__all__ = ["CheckpointError", "ConfigError", "DatasetError", "OutputExistsError", "PxbyError", "TrainingDivergedError"]
 
 
 class ConfigError(PxbyError):
     """A model or training configuration that is unknown, malformed or inconsistent."""
+
+
+class TrainingDivergedError(PxbyError):
+    """Training produced a non-finite loss; nothing after the last finite state is saved."""

@@ -34,11 +34,14 @@ from training.checkpoint import (
     atomic_write_bytes,
     save_checkpoint,
 )
+from training.batches import DeviceWindows, to_device
 from training.config import ModelConfig, TrainConfig
 from training.data import IGNORE_INDEX, Windows, load_streams
-from training.errors import CheckpointError, ConfigError, OutputExistsError
+from training.errors import CheckpointError, ConfigError, OutputExistsError, TrainingDivergedError
 from training.model import PixelBytesLSTM
 
+LOG_EVERY = 25  # optimizer steps between progress read-backs (the only host syncs between validations)
+DDP_CLOCK_EVERY = 10  # optimizer steps between the ranks' agreements on the wall-clock budget
 METRICS_FIELDS = [
     "step", "epoch", "tokens", "lr", "train_loss", "train_acc_all", "val_loss", "val_acc_all", "val_acc_new",
     "tokens_per_s", "elapsed_s",
@@ -126,22 +129,27 @@ def _shard(n: int, rt: Runtime, rng: np.random.Generator | None) -> np.ndarray:
     return order[rt.rank:: rt.world]
 
 
+def epoch_order(n: int, rt: Runtime, seed: int, epoch: int) -> torch.Tensor:
+    """This rank's shuffled window indices for ``epoch``, on the device (one copy per epoch, not per step)."""
+    return to_device(_shard(n, rt, np.random.default_rng([seed, epoch])), rt.device)
+
+
 @torch.no_grad()
-def evaluate(model, windows: Windows, cfg: TrainConfig, rt: Runtime, class_weight, max_batches: int = 0) -> dict:
-    """Loss and accuracies over the held-out windows (summed over ranks)."""
+def evaluate(model, windows: DeviceWindows, cfg: TrainConfig, rt: Runtime, class_weight, max_batches: int = 0) -> dict:
+    """Loss and accuracies over the held-out windows (summed over ranks); one read-back at the end."""
     model.eval()
-    idx = _shard(len(windows), rt, None)
-    sums = torch.zeros(6, dtype=torch.float64, device=rt.device)  # loss·n, n, hit, valid, new hit, new valid
-    batches = [idx[i: i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+    batches = to_device(_shard(len(windows), rt, None), rt.device).split(cfg.batch_size)
     if max_batches:
         batches = batches[:max_batches]
+    sums = torch.zeros(6, dtype=torch.float64, device=rt.device)  # loss·n, n, hit, valid, new hit, new valid
     for b in batches:
-        x, y = (torch.from_numpy(a).to(rt.device) for a in windows.batch(b))
+        x, y = windows.batch(b)
         with rt.autocast():
             logits = model(x)
         loss, counts = loss_and_counts(logits, y, class_weight)
-        n = float(counts[1])
-        sums += torch.tensor([float(loss) * n, n, *counts.tolist()], dtype=torch.float64, device=rt.device)
+        counts = counts.double()
+        weighted = torch.where(counts[1] > 0, loss.detach().double() * counts[1], 0.0)  # an all-padding batch adds 0
+        sums += torch.cat([weighted.reshape(1), counts[1:2], counts])
     if rt.ddp:
         import torch.distributed as dist
 
@@ -353,6 +361,7 @@ class TrainingRun:
         objective = self.model_cfg.objective
         self.train_w = Windows(self.streams.train, cfg.seq_len, cfg.stride, objective, cfg.head_repeat)
         self.val_w = Windows(self.streams.val or self.streams.train, cfg.seq_len, cfg.seq_len, objective)
+        self.train_b, self.val_b = DeviceWindows(self.train_w, rt.device), DeviceWindows(self.val_w, rt.device)
 
     def _build_model(self, init_from) -> None:
         rt = self.rt
@@ -395,76 +404,97 @@ class TrainingRun:
     # -- the loop ----------------------------------------------------------------------------------
 
     def loop(self, progress: bool) -> None:
-        cfg, rt = self.cfg, self.rt
-        self.t0 = time.time()
+        """Optimizer steps until the run is done; validation and checkpoints every ``eval_every`` steps,
+        at every epoch end and at the end."""
+        rt = self.rt
+        self.start_steps()
         if progress and rt.master:
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
-        # Running sums stay on the device (no host sync per step): loss, hit, valid, new hit, new valid, batches.
-        self.acc = torch.zeros(6, dtype=torch.float64, device=rt.device)
-        self.positions = torch.zeros((), dtype=torch.int64, device=rt.device)
-        self.eval_s = 0.0  # time spent validating and writing, left out of tokens/s
-        self.tokens_seen = self.rows[-1]["tokens"] if self.rows else 0
-        self.model.train()
-        done = self.step >= self.total_steps
-        while not done and (cfg.max_steps or self.epoch < cfg.epochs):
-            done = self._epoch()
-            if self.batch_pos >= self.usable:
-                self.epoch, self.batch_pos = self.epoch + 1, 0
-            if not cfg.max_steps and self.epoch >= cfg.epochs:
-                break
+        if self.step < self.total_steps:
+            for group in self.step_groups():
+                last_of_epoch = self.train_step(group)
+                done = self.step >= self.total_steps or self._out_of_time()
+                if self.step % self.cfg.eval_every == 0 or last_of_epoch or done:
+                    self.evaluate_and_save(done)
+                if done:
+                    break
         if self.bar is not None:
             self.bar.close()
 
-    def _epoch(self) -> bool:
-        """Optimizer steps until the epoch ends or the run does (True: the run is done)."""
-        cfg = self.cfg
-        rng = np.random.default_rng([cfg.seed, self.epoch])
-        idx = _shard(len(self.train_w), self.rt, rng)
-        batches = [idx[i: i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
-        self.usable = (len(batches) // cfg.grad_accum) * cfg.grad_accum or len(batches)
-        while self.batch_pos < self.usable:
-            self.train_step(batches[self.batch_pos: self.batch_pos + cfg.grad_accum])
-            last_of_epoch = self.batch_pos >= self.usable
-            done = self.step >= self.total_steps or self._out_of_time()
-            if self.step % cfg.eval_every == 0 or last_of_epoch or done:
-                self.evaluate_and_save(done, last_of_epoch)
-            if done or last_of_epoch:
-                return done
-        return False
+    def start_steps(self) -> None:
+        """Clocks and device-side running sums, before the first step of this process."""
+        self.t0 = time.time()
+        # Running sums stay on the device (no host sync per step): loss, hit, valid, new hit, new valid,
+        # batches, non-finite losses.
+        self.acc = torch.zeros(7, dtype=torch.float64, device=self.rt.device)
+        self.positions = torch.zeros((), dtype=torch.int64, device=self.rt.device)
+        self.eval_s = 0.0  # time spent validating and writing, left out of tokens/s
+        self.tokens_seen = self.rows[-1]["tokens"] if self.rows else 0
+        self.model.train()
 
-    def train_step(self, group) -> None:
-        """One optimizer step over ``group`` (micro-batches accumulated), then progress."""
-        cfg, rt, model = self.cfg, self.rt, self.model
+    def step_groups(self):
+        """The micro-batches (window indices on the device) of each optimizer step from the run's position
+        on, epoch after epoch; ``train_step`` moves the position."""
+        cfg = self.cfg
+        while cfg.max_steps or self.epoch < cfg.epochs:
+            epoch = self.epoch
+            batches = epoch_order(len(self.train_b), self.rt, cfg.seed, epoch).split(cfg.batch_size)
+            self.usable = (len(batches) // cfg.grad_accum) * cfg.grad_accum or len(batches)
+            while self.epoch == epoch:
+                yield batches[self.batch_pos: self.batch_pos + cfg.grad_accum]
+
+    def train_step(self, group) -> bool:
+        """One optimizer step over ``group`` (micro-batches accumulated), then progress; True when it
+        ended an epoch. Nothing here waits for the device."""
+        self._set_lr()
+        for micro, idx in enumerate(group):
+            self._forward_backward(idx, len(group), last=micro == len(group) - 1)
+        self._optimizer_step()
+        self.step += 1
+        self.batch_pos += len(group)
+        ended = self.batch_pos >= self.usable
+        if ended:
+            self.epoch, self.batch_pos = self.epoch + 1, 0
+        if self.check_sync:
+            _check_in_sync(self.raw_model, self.rt)
+            self.writes["steps_checked"] += 1
+        self._report_progress()
+        return ended
+
+    def _set_lr(self) -> None:
+        cfg = self.cfg
         time_fraction = (self.prior_s + time.time() - self.t0) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
+        lr = lr_at(self.step, cfg, self.total_steps, time_fraction)
         for g in self.optimizer.param_groups:
-            g["lr"] = lr_at(self.step, cfg, self.total_steps, time_fraction)
-        for micro, b in enumerate(group):
-            x, y = (torch.from_numpy(a).to(rt.device, non_blocking=True) for a in self.train_w.batch(b))
-            # Gradients are all-reduced only on the last micro-batch of an accumulation group.
-            sync = nullcontext() if (not rt.ddp or micro == len(group) - 1) else model.no_sync()
-            with sync:
-                with rt.autocast():
-                    logits = model(x)
-                loss, counts = loss_and_counts(logits, y, self.class_weight)
-                self.scaler.scale(loss / len(group)).backward()
-            self.acc[0] += loss.detach().double()
-            self.acc[1:5] += counts.double()
-            self.acc[5] += 1
-            self.positions += counts[3]
-        if cfg.grad_clip > 0:
+            g["lr"] = lr
+
+    def _forward_backward(self, idx, n_micro: int, last: bool) -> None:
+        """One micro-batch: a single forward whose logits give the loss and the accuracy counts."""
+        rt, model = self.rt, self.model
+        x, y = self.train_b.batch(idx)
+        # Gradients are all-reduced only on the last micro-batch of an accumulation group.
+        sync = nullcontext() if (not rt.ddp or last) else model.no_sync()
+        with sync:
+            with rt.autocast():
+                logits = model(x)
+            loss, counts = loss_and_counts(logits, y, self.class_weight)
+            self.scaler.scale(loss / n_micro).backward()
+        loss = loss.detach().double()
+        self.acc[0] += loss
+        self.acc[1:5] += counts.double()
+        self.acc[5] += 1
+        self.acc[6] += (~torch.isfinite(loss)).double()  # checked when read back, not here
+        self.positions += counts[3]
+
+    def _optimizer_step(self) -> None:
+        if self.cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        self.batch_pos += len(group)
-        if self.check_sync:
-            _check_in_sync(self.raw_model, rt)
-            self.writes["steps_checked"] += 1
-        self._report_progress()
 
     def _train_seconds(self) -> float:
         return max(time.time() - self.t0 - self.eval_s, 1e-9)
@@ -472,10 +502,12 @@ class TrainingRun:
     def _report_progress(self) -> None:
         if self.bar is not None:
             self.bar.update(1)
-        if self.step % 25:
+        if self.step % LOG_EVERY:
             return
-        tps = int(self.positions) * self.rt.world / self._train_seconds()
-        train_loss = float(self.acc[0] / self.acc[5].clamp(min=1))
+        tps = int(self.positions) * self.rt.world / self._train_seconds()  # the read-back waits for the device
+        a = self.acc.tolist()
+        _check_finite(a, self.step)
+        train_loss = a[0] / max(a[5], 1.0)
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", epoch=self.epoch + 1)
         else:
@@ -484,6 +516,8 @@ class TrainingRun:
 
     def _out_of_time(self) -> bool:
         cfg, rt = self.cfg, self.rt
+        if rt.ddp and self.step % DDP_CLOCK_EVERY:
+            return False  # ranks agree on the clock every few steps only: the agreement is a host sync
         out_of_time = bool(cfg.max_minutes) and self.prior_s + time.time() - self.t0 >= cfg.max_minutes * 60
         if rt.ddp and cfg.max_minutes:  # every rank must stop at the same step
             flag = torch.tensor([float(out_of_time)], device=rt.device)
@@ -493,14 +527,15 @@ class TrainingRun:
 
     # -- evaluate and save -------------------------------------------------------------------------
 
-    def evaluate_and_save(self, done: bool, last_of_epoch: bool) -> None:
+    def evaluate_and_save(self, done: bool) -> None:
         """A metrics row (held-out figures over all batches at the end), the checkpoints, a log line."""
+        run_tokens = int(self.positions) * self.rt.world  # waits for the device, so the clock below is true
         elapsed = time.time() - self.t0
-        run_tokens = int(self.positions) * self.rt.world
         tps = run_tokens / max(elapsed - self.eval_s, 1e-9)
         a = self.acc.tolist()
+        _check_finite(a, self.step)  # before anything is saved: last/ keeps the last finite state
         t_eval = time.time()
-        metrics = evaluate(self.model, self.val_w, self.cfg, self.rt, self.class_weight,
+        metrics = evaluate(self.model, self.val_b, self.cfg, self.rt, self.class_weight,
                            0 if done else self.cfg.eval_batches)
         row = {
             "step": self.step, "epoch": round(self.epoch + self.batch_pos / max(self.usable, 1), 4),
@@ -510,8 +545,6 @@ class TrainingRun:
         }
         self.rows.append(row)
         self.acc.zero_()
-        if last_of_epoch:
-            self.epoch, self.batch_pos = self.epoch + 1, 0
         self.save(row)
         msg = (f"step {self.step} epoch {row['epoch']:.2f}: train loss {row['train_loss']:.4f}, "
                f"held-out loss {row['val_loss']:.4f}, acc all-slot {row['val_acc_all']:.4f}, "
@@ -544,7 +577,7 @@ class TrainingRun:
         """The run's summary; a zero-step run still leaves a checkpoint and the initial model's figures."""
         rt = self.rt
         if not self.rows:
-            metrics = evaluate(self.model, self.val_w, self.cfg, rt, self.class_weight)
+            metrics = evaluate(self.model, self.val_b, self.cfg, rt, self.class_weight)
             self.rows.append({"step": 0, "epoch": 0, "tokens": 0, "lr": 0.0, "train_loss": metrics["val_loss"],
                               "train_acc_all": metrics["val_acc_all"], **metrics, "tokens_per_s": 0.0,
                               "elapsed_s": 0.0})
@@ -561,6 +594,16 @@ class TrainingRun:
                       skipped=self.streams.n_skipped, train_items=len(self.streams.train),
                       val_items=len(self.streams.val), wall_s=time.time() - self.t0)
         return result
+
+
+def _check_finite(acc: list, step: int) -> None:
+    """The device-side count of non-finite losses since the last read-back (``acc[6]``), checked on the host
+    only when the sums are read anyway (logging, validation), so the step itself never waits."""
+    if acc[6]:
+        raise TrainingDivergedError(
+            f"training diverged: {int(acc[6])} non-finite loss(es) in the steps up to {step}; "
+            "lower --lr, keep grad_clip > 0, or try --amp bf16 / off"
+        )
 
 
 def _check_in_sync(model, rt: Runtime) -> None:
