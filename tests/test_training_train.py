@@ -130,6 +130,7 @@ def test_torchrun_two_ranks_gloo(small_data, tmp_path):
            "--threads", "1", "--no-progress", "--check-sync", str(sync)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "per rank, 2 ranks" in proc.stdout + proc.stderr  # tokens/s per GPU is what scaling is judged by
     r0 = json.loads((sync / "rank0.json").read_text())
     r1 = json.loads((sync / "rank1.json").read_text())
     assert r0["world"] == r1["world"] == 2

@@ -45,7 +45,7 @@ def synth(n, out, seed, size_px, backdrop, force):
 @click.command()
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Dataset folder (text/ images/ audio/) or .parquet file.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint folder to write.")
-@click.option("--config", "config", default="small", show_default=True, help="Preset (small, upstream, tiny) or a JSON file with model/train blocks.")
+@click.option("--config", "config", default="small", show_default=True, help="Preset (small, tiny, upstream, upstream-batch256: the upstream model for one GPU) or a JSON file with model/train blocks.")
 @click.option("--epochs", type=click.IntRange(0), help="Epochs (overrides the config).")
 @click.option("--max-steps", type=click.IntRange(0), help="Stop after this many optimizer steps (overrides epochs).")
 @click.option("--max-minutes", type=click.FloatRange(0), help="Wall-clock budget; the cosine schedule ends with it.")
@@ -77,6 +77,7 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
 
     from pxby_edge.cli import info, quiet
     from training.config import load_preset
+    from training.train import rate_text
     from training.train import train as run
 
     model_cfg, cfg = load_preset(config)
@@ -94,5 +95,5 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
     if int(os.environ.get("RANK", 0)) == 0:
         info(
             f"done: {result['step']} steps, held-out all-slot acc {result['val_acc_all']:.4f}, "
-            f"new-token acc {result['val_acc_new']:.4f}, {result['tokens_per_s']:,.0f} tok/s; checkpoint in {out}"
+            f"new-token acc {result['val_acc_new']:.4f}, {rate_text(result['tokens_per_s'], result['world'])}; checkpoint in {out}"
         )

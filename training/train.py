@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.batches import DeviceWindows, to_device
 from training.checkpoint import (
     KEY_AUDIO_RATE,
     KEY_SLICING,
@@ -34,7 +35,6 @@ from training.checkpoint import (
     atomic_write_bytes,
     save_checkpoint,
 )
-from training.batches import DeviceWindows, to_device
 from training.config import ModelConfig, TrainConfig
 from training.data import IGNORE_INDEX, Windows, load_streams
 from training.errors import CheckpointError, ConfigError, OutputExistsError, TrainingDivergedError
@@ -93,6 +93,12 @@ def setup_runtime(device: str = "auto", amp: str = "auto") -> Runtime:
         amp_dtype = torch.bfloat16 if (amp in ("auto", "bf16") and torch.cuda.is_bf16_supported()) else torch.float16
         torch.backends.cudnn.benchmark = True
     return Runtime(rank, world, local_rank, dev, ddp, amp_dtype)
+
+
+def rate_text(tokens_per_s: float, world: int) -> str:
+    """Tokens/s of the whole run and, under DDP, per rank (one GPU each): what scaling is judged by."""
+    text = f"{tokens_per_s:,.0f} tok/s"
+    return text if world <= 1 else f"{text} ({tokens_per_s / world:,.0f} per rank, {world} ranks)"
 
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int, time_fraction: float = 0.0) -> float:
@@ -512,7 +518,7 @@ class TrainingRun:
             self.bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", epoch=self.epoch + 1)
         else:
             self.say(f"step {self.step}: train loss {train_loss:.4f}, lr {self.optimizer.param_groups[0]['lr']:.2e}, "
-                     f"{tps:,.0f} tok/s, {self.prior_s + time.time() - self.t0:.0f} s")
+                     f"{rate_text(tps, self.rt.world)}, {self.prior_s + time.time() - self.t0:.0f} s")
 
     def _out_of_time(self) -> bool:
         cfg, rt = self.cfg, self.rt
@@ -548,7 +554,7 @@ class TrainingRun:
         self.save(row)
         msg = (f"step {self.step} epoch {row['epoch']:.2f}: train loss {row['train_loss']:.4f}, "
                f"held-out loss {row['val_loss']:.4f}, acc all-slot {row['val_acc_all']:.4f}, "
-               f"new-token {row['val_acc_new']:.4f}, {tps:,.0f} tok/s")
+               f"new-token {row['val_acc_new']:.4f}, {rate_text(tps, self.rt.world)}")
         self.eval_s += time.time() - t_eval
         if self.bar is not None:
             self.bar.write(msg)
@@ -590,7 +596,7 @@ class TrainingRun:
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
         result = dict(self.rows[-1])
-        result.update(parameters=self.raw_model.num_parameters(), best_val_loss=self.best,
+        result.update(parameters=self.raw_model.num_parameters(), best_val_loss=self.best, world=rt.world,
                       skipped=self.streams.n_skipped, train_items=len(self.streams.train),
                       val_items=len(self.streams.val), wall_s=time.time() - self.t0)
         return result
