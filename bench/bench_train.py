@@ -51,11 +51,11 @@ def _sync(device: torch.device) -> None:
 class Ours:
     """Our trainer, driven step by step (the same ``train_step`` as ``pxby-edge train``)."""
 
-    name = "ours"
-
-    def __init__(self, data, model_cfg, cfg, device: str, amp: str, cache_dir: Path, work: Path):
+    def __init__(self, data, model_cfg, cfg, device: str, amp: str, cache_dir: Path, work: Path,
+                 cuda_graph: bool = False):
+        self.name = "ours_graph" if cuda_graph else "ours"
         self.rt = setup_runtime(device, amp)
-        self.run = TrainingRun(data, work, model_cfg, cfg, self.rt, log=lambda *_: None)
+        self.run = TrainingRun(data, work, model_cfg, cfg, self.rt, log=lambda *_: None, cuda_graph=cuda_graph)
         self.run.setup(cache_dir=cache_dir)
         self.run.start_steps()
         self.groups = self.run.step_groups()
@@ -104,24 +104,43 @@ def timed(loop, n: int, device: torch.device) -> tuple[int, float]:
 
 
 def throughput(loops, args, device: torch.device) -> dict:
-    """Warm both alike, then alternate timed segments; tokens/s over all segments of each loop."""
-    est = {}
+    """Warm both alike, then alternate timed segments; tokens/s over all segments of each loop. A loop that
+    fails (e.g. a CUDA graph that cannot be captured) is reported with its error and left out."""
+    failed = {}
+
+    def attempt(loop, n):
+        if loop.name in failed:
+            return None
+        try:
+            return timed(loop, n, device)
+        except RuntimeError as exc:
+            failed[loop.name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+            return None
+
+    half = max(1, args.warmup // 2)
+    rest = max(1, args.warmup - half)
     for loop in loops:  # warm-up: the second half estimates the step time
-        timed(loop, max(1, args.warmup // 2), device)
+        attempt(loop, half)
+    est = {}
     for loop in loops:
-        _, s = timed(loop, max(1, args.warmup - args.warmup // 2), device)
-        est[loop.name] = s / max(1, args.warmup - args.warmup // 2)
+        got = attempt(loop, rest)
+        if got:
+            est[loop.name] = got[1] / rest
     per_round = {}
-    for loop in loops:
+    for name, step_s in est.items():
         by_steps = math.ceil(args.min_steps / args.rounds)
-        by_time = math.ceil(args.min_seconds / args.rounds / est[loop.name]) if args.min_seconds else by_steps
-        per_round[loop.name] = max(1, min(by_steps, by_time))
+        by_time = math.ceil(args.min_seconds / args.rounds / step_s) if args.min_seconds else by_steps
+        per_round[name] = max(1, min(by_steps, by_time))
     seg = {loop.name: [] for loop in loops}
     for _ in range(args.rounds):
         for loop in loops:
-            seg[loop.name].append(timed(loop, per_round[loop.name], device))
-    out = {}
+            got = attempt(loop, per_round.get(loop.name, 1))
+            if got:
+                seg[loop.name].append(got)
+    out = dict(failed)
     for loop in loops:
+        if loop.name in failed:
+            continue
         tokens = sum(t for t, _ in seg[loop.name])
         seconds = sum(s for _, s in seg[loop.name])
         out[loop.name] = {
@@ -158,7 +177,7 @@ def time_to_accuracy(loops, target: float, args, val_b, rt) -> dict:
                 active.remove(loop)
     for loop in loops:
         state[loop.name]["precision"] = loop.precision
-    ours, up = state["ours"], state["upstream"]
+    ours, up = state[loops[0].name], state["upstream"]
     if ours["reached"] and up["reached"]:
         state["time_ratio"] = ours["seconds"] / up["seconds"]
     return state
@@ -186,12 +205,19 @@ def run_throughput(args, data: Path, tmp: Path) -> list[dict]:
     for batch in [int(b) for b in args.batches.split(",") if b.strip()]:
         # No held-out split and an endless schedule: only the steps are measured.
         cfg = replace(base, batch_size=batch, grad_accum=1, max_steps=10**9, val_fraction=0.0)
-        ours = Ours(data, model_cfg, cfg, args.device, args.amp, cache, tmp / "ours")
-        up = Upstream(ours.run.streams.train, model_cfg, cfg, ours.rt.device, _upstream_precision(args))
-        res = throughput([ours, up], args, ours.rt.device)
-        rows.append({"batch": batch, "seq_len": cfg.seq_len, "ours": res["ours"], "upstream": res["upstream"],
-                     "ratio": res["ours"]["tokens_per_s"] / res["upstream"]["tokens_per_s"]})
-        del ours, up
+        loops = [Ours(data, model_cfg, cfg, args.device, args.amp, cache, tmp / "ours", args.cuda_graph)]
+        up = Upstream(loops[0].run.streams.train, model_cfg, cfg, loops[0].rt.device, _upstream_precision(args))
+        loops.append(up)
+        if args.compare_graph:
+            loops.append(Ours(data, model_cfg, cfg, args.device, args.amp, cache, tmp / "graph", cuda_graph=True))
+        res = throughput(loops, args, up.loop.device)
+        row = {"batch": batch, "seq_len": cfg.seq_len, **res}
+        for name in res:
+            if name != "upstream" and "error" not in res[name]:
+                row[f"ratio_{name}"] = res[name]["tokens_per_s"] / res["upstream"]["tokens_per_s"]
+        row["ratio"] = row[f"ratio_{loops[0].name}"]
+        rows.append(row)
+        del loops, up
         if ours_device_is_cuda(args):
             torch.cuda.empty_cache()
     return rows
@@ -211,7 +237,7 @@ def run_to_accuracy(args, data: Path, tmp: Path) -> dict:
         if a != b:
             raise SystemExit(f"error: --ours-config must keep the {what} of --config ({a} != {b})")
     cache = Path(args.cache_dir) if args.cache_dir else tmp / "cache"
-    ours = Ours(data, model_cfg, ours_cfg, args.device, args.amp, cache, tmp / "ours-acc")
+    ours = Ours(data, model_cfg, ours_cfg, args.device, args.amp, cache, tmp / "ours-acc", args.cuda_graph)
     if not ours.run.streams.val:
         raise SystemExit("error: the dataset has no held-out item; use more items (--items) or --data")
     up = Upstream(ours.run.streams.train, model_cfg, ref_cfg, ours.rt.device, _upstream_precision(args))
@@ -272,6 +298,8 @@ def parse(argv=None):
     ap.add_argument("--budget-s", type=float, default=600.0, help="training seconds per loop for --to-accuracy")
     ap.add_argument("--eval-tokens", type=float, default=1e6, help="tokens trained between evaluations")
     ap.add_argument("--eval-batch", type=int, default=64)
+    ap.add_argument("--cuda-graph", action="store_true", help="our loop replays each step as a CUDA graph")
+    ap.add_argument("--compare-graph", action="store_true", help="tokens/s: also time our loop with --cuda-graph")
     ap.add_argument("--json", action="store_true")
     return ap.parse_args(argv)
 
@@ -301,14 +329,17 @@ def main(argv=None) -> dict:
 def report(result: dict) -> str:
     lines = [f"{result['device']}, torch {result['torch']}, config {result['config']}"]
     for r in result["throughput"]:
-        o, u = r["ours"], r["upstream"]
-        lines.append(f"  batch {r['batch']} x {r['seq_len']}: ours ({o['precision']}) {o['tokens_per_s']:,.0f} tok/s "
-                     f"[{o['steps']} steps, {o['seconds']:.1f} s], upstream ({u['precision']}) "
-                     f"{u['tokens_per_s']:,.0f} tok/s [{u['steps']} steps, {u['seconds']:.1f} s]: "
-                     f"ratio {r['ratio']:.2f}x")
+        for name in ("ours", "ours_graph", "upstream"):
+            if name in r and "error" in r[name]:
+                lines.append(f"  batch {r['batch']} x {r['seq_len']}: {name} failed: {r[name]['error']}")
+            elif name in r:
+                o = r[name]
+                ratio = f", {r['ratio_' + name]:.2f}x upstream" if name != "upstream" else ""
+                lines.append(f"  batch {r['batch']} x {r['seq_len']}: {name} ({o['precision']}) {o['tokens_per_s']:,.0f} "
+                             f"tok/s [{o['steps']} steps, {o['seconds']:.1f} s]{ratio}")
     acc = result.get("to_accuracy")
     if acc:
-        for name in ("ours", "upstream"):
+        for name in [k for k in ("ours", "ours_graph", "upstream") if k in acc]:
             s = acc[name]
             got = "reached" if s["reached"] else "NOT reached"
             lines.append(f"  to held-out new-token acc {acc['target']}: {name} {got} in {s['seconds']:.1f} s "

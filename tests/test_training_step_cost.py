@@ -151,3 +151,24 @@ def test_epoch_order_is_the_seeded_shard(data):
     a, b = train_mod.epoch_order(10, rt, 1337, 0), train_mod.epoch_order(10, rt, 1337, 0)
     assert torch.equal(a, b) and sorted(a.tolist()) == list(range(10))
     assert not torch.equal(a, train_mod.epoch_order(10, rt, 1337, 1))
+
+
+def test_cuda_graph_is_refused_where_it_cannot_run(data, tmp_path):
+    from pxby_edge.cli import main
+
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "g"), "--config", "tiny", "--device", "cpu",
+                 "--cuda-graph", "--no-progress"]) == 2
+    assert not (tmp_path / "g").exists()
+
+
+def test_saved_state_holds_a_device_learning_rate_as_a_number(tmp_path):
+    """A graphed step keeps each group's learning rate as a tensor; state.json must still be plain JSON."""
+    import json
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt.param_groups[0]["lr"] = torch.tensor(2e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    train_mod._save_training_state(tmp_path, opt, scaler, {"step": 1})
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["param_groups"][0]["lr"] == pytest.approx(2e-3)

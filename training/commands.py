@@ -66,9 +66,10 @@ def synth(n, out, seed, size_px, backdrop, force):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last/.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
+@click.option("--cuda-graph", is_flag=True, help="Replay each optimizer step as one CUDA graph (CUDA, bf16 or off, no DDP, no accumulation).")
 @click.option("--check-sync", type=click.Path(file_okay=False), hidden=True, help="Check DDP ranks hold equal weights after every step; write per-rank reports here.")
 def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_repeat, init_from, batch, seq_len, stride, lr, grad_accum, pad_weight, eval_every,
-          threads, seed, device, amp, resume, force, no_progress, check_sync):
+          threads, seed, device, amp, resume, force, no_progress, cuda_graph, check_sync):
     """Train a PixelBytes LSTM and write an upstream-format checkpoint, metrics.csv and metrics.png.
 
     Runs unchanged under `torchrun --nproc_per_node=N` (DDP; gloo on CPU, NCCL on GPU).
@@ -89,7 +90,8 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     result = run(data, out, model_cfg, cfg, device=device, amp=amp, resume=resume, force=force,
-                 progress=not (no_progress or quiet()), log=info, check_sync=check_sync, init_from=init_from)
+                 progress=not (no_progress or quiet()), log=info, check_sync=check_sync, init_from=init_from,
+                 cuda_graph=cuda_graph)
     import os
 
     if int(os.environ.get("RANK", 0)) == 0:

@@ -66,7 +66,8 @@ class Runtime:
     def autocast(self):
         if self.amp_dtype is None:
             return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+        # No cast cache: every weight is cast once per forward anyway, and a captured step (CUDA graph) needs it off.
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, cache_enabled=False)
 
 
 def setup_runtime(device: str = "auto", amp: str = "auto") -> Runtime:
@@ -185,7 +186,8 @@ def _save_training_state(folder: Path, optimizer, scaler, state: dict) -> None:
                 meta[f"state.{pid}.{name}"] = value
     tensors["rng.torch"] = torch.get_rng_state()
     atomic_write_bytes(folder / "optimizer.safetensors", save(tensors))
-    state = {**state, "param_groups": sd["param_groups"], "scalars": meta, "scaler": scaler.state_dict()}
+    groups = [{k: float(v) if torch.is_tensor(v) else v for k, v in g.items()} for g in sd["param_groups"]]
+    state = {**state, "param_groups": groups, "scalars": meta, "scaler": scaler.state_dict()}
     atomic_write_bytes(folder / "state.json", (json.dumps(state, indent=1) + "\n").encode())
 
 
@@ -279,6 +281,7 @@ def train(
     check_sync: str | None = None,
     cache_dir=None,
     init_from=None,
+    cuda_graph: bool = False,
 ) -> dict:
     """Train and write checkpoints into ``out``; returns the last metrics row (with the run summary)."""
     out = Path(out)
@@ -286,7 +289,7 @@ def train(
     rt = setup_runtime(device, amp)
     if resume:
         model_cfg, cfg = _saved_configs(out, cfg)
-    run = TrainingRun(data, out, model_cfg, cfg, rt, log=log, check_sync=check_sync)
+    run = TrainingRun(data, out, model_cfg, cfg, rt, log=log, check_sync=check_sync, cuda_graph=cuda_graph)
     run.setup(cache_dir=cache_dir, init_from=None if resume else init_from)
     if resume:
         run.resume()
@@ -311,10 +314,16 @@ class TrainingRun:
     """
 
     def __init__(self, data, out: Path, model_cfg: ModelConfig, cfg: TrainConfig, rt: Runtime, log=print,
-                 check_sync: str | None = None):
+                 check_sync: str | None = None, cuda_graph: bool = False):
         self.data, self.out, self.model_cfg, self.cfg, self.rt = data, out, model_cfg, cfg, rt
         self.say = log if rt.master else (lambda *a, **k: None)
         self.check_sync = check_sync
+        if cuda_graph:
+            from training.graphed_step import graph_refusal
+
+            if graph_refusal(rt, cfg):
+                raise ConfigError(graph_refusal(rt, cfg))
+        self.cuda_graph, self.graphed = cuda_graph, None
         self.step, self.epoch, self.batch_pos, self.best, self.rows, self.prior_s = 0, 0, 0, float("inf"), [], 0.0
         self.writes = {"checkpoint_writes": 0, "steps_checked": 0}
         self.bar = None
@@ -439,6 +448,10 @@ class TrainingRun:
         self.eval_s = 0.0  # time spent validating and writing, left out of tokens/s
         self.tokens_seen = self.rows[-1]["tokens"] if self.rows else 0
         self.model.train()
+        if self.cuda_graph and self.graphed is None:
+            from training.graphed_step import GraphedStep
+
+            self.graphed = GraphedStep(self)
 
     def step_groups(self):
         """The micro-batches (window indices on the device) of each optimizer step from the run's position
@@ -455,9 +468,12 @@ class TrainingRun:
         """One optimizer step over ``group`` (micro-batches accumulated), then progress; True when it
         ended an epoch. Nothing here waits for the device."""
         self._set_lr()
-        for micro, idx in enumerate(group):
-            self._forward_backward(idx, len(group), last=micro == len(group) - 1)
-        self._optimizer_step()
+        if self.graphed is not None:
+            self.graphed(group[0])  # grad_accum is 1 here (graph_refusal)
+        else:
+            for micro, idx in enumerate(group):
+                self._forward_backward(idx, len(group), last=micro == len(group) - 1)
+            self._optimizer_step()
         self.step += 1
         self.batch_pos += len(group)
         ended = self.batch_pos >= self.usable
@@ -474,7 +490,13 @@ class TrainingRun:
         time_fraction = (self.prior_s + time.time() - self.t0) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
         lr = lr_at(self.step, cfg, self.total_steps, time_fraction)
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            if torch.is_tensor(g["lr"]):  # a graphed step reads it on the device
+                g["lr"].fill_(lr)
+            else:
+                g["lr"] = lr
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
 
     def _forward_backward(self, idx, n_micro: int, last: bool) -> None:
         """One micro-batch: a single forward whose logits give the loss and the accuracy counts."""
@@ -517,7 +539,7 @@ class TrainingRun:
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", epoch=self.epoch + 1)
         else:
-            self.say(f"step {self.step}: train loss {train_loss:.4f}, lr {self.optimizer.param_groups[0]['lr']:.2e}, "
+            self.say(f"step {self.step}: train loss {train_loss:.4f}, lr {self._lr():.2e}, "
                      f"{rate_text(tps, self.rt.world)}, {self.prior_s + time.time() - self.t0:.0f} s")
 
     def _out_of_time(self) -> bool:
@@ -545,7 +567,7 @@ class TrainingRun:
                            0 if done else self.cfg.eval_batches)
         row = {
             "step": self.step, "epoch": round(self.epoch + self.batch_pos / max(self.usable, 1), 4),
-            "tokens": self.tokens_seen + run_tokens, "lr": self.optimizer.param_groups[0]["lr"],
+            "tokens": self.tokens_seen + run_tokens, "lr": self._lr(),
             "train_loss": a[0] / max(a[5], 1.0), "train_acc_all": a[1] / max(a[2], 1.0),
             **metrics, "tokens_per_s": tps, "elapsed_s": self.prior_s + elapsed,
         }
