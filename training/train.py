@@ -217,14 +217,20 @@ def _load_training_state(folder: Path, optimizer, scaler, device) -> dict:
 # -- metrics files ---------------------------------------------------------------------------------
 
 
-def write_metrics(out: Path, rows: list[dict]) -> None:
+def write_metrics(out: Path, rows: list[dict]) -> bool:
+    """metrics.csv, and metrics.png where matplotlib is installed (False when it is not: a GPU box may lack it,
+    and a missing plot must not end a run after hours)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=METRICS_FIELDS)
     w.writeheader()
     for r in rows:
         w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in METRICS_FIELDS})
     atomic_write_bytes(out / "metrics.csv", buf.getvalue().encode())
-    plot_metrics(out / "metrics.png", rows)
+    try:
+        plot_metrics(out / "metrics.png", rows)
+    except ImportError:
+        return False
+    return True
 
 
 def plot_metrics(path: Path, rows: list[dict]) -> None:
@@ -326,6 +332,7 @@ class TrainingRun:
         self.cuda_graph, self.graphed = cuda_graph, None
         self.step, self.epoch, self.batch_pos, self.best, self.rows, self.prior_s = 0, 0, 0, float("inf"), [], 0.0
         self.writes = {"checkpoint_writes": 0, "steps_checked": 0}
+        self.plot_warned = False
         self.bar = None
 
     # -- setup -------------------------------------------------------------------------------------
@@ -597,7 +604,9 @@ class TrainingRun:
             "elapsed_s": self.prior_s + time.time() - self.t0,
         })
         self.writes["checkpoint_writes"] += 1
-        write_metrics(self.out, self.rows)
+        if not write_metrics(self.out, self.rows) and not self.plot_warned:
+            self.say("note: metrics.png not written: matplotlib is not installed here (pip install matplotlib)")
+            self.plot_warned = True
 
     # -- teardown ----------------------------------------------------------------------------------
 
