@@ -9,6 +9,13 @@ so ``load_checkpoint(out)`` works), ``last/`` (weights + optimizer and schedule 
 trains on its shard and only rank 0 writes. Two accuracies are reported on the held-out split: all six
 slots of the predicted next context (comparable with upstream's figures) and slot 5 alone, the new token
 that generation samples.
+
+A step costs only its arithmetic: the windows live on the device and a batch is gathered there
+(``training.batches``), one forward gives the loss and the accuracy counts, the running sums stay on the
+device and are read back only when logging (every ``LOG_EVERY`` steps) or validating, and non-finite losses
+are counted there too and raise ``TrainingDivergedError`` at that read-back, before anything is saved.
+``tests/test_training_step_cost.py`` counts LSTM forwards and host read-backs per step. On CUDA,
+``--cuda-graph`` replays each full-batch step as one CUDA graph (``training.graphed_step``).
 """
 
 from __future__ import annotations
