@@ -2,7 +2,7 @@
 #   make demo   - install the Pi runtime (no torch) and run the demo on the bundled model
 #   make test   - install everything (torch CPU, converters, test tools) and run lint + the test suite
 #   make test-slow - the slow tests only (wheel installs, longer trainings), deselected by `make test`
-#   make lint   - ruff (style and complexity caps) and lint-imports (the layers, docs/ARCHITECTURE.md)
+#   make lint   - ruff (style and complexity caps), lint-imports (the layers, docs/ARCHITECTURE.md), vulture (unused code)
 #   make arm64-check - the Pi path under arm64 emulation (qemu-user; 11-13 min, docs/PI.md)
 #   make dist   - the wheel and sdist users install (dist/*.whl, dist/*.tar.gz; the bundled model inside)
 #   make docs-images - the pictures in docs/img/, made again from the demo and the recorded bench results
@@ -37,6 +37,7 @@ demo: $(PI_VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
 
 firmware-test:
 	@if [ -f firmware_bridge/firmware/Makefile ]; then $(MAKE) -C firmware_bridge/firmware test; fi

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def adherence(model, per_colour: int, temperature: float, seed: int, backend: str, size_px: int = 24) -> dict:
     from pxby_edge.backends import open_backend
     from pxby_edge.generate import GenerationRequest, Generator
-    from training.synth import COLOURS, ELEMENTS, FEATURES, SIZES, describe, dominant_colour
+    from training.synth import COLOURS, ELEMENTS, FEATURES, SIZES, caption, dominant_colour
 
     be = open_backend(model, backend=backend)
     v = be.manifest.vocab
@@ -38,7 +38,7 @@ def adherence(model, per_colour: int, temperature: float, seed: int, backend: st
             element = list(ELEMENTS)[rng.integers(len(ELEMENTS))]
             size = list(SIZES)[rng.integers(len(SIZES))]
             feats = sorted(rng.choice(list(FEATURES), size=int(rng.integers(1, 4)), replace=False).tolist(), key=list(FEATURES).index)
-            req = GenerationRequest(prompt=describe(colour, element, size, feats), plan=("text", "image"), complete_text=False,
+            req = GenerationRequest(prompt=caption(colour, element, size, feats), modalities=("text", "image"), complete_text=False,
                                     frames=1, width=size_px, height=size_px, temperature=temperature, seed=seed + k,
                                     max_tokens=size_px * (size_px + 1) + 8)
             k += 1

@@ -75,7 +75,7 @@ def stream_figures() -> dict:
         for event in events:
             streamer.feed(event)
         streamer.finish()
-        c = run.summary()
+        c = run.counters()
         ticks = run.port.ticks
     seconds = ticks / 59.7275
     return {"packets": c["gb_packets"], "payload_bytes": c["gb_payload_bytes"], "link_bytes": c["gb_bytes"],
@@ -123,18 +123,15 @@ def demo_cry_events(seed: int = 7):
     """The demo's creature (bundled model, ``pxby-edge demo`` defaults): (events, audio rate, samples)."""
     import inspect
 
-    from firmware_bridge.demo import DEFAULT_DEMO_AUDIO_S, DEFAULT_DEMO_PROMPT, DEMO_SPRITE_PX, demo
-    from pxby_edge.backends import open_backend
-    from pxby_edge.generate import Generator, audio_rate_of, default_model_path
+    from firmware_bridge.commands import DEMO_DEFAULTS, demo
+    from pxby_edge.generate import run_generation
     from pxby_edge.options import request_from_options
 
     names = inspect.signature(request_from_options).parameters
     opts = {p.name: p.default for p in demo.params if p.name in names}
-    opts.update(prompt=DEFAULT_DEMO_PROMPT, image=None, complete_text=False, frames=3, width=DEMO_SPRITE_PX,
-                height=DEMO_SPRITE_PX, audio_seconds=DEFAULT_DEMO_AUDIO_S, seed=seed)
-    request = request_from_options(**opts)
-    backend = open_backend(default_model_path())
-    return list(Generator(backend, request).events()), audio_rate_of(backend.manifest), request.audio_samples
+    opts.update(DEMO_DEFAULTS, seed=seed)
+    gen = run_generation(request_from_options(**opts)).generator
+    return list(gen.events()), gen.audio_rate, gen.audio_samples
 
 
 if __name__ == "__main__":

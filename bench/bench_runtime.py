@@ -238,7 +238,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None, help="Write all rows and checks here.")
     args = ap.parse_args()
 
-    from pxby_edge.bench import Plan, add_ratios, bench, format_rows
+    from pxby_edge.bench import BenchMatrix, add_ratios, bench, format_rows
     from training.bench_rows import torch_specs
 
     files = build(args.work, args.rebuild)
@@ -247,17 +247,17 @@ def main() -> int:
     def progress(label):
         print(f"  {label}", file=sys.stderr, flush=True)
 
-    rows = bench(Plan(models, tokens=args.tokens, threads=(args.threads,), variants=True), repeats=args.repeats,
+    rows = bench(BenchMatrix(models, tokens=args.tokens, threads=(args.threads,), variants=True), repeats=args.repeats,
                  progress=progress)
     if not args.no_torch:
         # The PyTorch rows take minutes (upstream-style is quadratic): measured once, not repeated.
-        torch_rows = bench(Plan(models[:1], kinds=(), tokens=args.tokens, onnx_int8=False), progress=progress,
+        torch_rows = bench(BenchMatrix(models[:1], kinds=(), tokens=args.tokens, onnx_int8=False), progress=progress,
                            extra_specs=torch_specs(files["ckpt"], tokens=args.tokens,
                                                    upstream_tokens=args.upstream_tokens, threads=args.threads))
         rows = add_ratios(torch_rows + rows)
     demo_rows = []
     if args.demo.is_file():
-        demo_rows = bench(Plan([args.demo], backends=["litert"], tokens=args.tokens, threads=(args.threads,)),
+        demo_rows = bench(BenchMatrix([args.demo], backends=["litert"], tokens=args.tokens, threads=(args.threads,)),
                           repeats=args.repeats)
     print(format_rows(rows))
     if demo_rows:

@@ -21,6 +21,7 @@ import numpy as np
 
 from pxby_edge.generate import GenerationRequest, run_generation, tokenizer_for
 from pxby_edge.manifest import read_manifest
+from pxby_edge.outputs import write_generation
 
 
 def sweep(seeds: int, backend: str, bounded: bool, max_tokens: int) -> list[dict]:
@@ -32,8 +33,9 @@ def sweep(seeds: int, backend: str, bounded: bool, max_tokens: int) -> list[dict
         for seed in range(seeds):
             out = Path(tmp) / f"seed{seed}"
             t0 = time.perf_counter()
-            s = run_generation(GenerationRequest(seed=seed, bounded=bounded, max_tokens=max_tokens),
-                               backend=backend, out_dir=out)
+            run = run_generation(GenerationRequest(seed=seed, bounded=bounded, max_tokens=max_tokens), backend=backend)
+            s = run.complete()
+            write_generation(run.generator, out)
             decoded = tok.decode(np.load(out / "tokens.npz")["tokens"])
             frames = decoded["frame_ids"]
             rows.append({

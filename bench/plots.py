@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def throughput(args) -> int:
-    from pxby_edge.bench import Plan, bench, format_rows, plot_rows
+    from pxby_edge.bench import BenchMatrix, bench, format_rows, plot_rows
     from pxby_edge.generate import default_model_path
 
     if args.rows is not None:  # drawn again from a recorded run, nothing measured
         rows = json.loads(Path(args.rows).read_text())
     else:
-        rows = bench(Plan([args.model or default_model_path()], tokens=args.tokens), repeats=args.repeats,
+        rows = bench(BenchMatrix([args.model or default_model_path()], tokens=args.tokens), repeats=args.repeats,
                      progress=lambda label: print(f"  {label}", file=sys.stderr, flush=True))
         if args.save_rows is not None:
             args.save_rows.write_text(json.dumps(rows, indent=2) + "\n")

@@ -29,7 +29,7 @@ def quantize(x: np.ndarray, fmt: int) -> np.ndarray:
 class AudioEncoder:
     """Levels at ``in_rate`` -> quantized samples at ``out_rate``, in any number of pieces."""
 
-    def __init__(self, in_rate: float, out_rate: int = 8192, fmt: int = pr.AUDIO_U8, *, speaker: bool = True,
+    def __init__(self, in_rate: float, out_rate: int = pr.Capabilities.audio_rate, fmt: int = pr.AUDIO_U8, *, speaker: bool = True,
                  low_hz: float = 100.0, high_hz: float = 3000.0, order: int = 4, gain: float = 1.0):
         from scipy import signal
 

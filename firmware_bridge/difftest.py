@@ -33,6 +33,8 @@ from firmware_bridge.errors import FirmwareBuildError, FirmwareSourcesMissing
 from firmware_bridge.frame import Message, encode
 from firmware_bridge.vectors import firmware_sources
 
+DEV_RATE = pr.Capabilities.audio_rate  # an AUDIO_CFG at another rate (8000 below) must be refused by both cores
+
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
 # the counters in the C core's enum order (device_check prints them so)
 C_COUNTERS = ("underruns", "gaps", "frames_ok", "crc_errors", "frames_bad", "dup_frames", "out_of_order", "commits",
@@ -181,7 +183,7 @@ class _Host:
         fmt = rng.choice([pr.AUDIO_U8, pr.AUDIO_U8, pr.AUDIO_U4, 0, 3])
         self.offset = rng.choice([0, rng.randrange(1 << 32), 0xFFFFFF00, U32 - rng.randrange(600)])
         self.u4 = fmt == pr.AUDIO_U4
-        return pr.pack(pr.AUDIO_CFG, rate=rng.choice([8192, 8192, 8192, 8000]), format=fmt, start=self.offset,
+        return pr.pack(pr.AUDIO_CFG, rate=rng.choice([DEV_RATE, DEV_RATE, DEV_RATE, 8000]), format=fmt, start=self.offset,
                        prebuffer=rng.choice([0, rng.randrange(5000), 256]))
 
     def _audio_chunk(self) -> bytes:
@@ -301,7 +303,7 @@ def crash_sequences() -> dict[str, list[Message]]:
         # a sound opened 256 samples before the 32-bit wrap, then 300 samples: audio_limit wraps
         "audio_offset_wrap": [
             hello,
-            Message(pr.AUDIO_CFG, pr.pack(pr.AUDIO_CFG, rate=8192, format=pr.AUDIO_U8, start=0xFFFFFF00, prebuffer=0),
+            Message(pr.AUDIO_CFG, pr.pack(pr.AUDIO_CFG, rate=DEV_RATE, format=pr.AUDIO_U8, start=0xFFFFFF00, prebuffer=0),
                     pr.F_RELIABLE, pr.CH_AUDIO, 0, tag),
             Message(pr.AUDIO_CHUNK, pr.pack(pr.AUDIO_CHUNK, bytes([128]) * 300, offset=0xFFFFFF00), 0, pr.CH_AUDIO, 0,
                     tag),

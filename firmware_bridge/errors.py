@@ -40,13 +40,9 @@ class CapabilityError(LinkError):
     """The device is too small for what was asked (screen, tile slots, audio rate or buffers)."""
 
 
-class FirmwareSourcesMissing(BridgeError):  # noqa: N818 (says what is wrong, like RuntimeUnavailable)
+class FirmwareSourcesMissing(BridgeError):  # noqa: N818 (says what is wrong)
     """The C firmware sources (to build, check vectors or run the differential test) are not installed."""
 
 
 class FirmwareBuildError(BridgeError):
     """The C firmware core could not be built here (no gcc or make, or the compiler failed)."""
-
-
-class RuntimeUnavailable(BridgeError):  # noqa: N818 (reads better at the call site)
-    """The generation runtime (``pxby_edge.generate`` and a backend) is not part of this install."""

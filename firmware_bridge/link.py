@@ -11,7 +11,8 @@ sample offset under credits (the device says up to which offset it has room), a 
 (PING when the line is quiet) and re-handshake after a device reset (NAK "no session") or
 silence. After every handshake it calls ``on_session`` so the caller can redraw a device that
 may have lost its screen. ``Link`` opens any pyserial URL and pumps bytes between the port and
-the session with the real clock, turning silence into ``LinkTimeout`` naming port and baud.
+the session with the real clock, turning silence into ``LinkTimeout`` naming port and baud; it is
+one ``PumpedLink``, the base every transport's link shares (``firmware_bridge/transports.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from firmware_bridge import protocol as pr
-from firmware_bridge.errors import CapabilityError, LinkError, LinkTimeout, PortError, ProtocolVersionError
+from firmware_bridge.errors import CapabilityError, LinkError, LinkTimeout, ProtocolVersionError
 from firmware_bridge.frame import BadFrame, Decoder, Message, encode
 from firmware_bridge.ports import port_error
 
@@ -144,13 +145,11 @@ class HostSession:
         self.state = "closed"
         self.epoch = 0
         self.caps: Optional[pr.Capabilities] = None
-        self.device_version: Optional[tuple] = None
         self.boot_id: Optional[int] = None
         self.tag = 0
         self.last_status: dict = {}
         self.history: deque = deque(maxlen=64)  # (now_ms, what): handshakes, resets, silences
         self._cfg_seq_pending: Optional[int] = None
-        self.last_log = ""
         self._reset_reliable()
         self._audio_clear()
         self._out = bytearray()
@@ -409,8 +408,6 @@ class HostSession:
             self._rtt_sample((now_ms - fields["token"]) & pr.U32)
         elif msg.type == pr.STATUS:
             self.last_status = fields
-        elif msg.type == pr.LOG:
-            self.last_log = tail.decode("ascii", "replace")
 
     def _on_ack(self, msg: Message, fields: dict, now_ms: int) -> None:
         if fields["session"] != self.tag:
@@ -486,7 +483,6 @@ class HostSession:
         caps = pr.Capabilities.from_fields(fields)
         check_capabilities(caps, self.need)
         self.caps = caps
-        self.device_version = (fields["version"], fields["fw_major"], fields["fw_minor"], fields["fw_patch"])
         self.boot_id = fields["boot_id"]
         if self.hellos_sent == 1:
             self._rtt_sample(now_ms - self.handshake_since)
@@ -541,18 +537,83 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-def parse_socket_url(url: str) -> tuple[str, int]:
-    """(host, port) of ``socket://HOST:PORT``; ``PortError`` saying what is wrong otherwise.
-    pyserial's own message for a bad one names its logging options instead."""
-    hostport = url[len("socket://") :].split("?", 1)[0].split("/", 1)[0]
-    host, _, num = hostport.rpartition(":")
-    if not num.isdigit() or not 0 <= int(num) <= 65535:
-        raise PortError(f"bad socket URL {url!r}: expected socket://HOST:PORT with PORT 0..65535")
-    return host.strip("[]") or "127.0.0.1", int(num)
+class PumpedLink:
+    """What a ``Streamer`` drives: a ``HostSession`` and ``pump()``, the one method a transport writes.
+
+    ``pump()`` moves bytes once between the session and the device; everything else (the handshake,
+    waiting with a deadline, sending under the window, flushing) is written here once, on the
+    session and ``clock()``. The subclasses: ``Link`` (a pyserial port and the real clock),
+    ``virtual.VirtualLink`` (a simulated line to an in-process ``DeviceCore``, one simulated ms per
+    pump) and ``gameboy.session.GameBoyLink`` (a ``VirtualLink`` whose device mirrors onto a Game Boy
+    port). Single-threaded: the caller pumps it."""
+
+    url: str = ""
+    baud: Optional[int] = None
+    connect_timeout_s: float = 3.0
+    session: HostSession
+
+    def clock(self) -> int:
+        raise NotImplementedError
+
+    def pump(self, block: bool = True) -> None:
+        raise NotImplementedError
+
+    def open(self) -> PumpedLink:
+        """Open the transport (nothing to open for an in-process one)."""
+        return self
+
+    def connect(self, timeout_s: Optional[float] = None) -> PumpedLink:
+        """Open (if needed) and handshake; raises ``LinkTimeout`` if the device stays silent."""
+        self.open()
+        self.session.connect(self.clock())
+        self._wait_ready(self.connect_timeout_s if timeout_s is None else timeout_s)
+        return self
+
+    def _where(self) -> str:
+        return f"{self.url} at {self.baud} baud" if self.baud else self.url
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = self.clock() + int(timeout_s * 1000)
+        while self.session.state != "ready":
+            if self.clock() >= deadline:
+                raise LinkTimeout(
+                    f"device silent on {self._where()}: no answer to HELLO for {timeout_s:g} s "
+                    f"(is it running pxby firmware or `pxby-edge handheld`, at this baud?)"
+                )
+            self.pump()
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Pump until ``predicate()``; ``LinkTimeout`` naming ``what`` after ``timeout_s``."""
+        deadline = self.clock() + int(timeout_s * 1000)
+        while not predicate():
+            if self.clock() >= deadline:
+                raise LinkTimeout(f"{what}: no progress on {self._where()} for {timeout_s:g} s")
+            self.pump()
+
+    def send(self, mtype: int, payload: bytes, channel: int = pr.CH_CONTROL, timeout_s: float = 10.0) -> None:
+        """Queue a reliable message, pumping first while the backlog is above two windows."""
+        s = self.session
+        self.wait(lambda: s.state == "ready" and s.backlog < 2 * s.window, timeout_s, "waiting for the device to take frames")
+        s.queue(mtype, payload, channel)
+        self.pump()
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Pump until every reliable message is acknowledged and all audio has left."""
+        s = self.session
+        self.wait(lambda: s.state == "ready" and s.backlog == 0 and s.audio_pending == 0, timeout_s, "flushing")
+
+    def close(self) -> None:
+        """Close the transport (nothing to close for an in-process one)."""
+
+    def __enter__(self) -> PumpedLink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-class Link:
-    """A ``HostSession`` on a pyserial port. Single-threaded: the caller pumps it."""
+class Link(PumpedLink):
+    """A ``HostSession`` on a pyserial port (any URL ``serial.serial_for_url`` opens), on the real clock."""
 
     def __init__(self, url: str, baud: int = 115200, *, clock: Callable[[], int] = monotonic_ms, connect_timeout_s: float = 3.0,
                  reconnect_timeout_s: float = 10.0, read_wait_s: float = 0.002, **session_opts):
@@ -569,8 +630,11 @@ class Link:
     def open(self) -> Link:
         import serial
 
-        if self.url.startswith("socket://"):
-            parse_socket_url(self.url)
+        from firmware_bridge.transports import socket_address
+
+        if self.port is not None:
+            return self
+        socket_address(self.url)  # pyserial's own message for a bad socket:// URL names its logging options
         try:
             # exclusive: a second program on the same tty would steal half the bytes
             self.port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=self.read_wait_s,
@@ -578,24 +642,6 @@ class Link:
         except (serial.SerialException, OSError, ValueError, OverflowError, TypeError) as exc:
             raise port_error(self.url, exc) from exc
         return self
-
-    def connect(self) -> Link:
-        """Open (if needed) and handshake; raises ``LinkTimeout`` if the device stays silent."""
-        if self.port is None:
-            self.open()
-        self.session.connect(self.clock())
-        self._wait_ready(self.connect_timeout_s)
-        return self
-
-    def _wait_ready(self, timeout_s: float) -> None:
-        deadline = self.clock() + int(timeout_s * 1000)
-        while self.session.state != "ready":
-            if self.clock() >= deadline:
-                raise LinkTimeout(
-                    f"device silent on {self.url} at {self.baud} baud: no answer to HELLO for {timeout_s:g} s "
-                    f"(is it running pxby firmware or `pxby-edge handheld`, at this baud?)"
-                )
-            self.pump()
 
     def pump(self, block: bool = True) -> None:
         """Move bytes once: read what arrived (waiting up to ``read_wait_s`` if ``block``), then write."""
@@ -616,33 +662,7 @@ class Link:
                     f"device silent on {self.url} at {self.baud} baud: lost for {self.reconnect_timeout_s:g} s"
                 )
 
-    def wait(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-        """Pump until ``predicate()``; ``LinkTimeout`` naming ``what`` after ``timeout_s``."""
-        deadline = self.clock() + int(timeout_s * 1000)
-        while not predicate():
-            if self.clock() >= deadline:
-                raise LinkTimeout(f"{what}: no progress on {self.url} at {self.baud} baud for {timeout_s:g} s")
-            self.pump()
-
-    def send(self, mtype: int, payload: bytes, channel: int = pr.CH_CONTROL, timeout_s: float = 10.0) -> None:
-        """Queue a reliable message, pumping first while the backlog is above two windows."""
-        s = self.session
-        self.wait(lambda: s.state == "ready" and s.backlog < 2 * s.window, timeout_s, "waiting for the device to take frames")
-        s.queue(mtype, payload, channel)
-        self.pump()
-
-    def flush(self, timeout_s: float = 30.0) -> None:
-        """Pump until every reliable message is acknowledged and all audio has left."""
-        s = self.session
-        self.wait(lambda: s.state == "ready" and s.backlog == 0 and s.audio_pending == 0, timeout_s, "flushing")
-
     def close(self) -> None:
         if self.port is not None:
             self.port.close()
             self.port = None
-
-    def __enter__(self) -> Link:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

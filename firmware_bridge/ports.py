@@ -16,6 +16,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -48,11 +49,48 @@ def registry_dir() -> Path:
     return Path(base) / "pxby-edge" / "handhelds"
 
 
+def _private_levels(folder: Path) -> list[Path]:
+    """The folders of the registry path this user must own alone: below XDG_RUNTIME_DIR (which the login
+    made private), or from ``/tmp/pxby-edge-UID`` down, a name anyone on the machine could take first."""
+    levels = [folder.parent, folder]
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        levels.insert(0, folder.parent.parent)
+    return levels
+
+
+def _unsafe(path: Path) -> Optional[str]:
+    """Why ``path`` is not a folder of this user's alone (None when it is)."""
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return "a link" if stat.S_ISLNK(st.st_mode) else "not a folder"
+    if st.st_uid != os.getuid():
+        return f"owned by uid {st.st_uid}"
+    if st.st_mode & 0o077:
+        return f"open to others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def private_registry() -> Path:
+    """The registry folder, made 0700 where absent; refused (one line) when any level of it is a link, is
+    another user's or is open to others: announcements there would go where someone else wants."""
+    folder = registry_dir()
+    for level in _private_levels(folder):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(level, 0o700)
+        why = _unsafe(level)
+        if why is not None and why.startswith("open to others"):
+            os.chmod(level, 0o700)  # ours, made by an older version with the umask's mode: close it
+            why = _unsafe(level)
+        if why is not None:
+            raise PortError(f"{level} is {why}, not a private folder of this user: remove it, "
+                            "or set XDG_RUNTIME_DIR to a folder of your own")
+    return folder
+
+
 @contextlib.contextmanager
 def announce(url: str, name: str = "pxby-edge handheld (simulator)") -> Iterator[Path]:
     """Keep an announcement of the handheld at ``url`` in the registry for as long as the block runs."""
-    folder = registry_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = private_registry()
     path = folder / f"{os.getpid()}.json"
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -97,7 +135,10 @@ def _read_announcement(path: Path) -> Optional[Port]:
 def announced() -> list[Port]:
     """Handhelds that announced themselves and still run, oldest announcement first."""
     folder = registry_dir()
-    if not folder.is_dir():
+    try:
+        if any(_unsafe(level) for level in _private_levels(folder)):
+            return []  # not ours alone: nothing in it is believed
+    except OSError:
         return []
     files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns if p.exists() else 0)
     return [port for port in map(_read_announcement, files) if port is not None]

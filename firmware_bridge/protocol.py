@@ -15,6 +15,8 @@ import struct
 import sys
 from dataclasses import dataclass, fields
 
+from pxby_edge.constants import DEVICE_AUDIO_RATE
+
 # -- versions ---------------------------------------------------------------------------------
 # The header layout (first 8 bytes) and the HELLO / HELLO_ACK payloads are frozen across all
 # versions, so that two sides of different versions can always tell each other so.
@@ -214,7 +216,7 @@ class Capabilities:
     screen_h: int = SCREEN_H
     bpp: int = 2
     tile_slots: int = 384
-    audio_rate: int = 8192
+    audio_rate: int = DEVICE_AUDIO_RATE
     audio_formats: int = AUDIO_U8 | AUDIO_U4
     rx_window: int = 8  # at most 32: the SACK bitmap
     max_payload: int = 512

@@ -12,11 +12,13 @@ a live 4-shade view in the terminal (half-block characters, two pixels per cell)
 
 from __future__ import annotations
 
+import io
 import os
 import select
 import socket
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -26,8 +28,9 @@ from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.errors import PortError
-from firmware_bridge.link import monotonic_ms, parse_socket_url
+from firmware_bridge.link import monotonic_ms
 from firmware_bridge.ports import port_error
+from pxby_edge.atomic import atomic_write
 
 # -- transports ---------------------------------------------------------------------------------
 
@@ -149,16 +152,27 @@ def open_transport(pty: bool = False, port: Optional[str] = None, baud: int = 11
     """``--pty`` or ``--port URL``: ``socket://HOST:PORT`` listens there, anything else is opened."""
     if pty or port is None:
         return PtyTransport()
-    if port.startswith("socket://"):
-        return SocketTransport(*parse_socket_url(port))
-    return SerialTransport(port, baud)
+    from firmware_bridge.transports import socket_address
+
+    address = socket_address(port)
+    return SocketTransport(*address) if address is not None else SerialTransport(port, baud)
 
 
 # -- capture ------------------------------------------------------------------------------------
 
 
+# A handheld serves for as long as its service runs (days, behind `stream --loop`), so what it keeps
+# of the past is bounded: every commit is a 23 KB screen, and keeping them all grew a 5-minute soak
+# from 33 MB to 650 MB. With --capture the GIF holds the last GIF_FRAMES commits (80 ms each: the
+# last 2 minutes, 35 MB at most); without it only a few screens stay, for the counters and tests.
+GIF_FRAMES = 1500
+RECENT_FRAMES = 32
+KEPT_AUDIO_SAMPLES = 8192 * 600  # audio.wav: the last ten minutes the speaker played
+RECENT_AUDIO_SAMPLES = 8192 * 30  # without --capture: the last half minute, for the counters and tests
+
+
 class Capture:
-    """What the device showed and played, across restarts; writes the capture folder."""
+    """What the device showed and played, across restarts (the recent past, bounded); writes the capture folder."""
 
     def __init__(self, out_dir=None, palette=DMG_PALETTE):
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -168,14 +182,17 @@ class Capture:
             # of ms, long enough for the host to resend its window
             from PIL import GifImagePlugin, Image, PngImagePlugin  # noqa: F401
         self.palette = np.asarray(palette, dtype=np.uint8)
-        self.frames: list[np.ndarray] = []
+        self.frames: deque[np.ndarray] = deque(maxlen=GIF_FRAMES if self.out_dir is not None else RECENT_FRAMES)
+        self.commits = 0  # every commit seen; ``frames`` keeps the last ones
         self.screen: Optional[np.ndarray] = None
-        self.chunks: list[tuple[int, np.ndarray]] = []  # (offset, samples) in the order played
+        self.chunks: deque[tuple[int, np.ndarray]] = deque()  # (offset, samples) in the order played
+        self._kept_samples = 0
+        self._audio_bound = KEPT_AUDIO_SAMPLES if self.out_dir is not None else RECENT_AUDIO_SAMPLES
         self.played = 0
         self.gaps = 0
         self.replayed = 0
         self.next_offset: Optional[int] = None
-        self.audio_rate = 8192
+        self.audio_rate = pr.Capabilities.audio_rate  # until an AUDIO_CFG says (the device's own rate)
         self.audio_format = pr.AUDIO_U8
         self.lock = threading.Lock()
         self._png_at = -1.0
@@ -184,6 +201,7 @@ class Capture:
         with self.lock:
             self.screen = screen.copy()
             self.frames.append(self.screen)
+            self.commits += 1
         now = time.monotonic()
         if self.out_dir is not None and now - self._png_at >= 0.25:
             # at most 4 writes a second: a PNG per row would stall the device loop (late ACKs,
@@ -206,6 +224,9 @@ class Capture:
                 elif offset < self.next_offset:
                     self.replayed += self.next_offset - offset
             self.chunks.append((offset, samples.copy()))
+            self._kept_samples += len(samples)
+            while self._kept_samples > self._audio_bound and len(self.chunks) > 1:
+                self._kept_samples -= len(self.chunks.popleft()[1])
             self.played += len(samples)
             self.next_offset = offset + len(samples)
 
@@ -216,9 +237,9 @@ class Capture:
         return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
     def _save_png(self, path: Path, screen: np.ndarray) -> None:
-        tmp = path.with_suffix(".tmp.png")
-        self.image(screen).save(tmp)
-        os.replace(tmp, path)  # a viewer never sees half a file
+        image = io.BytesIO()
+        self.image(screen).save(image, format="PNG")
+        _replace(path, image)
 
     def audio(self) -> np.ndarray:
         """Played samples as floats in [-1, 1] at their offsets; gaps are silence."""
@@ -244,19 +265,25 @@ class Capture:
         if frames:
             self._save_png(self.out_dir / "screen.png", frames[-1])
             images = [self.image(f) for f in frames]
-            tmp = self.out_dir / "screen.tmp.gif"
-            images[0].save(tmp, save_all=True, append_images=images[1:], duration=80, loop=0)
-            os.replace(tmp, self.out_dir / "screen.gif")
+            gif = io.BytesIO()
+            images[0].save(gif, format="GIF", save_all=True, append_images=images[1:], duration=80, loop=0)
+            _replace(self.out_dir / "screen.gif", gif)
             written += [str(self.out_dir / "screen.png"), str(self.out_dir / "screen.gif")]
         audio = self.audio()
         if audio.size:
             from scipy.io import wavfile
 
-            tmp = self.out_dir / "audio.tmp.wav"
-            wavfile.write(tmp, self.audio_rate, np.round(audio * 32767).astype(np.int16))
-            os.replace(tmp, self.out_dir / "audio.wav")
+            wav = io.BytesIO()
+            wavfile.write(wav, self.audio_rate, np.round(audio * 32767).astype(np.int16))
+            _replace(self.out_dir / "audio.wav", wav)
             written.append(str(self.out_dir / "audio.wav"))
         return written
+
+
+def _replace(path: Path, data: io.BytesIO) -> None:
+    # made in memory, then written under an unpredictable temporary name and renamed: a viewer never sees
+    # half a file, and no link planted in the capture folder under a name we would use is followed
+    atomic_write(path, data.getvalue(), overwrite=True)
 
 
 def halfblocks(screen: np.ndarray, palette=DMG_PALETTE) -> str:

@@ -2,8 +2,8 @@
 
     pxby-edge stream MODEL --port socket://127.0.0.1:7777
 
-``Streamer`` consumes ``pxby_edge.events`` records one at a time (``send_events`` drives a whole
-iterable). Drawing goes through a ``ScreenModel`` (what the screen should show) and a
+``Streamer`` consumes ``pxby_edge.events`` records one at a time (``stream_round`` drives a whole
+round). Drawing goes through a ``ScreenModel`` (what the screen should show) and a
 ``TileDiff`` (what the device has), so each row sends only the tiles it changed, then a COMMIT.
 After any handshake (the first, or one after a device reset) the device may hold nothing: the
 streamer resets it and redraws the whole screen; the link resumes the sound where it was.
@@ -27,7 +27,7 @@ from firmware_bridge.errors import CapabilityError
 FORMATS = {"u8": pr.AUDIO_U8, "u4": pr.AUDIO_U4}
 
 
-def stream_needs(text_rows: int = 4) -> dict:
+def stream_needs() -> dict:
     """Capabilities a device needs for a stream: the full Game Boy screen as tiles, a 2-bit display."""
     return {
         "screen_w": pr.SCREEN_W,
@@ -246,17 +246,6 @@ class Streamer:
         self.link.flush(timeout_s)
         return dict(self.stats, **self.session.counters)
 
-    def expected_screen(self) -> np.ndarray:
-        return self.model.render()
-
-
-def send_events(link, events: Iterable, **opts) -> dict:
-    """Stream every event of ``events`` through ``link`` (connected) and wait for delivery."""
-    streamer = Streamer(link, **opts)
-    for event in events:
-        streamer.feed(event)
-    return streamer.finish()
-
 
 class Round(NamedTuple):
     """One creature to send: its events, the rate of its audio tokens, how many audio samples it plans."""
@@ -264,6 +253,14 @@ class Round(NamedTuple):
     events: Iterable
     audio_rate: float
     audio_total: Optional[int]
+
+
+def stream_round(link, rnd: Round, **opts) -> dict:
+    """Stream every event of ``rnd`` through ``link`` (connected) and wait for delivery; the delivery counters."""
+    streamer = Streamer(link, audio_rate=rnd.audio_rate, audio_total=rnd.audio_total, **opts)
+    for event in rnd.events:
+        streamer.feed(event)
+    return streamer.finish()
 
 
 def stream_rounds(link, make_round: Callable[[int], Round], *, rounds: Optional[int] = 1, pause_s: float = 0.0,
@@ -275,15 +272,17 @@ def stream_rounds(link, make_round: Callable[[int], Round], *, rounds: Optional[
     away ends the loop with the link's error, which is what a service manager restarts on."""
     k = 0
     while rounds is None or k < rounds:
-        rnd = make_round(k)
-        stats = send_events(link, rnd.events, audio_rate=rnd.audio_rate, audio_total=rnd.audio_total, **opts)
+        stats = stream_round(link, make_round(k), **opts)
         yield dict(stats, round=k)
         k += 1
         if pause_s > 0 and (rounds is None or k < rounds):
             sleep(pause_s)
 
 
-def synthetic_events(frames: int = 3, size: int = 16, audio_s: float = 2.0, audio_rate: int = 8000,
+SYNTHETIC_AUDIO_RATE = 8000  # the test chirp's sample rate: a source rate the encoder resamples, like a model's
+
+
+def synthetic_events(frames: int = 3, size: int = 16, audio_s: float = 2.0, audio_rate: int = SYNTHETIC_AUDIO_RATE,
                      text: str = "a test sprite", seed: int = 0) -> list:
     """Events as the generator would yield them: a text, an animated sprite, a sound.
 

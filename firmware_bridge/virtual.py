@@ -14,6 +14,8 @@ from __future__ import annotations
 import random
 from typing import Callable, Optional
 
+from firmware_bridge.link import HostSession, PumpedLink
+
 
 class Direction:
     """One direction of a line: a byte queue drained at the line rate, with optional faults."""
@@ -25,7 +27,6 @@ class Direction:
         self.drop = drop
         self.buf = bytearray()
         self.budget = 0.0
-        self.carried = 0
 
     def write(self, data: bytes) -> None:
         self.buf += data
@@ -43,7 +44,6 @@ class Direction:
             self.budget -= n
         out = bytes(self.buf[:n])
         del self.buf[:n]
-        self.carried += n
         if self.corrupt or self.drop:
             out = self._faults(out)
         return out
@@ -95,12 +95,10 @@ def run_until(host, device, line: VirtualLine, done: Callable[[], bool], *, limi
     return line.now_ms - start
 
 
-class VirtualLink:
-    """A ``Link`` whose port is a ``VirtualLine`` to a ``DeviceCore``: each pump is 1 simulated ms."""
+class VirtualLink(PumpedLink):
+    """A ``PumpedLink`` whose port is a ``VirtualLine`` to a ``DeviceCore``: each pump is 1 simulated ms."""
 
     def __init__(self, device, line: Optional[VirtualLine] = None, **session_opts):
-        from firmware_bridge.link import HostSession
-
         self.device = device
         self.line = line or VirtualLine(None)
         self.session = HostSession(**session_opts)
@@ -110,13 +108,6 @@ class VirtualLink:
 
     def clock(self) -> int:
         return self.line.now_ms
-
-    def connect(self, timeout_s: float = 3.0):
-        from firmware_bridge.link import Link
-
-        self.session.connect(self.clock())
-        Link._wait_ready(self, timeout_s)
-        return self
 
     def pump(self, block: bool = True) -> None:
         line, now = self.line, self.line.now_ms + 1
@@ -133,18 +124,3 @@ class VirtualLink:
         line.to_host.write(self.device.take_output())
         if self.each_ms is not None:
             self.each_ms(now)
-
-    def wait(self, predicate, timeout_s: float, what: str) -> None:
-        from firmware_bridge.link import Link
-
-        Link.wait(self, predicate, timeout_s, what)
-
-    def send(self, mtype: int, payload: bytes, channel: int = 0, timeout_s: float = 10.0) -> None:
-        from firmware_bridge.link import Link
-
-        Link.send(self, mtype, payload, channel, timeout_s)
-
-    def flush(self, timeout_s: float = 30.0) -> None:
-        from firmware_bridge.link import Link
-
-        Link.flush(self, timeout_s)

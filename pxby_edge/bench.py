@@ -45,7 +45,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from pxby_edge.errors import BackendError, OutputExistsError
+from pxby_edge.atomic import atomic_write, check_writable
+from pxby_edge.errors import BackendError
 from pxby_edge.generate import peak_rss_mb, step_stats
 
 ROW_KEYS = ("name", "kind", "backend", "recipe", "batch", "threads", "tokens", "tokens_per_s", "us_per_token_median",
@@ -91,7 +92,7 @@ def generation_request(tokens: int, seed: int, batch: int = 1):
     """The request every end-to-end row and the recorded stream use: text, a sprite, then audio."""
     from pxby_edge.generate import GenerationRequest
 
-    return GenerationRequest(prompt=PROMPT, plan=("text", "image", "audio"), max_tokens=int(tokens), text_chars=160,
+    return GenerationRequest(prompt=PROMPT, modalities=("text", "image", "audio"), max_tokens=int(tokens), text_chars=160,
                              frames=2, width=16, height=16, audio_samples=int(tokens) + 1, temperature=0.8,
                              seed=seed, batch=batch)
 
@@ -227,7 +228,7 @@ def _child() -> int:
     return 0
 
 
-# -- the parent: plan rows, run each in its own process, add ratios --------------------------------------
+# -- the parent: the matrix's rows, run each in its own process, add ratios --------------------------------------
 
 
 def parse_backends(text: Optional[str]) -> Optional[list]:
@@ -286,13 +287,17 @@ def onnx_int8_model(model: Path, work: Path) -> Optional[Path]:
         return None
     out = work / ONNX_INT8
     out.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(str(float_onnx), str(out / f"{model.stem}.onnx"), weight_type=QuantType.QInt8)
+    # quantized from a copy in ``work``: onnxruntime writes a shape-inferred twin beside its input, and the
+    # bundled model's folder (the install) may not be writable by the user who measures
+    source = out / f"{model.stem}.float.onnx"
+    shutil.copyfile(float_onnx, source)
+    quantize_dynamic(str(source), str(out / f"{model.stem}.onnx"), weight_type=QuantType.QInt8)
     shutil.copyfile(model, out / model.name)
     return out / model.name
 
 
 @dataclass
-class Plan:
+class BenchMatrix:
     """What ``bench`` measures: the files, the backends and kinds per file, threads, tokens, seed."""
 
     models: list
@@ -305,49 +310,49 @@ class Plan:
     onnx_int8: bool = True
 
 
-def _model_specs(plan: Plan, model: Path, have: list, contexts: str) -> list:
+def _model_specs(matrix: BenchMatrix, model: Path, have: list, contexts: str) -> list:
     from pxby_edge.backends.onnx import onnx_path_for
     from pxby_edge.manifest import read_manifest
 
     manifest = read_manifest(model)
     specs = []
-    for name in plan.backends or have:
+    for name in matrix.backends or have:
         if name not in have or (name == "onnx" and onnx_path_for(model) is None):
             continue
         recipe = "fp32" if name == "onnx" else manifest.recipe  # onnxruntime runs the float .onnx beside it
         base = f"{name} {recipe} b{manifest.batch}"
-        for kind in (k for k in plan.kinds if k in KINDS):
-            specs.append(RowSpec(kind, str(model), name, 1, plan.tokens, contexts, plan.seed, label=f"{base} {kind}",
+        for kind in (k for k in matrix.kinds if k in KINDS):
+            specs.append(RowSpec(kind, str(model), name, 1, matrix.tokens, contexts, matrix.seed, label=f"{base} {kind}",
                                  recipe=recipe))
-        if plan.variants and name in ("litert", "tflite") and "step" in plan.kinds:
+        if matrix.variants and name in ("litert", "tflite") and "step" in matrix.kinds:
             for opts in ({"io": "copy"}, {"state": "requantize"}, {"state": "raw"}):
                 if "state" not in opts or manifest.input("h0").quantized:
                     tag = ",".join(f"{k}={v}" for k, v in opts.items())
-                    specs.append(RowSpec("step", str(model), name, 1, plan.tokens, contexts, plan.seed, dict(opts),
+                    specs.append(RowSpec("step", str(model), name, 1, matrix.tokens, contexts, matrix.seed, dict(opts),
                                          label=f"{base} step [{tag}]", recipe=recipe))
     return specs
 
 
-def plan_rows(plan: Plan, contexts: str, work: Path) -> list:
+def matrix_rows(matrix: BenchMatrix, contexts: str, work: Path) -> list:
     """Every configuration to measure, in the order the table shows them (threads innermost)."""
     from pxby_edge.backends import available_backends
     from pxby_edge.manifest import read_manifest
 
     have = available_backends()
     specs = []
-    for model in plan.models:
-        specs += _model_specs(plan, model, have, contexts)
-        int8 = onnx_int8_model(model, work) if _wants_onnx_int8(plan, have) else None
+    for model in matrix.models:
+        specs += _model_specs(matrix, model, have, contexts)
+        int8 = onnx_int8_model(model, work) if _wants_onnx_int8(matrix, have) else None
         if int8 is not None:
             base = f"onnx int8 (quantize_dynamic) b{read_manifest(model).batch}"
-            specs += [RowSpec(kind, str(int8), "onnx", 1, plan.tokens, contexts, plan.seed, label=f"{base} {kind}",
-                              recipe=ONNX_INT8) for kind in plan.kinds]
-    return [replace(s, threads=t, label=f"{s.label} t{t}" if len(plan.threads) > 1 else s.label)
-            for s in specs for t in plan.threads]
+            specs += [RowSpec(kind, str(int8), "onnx", 1, matrix.tokens, contexts, matrix.seed, label=f"{base} {kind}",
+                              recipe=ONNX_INT8) for kind in matrix.kinds]
+    return [replace(s, threads=t, label=f"{s.label} t{t}" if len(matrix.threads) > 1 else s.label)
+            for s in specs for t in matrix.threads]
 
 
-def _wants_onnx_int8(plan: Plan, have: list) -> bool:
-    return plan.onnx_int8 and "onnx" in have and (plan.backends is None or "onnx" in plan.backends)
+def _wants_onnx_int8(matrix: BenchMatrix, have: list) -> bool:
+    return matrix.onnx_int8 and "onnx" in have and (matrix.backends is None or "onnx" in matrix.backends)
 
 
 def _error_row(spec: RowSpec, message: str) -> dict:
@@ -427,7 +432,7 @@ def add_ratios(rows: list) -> list:
     return rows
 
 
-def bench(plan: Plan, *, repeats: int = 1, extra_specs: Callable[[str], list] = lambda contexts: [],
+def bench(matrix: BenchMatrix, *, repeats: int = 1, extra_specs: Callable[[str], list] = lambda contexts: [],
           isolate: bool = True, progress: Optional[Callable[[str], None]] = None) -> list:
     """Rows of measurements (see ``ROW_KEYS``), each the mean of ``repeats`` runs, with ratios.
 
@@ -435,7 +440,7 @@ def bench(plan: Plan, *, repeats: int = 1, extra_specs: Callable[[str], list] = 
     by other packages' runners (the PyTorch rows), placed first."""
     from pxby_edge.manifest import read_manifest
 
-    models = [Path(m) for m in plan.models]
+    models = [Path(m) for m in matrix.models]
     if not models:
         raise BackendError("give at least one model file to bench")
     batch1 = [m for m in models if read_manifest(m).batch == 1]
@@ -446,14 +451,14 @@ def bench(plan: Plan, *, repeats: int = 1, extra_specs: Callable[[str], list] = 
     from pxby_edge.backends import available_backends
 
     rows, skipped = [], []
-    missing = onnx_quantizer_missing() if _wants_onnx_int8(plan, available_backends()) else None
+    missing = onnx_quantizer_missing() if _wants_onnx_int8(matrix, available_backends()) else None
     if missing is not None:  # the other rows still run; the table says why these are absent
-        plan = replace(plan, onnx_int8=False)
+        matrix = replace(matrix, onnx_int8=False)
         skipped.append(_error_row(RowSpec("generate", backend="onnx", label="onnx int8 (quantize_dynamic)"), missing))
     with tempfile.TemporaryDirectory() as tmp:
         ctx_path = Path(tmp) / "contexts.npy"
-        np.save(ctx_path, record_stream(batch1[0], plan.tokens, plan.seed))
-        specs = list(extra_specs(str(ctx_path))) + plan_rows(replace(plan, models=models), str(ctx_path), Path(tmp))
+        np.save(ctx_path, record_stream(batch1[0], matrix.tokens, matrix.seed))
+        specs = list(extra_specs(str(ctx_path))) + matrix_rows(replace(matrix, models=models), str(ctx_path), Path(tmp))
         for spec in specs:
             runs = []
             for k in range(repeats):
@@ -516,18 +521,30 @@ def format_rows(rows: list, fmt: str = "table") -> str:
                      for cells in [head, *body])
 
 
-def plot_rows(rows: list, path, overwrite: bool = False, title: str = "pxby-edge bench") -> Path:
-    """Bar chart of tokens/s per row (± one standard deviation), one bar group per batch; written atomically."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass --force to overwrite")
-    try:
-        import matplotlib
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def check_plot_path(path, overwrite: bool = False) -> Path:
+    """The --plot path, checked before minutes of measuring: an image suffix, a file it may write, matplotlib."""
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise BackendError(f"--plot {path}: name an image file ending in {', '.join(PLOT_SUFFIXES)}")
+    check_writable(path, overwrite)
+    try:
+        import matplotlib  # noqa: F401
     except ImportError as exc:
         raise BackendError("--plot needs matplotlib, which is not installed here: pip install matplotlib") from exc
+    return path
+
+
+def plot_rows(rows: list, path, overwrite: bool = False, title: str = "pxby-edge bench") -> Path:
+    """Bar chart of tokens/s per row (± one standard deviation), one bar group per batch; written atomically."""
+    path = check_plot_path(path, overwrite)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     ok = [r for r in rows if not r.get("error") and r.get("tokens_per_s")]
     fig, ax = plt.subplots(figsize=(8, 0.35 * max(4, len(ok)) + 1.2))
     colours = {b: f"C{i}" for i, b in enumerate(sorted({r.get("batch", 1) for r in ok}))}
@@ -541,14 +558,12 @@ def plot_rows(rows: list, path, overwrite: bool = False, title: str = "pxby-edge
         ax.bar(0, 0, color=colour, label=f"batch {batch}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")  # made with the user's umask, unlike mkstemp
+    image = io.BytesIO()  # drawn in memory, then one atomic write under an unpredictable name (no planted link)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        fig.savefig(image, format=path.suffix.lower()[1:], dpi=110)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, image.getvalue(), overwrite=overwrite)
 
 
 if __name__ == "__main__":

@@ -231,7 +231,7 @@ def _error_line(message: str) -> None:
 
 
 def main(argv=None) -> int:
-    from pxby_edge.errors import describe
+    from pxby_edge.errors import error_message
 
     try:
         rv = group.main(args=argv, prog_name="pxby-edge", standalone_mode=False)
@@ -242,14 +242,14 @@ def main(argv=None) -> int:
         click.echo("interrupted", err=True)
         return 130
     except click.ClickException as exc:
-        _error_line(describe(exc))
+        _error_line(error_message(exc))
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except BrokenPipeError:
         return 0
     except Exception as exc:
-        message = describe(exc)
+        message = error_message(exc)
         if message is None:
             raise
         _error_line(message)

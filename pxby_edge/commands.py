@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from pxby_edge.cli import echo_outputs, info, quiet, show_progress
+from pxby_edge.constants import MAX_AUDIO_RATE, UPSTREAM_AUDIO_RATE
 from pxby_edge.options import generation_options, request_from_options
 
 
@@ -35,7 +36,7 @@ def _echo_json(obj) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Sound: WAV/OGG (a mono file gets its Game Boy-filtered second channel) or .npy float array (2, N).",
 )
-@click.option("--audio-rate", type=click.IntRange(1, 384000), default=16000, show_default=True, help="Sample rate of a .npy array.")
+@click.option("--audio-rate", type=click.IntRange(1, MAX_AUDIO_RATE), default=UPSTREAM_AUDIO_RATE, show_default=True, help="Sample rate of a .npy array.")
 @click.option("--slicing-image", type=click.IntRange(1), default=1, show_default=True, help="Keep every S-th frame, row and column.")
 @click.option("--slicing-audio", type=click.IntRange(1), default=1, show_default=True, help="Keep every S-th audio sample.")
 @click.option("--out", "-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .npz (input_ids, labels).")
@@ -70,12 +71,12 @@ def tokenize(text, text_file, image, audio, audio_rate, slicing_image, slicing_a
 @click.argument("tokens", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for text.txt, sprite.png/.gif, audio.wav.")
 @click.option("--scale", type=click.IntRange(1, 64), default=4, show_default=True, help="Integer scale of the sprite files.")
-@click.option("--audio-rate", type=click.IntRange(1, 384000), default=None, help="WAV sample rate (default: what tokenize recorded, else 16000).")
+@click.option("--audio-rate", type=click.IntRange(1, MAX_AUDIO_RATE), default=None, help=f"WAV sample rate (default: what tokenize recorded, else {UPSTREAM_AUDIO_RATE}).")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist in the folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
 def detokenize(tokens, out_dir, scale, audio_rate, force, as_json):
     """Write the text, sprite (PNG sheet + animated GIF) and stereo WAV held in a token .npz."""
-    from pxby_edge.tokenize_files import detokenize_file
+    from pxby_edge.outputs import detokenize_file
 
     summary = detokenize_file(tokens, out_dir, scale=scale, audio_rate=audio_rate, overwrite=force)
     if as_json:
@@ -111,7 +112,7 @@ def generate(model, out_dir, force, as_json, backend, threads, **options):
     side), sprite.gif, audio.wav (original + Game Boy-filtered) and tokens.npz to --out, all of
     them or none.
     """
-    from pxby_edge.generate_files import generate_files
+    from pxby_edge.outputs import generate_files
 
     summary = generate_files(
         request_from_options(**options), model, out_dir=out_dir, backend=backend, threads=threads, overwrite=force,
@@ -166,8 +167,9 @@ def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstre
           plot, force, no_onnx_int8, variants, seed, inline, as_json):
     """Per-token latency, tokens/s, start-up and peak RSS of every backend on one token stream."""
     from pxby_edge.bench import (
-        Plan,
+        BenchMatrix,
         bench_paths,
+        check_plot_path,
         format_rows,
         parse_backends,
         parse_kinds,
@@ -179,16 +181,14 @@ def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstre
 
     fmt = "json" if as_json else fmt
     paths = bench_paths(models, batch_models, batch)
-    plan = Plan(paths, backends=parse_backends(backends), kinds=parse_kinds(kinds),
+    matrix = BenchMatrix(paths, backends=parse_backends(backends), kinds=parse_kinds(kinds),
                 threads=tuple(parse_threads(threads)), tokens=tokens, seed=seed, variants=variants,
                 onnx_int8=not no_onnx_int8)
-    extra = torch_rows(vs_torch, tokens, upstream_tokens, plan.threads[0], seed)
-    if plot is not None and plot.exists() and not force:
-        from pxby_edge.errors import OutputExistsError
-
-        raise OutputExistsError(f"{plot} already exists; pass --force to overwrite")  # before minutes of measuring
+    extra = torch_rows(vs_torch, tokens, upstream_tokens, matrix.threads[0], seed)
+    if plot is not None:
+        check_plot_path(plot, overwrite=force)  # before minutes of measuring
     progress = None if fmt in ("json", "jsonl") or quiet() else (lambda label: info(f"  measuring {label} ...", err=True))
-    rows = run_bench(plan, repeats=repetitions, extra_specs=extra, isolate=not inline, progress=progress)
+    rows = run_bench(matrix, repeats=repetitions, extra_specs=extra, isolate=not inline, progress=progress)
     click.echo(format_rows(rows, fmt))
     if plot is not None:
         written = plot_rows(rows, plot, overwrite=force)

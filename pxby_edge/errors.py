@@ -69,7 +69,7 @@ _OS_ADVICE = {
 }
 
 
-def describe(exc: BaseException):
+def error_message(exc: BaseException):
     """One line for an error the command line should answer without a traceback, else None.
 
     ``PxbyError`` says what it says; a usage error says which option is wrong and where the help

@@ -38,16 +38,19 @@ from pxby_edge.vocab import PAD_ID, SEG_END_ID
 if TYPE_CHECKING:
     from pxby_edge.backends.base import Stepper
 
-DEFAULT_PROMPT = "a small blue water creature with horns and a tail. it is blue."
+from pxby_edge.constants import DEFAULT_PROMPT, UPSTREAM_AUDIO_RATE
 
 
-@dataclass
+@dataclass(frozen=True)
 class GenerationRequest:
-    """Everything one generation needs besides the backend. Limits of None leave it to the model."""
+    """Everything one generation needs besides the backend. Limits of None leave it to the model.
+
+    Frozen: what the model file resolves (the audio length from ``audio_seconds``, the audio rate) is
+    the ``Generator``'s (``Generator.audio_samples``, ``Generator.audio_rate``), never written back here."""
 
     prompt: Optional[str] = DEFAULT_PROMPT
     image: Any = None  # a PIL image used as an image prefix (its segment is complete)
-    plan: Sequence[str] = ("text", "image", "audio")
+    modalities: Sequence[str] = ("text", "image", "audio")  # `--plan`: what to generate, in order
     complete_text: bool = True  # let the model finish the prompt's sentence before its 2
     max_tokens: int = 20000
     text_chars: Optional[int] = 160
@@ -63,17 +66,27 @@ class GenerationRequest:
     batch: int = 1
     bounded: bool = True  # bound what the request leaves open by the training data's geometry (if the file has it)
 
-    def stream_plan(self, geometry: Optional[dict] = None) -> StreamPlan:
-        """The plan of this request; ``geometry`` (a manifest's) bounds the dimensions it leaves open."""
+    def stream_plan(self, geometry: Optional[dict] = None, audio_samples: Optional[int] = None) -> StreamPlan:
+        """The plan of this request; ``geometry`` (a manifest's) bounds the dimensions it leaves open;
+        ``audio_samples`` is the audio length resolved with the model's rate (default: the request's own)."""
         return StreamPlan.parse(
-            list(self.plan),
+            list(self.modalities),
             text_chars=self.text_chars,
             frames=self.frames,
             width=self.width,
             height=self.height,
-            audio_samples=self.audio_samples,
+            audio_samples=self.audio_samples if audio_samples is None else audio_samples,
             bounds=bounds_from_geometry(geometry) if geometry and self.bounded else (),
         )
+
+    def audio_samples_at(self, rate: float) -> Optional[int]:
+        """The audio length in samples at ``rate`` (the model's audio-token rate): ``audio_samples``, or
+        ``audio_seconds`` converted; None when the request leaves it to the model."""
+        if self.audio_samples is not None or self.audio_seconds is None:
+            return self.audio_samples
+        if not self.audio_seconds > 0:
+            raise GenerationError(f"audio seconds must be > 0, got {self.audio_seconds}")
+        return max(1, int(round(self.audio_seconds * rate)))
 
 
 @dataclass
@@ -116,7 +129,7 @@ def prompt_tokens(tok: ActionPixelBytesTokenizer, request: GenerationRequest) ->
     return out
 
 
-class _Describer:
+class _TokenEvents:
     """Pushes a lane's token into its builder and returns the events it makes (the per-token hot path).
 
     Reads the builder's cursor before the push instead of building a ``Position``, and keeps the
@@ -190,8 +203,10 @@ _BOUND_WORDS = {"text_chars": "the text was cut at --text-chars ({})",
 class Generator:
     """Drives a backend through a request; ``events()`` yields as tokens are made.
 
-    After (or during) iteration, ``lanes[k].tokens`` holds lane k's whole stream (prompt
-    included) and ``step_ns`` the wall time of every generation step (all lanes together).
+    What it resolved from the model file: ``audio_rate`` (audio tokens per second) and
+    ``audio_samples`` (the request's audio length in samples, or None). After (or during) iteration,
+    ``lanes[k].tokens`` holds lane k's whole stream (prompt included) and ``step_ns`` the wall time
+    of every generation step (all lanes together).
     """
 
     def __init__(self, backend: Stepper, request: GenerationRequest,
@@ -210,12 +225,9 @@ class Generator:
             )
         if int(request.max_tokens) < 1:
             raise GenerationError(f"max tokens must be >= 1, got {request.max_tokens}")
-        if request.audio_samples is None and request.audio_seconds is not None:
-            if not request.audio_seconds > 0:
-                raise GenerationError(f"audio seconds must be > 0, got {request.audio_seconds}")
-            rate = audio_rate_of(backend.manifest)
-            request.audio_samples = max(1, int(round(request.audio_seconds * rate)))
-        plan = request.stream_plan(backend.manifest.geometry)
+        self.audio_rate = audio_rate_of(backend.manifest)  # audio tokens per second, per channel
+        self.audio_samples = request.audio_samples_at(self.audio_rate)  # None: the model decides
+        plan = request.stream_plan(backend.manifest.geometry, self.audio_samples)
         self.plan = plan
         self.autoregressive = backend.slots == 6
         seed = request.seed
@@ -274,6 +286,25 @@ class Generator:
                 out.append(f"{who}no {', '.join(missing)} was generated: the token budget ran out first")
         return out
 
+    def expected_tokens(self) -> int:
+        """How many tokens a lane's stream should hold, prompt included, for a progress bar's total:
+        the plan's limits where the user set them; where the model decides, the token budget bounds it."""
+        request = self.request
+        budget = int(request.max_tokens)
+        plan = request.stream_plan(audio_samples=self.audio_samples)
+        text = len(request.prompt) if request.prompt is not None and not request.complete_text else plan.text_chars
+        sizes = {
+            "text": (text or budget) + 1,
+            "image": None if None in (plan.frames, plan.width, plan.height) else plan.frames * plan.height * (plan.width + 1),
+            "audio": None if plan.audio_samples is None else 2 * (plan.audio_samples + 1),
+        }
+        total = 0
+        for modality in plan.modalities:
+            if sizes[modality] is None:
+                return budget
+            total += sizes[modality]
+        return min(total, budget)
+
     def _write_contexts(self, put) -> None:
         for k, lane in enumerate(self.lanes):
             put(k, ZERO_CONTEXT if lane.done else lane.builder.context_ids())
@@ -283,23 +314,23 @@ class Generator:
         be.reset()
         buf, self._step = _buffered_io(be, 5 if self.autoregressive else 0)
         put = _context_writer(buf)
-        describe = _Describer(self.vocab).push
+        to_events = _TokenEvents(self.vocab).push
         logits = None
         # Prefill: every lane reads the same prompt.
         for token, ends in self._prompt:
             self._write_contexts(put)
             logits = self._step()
             for k, lane in enumerate(self.lanes):
-                yield from describe(k, lane, token, ends)
+                yield from to_events(k, lane, token, ends)
         if logits is None:
             self._write_contexts(put)
             logits = self._step()
         if len(self.lanes) == 1:
-            yield from self._stream_one(logits, put, describe)
+            yield from self._stream_one(logits, put, to_events)
         else:
-            yield from self._stream_lanes(logits, put, describe)
+            yield from self._stream_lanes(logits, put, to_events)
 
-    def _stream_one(self, logits, put, describe) -> Iterator[ev.Event]:
+    def _stream_one(self, logits, put, to_events) -> Iterator[ev.Event]:
         """Batch 1: the same steps as ``_stream_lanes`` with every per-lane indirection hoisted out."""
         lane = self.lanes[0]
         builder, tracker, sampler = lane.builder, lane.tracker, lane.sampler
@@ -313,7 +344,7 @@ class Generator:
             mask = self._mask(lane, row)
             token = sampler.sample(row, mask, builder.cursor.modality or tracker.current, masks.bias(mask))
             token, ends = self._resolve(lane, token)
-            batch_events = describe(0, lane, token, ends)
+            batch_events = to_events(0, lane, token, ends)
             lane.generated += 1
             if tracker.done:
                 lane.done, reason = True, "plan"
@@ -331,7 +362,7 @@ class Generator:
             yield from batch_events
             return
 
-    def _stream_lanes(self, logits, put, describe) -> Iterator[ev.Event]:
+    def _stream_lanes(self, logits, put, to_events) -> Iterator[ev.Event]:
         lanes = self.lanes
         max_tokens = int(self.request.max_tokens)
         perf, step_ns, step = time.perf_counter_ns, self.step_ns, self._step
@@ -348,7 +379,7 @@ class Generator:
             for k, token in zip(active, choices):
                 lane = lanes[k]
                 token, ends = self._resolve(lane, token)
-                batch_events += describe(k, lane, token, ends)
+                batch_events += to_events(k, lane, token, ends)
                 lane.generated += 1
                 if lane.tracker.done:
                     lane.done, reason = True, "plan"
@@ -416,133 +447,88 @@ def default_model_path():
 
 
 def audio_rate_of(manifest) -> int:
-    """Sample rate of the model's audio tokens (the source rate divided by the audio slicing)."""
+    """Sample rate of the model's audio tokens: what the manifest records (the dataset's rate over the audio
+    slicing, carried from the checkpoint); a file from an upstream checkpoint records none, and was trained on
+    the upstream dataset's rate."""
     if manifest.audio_rate:
         return int(round(manifest.audio_rate))
-    return int(round(16000 / int(dict(manifest.slicing).get("audio", 1))))
+    return int(round(UPSTREAM_AUDIO_RATE / int(dict(manifest.slicing).get("audio", 1))))
 
 
-def run_generation(
-    request: GenerationRequest,
-    model=None,
-    *,
-    backend: str = "auto",
-    threads: int = 1,
-    out_dir=None,
-    overwrite: bool = False,
-    progress: bool = False,
-    on_event=None,
-) -> dict:
-    """Generate with ``request`` from ``model`` (default: the bundled one), write the media to
-    ``out_dir`` if given, and return a summary: tokens, seconds, tokens_per_s, step_us_median,
-    step_us_p99, backend, peak_rss_mb, startup_s, outputs, stop_reason, segments (per lane: each
-    segment's modality, how it ended and the bounds that cut it) and warnings (one line per cut,
-    for the command to print)."""
+class GenerationRun:
+    """One generation from an opened model file: ``events()`` yields what it makes (once), then
+    ``summary()`` is the result: tokens, seconds, tokens_per_s, step_us_median, step_us_p99, backend,
+    peak_rss_mb, startup_s, stop_reason, segments (per lane: each segment's modality, how it ended and the
+    bounds that cut it), warnings (one line per cut, for the command to print) and outputs (empty: a run
+    writes nothing; ``pxby_edge.outputs`` writes what a caller keeps and fills it in)."""
+
+    def __init__(self, generator: Generator, model, t_load: Optional[float] = None):
+        self.generator = generator
+        self.model = model
+        self._t_load = time.perf_counter() if t_load is None else t_load  # startup_s counts from here
+        self.timing = {"seconds": 0.0, "startup_s": 0.0}
+
+    def events(self, progress: bool = False, desc: str = "generating") -> Iterator[ev.Event]:
+        """The generator's events, timed; with ``progress``, a bar of steps against ``expected_tokens``."""
+        gen = self.generator
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=gen.expected_tokens(), unit="tok", desc=desc, leave=False, mininterval=0.25)
+        t_gen = None
+        shown = 0
+        try:
+            for event in gen.events():
+                if t_gen is None and gen.step_ns:
+                    t_gen = time.perf_counter() - (gen.step_ns[0] / 1e9)
+                    self.timing["startup_s"] = time.perf_counter() - self._t_load
+                yield event
+                if bar is not None and len(gen.step_ns) - shown >= 256:
+                    bar.update(len(gen.step_ns) - shown)
+                    shown = len(gen.step_ns)
+        finally:
+            if bar is not None:
+                bar.update(len(gen.step_ns) - shown)
+                bar.close()
+        self.timing["seconds"] = (time.perf_counter() - t_gen) if t_gen is not None else 0.0
+
+    def complete(self, on_event=None, progress: bool = False, desc: str = "generating") -> dict:
+        """Run to the end, handing each event to ``on_event``; returns ``summary()``."""
+        for event in self.events(progress, desc):
+            if on_event is not None:
+                on_event(event)
+        return self.summary()
+
+    def summary(self) -> dict:
+        gen = self.generator
+        tokens = sum(lane.generated for lane in gen.lanes)
+        seconds = self.timing["seconds"]
+        return {
+            "model": str(self.model),
+            "backend": gen.backend.name,
+            "batch": len(gen.lanes),
+            "prompt_tokens": gen.prompt_tokens,
+            "tokens": tokens,
+            "seconds": seconds,
+            "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
+            **step_stats(gen.step_ns, tokens_per_step=len(gen.lanes)),
+            "startup_s": self.timing["startup_s"],
+            "peak_rss_mb": peak_rss_mb(),
+            "stop_reason": gen.stop_reason,
+            "segments": [gen.segments(k) for k in range(len(gen.lanes))],
+            "warnings": gen.warnings(),
+            "outputs": [],
+        }
+
+
+def run_generation(request: GenerationRequest, model=None, *, backend: str = "auto", threads: int = 1) -> GenerationRun:
+    """Open ``model`` (default: the bundled one) for ``request``: a wrong file, a missing interpreter or an
+    impossible request fails here, before any token; iterate the run's ``events()`` to generate."""
     from pathlib import Path
 
     from pxby_edge.backends import open_backend
 
     model = Path(model) if model is not None else default_model_path()
-    if out_dir is not None:
-        _check_outputs_free(Path(out_dir), request.batch, overwrite)
     t_load = time.perf_counter()
-    be = open_backend(model, backend=backend, threads=threads)
-    gen = Generator(be, request)
-    timing = _drive(gen, t_load, on_event, progress)
-    summary = _summary(gen, str(model), timing)
-    if out_dir is not None:
-        summary["outputs"] = write_lanes(gen, Path(out_dir), audio_rate_of(be.manifest), overwrite)
-    return summary
-
-
-def _drive(gen: Generator, t_load: float, on_event, progress: bool) -> dict:
-    """Run the generator to its end, handing each event on; returns its seconds and startup time."""
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=None, unit="tok", desc="generating", leave=False, mininterval=0.25)
-    first_token_s = None
-    t_gen = None
-    shown = 0
-    for event in gen.events():
-        if t_gen is None and gen.step_ns:
-            t_gen = time.perf_counter() - (gen.step_ns[0] / 1e9)
-            first_token_s = time.perf_counter() - t_load
-        if on_event is not None:
-            on_event(event)
-        if bar is not None and len(gen.step_ns) - shown >= 256:
-            bar.update(len(gen.step_ns) - shown)
-            shown = len(gen.step_ns)
-    t_end = time.perf_counter()
-    if bar is not None:
-        bar.update(len(gen.step_ns) - shown)
-        bar.close()
-    return {"seconds": (t_end - t_gen) if t_gen is not None else 0.0, "startup_s": first_token_s or 0.0}
-
-
-def _summary(gen: Generator, model: str, timing: dict) -> dict:
-    tokens = sum(lane.generated for lane in gen.lanes)
-    seconds = timing["seconds"]
-    return {
-        "model": model,
-        "backend": gen.backend.name,
-        "batch": len(gen.lanes),
-        "prompt_tokens": gen.prompt_tokens,
-        "tokens": tokens,
-        "seconds": seconds,
-        "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
-        **step_stats(gen.step_ns, tokens_per_step=len(gen.lanes)),
-        "startup_s": timing["startup_s"],
-        "peak_rss_mb": peak_rss_mb(),
-        "stop_reason": gen.stop_reason,
-        "segments": [gen.segments(k) for k in range(len(gen.lanes))],
-        "warnings": gen.warnings(),
-        "outputs": [],
-    }
-
-
-def _lane_prefix(batch: int, k: int) -> str:
-    return f"lane{k}_" if batch > 1 else ""
-
-
-OUTPUT_NAMES = ("text.txt", "sprite.png", "sprite.gif", "audio.wav", "tokens.npz")
-
-
-def _check_outputs_free(out_dir, batch: int, overwrite: bool) -> None:
-    """Refuse before generating, not after, when outputs would overwrite files."""
-    from pxby_edge.errors import OutputExistsError
-
-    if overwrite:
-        return
-    for k in range(batch):
-        for name in OUTPUT_NAMES:
-            path = out_dir / f"{_lane_prefix(batch, k)}{name}"
-            if path.exists():
-                raise OutputExistsError(f"{path} already exists; pass --force to overwrite or choose another --out")
-
-
-def write_lanes(gen: Generator, out_dir, audio_rate: int, overwrite: bool) -> list:
-    """Decode each lane's stream and write its text, sprite, audio and tokens; returns the paths."""
-    import io
-
-    from pxby_edge import media
-    from pxby_edge.tokenize_files import write_decoded
-
-    written: list = []
-    batch = len(gen.lanes)
-    palette = gen.vocab.palette_array()
-    for k, lane in enumerate(gen.lanes):
-        prefix = _lane_prefix(batch, k)
-        tokens = np.asarray(lane.tokens, dtype=np.int64)
-        decoded = gen.tok.decode(tokens)
-        frames = decoded["frame_ids"]
-        if frames:
-            # A stream cut by --max-tokens may end inside a frame: keep the complete ones.
-            decoded["frame_ids"] = [f for f in frames if f.shape == frames[0].shape]
-        summary = write_decoded(decoded, out_dir, palette, 4, audio_rate, overwrite, stem=prefix)
-        written += summary["outputs"]
-        buf = io.BytesIO()
-        np.savez_compressed(buf, tokens=tokens, prompt_tokens=np.int64(gen.prompt_tokens))
-        written.append(str(media.atomic_write(out_dir / f"{prefix}tokens.npz", buf.getvalue(), overwrite)))
-    return written
+    return GenerationRun(Generator(open_backend(model, backend=backend, threads=threads), request), model, t_load)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from pxby_edge.constants import MAX_AUDIO_RATE
 from pxby_edge.errors import ManifestError
 from pxby_edge.vocab import MAX_VOCAB, Vocab
 
@@ -65,7 +66,6 @@ MAX_HIDDEN = 1 << 16
 MAX_DIM = 1 << 20  # one tensor dimension
 MAX_ELEMENTS = 1 << 28  # one tensor's element count
 MAX_SLICING = 1 << 16
-MAX_AUDIO_RATE = 1_000_000.0
 MAX_TENSORS = 16
 MAX_SEGMENT = 1 << 24  # a geometry bound: tokens, pixels, frames or samples
 DTYPES = ("float32", "float16", "int8", "int16", "int32", "uint8", "int64")

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
-BACKENDS = ("auto", "litert", "tflite", "onnx", "numpy")
+from pxby_edge.constants import BACKEND_NAMES, DEFAULT_PROMPT
+
+BACKENDS = ("auto", *BACKEND_NAMES)
 MAX_THREADS = 256  # interpreters allocate per-thread workspaces up front: a million threads is a crash, not a request
 MAX_PROMPT_BYTES = 64 << 10  # a prompt longer than this could not fit any text segment the plan allows
 
@@ -43,13 +45,28 @@ def generation_options(f):
     ]
     for opt in reversed(opts):
         f = opt(f)
+    GENERATION_PARAMS.update(param.name for param in f.__click_params__[-len(opts):])
     return f
+
+
+GENERATION_PARAMS: set = set()  # the parameter names generation_options adds (filled as it decorates)
+
+
+def given_generation_options(ctx: click.Context, allowed: tuple = ()) -> list[str]:
+    """The generation options given on the command line (not left at their defaults), as the user spelled
+    them (``--backend``), except those named in ``allowed``; for a mode that generates nothing."""
+    given = []
+    for param in ctx.command.params:
+        if param.name in GENERATION_PARAMS and param.name not in allowed:
+            if ctx.get_parameter_source(param.name) not in (click.core.ParameterSource.DEFAULT, None):
+                given.append(param.opts[0])
+    return given
 
 
 def read_prompt(prompt, prompt_file):
     """The prompt text from --prompt (``-`` reads stdin) or --prompt-file; None when neither is given."""
     from pxby_edge.errors import GenerationError
-    from pxby_edge.media import read_text
+    from pxby_edge.readers import read_text
 
     if prompt is not None and prompt_file is not None:
         raise GenerationError("give --prompt or --prompt-file, not both")
@@ -67,8 +84,8 @@ def read_prompt(prompt, prompt_file):
 def request_from_options(prompt, prompt_file, image, plan, complete_text, **limits):
     """A ``GenerationRequest`` from the values of ``generation_options`` (less backend and threads);
     the limits and sampling values keep their names, which are the request's fields."""
-    from pxby_edge.generate import DEFAULT_PROMPT, GenerationRequest
-    from pxby_edge.media import open_image
+    from pxby_edge.generate import GenerationRequest
+    from pxby_edge.readers import open_image
 
     prompt = read_prompt(prompt, prompt_file)
     if prompt is None:
@@ -76,7 +93,7 @@ def request_from_options(prompt, prompt_file, image, plan, complete_text, **limi
     return GenerationRequest(
         prompt=prompt,
         image=open_image(image) if image is not None else None,
-        plan=tuple(p.strip() for p in plan.split(",") if p.strip()),
+        modalities=tuple(p.strip() for p in plan.split(",") if p.strip()),
         complete_text=complete_text,
         **limits,
     )

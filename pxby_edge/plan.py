@@ -115,7 +115,7 @@ class PlanTracker:
         self.builder = builder
         self.acted: dict[int, list[str]] = {}
         self.pending: Optional[tuple[str, np.ndarray]] = None  # a bound that restricted the last mask
-        self._text, self._text_bound = plan.limit(BOUND_TEXT)
+        self._text = plan.limit(BOUND_TEXT)[0]  # the user's cap or the bound: either is a cap, reported alike (_mask)
         self._width, self._width_bound = plan.limit(BOUND_WIDTH)
         self._height, self._height_bound = plan.limit(BOUND_HEIGHT)
         self._frames, self._frames_bound = plan.limit(BOUND_FRAMES)

@@ -1,4 +1,6 @@
-"""Files on disk ↔ token .npz files: what ``pxby-edge tokenize`` / ``detokenize`` do.
+"""Files on disk → token .npz files (``pxby-edge tokenize``), and reading them back (``load_tokens``).
+
+``detokenize`` writes its output set through ``pxby_edge.outputs``.
 
     python -c "from pxby_edge.tokenize_files import tokenize_files; print(tokenize_files('/tmp/t.npz', text='hi', overwrite=True))"
 """
@@ -11,7 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from pxby_edge import media
+from pxby_edge import atomic, readers, speaker
+from pxby_edge.constants import MAX_AUDIO_RATE, UPSTREAM_AUDIO_RATE
 from pxby_edge.errors import MediaError, TokenizerError
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 from pxby_edge.vocab import PAD_ID, SEG_END_ID
@@ -22,12 +25,12 @@ MAX_NPZ_BYTES = 512 * 1024 * 1024  # refuse absurd token files before reading th
 def _read_text(text: Optional[str], text_file: Optional[Path]) -> Optional[str]:
     if text is not None and text_file is not None:
         raise TokenizerError("give --text or --text-file, not both")
-    return text if text_file is None else media.read_text(text_file)
+    return text if text_file is None else readers.read_text(text_file)
 
 
 def _read_audio(path: Path, npy_rate: int) -> tuple[np.ndarray, int]:
-    data, rate = media.read_audio(path, npy_rate)
-    return media.tokenizer_audio(data, rate), rate
+    data, rate = readers.read_audio(path, npy_rate)
+    return speaker.tokenizer_audio(data, rate), rate
 
 
 def _text_ids(tok: ActionPixelBytesTokenizer, text: str) -> np.ndarray:
@@ -46,15 +49,15 @@ def tokenize_files(
     text_file=None,
     image=None,
     audio=None,
-    audio_rate: int = 16000,
+    audio_rate: int = UPSTREAM_AUDIO_RATE,
     slicing: Optional[dict] = None,
     overwrite: bool = False,
 ) -> dict:
     """Tokenize the given inputs into ``output`` (.npz); returns a summary dict."""
-    output = media.check_writable(output, overwrite)
+    output = atomic.check_writable(output, overwrite)
     tok = ActionPixelBytesTokenizer(data_slicing=slicing)
     text_value = _read_text(text, text_file)
-    img = media.open_image(image) if image is not None else None
+    img = readers.open_image(image) if image is not None else None
     arrays, segments = [], {}
     rate_after = 0
     if text_value is not None:
@@ -82,7 +85,7 @@ def tokenize_files(
         slicing_audio=np.int64(tok.slicing["audio"]),
         audio_rate=np.float64(rate_after),
     )
-    media.atomic_write(output, buf.getvalue(), overwrite)
+    atomic.atomic_write(output, buf.getvalue(), overwrite)
     return {"output": str(output), "tokens": int(out["labels"].shape[0]), "segments": segments, "slicing": tok.slicing}
 
 
@@ -93,7 +96,7 @@ def load_tokens(path) -> dict:
         raise MediaError(f"no such token file: {path}")
     if path.stat().st_size > MAX_NPZ_BYTES:
         raise MediaError(f"{path} is larger than {MAX_NPZ_BYTES >> 20} MiB; not a token file")
-    arrays = media.load_npz(path)
+    arrays = readers.load_npz(path)
     if "labels" not in arrays and "tokens" not in arrays:
         raise MediaError(f"{path} holds neither 'labels' nor 'tokens'; make it with pxby-edge tokenize or generate")
     ids = np.asarray(arrays.get("labels", arrays.get("tokens")))
@@ -103,10 +106,7 @@ def load_tokens(path) -> dict:
     return arrays
 
 
-MAX_AUDIO_RATE = 384000  # the highest rate a WAV writer or a sound card is asked for
-
-
-def _recorded_rate(arrays: dict, path) -> int:
+def recorded_rate(arrays: dict, path) -> int:
     """The audio rate tokenize recorded in the file (0 when none), checked: the file is untrusted."""
     value = np.asarray(arrays.get("audio_rate", 0))
     if value.size != 1 or value.dtype.kind not in "fiu":
@@ -115,46 +115,3 @@ def _recorded_rate(arrays: dict, path) -> int:
     if not 0 <= rate <= MAX_AUDIO_RATE:  # also false for NaN
         raise MediaError(f"{path}: audio_rate {rate:g} is not a sample rate (0..{MAX_AUDIO_RATE} Hz); pass --audio-rate")
     return int(round(rate))
-
-
-DECODED_NAMES = ("text.txt", "sprite.png", "sprite.gif", "audio.wav")
-
-
-def detokenize_file(tokens, out_dir, *, scale: int = 4, audio_rate: Optional[int] = None, overwrite: bool = False) -> dict:
-    """Write text.txt, sprite.png, sprite.gif and audio.wav for a token .npz, all or none; returns a summary."""
-    with media.OutputSet(out_dir, DECODED_NAMES, overwrite) as out:
-        arrays = load_tokens(tokens)
-        tok = ActionPixelBytesTokenizer()
-        ids = arrays["ids"]
-        if ids.size and (ids.min() < 0 or ids.max() >= tok.vocab_size):
-            raise MediaError(f"{tokens}: token ids outside 0..{tok.vocab_size - 1}; was it made with another vocabulary?")
-        rate = audio_rate or _recorded_rate(arrays, tokens) or 16000
-        summary = write_decoded(tok.decode(ids), out.folder, tok.vocab_lists.palette_array(), scale, rate, overwrite)
-        out.commit()
-    summary["outputs"] = [out.final(p) for p in summary["outputs"]]
-    return summary
-
-
-def write_decoded(decoded: dict, out_dir, palette, scale: int, audio_rate: int, overwrite: bool, stem: str = "") -> dict:
-    """Write what ``decode`` returned into ``out_dir``; only the parts present. Returns {'outputs': [...], ...}."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    if decoded["text"]:
-        written.append(media.write_text(out_dir / f"{stem}text.txt", decoded["text"], overwrite))
-    if decoded["frame_ids"]:
-        frames = decoded["frame_ids"]
-        shapes = {f.shape for f in frames}
-        if len(shapes) > 1:
-            raise MediaError(f"the sprite's frames differ in size ({sorted(shapes)}); the stream is malformed")
-        written.append(media.write_png(out_dir / f"{stem}sprite.png", frames, palette, scale, overwrite))
-        written.append(media.write_gif(out_dir / f"{stem}sprite.gif", frames, palette, scale, overwrite=overwrite))
-    if decoded["audio"].size:
-        stereo = media.stereo_levels(decoded["audio"], audio_rate)
-        written.append(media.write_wav(out_dir / f"{stem}audio.wav", stereo, audio_rate, overwrite))
-    return {
-        "outputs": [str(p) for p in written],
-        "text_chars": len(decoded["text"]),
-        "frames": len(decoded["frame_ids"]),
-        "audio_samples": int(decoded["audio"].shape[-1]) if decoded["audio"].size else 0,
-    }

@@ -172,9 +172,6 @@ class ActionPixelBytesTokenizer:
         seps = np.array([[ROW_END_ID], [SEG_END_ID]], dtype=np.int64)[: ids.shape[0]]
         return np.concatenate([ids, seps], axis=1).T[:, None, :]
 
-    # Upstream's name for the audio path.
-    process_action_state = process_audio
-
     # -- decoding ------------------------------------------------------------------------------
 
     def decode(self, ids) -> dict[str, Any]:

@@ -39,11 +39,6 @@ DEFAULT_PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 
 
-def generate_bytes(num_ascii: int = 256) -> list[bytes]:
-    """Every byte value below ``num_ascii`` (upstream's ``generate_bytes``)."""
-    return [bytes([i]) for i in range(num_ascii)]
-
-
 def generate_palette(num_colors: int = 55) -> list[tuple[int, int, int]]:
     """An HSV wheel of ``num_colors`` colours (upstream's ``generate_palette``)."""
     return [

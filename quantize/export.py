@@ -77,6 +77,6 @@ def export_onnx(step, batch: int = 1) -> bytes:
 
 def atomic_write(path, data: bytes) -> Path:
     """Write all of ``data`` or nothing (temp file beside ``path``, then rename); callers check --force."""
-    from pxby_edge.media import atomic_write as write_all
+    from pxby_edge.atomic import atomic_write as write_all
 
     return write_all(path, data, overwrite=True)

@@ -77,24 +77,3 @@ class NamedStep(nn.Module):
 
     def forward(self, context, h0, c0):
         return dict(zip(OUTPUT_NAMES, self.step(context, h0, c0)))
-
-
-@torch.no_grad()
-def run_steps(step: StepModule, contexts: torch.Tensor, state=None):
-    """Teacher-forced step loop: contexts (B, T, 6) → logits (B, T, slots, V), final (h, c)."""
-    h, c = state if state is not None else step.initial_state(contexts.shape[0])
-    out = []
-    for t in range(contexts.shape[1]):
-        logits, h, c = step(contexts[:, t].to(torch.int32), h, c)
-        out.append(logits)
-    return torch.stack(out, dim=1), (h, c)
-
-
-@torch.no_grad()
-def full_forward(model: nn.Module, contexts: torch.Tensor) -> torch.Tensor:
-    """Upstream's whole-sequence forward: contexts (B, T, 6) → logits (B, T, slots, V)."""
-    b, t, _ = contexts.shape
-    emb = model.embedding(contexts.long()).reshape(b, t, -1)
-    y, _ = model.sequence_model(emb)
-    vocab = model.embedding.num_embeddings
-    return model.fc(y).reshape(b, t, -1, vocab)

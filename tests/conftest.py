@@ -1,4 +1,6 @@
-"""Shared test fixtures: where the upstream reference files are, and the project's own test models.
+"""Shared test fixtures: where the upstream reference files are, the project's own test models, ``run_cli``
+(a command in this process) and ``running_simulator`` (a handheld on a pty); under CI=true, the skip policy
+of tests/ci_skips.py.
 
 Only tests that compare against the upstream reference use ``upstream_dir`` (they skip, saying why, when
 ../shared is absent). Every other test builds what it needs with the project's own code: ``models`` is a
@@ -18,6 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from ci_skips import pytest_configure, pytest_sessionfinish, pytest_terminal_summary  # noqa: F401 (hooks)
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT.parent / "shared" / "fixtures" / "upstream"
@@ -32,6 +35,38 @@ def upstream_dir() -> Path:
     if not (UPSTREAM / "vocab.json").is_file():
         pytest.skip(f"upstream fixtures not found at {UPSTREAM} (the shared/ folder beside the checkout)")
     return UPSTREAM
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli(*args)`` -> (exit status, stdout, stderr) of ``pxby-edge ARGS``, run in this process."""
+    from pxby_edge.cli import main
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def running_simulator():
+    """``running_simulator(transport=None, **kw)`` -> a started ``Simulator`` (on a new pty unless ``transport``);
+    stopped, and its transport closed, once, when the test ends."""
+    from firmware_bridge.simulator import PtyTransport, Simulator
+
+    started = []
+
+    def start(transport=None, **kw):
+        sim = Simulator(transport if transport is not None else PtyTransport(), **kw)
+        started.append(sim)
+        return sim.start()
+
+    yield start
+    for sim in started:
+        sim.stop()
+        sim.transport.close()
 
 
 BUILD = """

@@ -18,11 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from pxby_edge import cli
 from pxby_edge.bench import (
     ONNX_INT8,
     ROW_KEYS,
-    Plan,
+    BenchMatrix,
     RowSpec,
     add_ratios,
     bench,
@@ -46,14 +45,8 @@ def tiny(models) -> SimpleNamespace:
     return SimpleNamespace(ckpt=models.ckpt, float=models.float, float_b2=models.float_b2)
 
 
-def run_cli(args, capsys) -> tuple:
-    code = cli.main(["bench", *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_rows_carry_the_promised_keys_and_ratios(tiny):
-    rows = bench(Plan([tiny.float, tiny.float_b2], backends=["litert", "numpy"], tokens=40), isolate=False)
+    rows = bench(BenchMatrix([tiny.float, tiny.float_b2], backends=["litert", "numpy"], tokens=40), isolate=False)
     names = [r["name"] for r in rows]
     assert "litert float b1 step" in names and "numpy float b2 generate" in names
     for r in rows:
@@ -87,7 +80,7 @@ def test_a_failing_row_is_one_line_not_a_crash(tmp_path):
 def test_torch_rows_and_upstream_ratio(tiny):
     from training.bench_rows import torch_specs
 
-    rows = bench(Plan([tiny.float], backends=["litert"], kinds=("step",), tokens=30), isolate=False,
+    rows = bench(BenchMatrix([tiny.float], backends=["litert"], kinds=("step",), tokens=30), isolate=False,
                  extra_specs=torch_specs(tiny.ckpt, tokens=30, upstream_tokens=20, threads=1))
     assert [r["kind"] for r in rows[:2]] == ["upstream", "torch"]
     assert [r["tokens"] for r in rows] == [20, 30, 30]
@@ -97,7 +90,7 @@ def test_torch_rows_and_upstream_ratio(tiny):
 def test_onnx_int8_rows_run_through_the_generator_and_give_our_ratio():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    rows = bench(Plan([default_model_path()], backends=["litert", "onnx"], kinds=("generate",), tokens=30),
+    rows = bench(BenchMatrix([default_model_path()], backends=["litert", "onnx"], kinds=("generate",), tokens=30),
                  isolate=False)
     int8 = next(r for r in rows if r.get("recipe") == ONNX_INT8)
     assert "error" not in int8 and int8["backend"] == "onnx" and int8["tokens"] == 30
@@ -108,7 +101,7 @@ def test_onnx_int8_rows_run_through_the_generator_and_give_our_ratio():
 def test_without_onnx_the_int8_rows_are_one_error_row_and_the_rest_runs(monkeypatch):
     pytest.importorskip("onnxruntime")
     monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)  # onnxruntime without the onnx package
-    rows = bench(Plan([default_model_path()], backends=["litert", "onnx"], kinds=("step",), tokens=20), isolate=False)
+    rows = bench(BenchMatrix([default_model_path()], backends=["litert", "onnx"], kinds=("step",), tokens=20), isolate=False)
     assert [r["name"] for r in rows] == ["litert dynamic b1 step", "onnx fp32 b1 step", "onnx int8 (quantize_dynamic)"]
     assert "pip install onnx" in rows[-1]["error"] and "error" not in rows[0]
     assert "error: needs onnxruntime's quantization tools" in format_rows(rows)
@@ -134,24 +127,24 @@ def test_ratios_pair_batch_rows_with_their_batch_one():
     assert rows[0]["io_overhead_us"] == pytest.approx(6.0)
 
 
-def test_cli_md_with_repeats_thread_sweep_and_plot(tmp_path, capsys):
+def test_cli_md_with_repeats_thread_sweep_and_plot(tmp_path, run_cli):
     pytest.importorskip("matplotlib")
     png = tmp_path / "b.png"
-    code, out, err = run_cli(["--tokens", "64", "-r", "2", "-o", "md", "--backend", "numpy", "--kinds", "step",
-                              "--threads", "1,2", "--plot", str(png), "--inline"], capsys)
+    code, out, err = run_cli("bench", "--tokens", "64", "-r", "2", "-o", "md", "--backend", "numpy", "--kinds", "step",
+                              "--threads", "1,2", "--plot", str(png), "--inline")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("| configuration |") and lines[1].startswith("| --- |")
     assert [ln.split(" | ")[0] for ln in lines[2:]] == ["| numpy dynamic b1 step t1", "| numpy dynamic b1 step t2"]
     assert all(" | 64 | " in ln and " ± " in ln for ln in lines[2:])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, _, err = run_cli(["--tokens", "16", "--backend", "numpy", "--plot", str(png), "--inline"], capsys)
+    code, _, err = run_cli("bench", "--tokens", "16", "--backend", "numpy", "--plot", str(png), "--inline")
     assert code == 2 and "--force" in err
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
-def test_cli_machine_readable_outputs(fmt, capsys):
-    code, out, err = run_cli(["--tokens", "20", "--backend", "numpy", "--kinds", "step", "--inline", "-o", fmt], capsys)
+def test_cli_machine_readable_outputs(fmt, run_cli):
+    code, out, err = run_cli("bench", "--tokens", "20", "--backend", "numpy", "--kinds", "step", "--inline", "-o", fmt)
     assert code == 0, err
     if fmt == "csv":
         table = list(csv.reader(io.StringIO(out)))
@@ -161,37 +154,37 @@ def test_cli_machine_readable_outputs(fmt, capsys):
     assert [r["name"] for r in rows] == ["numpy dynamic b1 step"] and rows[0]["tokens"] == 20
 
 
-def test_cli_errors_are_one_line(tmp_path, capsys):
-    code, out, err = run_cli(["--backend", "litert,bogus", "--tokens", "16"], capsys)
+def test_cli_errors_are_one_line(tmp_path, run_cli):
+    code, out, err = run_cli("bench", "--backend", "litert,bogus", "--tokens", "16")
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
     assert all(name in err for name in ("litert", "tflite", "onnx", "numpy")) and "'bogus'" in err
-    code, _, err = run_cli(["--threads", "0", "--tokens", "16"], capsys)
+    code, _, err = run_cli("bench", "--threads", "0", "--tokens", "16")
     assert code == 2 and err.startswith("error: ") and "1,2,4" in err
-    code, _, err = run_cli(["--kinds", "step,bogus", "--tokens", "16"], capsys)
+    code, _, err = run_cli("bench", "--kinds", "step,bogus", "--tokens", "16")
     assert code == 2 and err.startswith("error: --kinds takes step and/or generate")
-    code, _, err = run_cli([str(default_model_path()), "--batch", "8", "--inline"], capsys)
+    code, _, err = run_cli("bench", str(default_model_path()), "--batch", "8", "--inline")
     assert code == 2 and "--batch 8" in err
-    code, out, _ = run_cli(["--help"], capsys)
+    code, out, _ = run_cli("bench", "--help")
     assert code == 0 and "Seed of the recorded token stream" in " ".join(out.split())
 
 
-def test_plot_without_matplotlib_is_one_line(tmp_path, capsys, monkeypatch):
+def test_plot_without_matplotlib_is_one_line(tmp_path, run_cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    code, _, err = run_cli(["--tokens", "16", "--backend", "numpy", "--kinds", "step", "--inline", "--plot",
-                            str(tmp_path / "b.png")], capsys)
+    code, _, err = run_cli("bench", "--tokens", "16", "--backend", "numpy", "--kinds", "step", "--inline", "--plot",
+                            str(tmp_path / "b.png"))
     assert code == 2 and err.strip().splitlines()[-1] == ("error: --plot needs matplotlib, which is not installed "
                                                          "here: pip install matplotlib")
 
 
 def test_the_stream_needs_a_batch_one_file(tiny):
     with pytest.raises(BackendError, match="batch-1 file"):
-        bench(Plan([tiny.float_b2], tokens=20), isolate=False)
+        bench(BenchMatrix([tiny.float_b2], tokens=20), isolate=False)
 
 
-def test_vs_torch_without_torch_names_the_extra(tmp_path, capsys, monkeypatch):
+def test_vs_torch_without_torch_names_the_extra(tmp_path, run_cli, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
-    code, _, err = run_cli(["--vs-torch", str(tmp_path), "--tokens", "16", "--inline"], capsys)
+    code, _, err = run_cli("bench", "--vs-torch", str(tmp_path), "--tokens", "16", "--inline")
     assert code == 2 and err.count("\n") == 1 and "pip install 'pxby-edge[train]'" in err

@@ -16,7 +16,7 @@ import pytest
 from firmware_bridge import protocol as pr
 from firmware_bridge.errors import CapabilityError, LinkTimeout, PortError, ProtocolVersionError
 from firmware_bridge.link import Link
-from firmware_bridge.simulator import PtyTransport, Simulator, SocketTransport
+from firmware_bridge.simulator import SocketTransport
 from firmware_bridge.stream import stream_needs
 
 pytestmark = [pytest.mark.pi, pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")]
@@ -68,29 +68,16 @@ def test_socket_binds_loopback_by_default():
         server.close()
 
 
-def _serve(**kw):
-    transport = PtyTransport()
-    return transport, Simulator(transport, **kw).start()
+def test_protocol_version_mismatch(running_simulator):
+    sim = running_simulator(versions=(2, 3))
+    with pytest.raises(ProtocolVersionError, match="device speaks protocol v2..v3.*this host v1..v1"):
+        Link(sim.transport.path, connect_timeout_s=3).connect()
 
 
-def test_protocol_version_mismatch():
-    transport, sim = _serve(versions=(2, 3))
-    try:
-        with pytest.raises(ProtocolVersionError, match="device speaks protocol v2..v3.*this host v1..v1"):
-            Link(transport.path, connect_timeout_s=3).connect()
-    finally:
-        sim.stop()
-        transport.close()
-
-
-def test_capabilities_too_small():
-    transport, sim = _serve(caps=pr.Capabilities(screen_w=128, screen_h=128, tile_slots=256))
-    try:
-        with pytest.raises(CapabilityError, match="screen width 128 \\(need 160\\)"):
-            Link(transport.path, need=stream_needs(), connect_timeout_s=3).connect()
-    finally:
-        sim.stop()
-        transport.close()
+def test_capabilities_too_small(running_simulator):
+    sim = running_simulator(caps=pr.Capabilities(screen_w=128, screen_h=128, tile_slots=256))
+    with pytest.raises(CapabilityError, match="screen width 128 \\(need 160\\)"):
+        Link(sim.transport.path, need=stream_needs(), connect_timeout_s=3).connect()
 
 
 @pytest.mark.slow  # a second interpreter importing scipy, and 2 s of sound: ~8 s on a busy 2-core machine

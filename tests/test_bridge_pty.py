@@ -86,7 +86,7 @@ def wait(sim: Simulator, predicate, what: str, timeout_s: float = 20.0) -> None:
 
 
 @pytest.fixture
-def rig():
+def rig(running_simulator):
     host_master, host_slave = os.openpty()
     tty.setraw(host_slave)
     host_path = os.ttyname(host_slave)
@@ -94,13 +94,12 @@ def rig():
     device_peer = os.open(device.path, os.O_RDWR | os.O_NOCTTY)
     tty.setraw(device_peer)
     relay = FaultRelay(host_master, device_peer, seed=1234)
-    sim = Simulator(device).start()
+    sim = running_simulator(device)  # closes ``device`` at the end
     relay.thread.start()
     yield host_path, sim, relay
     relay.stop.set()
     sim.stop()
     relay.thread.join(timeout=2)
-    device.close()
     for fd in (host_master, host_slave, device_peer):
         os.close(fd)
 
@@ -130,7 +129,7 @@ def test_stream_through_faults_and_a_device_restart(rig):
                     restart_at = link.clock()
                     sim.restart()
         stats = streamer.finish(timeout_s=60)
-        expected = streamer.expected_screen()
+        expected = streamer.model.render()
         s = link.session
         assert s.counters["device_resets"] >= 1 and s.epoch >= 2, str((restart_at, list(s.history), s.counters))
         # recovered as fast as the protocol allows: the reset was learnt from the device's first
@@ -175,7 +174,7 @@ def test_stream_through_faults_and_a_device_restart(rig):
           f"retransmits {stats['retransmits']}; relay {relay.counts}")
 
 
-def test_simulator_on_a_serial_url():
+def test_simulator_on_a_serial_url(running_simulator):
     """`pxby-edge handheld --port /dev/ttyX`: the simulator opens a tty as a serial port (here the
     slave of a second pty, bridged to the host's by a fault-free relay)."""
     from firmware_bridge.simulator import SerialTransport
@@ -186,7 +185,7 @@ def test_simulator_on_a_serial_url():
         tty.setraw(fd)
     relay = FaultRelay(host_master, dev_master, seed=1, corrupt=0.0, drop=0.0, burst=0.0, dup_after=-1)
     transport = SerialTransport(os.ttyname(dev_slave), 921600)
-    sim = Simulator(transport).start()
+    sim = running_simulator(transport)
     relay.thread.start()
     try:
         link = Link(os.ttyname(host_slave), 921600, need=stream_needs(), seed=1).connect()
@@ -196,18 +195,17 @@ def test_simulator_on_a_serial_url():
                 streamer.feed(event)
             streamer.finish(timeout_s=30)
             wait(sim, lambda: sim.capture.screen is not None and np.array_equal(sim.capture.screen,
-                                                                                 streamer.expected_screen()), "the screen")
+                                                                                 streamer.model.render()), "the screen")
         assert sim.counters["crc_errors"] == 0 and sim.counters["commits"] >= 8
     finally:
         relay.stop.set()
         sim.stop()
         relay.thread.join(timeout=2)
-        transport.close()
         for fd in (host_master, host_slave, dev_master, dev_slave):
             os.close(fd)
 
 
-def test_a_stuck_terminal_does_not_stall_the_device():
+def test_a_stuck_terminal_does_not_stall_the_device(running_simulator):
     """`handheld --tty` on a terminal that stops reading: the view blocks in its first write, the
     device keeps answering (it once drew inside its loop and went silent)."""
     release = threading.Event()
@@ -217,10 +215,9 @@ def test_a_stuck_terminal_does_not_stall_the_device():
         drawn.append(len(text))
         release.wait(60)
 
-    transport = PtyTransport()
-    sim = Simulator(transport, live=stuck_terminal).start()
+    sim = running_simulator(live=stuck_terminal)
     try:
-        with Link(transport.path, 921600, need=stream_needs(), seed=2).connect() as link:
+        with Link(sim.transport.path, 921600, need=stream_needs(), seed=2).connect() as link:
             streamer = Streamer(link, audio_rate=8000)
             for event in synthetic_events(frames=2, size=8, audio_s=0.1, seed=1):
                 streamer.feed(event)
@@ -229,6 +226,5 @@ def test_a_stuck_terminal_does_not_stall_the_device():
         assert stats["reconnects"] == 0 and sim.counters["commits"] >= 8
     finally:
         release.set()
-        sim.stop()
-        transport.close()
+        sim.stop()  # now, not at teardown: the view draws the newest screen as it closes
     assert sim.view.drawn >= 2  # released, it drew the newest screen before closing

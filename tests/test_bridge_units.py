@@ -137,7 +137,7 @@ def test_streams_exactly_through_faults_and_restart_on_a_virtual_line():
     streamer.finish(timeout_s=120)
     assert link.session.counters["device_resets"] >= 1
     assert link.session.ready_since - restarted[0] < 1000
-    assert np.array_equal(link.device.screen, streamer.expected_screen())
+    assert np.array_equal(link.device.screen, streamer.model.render())
     offsets = [o for o, _ in played]
     assert offsets == sorted(offsets)
 
@@ -186,7 +186,7 @@ def test_a_slow_lossless_device_costs_no_retransmits(seed):
         streamer.feed(event)
     streamer.finish(timeout_s=120)
     c = link.session.counters
-    assert np.array_equal(device.core.screen, streamer.expected_screen())
+    assert np.array_equal(device.core.screen, streamer.model.render())
     assert len(device.delays) > 100 and max(device.delays) >= 45
     assert c["frames_sent"] > 150 and (c["retransmits"], c["timeouts"]) == (0, 0), c
 
@@ -229,7 +229,7 @@ def test_u4_audio_and_text_arrive_exactly_without_faults():
     assert played[0][0] == 0 and np.array_equal(got, want)
     assert device.counters["gaps"] == 0 and device.counters["underruns"] == 0
     assert device.text.decode() == "hi there"
-    assert np.array_equal(device.screen, streamer.expected_screen())
+    assert np.array_equal(device.screen, streamer.model.render())
 
 
 def test_protocol_core_is_pure_and_commands_are_light():

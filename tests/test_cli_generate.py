@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from pxby_edge.backends.null import NullBackend
 from pxby_edge.cli import main
-from pxby_edge.generate import GenerationRequest, audio_rate_of, default_model_path, run_generation
-from pxby_edge.generate_files import expected_tokens
+from pxby_edge.generate import GenerationRequest, Generator, audio_rate_of, default_model_path, run_generation
 from pxby_edge.manifest import read_manifest
 
 pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
@@ -45,21 +45,34 @@ def test_prompt_from_stdin_or_a_file(source, tmp_path, monkeypatch, capsys):
     [
         dict(frames=1, width=8, height=8, audio_seconds=0.02, seed=0),
         dict(frames=2, width=5, height=3, audio_seconds=0.01, seed=3),
-        dict(frames=1, width=4, height=4, audio_seconds=0.01, seed=1, plan=("text", "image")),
+        dict(frames=1, width=4, height=4, audio_seconds=0.01, seed=1, modalities=("text", "image")),
     ],
 )
 def test_progress_total_is_the_planned_length(kwargs, rate):
-    request = GenerationRequest(prompt="a red creature", complete_text=False, **kwargs)
-    expected = expected_tokens(request, rate)
-    summary = run_generation(GenerationRequest(prompt="a red creature", complete_text=False, **kwargs))
+    run = run_generation(GenerationRequest(prompt="a red creature", complete_text=False, **kwargs))
+    expected = run.generator.expected_tokens()
+    summary = run.complete()
     assert summary["stop_reason"] == "plan"
     assert expected == summary["tokens"] + summary["prompt_tokens"]
 
 
 def test_progress_total_without_a_length_is_the_budget():
-    request = GenerationRequest(max_tokens=1234)  # the model decides the sprite's size
-    assert expected_tokens(request, 8000) == 1234
-    assert expected_tokens(GenerationRequest(max_tokens=50, frames=1, width=8, height=8), 8000) == 50
+    def total(request):
+        return Generator(NullBackend(), request).expected_tokens()
+
+    assert total(GenerationRequest(max_tokens=1234)) == 1234  # the model decides the sprite's size
+    assert total(GenerationRequest(max_tokens=50, frames=1, width=8, height=8)) == 50
+
+
+def test_the_progress_bar_counts_the_run(capsys):
+    """``GenerationRun.events(progress=True)`` draws its bar on stderr and ends it at the steps it ran."""
+    from pxby_edge.generate import GenerationRun
+
+    run = GenerationRun(Generator(NullBackend(), GenerationRequest(max_tokens=600)), "null")
+    events = list(run.events(progress=True, desc="testing"))
+    err = capsys.readouterr().err
+    assert events and "testing" in err and "tok" in err
+    assert run.summary()["tokens"] == len(run.generator.step_ns)
 
 
 def test_tokenize_takes_out_like_the_other_commands(tmp_path, capsys):

@@ -13,16 +13,9 @@ import pytest
 from PIL import Image
 from scipy.io import wavfile
 
-from pxby_edge.cli import main
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 
 pytestmark = pytest.mark.pi  # the torch-free tier: scripts/arm64-check runs it
-
-
-def run(args, capsys):
-    code = main(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 TEXT = "A Large Red Fire Creature, with wings: it is red (100%)! Café/crème; [ok]"
@@ -30,7 +23,7 @@ TEXT = "A Large Red Fire Creature, with wings: it is red (100%)! Café/crème; [
 
 def _inputs(tmp_path):
     """A 22x25 sprite of palette colours, a text with accents and punctuation, a (2, N) cry at 16 kHz."""
-    from pxby_edge import media
+    from pxby_edge import speaker
     from pxby_edge.vocab import Vocab
 
     rng = np.random.default_rng(3)
@@ -40,19 +33,17 @@ def _inputs(tmp_path):
     (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
     t = np.arange(3000) / 16000
     cry = (np.sin(2 * np.pi * 440 * t * (1 + t)) * np.exp(-4 * t)).astype(np.float32)
-    np.save(tmp_path / "cry.npy", np.stack([cry, media.gameboy_filter(cry, 16000)]).astype(np.float32))
+    np.save(tmp_path / "cry.npy", np.stack([cry, speaker.gameboy_filter(cry, 16000)]).astype(np.float32))
     return tmp_path / "text.txt", tmp_path / "sprite-in.png", tmp_path / "cry.npy"
 
 
-def test_tokenize_detokenize_round_trip(tmp_path, capsys):
+def test_tokenize_detokenize_round_trip(tmp_path, run_cli):
     text_file, image, audio = _inputs(tmp_path)
     out = tmp_path / "item.npz"
-    code, stdout, err = run(
-        ["tokenize", "--text-file", str(text_file), "--image", str(image), "--audio", str(audio), "--out", str(out)],
-        capsys,
-    )
+    code, stdout, err = run_cli("tokenize", "--text-file", str(text_file), "--image", str(image), "--audio", str(audio),
+                                "--out", str(out))
     assert code == 0, err
-    code, stdout, err = run(["detokenize", str(out), "--out", str(tmp_path / "d"), "--scale", "1"], capsys)
+    code, stdout, err = run_cli("detokenize", str(out), "--out", str(tmp_path / "d"), "--scale", "1")
     assert code == 0, err
     text = (tmp_path / "d" / "text.txt").read_text()
     assert text == TEXT.lower().replace("é", "e").replace("è", "e")  # NFKD, ASCII: accents drop, letters stay
@@ -67,13 +58,13 @@ def test_tokenize_detokenize_round_trip(tmp_path, capsys):
     assert wav.shape[0] == np.load(audio).shape[1]
 
 
-def test_mono_ogg_gets_two_channels(tmp_path, capsys):
+def test_mono_ogg_gets_two_channels(tmp_path, run_cli):
     sf = pytest.importorskip("soundfile", reason="soundfile is not installed (needed for OGG)")
     t = np.arange(22050) / 44100
     sf.write(tmp_path / "cry.ogg", (0.5 * np.sin(2 * np.pi * 600 * t)).astype(np.float32), 44100,
              format="OGG", subtype="VORBIS")
     out = tmp_path / "c.npz"
-    code, _, err = run(["tokenize", "--audio", str(tmp_path / "cry.ogg"), "--slicing-audio", "4", "-o", str(out)], capsys)
+    code, _, err = run_cli("tokenize", "--audio", str(tmp_path / "cry.ogg"), "--slicing-audio", "4", "-o", str(out))
     assert code == 0, err
     labels = np.load(out)["labels"][:, 0]
     assert labels[-2:].tolist() == [1, 2]  # the stereo separator row
@@ -91,9 +82,9 @@ def test_mono_ogg_gets_two_channels(tmp_path, capsys):
         (["detokenize", "{tmp}/none.npz", "--out", "{tmp}/o"], "no such token file"),
     ],
 )
-def test_errors_are_one_line(tmp_path, capsys, args, message):
+def test_errors_are_one_line(tmp_path, run_cli, args, message):
     (tmp_path / "t.txt").write_text("hello")
-    code, _, err = run([a.replace("{tmp}", str(tmp_path)) for a in args], capsys)
+    code, _, err = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert code == 2
     assert err.count("\n") == 1 and message in err, err
 
@@ -116,13 +107,13 @@ def test_a_text_given_as_audio_is_not_answered_with_soundfile_advice(tmp_path):
     assert not (tmp_path / "x.npz").exists() and not (tmp_path / "y.npz").exists()
 
 
-def test_existing_output_needs_force(tmp_path, capsys):
+def test_existing_output_needs_force(tmp_path, run_cli):
     out = tmp_path / "x.npz"
     out.write_bytes(b"keep me")
-    code, _, err = run(["tokenize", "--text", "hi", "-o", str(out)], capsys)
+    code, _, err = run_cli("tokenize", "--text", "hi", "-o", str(out))
     assert code == 2 and "--force" in err
     assert out.read_bytes() == b"keep me"
-    code, _, err = run(["tokenize", "--text", "hi", "-o", str(out), "--force"], capsys)
+    code, _, err = run_cli("tokenize", "--text", "hi", "-o", str(out), "--force")
     assert code == 0
 
 

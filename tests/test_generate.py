@@ -84,7 +84,7 @@ def test_max_tokens_stops_every_lane():
 
 
 def test_pad_in_slot_five_ends_the_text():
-    gen = Generator(scripted(end_text_after=8), GenerationRequest(prompt="abc", plan=("text", "image"), max_tokens=40, text_chars=None))
+    gen = Generator(scripted(end_text_after=8), GenerationRequest(prompt="abc", modalities=("text", "image"), max_tokens=40, text_chars=None))
     collect(gen)
     tokens = gen.lanes[0].tokens
     end = tokens.index(2)
@@ -102,11 +102,11 @@ def test_predict_objective_uses_its_single_slot():
     "kwargs,match",
     [
         ({"prompt": "€€€"}, "no character"),
-        ({"plan": ("audio",)}, "does not start with"),
-        ({"plan": ("text",), "complete_text": False}, "nothing is left"),
+        ({"modalities": ("audio",)}, "does not start with"),
+        ({"modalities": ("text",), "complete_text": False}, "nothing is left"),
         ({"batch": 2}, "batch 1"),
         ({"max_tokens": 0}, "max tokens"),
-        ({"plan": ("text", "smell")}, "unknown modality"),
+        ({"modalities": ("text", "smell")}, "unknown modality"),
     ],
 )
 def test_bad_requests(kwargs, match):
@@ -146,7 +146,11 @@ def test_bundled_model_default_generation_ends_by_its_plan(tmp_path):
 
     manifest = read_manifest(default_model_path())
     assert manifest.bound(GEOMETRY_IMAGE_WIDTH) == 24 and manifest.bound(GEOMETRY_IMAGE_HEIGHT) == 24
-    s = run_generation(GenerationRequest(seed=1), backend="numpy", out_dir=tmp_path)
+    from pxby_edge.outputs import write_generation
+
+    run = run_generation(GenerationRequest(seed=1), backend="numpy")
+    s = run.complete()
+    write_generation(run.generator, tmp_path)
     assert s["stop_reason"] == "plan" and (tmp_path / "audio.wav").is_file()
     assert [seg["modality"] for seg in s["segments"][0]] == ["text", "image", "audio"]
     assert all(seg["ended_by"] == "plan" for seg in s["segments"][0])

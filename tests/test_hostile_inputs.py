@@ -329,7 +329,7 @@ def full_disk(tmp_path, monkeypatch):
                 self.fh.close()
                 super().close()
 
-        monkeypatch.setattr("pxby_edge.media.os.fdopen", lambda fd, mode="r": FullFile(fd))
+        monkeypatch.setattr("pxby_edge.atomic.os.fdopen", lambda fd, mode="r": FullFile(fd))
     yield mnt
     if mounted:
         subprocess.run(["umount", str(mnt)], check=True)

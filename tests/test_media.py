@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from scipy.io import wavfile
 
-from pxby_edge import media
+from pxby_edge import atomic, media, readers, speaker
 from pxby_edge.errors import MediaError, OutputExistsError
 from pxby_edge.vocab import DEFAULT_PALETTE
 
@@ -49,13 +49,13 @@ def test_wav_round_trip(tmp_path):
     media.write_wav(tmp_path / "a.wav", audio, 8192)
     rate, data = wavfile.read(tmp_path / "a.wav")
     assert rate == 8192 and data.shape == (100, 2) and data.dtype == np.int16
-    back, rate2 = media.read_audio(tmp_path / "a.wav")
+    back, rate2 = readers.read_audio(tmp_path / "a.wav")
     np.testing.assert_allclose(back, audio, atol=1e-4)
 
 
 def test_gameboy_filter_matches_the_upstream_dataset(upstream_dir):
     cry = np.load(upstream_dir / "bulbasaur_cry_stereo16k.npy")
-    ours = media.gameboy_filter(cry[0], 16000)
+    ours = speaker.gameboy_filter(cry[0], 16000)
     corr = np.corrcoef(ours, cry[1])[0, 1]
     assert corr > 0.99, corr
 
@@ -64,27 +64,27 @@ def test_gameboy_filter_is_a_band_pass():
     rate = 16000
     t = np.arange(rate) / rate
     low, mid = np.sin(2 * np.pi * 30 * t), np.sin(2 * np.pi * 1000 * t)
-    out_low = media.gameboy_filter(low, rate, normalize=False)
-    out_mid = media.gameboy_filter(mid, rate, normalize=False)
+    out_low = speaker.gameboy_filter(low, rate, normalize=False)
+    out_mid = speaker.gameboy_filter(mid, rate, normalize=False)
     assert np.std(out_low[2000:]) < 0.1 * np.std(out_mid[2000:])
     with pytest.raises(MediaError, match="band"):
-        media.gameboy_filter(mid, rate, low_hz=3000, high_hz=100)
+        speaker.gameboy_filter(mid, rate, low_hz=3000, high_hz=100)
 
 
 def test_mono_audio_gets_a_filtered_second_channel():
     x = np.sin(np.linspace(0, 200, 4000))
-    stereo = media.tokenizer_audio(x[None], 8000)
+    stereo = speaker.tokenizer_audio(x[None], 8000)
     assert stereo.shape == (2, 4000)
     assert np.abs(stereo[0]).max() == pytest.approx(1.0)
 
 
 def test_output_set_lands_whole_or_not_at_all(tmp_path):
     out = tmp_path / "a" / "b"
-    with pytest.raises(RuntimeError), media.OutputSet(out, ["x.txt", "y.txt"]) as s:
+    with pytest.raises(RuntimeError), atomic.OutputSet(out, ["x.txt", "y.txt"]) as s:
         media.write_text(s.folder / "x.txt", "one")
         raise RuntimeError("killed half way")
     assert sorted(os.listdir(tmp_path)) == []  # no folder, no parent, no hidden temporary
-    with media.OutputSet(out, ["x.txt", "y.txt"]) as s:
+    with atomic.OutputSet(out, ["x.txt", "y.txt"]) as s:
         paths = [media.write_text(s.folder / n, n) for n in ("x.txt", "y.txt")]
         assert not out.exists()  # nothing lands before the commit
         s.commit()
@@ -96,8 +96,8 @@ def test_output_set_into_a_used_folder_keeps_other_files_and_needs_force(tmp_pat
     (tmp_path / "mine.txt").write_text("keep")
     (tmp_path / "x.txt").write_text("old")
     with pytest.raises(OutputExistsError, match="--force"):
-        media.OutputSet(tmp_path, ["x.txt"])
-    with media.OutputSet(tmp_path, ["x.txt"], overwrite=True) as s:
+        atomic.OutputSet(tmp_path, ["x.txt"])
+    with atomic.OutputSet(tmp_path, ["x.txt"], overwrite=True) as s:
         media.write_text(s.folder / "x.txt", "new")
         assert (tmp_path / "x.txt").read_text() == "old"  # replaced only at the end
         s.commit()
@@ -111,7 +111,7 @@ def test_atomic_write_errors_name_the_users_path(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError(errno.EACCES, "Permission denied", str(tmp_path / ".t.txt.abc123"))
 
-    monkeypatch.setattr(media.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
     with pytest.raises(PermissionError) as info:
         media.write_text(tmp_path / "t.txt", "x")
     assert info.value.filename == str(tmp_path / "t.txt")
@@ -126,7 +126,7 @@ def test_output_set_deletes_what_killed_runs_left(tmp_path):
     (tmp_path / f".out.{dead.pid}.abc.partial").mkdir()  # a run killed before its commit
     (tmp_path / f".out.{os.getpid()}.abc.partial").mkdir()  # a live run's
     (tmp_path / f".outer.{dead.pid}.abc.partial").mkdir()  # another destination's
-    with media.OutputSet(tmp_path / "out", ["x.txt"]) as s:
+    with atomic.OutputSet(tmp_path / "out", ["x.txt"]) as s:
         media.write_text(s.folder / "x.txt", "x")
         s.commit()
     assert sorted(os.listdir(tmp_path)) == [f".out.{os.getpid()}.abc.partial", f".outer.{dead.pid}.abc.partial", "out"]

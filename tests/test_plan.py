@@ -89,7 +89,7 @@ def _favouring(token: int):
 
 
 def _generate(backend, **kw):
-    gen = Generator(backend, GenerationRequest(prompt="a", plan=("text", "image"), text_chars=3, temperature=0, **kw))
+    gen = Generator(backend, GenerationRequest(prompt="a", modalities=("text", "image"), text_chars=3, temperature=0, **kw))
     list(gen.events())
     return gen
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,46 @@ def test_errno_is_read_through_a_wrapped_error():
     assert "nobody listens at socket://x:1" in str(ports.port_error("socket://x:1", exc))
     text_only = serial.SerialException("Permission denied: but no number")
     assert "dialout" not in str(ports.port_error("/dev/ttyS1", text_only))
+
+
+def _tmp_registry(tmp_path, monkeypatch) -> Path:
+    """The fallback registry (no XDG_RUNTIME_DIR) under a private temp folder standing in for /tmp."""
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(ports.tempfile, "gettempdir", lambda: str(tmp_path))
+    return tmp_path / f"pxby-edge-{os.getuid()}"
+
+
+def test_the_fallback_registry_is_made_private(tmp_path, monkeypatch):
+    base = _tmp_registry(tmp_path, monkeypatch)
+    with ports.announce("socket://127.0.0.1:1") as path:
+        assert path.parent == base / "pxby-edge" / "handhelds"
+        for level in (base, base / "pxby-edge", base / "pxby-edge" / "handhelds"):
+            assert stat.S_IMODE(os.lstat(level).st_mode) == 0o700, level
+
+
+@pytest.mark.parametrize("plant", ["file", "link-base", "link-handhelds"])
+def test_a_planted_registry_is_refused_and_never_followed(tmp_path, monkeypatch, plant):
+    base = _tmp_registry(tmp_path, monkeypatch)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    if plant == "file":
+        base.write_text("taken")
+    elif plant == "link-base":
+        base.symlink_to(elsewhere)
+    else:
+        (base / "pxby-edge").mkdir(mode=0o700, parents=True)
+        base.chmod(0o700)
+        (base / "pxby-edge" / "handhelds").symlink_to(elsewhere)
+    with pytest.raises(PortError, match="not a private folder of this user"):
+        with ports.announce("socket://127.0.0.1:1"):
+            pass
+    assert list(elsewhere.iterdir()) == []  # nothing landed where the link points
+    assert ports.announced() == []
+
+
+def test_an_open_registry_of_ours_is_closed(tmp_path, monkeypatch):
+    base = _tmp_registry(tmp_path, monkeypatch)
+    (base / "pxby-edge").mkdir(parents=True)
+    base.chmod(0o755)
+    with ports.announce("socket://127.0.0.1:1"):
+        assert stat.S_IMODE(os.lstat(base).st_mode) == 0o700

@@ -109,12 +109,6 @@ def test_quantized_file_runs_and_mostly_agrees(built, models):
     assert (got.argmax(-1) == want.argmax(-1)).mean() > 0.5
 
 
-def _run(capsys, *args):
-    rc = cli.main(["quantize", *map(str, args)])
-    err = capsys.readouterr().err
-    return rc, err
-
-
 def _bad_checkpoint(tmp_path, ckpt, name, **config):
     folder = tmp_path / name
     shutil.copytree(ckpt, folder)
@@ -124,7 +118,7 @@ def _bad_checkpoint(tmp_path, ckpt, name, **config):
     return folder
 
 
-def test_bad_inputs_fail_in_one_line(tmp_path, models, capsys):
+def test_bad_inputs_fail_in_one_line(tmp_path, models, run_cli):
     out = tmp_path / "o.tflite"
     ckpt = models.ckpt
     corrupt = _bad_checkpoint(tmp_path, ckpt, "corrupt")
@@ -150,7 +144,7 @@ def test_bad_inputs_fail_in_one_line(tmp_path, models, capsys):
         ((ckpt, "-o", exists), "already exists"),
     ]
     for args, message in cases:
-        rc, err = _run(capsys, *args)
+        rc, _, err = run_cli("quantize", *args)
         assert rc == 2, (args, err)
         assert err.startswith("error:") and err.count("\n") == 1, err
         assert message in err, (message, err)

@@ -10,11 +10,33 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("training.model")
 
 from quantize.calibrate import Streams, calibration_samples, lstm_states, synthetic_streams  # noqa: E402
-from quantize.step import StepModule, full_forward, run_steps  # noqa: E402
+from quantize.step import StepModule  # noqa: E402
 from training.config import ModelConfig  # noqa: E402
 from training.model import PixelBytesLSTM  # noqa: E402
 
 STEPS = 200
+
+
+# The two sides of the equality these tests hold (test support: nothing in the package steps a whole sequence).
+@torch.no_grad()
+def run_steps(step: StepModule, contexts: torch.Tensor, state=None):
+    """Teacher-forced step loop: contexts (B, T, 6) → logits (B, T, slots, V), final (h, c)."""
+    h, c = state if state is not None else step.initial_state(contexts.shape[0])
+    out = []
+    for t in range(contexts.shape[1]):
+        logits, h, c = step(contexts[:, t].to(torch.int32), h, c)
+        out.append(logits)
+    return torch.stack(out, dim=1), (h, c)
+
+
+@torch.no_grad()
+def full_forward(model, contexts: torch.Tensor) -> torch.Tensor:
+    """Upstream's whole-sequence forward: contexts (B, T, 6) → logits (B, T, slots, V)."""
+    b, t, _ = contexts.shape
+    emb = model.embedding(contexts.long()).reshape(b, t, -1)
+    y, _ = model.sequence_model(emb)
+    vocab = model.embedding.num_embeddings
+    return model.fc(y).reshape(b, t, -1, vocab)
 
 
 def _random_model(objective: str, seed: int = 0, **kw):

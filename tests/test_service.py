@@ -124,3 +124,19 @@ def test_loop_rounds_each_redraw_the_screen_and_pause_between():
     link2 = VirtualLink(fresh, VirtualLine(921600), seed=1, line_bps=92160).connect()
     list(stream_rounds(link2, lambda k: make(2), rounds=1))
     assert np.array_equal(last, fresh.screen)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze is not installed here (apt-get install systemd)")
+def test_the_sandbox_scores_under_4_in_systemd_analyze_security(tmp_path):
+    # --offline reads the file alone; the threshold is the one the reliability review set (8.3 before)
+    unit = tmp_path / UNIT.name
+    shutil.copy(UNIT, unit)
+    proc = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+                          capture_output=True, text=True, timeout=60)
+    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", proc.stdout + proc.stderr)
+    assert found, proc.stdout + proc.stderr
+    assert float(found.group(1)) < 4.0, proc.stdout
+    # the port is the only device: the dialout group alone would open every serial port
+    assert unit_value("DevicePolicy") == "closed" and unit_value("DeviceAllow") == "/dev/%I rw"
+    assert unit_value("PrivateNetwork") == "yes" and unit_value("RestrictAddressFamilies") == "AF_UNIX"

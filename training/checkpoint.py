@@ -42,7 +42,7 @@ __all__ = [
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write a file all at once (temp file in the same folder, then rename); callers check overwrites."""
-    from pxby_edge.media import atomic_write
+    from pxby_edge.atomic import atomic_write
 
     return atomic_write(path, data, overwrite=True)
 

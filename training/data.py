@@ -169,7 +169,8 @@ def _read_image(value):
 
 def _read_audio(value) -> np.ndarray:
     from pxby_edge.errors import MediaError
-    from pxby_edge.media import read_audio, tokenizer_audio
+    from pxby_edge.readers import read_audio
+    from pxby_edge.speaker import tokenizer_audio
 
     try:
         if isinstance(value, Path):

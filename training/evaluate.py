@@ -104,7 +104,7 @@ def prompt_adherence(model: PixelBytesLSTM, per_colour: int = 8, seed: int = 0, 
     """Fraction of generated sprites whose dominant colour is the prompt's colour word, per colour."""
     from pxby_edge.generate import GenerationRequest, Generator
     from pxby_edge.vocab import Vocab
-    from training.synth import COLOURS, ELEMENTS, FEATURES, SIZES, describe, dominant_colour
+    from training.synth import COLOURS, ELEMENTS, FEATURES, SIZES, caption, dominant_colour
 
     rng = np.random.default_rng(seed)
     prompts, wanted = [], []
@@ -114,14 +114,14 @@ def prompt_adherence(model: PixelBytesLSTM, per_colour: int = 8, seed: int = 0, 
             size = list(SIZES)[rng.integers(len(SIZES))]
             feats = sorted(rng.choice(list(FEATURES), size=int(rng.integers(1, 4)), replace=False).tolist(),
                            key=list(FEATURES).index)
-            prompts.append(describe(colour, element, size, feats))
+            prompts.append(caption(colour, element, size, feats))
             wanted.append(colour)
     vocab = Vocab()
     results = {c: [] for c in COLOURS}
     examples = []
     for k, (prompt, colour) in enumerate(zip(prompts, wanted)):
         backend = TorchStepBackend(model, 1, slicing)
-        req = GenerationRequest(prompt=prompt, plan=("text", "image"), complete_text=False, frames=1,
+        req = GenerationRequest(prompt=prompt, modalities=("text", "image"), complete_text=False, frames=1,
                                 width=size_px, height=size_px, temperature=temperature, seed=seed + k,
                                 max_tokens=size_px * (size_px + 1) + 8)
         gen = Generator(backend, req)

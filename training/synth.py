@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pxby_edge.constants import DEVICE_AUDIO_RATE
 from training.errors import DatasetError, OutputExistsError
 
 # Palette indices (0-based into the 55-colour NES palette of pxby_edge.vocab).
@@ -75,7 +76,7 @@ FEATURES: dict[str, str] = {  # feature -> how the text names it
     "horns": "horns", "ears": "ears", "wings": "wings", "tail": "a tail",
     "spikes": "spikes", "antennae": "antennae", "feet": "feet",
 }
-AUDIO_RATE = 8192  # Hz of the WAV files (the Game Boy rate); train with slicing_audio 4 -> 2048 Hz tokens
+AUDIO_RATE = DEVICE_AUDIO_RATE  # Hz of the WAV files (the Game Boy rate); train with slicing_audio 4 -> 2048 Hz tokens
 GENERATOR_VERSION = 2  # 1: plain white backdrop; 2: backdrop tinted by the colour word
 
 
@@ -99,7 +100,7 @@ class SynthItem:
         return d
 
 
-def describe(colour: str, element: str, size: str, features: list[str]) -> str:
+def caption(colour: str, element: str, size: str, features: list[str]) -> str:
     names = [FEATURES[f] for f in features]
     if len(names) == 1:
         with_text = names[0]
@@ -274,7 +275,7 @@ def _mirror_ids(frame):
 def synth_cry(element: str, size: str, rng: np.random.Generator, sample_rate: int = AUDIO_RATE) -> np.ndarray:
     """(2, N) float32: a call whose pitch follows the size and whose contour follows the element,
     and its Game Boy speaker-filtered copy."""
-    from pxby_edge.media import gameboy_filter
+    from pxby_edge.speaker import gameboy_filter
 
     sz, el = SIZES[size], ELEMENTS[element]
     n = int(sz["seconds"] * sample_rate)
@@ -336,7 +337,7 @@ def make_item(index: int, seed: int = 0, size_px: int = 24, backdrop: str = "tin
         for k in range(n_frames)
     ])
     audio = synth_cry(element, size, rng)
-    return SynthItem(index, colour, element, size, features, describe(colour, element, size, features), frames, audio)
+    return SynthItem(index, colour, element, size, features, caption(colour, element, size, features), frames, audio)
 
 
 def dominant_colour(frame_ids) -> str | None:
@@ -360,11 +361,10 @@ def write_dataset(out, n: int, seed: int = 0, size_px: int = 24, force: bool = F
     out = Path(out)
     if n < 1:
         raise DatasetError(f"--n must be at least 1, got {n}")
-    if out.exists():
+    if out.exists() or out.is_symlink():
         if not force:
             raise OutputExistsError(f"{out} already exists; pass --force to replace it or choose another folder")
-        if any(out.iterdir()) and not (out / "synth.json").is_file():
-            raise OutputExistsError(f"{out} is not empty and is not a synthetic dataset; refusing to replace it")
+        check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -386,10 +386,70 @@ def write_dataset(out, n: int, seed: int = 0, size_px: int = 24, force: bool = F
             "elements": {k: v["accent"] for k, v in ELEMENTS.items()}, "items": items,
         }
         (tmp / "synth.json").write_text(json.dumps(meta, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+SYNTH_ENTRIES = {"text": ".txt", "images": ".gif", "audio": ".wav"}  # what write_dataset puts in a dataset
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse (one line) to replace ``out`` unless everything in it is a dataset this generator wrote.
+
+    ``--force`` replaces what the command made and nothing else: never the folder the user stands in or
+    one of its parents, never a link, never a folder holding anything synth.json does not account for."""
+    here = Path.cwd().resolve()
+    if out.is_symlink() or not out.is_dir():
+        raise OutputExistsError(f"{out} is not a folder this command wrote (a link or a file); choose another --out")
+    target = out.resolve()
+    if target == here or target in here.parents:
+        raise OutputExistsError(f"{out} is the current folder or one of its parents; refusing to replace it: "
+                                "choose a folder below it for --out")
+    if not any(out.iterdir()):
+        return
+    foreign = _foreign_entries(out)
+    if foreign:
+        raise OutputExistsError(f"{out} holds files this command did not write ({foreign[0]}"
+                                f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}); refusing to replace it")
+
+
+def _foreign_entries(out: Path) -> list[str]:
+    """Entries of ``out`` that its synth.json does not account for (everything, when it has none)."""
+    try:
+        meta = json.loads((out / "synth.json").read_text(encoding="utf-8")) if (out / "synth.json").is_file() else {}
+        ids = {str(item["id"]) for item in meta.get("items", [])} if meta.get("generator") == "pxby-edge synth" else set()
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        ids = set()
+    if not ids:
+        return sorted(p.name for p in out.iterdir())
+    foreign = []
+    for entry in sorted(out.iterdir()):
+        if entry.name == "synth.json" and not entry.is_symlink():
+            continue
+        suffix = SYNTH_ENTRIES.get(entry.name)
+        if suffix is None or entry.is_symlink() or not entry.is_dir():
+            foreign.append(entry.name)
+            continue
+        foreign += [f"{entry.name}/{f.name}" for f in sorted(entry.iterdir())
+                    if f.is_symlink() or not f.is_file() or f.suffix != suffix or f.stem not in ids]
+    return foreign
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Put ``new`` at ``out``; an old dataset there is moved aside first and deleted only once ``new`` is in place."""
+    if not out.exists():
+        new.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    out.rename(old / out.name)
+    try:
+        new.rename(out)
+    except BaseException:
+        (old / out.name).rename(out)
+        raise
+    finally:
+        if not (old / out.name).exists() or out.exists():
+            shutil.rmtree(old, ignore_errors=True)

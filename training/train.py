@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.audio_rate import dataset_audio_rate
 from training.batches import DeviceWindows, to_device
 from training.checkpoint import (
     KEY_AUDIO_RATE,
@@ -366,7 +367,7 @@ class TrainingRun:
         batches_per_epoch = math.ceil(math.ceil(len(self.train_w) / rt.world) / cfg.batch_size)
         steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
         self.total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
-        source_rate = _audio_rate(self.data)
+        source_rate = dataset_audio_rate(self.data)  # the dataset's own, recorded; the runtime plays tokens at it
         self.pxby = {
             KEY_SLICING: cfg.slicing,
             KEY_VOCAB: _vocab_dict(),
@@ -684,14 +685,3 @@ def _vocab_dict() -> dict:
     from pxby_edge.vocab import Vocab
 
     return Vocab().to_dict()
-
-
-def _audio_rate(data) -> int | None:
-    """The sample rate the dataset's audio files have (the synthetic set records it), else None."""
-    meta = Path(data) / "synth.json"
-    if meta.is_file():
-        try:
-            return int(json.loads(meta.read_text()).get("audio_rate"))
-        except (ValueError, TypeError, OSError):
-            return None
-    return None

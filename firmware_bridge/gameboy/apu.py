@@ -21,8 +21,9 @@ import numpy as np
 
 from firmware_bridge.errors import CapabilityError
 from firmware_bridge.gameboy import packets as gl
+from pxby_edge.constants import DEVICE_AUDIO_RATE
 
-IN_RATE = 8192
+IN_RATE = DEVICE_AUDIO_RATE  # the reference device plays the stream at the device rate; this re-voices it
 FRAME_HZ = 4194304 / 70224
 METHODS = ("registers", "wave")
 _WINDOW = 512  # analysis window (62 ms at 8192 Hz): 16 Hz bins, enough for a cry's pitch

@@ -91,6 +91,7 @@ class PyBoyPort:
                  boot_frames: int = 0, sound: bool = True):
         from pyboy import PyBoy
 
+        self.url = "pyboy://"
         self.host = gl.LinkHost()
         self.peer = SerialPeer(self.host, faults)
         self.faults = faults
@@ -147,3 +148,19 @@ class PyBoyPort:
 
     def close(self) -> None:
         self.pyboy.stop(save=False)
+
+
+def open_url(url: str, *, faults: Optional[LineFaults] = None, boot_frames: int = 0) -> PyBoyPort:
+    """The ``pyboy://`` transport (``firmware_bridge.transports``): ``pyboy://`` headless, ``pyboy://window`` in a window."""
+    import importlib.util
+
+    from firmware_bridge.errors import PortError
+
+    rest = url.partition("://")[2].strip("/")
+    if rest not in ("", "null", "window"):
+        raise PortError(f"bad PyBoy port {url!r}: use pyboy:// (headless) or pyboy://window")
+    if importlib.util.find_spec("pyboy") is None:
+        raise PortError("pyboy:// needs PyBoy: pip install 'pxby-edge[gameboy]'")
+    port = PyBoyPort(window="SDL2" if rest == "window" else "null", faults=faults, boot_frames=boot_frames)
+    port.url = url
+    return port

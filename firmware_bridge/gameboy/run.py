@@ -2,11 +2,12 @@
 
     pxby-edge stream --synthetic --to gameboy --port pyboy:// --out pxby-out
 
-``pyboy://`` runs the shipped ROM in PyBoy headless (``pyboy://window`` opens a window);
-``spi:///dev/spidev0.0?hz=131072&gap_us=120`` drives a real Game Boy from a Pi. ``GameBoyRun``
-is the context manager the CLI and the demo use: a connected ``GameBoyLink``, and on ``save`` the
-folders ``gameboy/`` (screen.png, screen.gif with every frame the Game Boy flipped to, audio.wav)
-and ``handheld/`` (what the reference device, i.e. the simulator, showed for the same stream).
+The URL's scheme picks the transport (``firmware_bridge.transports``): ``pyboy://`` runs the
+shipped ROM in PyBoy headless (``pyboy://window`` opens a window); ``spi:///dev/spidev0.0?hz=131072&gap_us=120``
+drives a real Game Boy from a Pi. ``GameBoyRun`` is the device ``firmware_bridge.live`` opens for
+``stream`` and ``demo``: a connected ``GameBoyLink``, and on ``save`` the folders ``gameboy/``
+(screen.png, screen.gif with every frame the Game Boy flipped to, audio.wav) and, when asked,
+``handheld/`` (what the reference device, i.e. the simulator, showed for the same stream).
 """
 
 from __future__ import annotations
@@ -16,54 +17,16 @@ from typing import Optional
 
 import numpy as np
 
-from firmware_bridge.errors import PortError
-
 OUTPUTS = ("gameboy/screen.png", "gameboy/screen.gif", "gameboy/audio.wav")
-SCHEMES = ("pyboy://", "spi://")
-
-
-def is_gameboy_url(url: Optional[str]) -> bool:
-    return bool(url) and url.startswith(SCHEMES)
-
-
-def open_port(url: str, *, faults=None, boot_frames: int = 0):
-    """A ``PyBoyPort`` or ``SpiPort`` for ``url``; ``PortError`` naming the valid forms otherwise."""
-    if url.startswith("pyboy://"):
-        from firmware_bridge.gameboy.pyboy_link import PyBoyPort
-
-        rest = url[len("pyboy://"):].strip("/")
-        if rest not in ("", "null", "window"):
-            raise PortError(f"bad PyBoy port {url!r}: use pyboy:// (headless) or pyboy://window")
-        import importlib.util
-
-        if importlib.util.find_spec("pyboy") is None:
-            raise PortError("pyboy:// needs PyBoy: pip install 'pxby-edge[gameboy]'")
-        port = PyBoyPort(window="SDL2" if rest == "window" else "null", faults=faults, boot_frames=boot_frames)
-        port.url = url
-        return port
-    if url.startswith("spi://"):
-        from firmware_bridge.gameboy.spi import SpiPort
-
-        return SpiPort.from_url(url)
-    raise PortError(f"not a Game Boy port: {url!r} (valid: pyboy://, pyboy://window, spi:///dev/spidevB.D)")
-
-
-def check_outputs_free(out_dir: Path, overwrite: bool) -> None:
-    from pxby_edge import media
-
-    for name in OUTPUTS:
-        media.check_writable(Path(out_dir) / name, overwrite)
 
 
 class GameBoyRun:
     """``with GameBoyRun(url, out_dir) as run: Streamer(run.link, ...)``; then ``run.save()``."""
 
-    def __init__(self, url: str, out_dir=None, *, overwrite: bool = False, faults=None, boot_frames: int = 0,
+    def __init__(self, url: str, out_dir=None, *, faults=None, boot_frames: int = 0,
                  sound_method: str = "registers", reference_dir: Optional[Path] = None):
         self.url = url
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        if self.out_dir is not None:
-            check_outputs_free(self.out_dir, overwrite)
         self.opts = dict(faults=faults, boot_frames=boot_frames)
         self.sound_method = sound_method
         self.reference_dir = reference_dir
@@ -73,8 +36,9 @@ class GameBoyRun:
     def __enter__(self) -> GameBoyRun:
         from firmware_bridge.gameboy.session import connect
         from firmware_bridge.simulator import Capture
+        from firmware_bridge.transports import open_gameboy_port
 
-        self.port = open_port(self.url, **self.opts)
+        self.port = open_gameboy_port(self.url, **self.opts)
         self.reference = Capture(self.reference_dir)
         self.link = connect(self.port, sound_method=self.sound_method, capture=self.reference)
         return self
@@ -100,25 +64,12 @@ class GameBoyRun:
             cap.on_play(0, np.clip(np.round((played + 1.0) * 127.5), 0, 255).astype(np.uint8))
         return written + cap.save()
 
-    def summary(self) -> dict:
+    def counters(self) -> dict:
+        """The Game Boy's figures for a summary (``gb_*``: packets, retransmissions, flips, faults)."""
         return self.link.counters()
 
 
-def stream_events(events, url: str, out_dir=None, *, audio_rate: float, audio_total: Optional[int] = None,
-                  overwrite: bool = False, **streamer_opts) -> dict:
-    """Stream ``events`` to the Game Boy at ``url``; the streamer's and the Game Boy's figures, and the files written."""
-    from firmware_bridge.stream import Streamer
-
-    with GameBoyRun(url, out_dir, overwrite=overwrite) as run:
-        streamer = Streamer(run.link, audio_rate=audio_rate, audio_total=audio_total, **streamer_opts)
-        for event in events:
-            streamer.feed(event)
-        stats = streamer.finish()
-        written = run.save()
-        return {**stats, **run.summary(), "outputs": written}
-
-
-def describe(stats: dict) -> str:
+def gameboy_line(stats: dict) -> str:
     """One line for the CLI: what went over the Game Boy's cable."""
     return (f"game boy: {stats['gb_flips']} frames flipped, {stats['gb_packets']} packets "
             f"({stats['gb_bytes']} link bytes, {stats['gb_payload_bytes']} payload), {stats['gb_sound_frames']} sound frames; "

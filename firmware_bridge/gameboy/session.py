@@ -38,7 +38,7 @@ class GameBoyLink(VirtualLink):
         device = DeviceCore(on_commit=self._on_commit, on_play=self._on_play,
                             on_audio_cfg=capture.on_audio_cfg if capture is not None else None)
         super().__init__(device, **session_opts)
-        self.url = getattr(port, "url", "gameboy")
+        self.url = port.url
         port.host.hello()
 
     # -- reference device -> Game Boy --------------------------------------------------------

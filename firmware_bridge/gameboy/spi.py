@@ -99,3 +99,10 @@ class SpiPort:
         close: Optional[Callable] = getattr(self.spi, "close", None)
         if close is not None:
             close()
+
+
+def open_url(url: str, *, faults=None, boot_frames: int = 0) -> SpiPort:
+    """The ``spi://`` transport (``firmware_bridge.transports``); line faults and a boot delay exist only in an emulator."""
+    if faults is not None or boot_frames:
+        raise PortError(f"{url}: line faults and boot frames are emulator options; a real cable has its own")
+    return SpiPort.from_url(url)

@@ -70,9 +70,6 @@ class VramPlanner:
         pix = decode_tiles(self.tiles)[self.maps[self.front].reshape(pr.MAP_H, pr.MAP_W)]
         return pix.transpose(0, 2, 1, 3).reshape(pr.SCREEN_H, pr.SCREEN_W)
 
-    def slots_free(self) -> int:
-        return N_SLOTS - len(set(self.maps[self.front].tolist()))
-
     def commit(self, screen_tiles: np.ndarray, bgp: int = gl.BGP_DEFAULT) -> list[tuple[int, bytes]]:
         """Packets ((type, payload)) that make the Game Boy show ``screen_tiles`` (360, 16) at once."""
         screen_tiles = np.asarray(screen_tiles, dtype=np.uint8).reshape(N_POS, pr.TILE_BYTES)

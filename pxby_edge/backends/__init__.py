@@ -17,8 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from pxby_edge.backends.base import BACKEND_NAMES, Backend, Stepper
+from pxby_edge.backends.base import Backend, Stepper
 from pxby_edge.backends.null import NullBackend
+from pxby_edge.constants import BACKEND_NAMES  # the one list, in auto's order of preference
 from pxby_edge.errors import BackendError, ModelFileError
 
 __all__ = ["BACKEND_NAMES", "Backend", "NullBackend", "Stepper", "available_backends", "backend_class", "open_backend"]

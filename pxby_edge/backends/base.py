@@ -34,8 +34,6 @@ from pxby_edge.manifest import (
     TensorSpec,
 )
 
-# Backends by name, fastest first (``auto`` takes the first that is installed and can run the file).
-BACKEND_NAMES = ("litert", "tflite", "onnx", "numpy")
 # State pairs in the order backends keep them: (output that comes out, input it feeds next step).
 STATE_NAMES = ((OUTPUT_H, INPUT_H), (OUTPUT_C, INPUT_C))
 
