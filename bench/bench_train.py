@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 import tempfile
 import time
@@ -313,7 +314,7 @@ def main(argv=None) -> dict:
         result = {
             "device": torch.cuda.get_device_name(0) if ours_device_is_cuda(args) else "cpu",
             "torch": torch.__version__, "threads": args.threads, "config": args.config,
-            "command": "python bench/bench_train.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": shlex.join(["python", "bench/bench_train.py", *(sys.argv[1:] if argv is None else argv)]),
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "throughput": run_throughput(args, data, tmp),
         }
