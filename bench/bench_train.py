@@ -209,14 +209,13 @@ def run_throughput(args, data: Path, tmp: Path) -> list[dict]:
         loops = [Ours(data, model_cfg, cfg, args.device, args.amp, cache, tmp / "ours", args.cuda_graph)]
         up = Upstream(loops[0].run.streams.train, model_cfg, cfg, loops[0].rt.device, _upstream_precision(args))
         loops.append(up)
-        if args.compare_graph:
-            loops.append(Ours(data, model_cfg, cfg, args.device, args.amp, cache, tmp / "graph", cuda_graph=True))
         res = throughput(loops, args, up.loop.device)
-        row = {"batch": batch, "seq_len": cfg.seq_len, **res}
+        row = {"batch": batch, "seq_len": cfg.seq_len, "windows_ours": len(loops[0].run.train_b),
+               "windows_upstream": len(up.loop.loader.dataset), **res}
         for name in res:
             if name != "upstream" and "error" not in res[name]:
                 row[f"ratio_{name}"] = res[name]["tokens_per_s"] / res["upstream"]["tokens_per_s"]
-        row["ratio"] = row[f"ratio_{loops[0].name}"]
+        row["ratio"] = row.get(f"ratio_{loops[0].name}")  # None when our loop failed (its error is in the row)
         rows.append(row)
         del loops, up
         if ours_device_is_cuda(args):
@@ -279,7 +278,7 @@ def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="tiny", help="preset of the model and the reference's training settings")
     ap.add_argument("--data", help="dataset folder (default: --items synthetic items written to a temp folder)")
-    ap.add_argument("--items", type=int, default=64)
+    ap.add_argument("--items", type=int, default=400, help="synthetic items when no --data (enough for full batches of 256)")
     ap.add_argument("--cache-dir", help="token cache (default: a temp folder)")
     ap.add_argument("--batches", default="32,256", help="comma-separated batch sizes for tokens/s ('' skips it)")
     ap.add_argument("--seq-len", type=int, default=0, help="contexts per window (default: the preset's)")
@@ -300,7 +299,6 @@ def parse(argv=None):
     ap.add_argument("--eval-tokens", type=float, default=1e6, help="tokens trained between evaluations")
     ap.add_argument("--eval-batch", type=int, default=64)
     ap.add_argument("--cuda-graph", action="store_true", help="our loop replays each step as a CUDA graph")
-    ap.add_argument("--compare-graph", action="store_true", help="tokens/s: also time our loop with --cuda-graph")
     ap.add_argument("--json", action="store_true")
     return ap.parse_args(argv)
 
