@@ -13,8 +13,9 @@ ours, ... each loop running until it has ``--min-steps`` steps or ``--min-second
 (unpadded) positions. Ours is ``training.train.TrainingRun`` stepping exactly as ``pxby-edge train`` does
 (no validation inside the timed steps); upstream is ``training.upstream_loop.UpstreamLoop``.
 
-``--to-accuracy A``: both loops train from fresh weights (ours with ``--ours-config``, e.g. a larger batch;
-the reference with ``--config``), in chunks of about ``--eval-tokens`` tokens taken in turn; after each
+``--to-accuracy A``: after ``--warmup`` steps of throw-away copies of both (one-time set-up costs neither),
+both loops train from fresh weights (ours with ``--ours-config``, e.g. a larger batch; the reference with
+``--config``), in chunks of about ``--eval-tokens`` tokens taken in turn; after each
 chunk the same code (``training.train.evaluate``) measures held-out new-token accuracy on the same
 held-out windows. Reported: training seconds (validation excluded), steps and tokens until accuracy
 reached A, or the budget ran out.
@@ -237,10 +238,20 @@ def run_to_accuracy(args, data: Path, tmp: Path) -> dict:
         if a != b:
             raise SystemExit(f"error: --ours-config must keep the {what} of --config ({a} != {b})")
     cache = Path(args.cache_dir) if args.cache_dir else tmp / "cache"
-    ours = Ours(data, model_cfg, ours_cfg, args.device, args.amp, cache, tmp / "ours-acc", args.cuda_graph)
-    if not ours.run.streams.val:
-        raise SystemExit("error: the dataset has no held-out item; use more items (--items) or --data")
-    up = Upstream(ours.run.streams.train, model_cfg, ref_cfg, ours.rt.device, _upstream_precision(args))
+
+    def pair(work: Path):
+        ours = Ours(data, model_cfg, ours_cfg, args.device, args.amp, cache, work, args.cuda_graph)
+        if not ours.run.streams.val:
+            raise SystemExit("error: the dataset has no held-out item; use more items (--items) or --data")
+        return ours, Upstream(ours.run.streams.train, model_cfg, ref_cfg, ours.rt.device, _upstream_precision(args))
+
+    if args.warmup:  # throw-away copies take the one-time set-up (CUDA context, libraries, caches) for both
+        for loop in pair(tmp / "warm"):
+            loop.steps(args.warmup)
+        if ours_device_is_cuda(args):
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+    ours, up = pair(tmp / "ours-acc")  # fresh weights from the seed, as if the warm-up had not happened
     # The held-out windows both are measured on: the split's items, cut at the reference's sequence length.
     val_b = DeviceWindows(Windows(ours.run.streams.val, ref_cfg.seq_len, ref_cfg.seq_len, model_cfg.objective),
                           ours.rt.device)
