@@ -10,6 +10,10 @@ fused AdamW step, whose learning rate is a device tensor the loop fills before e
 ``warmup`` steps run eagerly on a side stream (cuDNN and the optimizer state set themselves up), the next
 full batch is captured; a shorter batch (an epoch's last) runs eagerly. Not used under DDP, with
 gradient accumulation, or with fp16 (the GradScaler reads its overflow check back on the host).
+
+Off unless asked for: written when no GPU was lent (issue 23), so it has not yet run on one;
+``bench/gpu_session.sh`` measures it against the eager step and the upstream-style loop, and only that
+measurement can make it the default on CUDA.
 """
 
 from __future__ import annotations
