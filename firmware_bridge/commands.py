@@ -119,20 +119,20 @@ def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_time
            out_dir, force, backend, threads, **options):
     """Generate with MODEL (default: the bundled one) and send it live to a device or `pxby-edge handheld`:
     text as it appears, the sprite row by row, each animation frame, then the cry."""
-    from firmware_bridge.live import generated_rounds, seeds_from, stream_live, synthetic_rounds
+    from firmware_bridge.live import rounds_for, stream_live
     from firmware_bridge.transports import choose_device
     from pxby_edge.options import given_generation_options
 
     given = given_generation_options(ctx, allowed=("seed",)) + ([model] if model else [])
     if synthetic and given:
         raise click.UsageError(f"--synthetic streams the built-in test pattern, it generates nothing: drop {', '.join(given)}")
-    device = choose_device(port, to)
-    seeds = seeds_from(options["seed"], ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT or not loop)
-    rounds = synthetic_rounds(seeds) if synthetic else generated_rounds(
-        lambda k: request_from_options(**dict(options, seed=seeds(k))), model, backend=backend, threads=threads)
+    seed_given = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT
+    device = choose_device(port, to)  # a wrong --to/--port pair is refused before the model is opened
+    rounds = rounds_for(lambda seed: request_from_options(**dict(options, seed=seed)), model, synthetic=synthetic,
+                        seed=options["seed"], fixed_seed=seed_given or not loop, backend=backend, threads=threads)
     for stats in stream_live(rounds, device, out_dir=out_dir, overwrite=force, rounds=None if loop else 1, pause_s=pause,
                              baud=baud, connect_timeout_s=connect_timeout, dither=dither, audio_format=audio_format):
-        _echo_round(dict(stats, seed=seeds(stats["round"])), as_json)
+        _echo_round(stats, as_json)
 
 
 def _echo_round(stats: dict, as_json: bool) -> None:

@@ -289,7 +289,7 @@ def sequence(rng: random.Random, mutation: float = 0.2) -> list[str]:
 
 
 def crash_sequences() -> dict[str, list[Message]]:
-    """The two sequences that killed ``pxby-edge handheld`` (issue 13), as messages after a HELLO."""
+    """The two message sequences that once crashed ``pxby-edge handheld`` (found by the fuzzer), after a HELLO."""
     tag = 0x1234
     hello = Message(pr.HELLO, pr.pack(pr.HELLO, proto_min=1, proto_max=1, nonce=tag, max_payload=512))
     tile = bytes(range(16))

@@ -49,16 +49,12 @@ class _Sent:
 
 
 class RttEstimator:
-    """The retransmission timeout from measured round trips, as TCP does it (RFC 6298).
+    """The retransmission timeout from measured round trips: docs/protocol.md, "Reliability", gives the rule
+    (RFC 6298, its two guards for a slow device, the back-off) and why; this is that paragraph in code.
 
-    SRTT and RTTVAR are smoothed from samples (Karn's rule is the caller's: no sample from a
-    resent frame); RTO = SRTT + 4·RTTVAR, clamped to ``floor_ms``..``ceiling_ms``. Two guards keep a
-    slow but lossless device from looking lossy: until ``warmup`` samples are in the timeout stays
-    at least ``initial_ms`` (one fast handshake says little about a device that draws between
-    answers), and it never drops below 1.25 × the slowest of the last ``recent`` samples (RTTVAR
-    decays in a few quiet samples; the slow answers come back). ``timed_out`` doubles it
-    (exponential back-off) until a new sample arrives; the session calls it while the device is
-    silent, not for a device that talks but lost a frame.
+    ``sample`` takes a round trip (Karn's rule is the caller's), ``timed_out`` doubles the timeout until the
+    next sample, ``rto`` is the timeout now: ``initial_ms`` until ``warmup`` samples, never below 1.25 × the
+    slowest of the last ``recent``, within ``floor_ms``..``ceiling_ms``.
     """
 
     def __init__(self, initial_ms: int = 150, floor_ms: int = 30, ceiling_ms: int = 1000, *, warmup: int = 3,

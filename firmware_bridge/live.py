@@ -41,26 +41,36 @@ def synthetic_rounds(seeds: Callable[[int], int]) -> Callable[[int], Round]:
     """Round k: the built-in test sprite and chirp (``stream.synthetic_events``) with seed ``seeds(k)``."""
     from firmware_bridge.stream import SYNTHETIC_AUDIO_RATE, synthetic_events
 
-    return lambda k: Round(synthetic_events(seed=seeds(k)), SYNTHETIC_AUDIO_RATE, None)
+    return lambda k: Round(synthetic_events(seed=seeds(k)), SYNTHETIC_AUDIO_RATE, None, seeds(k))
 
 
 def generated_round(run, *, progress: bool = False) -> Round:
     """A ``pxby_edge.generate.GenerationRun`` as a round: its events, at the rate and length its generator resolved."""
     gen = run.generator
-    return Round(run.events(progress), gen.audio_rate, gen.audio_samples)
+    return Round(run.events(progress), gen.audio_rate, gen.audio_samples, gen.request.seed)
 
 
-def generated_rounds(request_for: Callable[[int], object], model=None, *, backend: str = "auto",
-                     threads: int = 1) -> Callable[[int], Round]:
-    """Round k: a generation of ``request_for(k)``. The first run is opened now, so a wrong model, a missing
+def generated_rounds(request_for: Callable[[int], object], seeds: Callable[[int], int], model=None, *,
+                     backend: str = "auto", threads: int = 1) -> Callable[[int], Round]:
+    """Round k: a generation of ``request_for(seeds(k))``. The first run is opened now, so a wrong model, a missing
     interpreter or an impossible request is reported before the device is waited for."""
     from pxby_edge.generate import run_generation
 
     def open_run(k: int):
-        return run_generation(request_for(k), model, backend=backend, threads=threads)
+        return run_generation(request_for(seeds(k)), model, backend=backend, threads=threads)
 
     first = open_run(0)
     return lambda k: generated_round(first if k == 0 else open_run(k))
+
+
+def rounds_for(request_for: Callable[[int], object], model=None, *, synthetic: bool, seed: int, fixed_seed: bool,
+               backend: str = "auto", threads: int = 1) -> Callable[[int], Round]:
+    """What ``stream`` sends: the test pattern (``synthetic``) or generations of ``request_for(seed)``; round k
+    is seeded ``seed + k``, or at random when the seed is not ``fixed_seed``."""
+    seeds = seeds_from(seed, fixed_seed)
+    if synthetic:
+        return synthetic_rounds(seeds)
+    return generated_rounds(request_for, seeds, model, backend=backend, threads=threads)
 
 
 # -- devices --------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from firmware_bridge.errors import PortError
 from firmware_bridge.link import monotonic_ms
 from firmware_bridge.ports import port_error
 from pxby_edge.atomic import atomic_write
+from pxby_edge.constants import DEVICE_AUDIO_RATE
 
 # -- transports ---------------------------------------------------------------------------------
 
@@ -167,8 +168,8 @@ def open_transport(pty: bool = False, port: Optional[str] = None, baud: int = 11
 # last 2 minutes, 35 MB at most); without it only a few screens stay, for the counters and tests.
 GIF_FRAMES = 1500
 RECENT_FRAMES = 32
-KEPT_AUDIO_SAMPLES = 8192 * 600  # audio.wav: the last ten minutes the speaker played
-RECENT_AUDIO_SAMPLES = 8192 * 30  # without --capture: the last half minute, for the counters and tests
+KEPT_AUDIO_SAMPLES = DEVICE_AUDIO_RATE * 600  # audio.wav: the last ten minutes the speaker played
+RECENT_AUDIO_SAMPLES = DEVICE_AUDIO_RATE * 30  # without --capture: the last half minute, for the counters and tests
 
 
 class Capture:

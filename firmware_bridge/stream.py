@@ -51,7 +51,7 @@ class Streamer:
         dither: bool = False,
         text_rows: int = 4,
         commit_rows: bool = True,
-        audio_rate: float = 8000.0,
+        audio_rate: float,  # the source's: a Round's (the model's token rate, or the synthetic pattern's)
         audio_format: str = "u8",
         audio_channel: int = 0,
         audio_total: Optional[int] = None,
@@ -248,11 +248,13 @@ class Streamer:
 
 
 class Round(NamedTuple):
-    """One creature to send: its events, the rate of its audio tokens, how many audio samples it plans."""
+    """One creature to send: its events, the rate of its audio tokens, how many audio samples it plans, and
+    the seed that made it (reported with the round's figures)."""
 
     events: Iterable
     audio_rate: float
     audio_total: Optional[int]
+    seed: Optional[int] = None
 
 
 def stream_round(link, rnd: Round, **opts) -> dict:
@@ -272,8 +274,8 @@ def stream_rounds(link, make_round: Callable[[int], Round], *, rounds: Optional[
     away ends the loop with the link's error, which is what a service manager restarts on."""
     k = 0
     while rounds is None or k < rounds:
-        stats = stream_round(link, make_round(k), **opts)
-        yield dict(stats, round=k)
+        rnd = make_round(k)
+        yield dict(stream_round(link, rnd, **opts), round=k, seed=rnd.seed)
         k += 1
         if pause_s > 0 and (rounds is None or k < rounds):
             sleep(pause_s)

@@ -2,8 +2,11 @@
 
     pxby-edge --help
 
-This package is what runs on the Pi: vocabulary and tokenizer, streaming contexts, sampling,
-media writers, model manifest, runtime backends and the ``pxby-edge`` command's edge (``cli.py``).
+This package is what runs on the Pi: vocabulary and tokenizer, streaming contexts, sampling, plans,
+generation (``generate.py``: a run yields events and a summary and writes nothing), the output sets
+commands leave (``outputs.py`` on ``atomic.py``; file encoders in ``media.py``), untrusted-input readers
+(``readers.py``), the speaker filter (``speaker.py``), the facts every layer shares (``constants.py``),
+the model manifest, runtime backends and the ``pxby-edge`` command's edge (``cli.py``).
 It depends on numpy, pillow, scipy, click and tqdm only (an interpreter when present), and
 never imports torch, nor the packages above it (training, quantize, firmware_bridge).
 """

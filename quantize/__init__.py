@@ -4,7 +4,7 @@
 
 Modules, in the order the pipeline runs them: ``source`` (load and hash a checkpoint), ``step`` (the
 explicit-state step module), ``calibrate`` (teacher-forced (context, h, c) triples), ``export`` (float
-TFLite and ONNX), ``recipes`` (ai-edge-quantizer recipes), ``metadata`` (manifest into the file),
+TFLite and ONNX), ``recipes`` (ai-edge-quantizer recipes), ``rounding`` (GPTQ integer rounding), ``metadata`` (manifest into the file),
 ``fidelity`` (float vs quantized figures), ``pipeline`` (all of it for one checkpoint), ``commands``
 (the click command).
 """

@@ -30,6 +30,7 @@ from pxby_edge.bench import (
     record_stream,
     run_spec,
 )
+from pxby_edge.constants import BACKEND_NAMES
 from pxby_edge.errors import BackendError
 from pxby_edge.generate import default_model_path
 
@@ -157,7 +158,7 @@ def test_cli_machine_readable_outputs(fmt, run_cli):
 def test_cli_errors_are_one_line(tmp_path, run_cli):
     code, out, err = run_cli("bench", "--backend", "litert,bogus", "--tokens", "16")
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
-    assert all(name in err for name in ("litert", "tflite", "onnx", "numpy")) and "'bogus'" in err
+    assert all(name in err for name in BACKEND_NAMES) and "'bogus'" in err
     code, _, err = run_cli("bench", "--threads", "0", "--tokens", "16")
     assert code == 2 and err.startswith("error: ") and "1,2,4" in err
     code, _, err = run_cli("bench", "--kinds", "step,bogus", "--tokens", "16")

@@ -56,7 +56,7 @@ def test_stream_command_runs_the_generator(monkeypatch, running_simulator):
 
     from firmware_bridge import commands, live
 
-    def null_rounds(request_for, model=None, **_):
+    def null_rounds(request_for, seeds, model=None, **_):
         return lambda k: live.generated_round(generate.GenerationRun(generate.Generator(table_backend(), _request()), "null"))
 
     monkeypatch.setattr(live, "generated_rounds", null_rounds)

@@ -39,3 +39,16 @@ def test_every_allow_list_entry_says_why():
     from ci_skips import EXPECTED_SKIPS
 
     assert EXPECTED_SKIPS and all(len(why.split()) >= 6 for why in EXPECTED_SKIPS.values())
+
+
+def test_ci_run_applies_the_policy_and_runs_the_slow_tests_ci_needs():
+    """.ci/run sets CI (so the allow-list holds) and runs the wheel install and the 50-kill test, which
+    `make test` deselects as slow."""
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    commands = [line for line in script.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert 'export CI="${CI:-true}"' in commands
+    slow = [line for line in commands if "-m slow" in line]
+    assert slow and "tests/test_wheel_install.py" in slow[0] and "tests/test_output_sets.py" in slow[0]
+    assert commands.index('export CI="${CI:-true}"') < commands.index(slow[0])

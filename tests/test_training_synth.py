@@ -102,7 +102,7 @@ def test_write_dataset_layout_and_refusals(tmp_path):
     assert len(list((out / "text").iterdir())) == 3
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "precious.txt").write_text("x")
-    with pytest.raises(OutputExistsError, match="not a synthetic dataset"):
+    with pytest.raises(OutputExistsError, match="holds files this command did not write"):
         write_dataset(tmp_path / "mine", 2, force=True)
     with pytest.raises(DatasetError):
         write_dataset(tmp_path / "zero", 0)

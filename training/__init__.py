@@ -2,5 +2,6 @@
 
     pxby-edge dataset synth --n 64 --out runs/synth && pxby-edge train --data runs/synth --out runs/ckpt --config small --epochs 1
 
-Nothing here is imported by ``pxby_edge`` (the Pi runtime never needs torch).
+Nothing here is imported by ``pxby_edge`` (the Pi runtime never needs torch). The checkpoint records what
+the runtime must not guess: the slicing, the vocabulary and the dataset's audio rate (``audio_rate.py``).
 """

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pxby_edge.constants import UPSTREAM_AUDIO_RATE
 from training.errors import DatasetError
 
 IMAGE_SUFFIXES = (".gif", ".png")
@@ -117,7 +118,7 @@ def _parquet_items(path: Path) -> list[RawItem]:
                 if audio.get("bytes") is not None:
                     audio = audio["bytes"]
                 elif audio.get("array") is not None:
-                    audio = (np.asarray(audio["array"], dtype=np.float32), int(audio.get("sampling_rate") or 16000))
+                    audio = (np.asarray(audio["array"], dtype=np.float32), int(audio.get("sampling_rate") or UPSTREAM_AUDIO_RATE))
                 else:
                     audio = None
             items.append(RawItem(f"{f.stem}:{i:06d}", text=row.get("text"), image=image, audio=audio))
