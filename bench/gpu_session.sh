@@ -29,7 +29,7 @@ else
     DEV=cuda; CFG=upstream; FAST=upstream-batch256; MINUTES=2; T_CKPT=170; T_BENCH=150; T_ACC=230
     BENCH=(--batches 32,256 --warmup 10 --rounds 4 --min-steps 100 --min-seconds 0)
     GRAPH=(--cuda-graph)
-    GRAPH_BENCH=(--batches 32,256 --warmup 8 --rounds 2 --min-steps 60 --min-seconds 0)
+    GRAPH_BENCH=(--batches 32,256 --warmup 8 --rounds 2 --min-steps 40 --min-seconds 0)
     ACC=(--to-accuracy 0.75 --budget-s 90 --eval-tokens 2e6)
 fi
 step() { echo "== $(date -u +%T) $*" >>"$LOG"; }
@@ -51,7 +51,7 @@ if [ -f "$WORK/ckpt/model.safetensors" ]; then
 fi
 
 step "sync check: no host sync inside 20 steps of ours"
-timeout 120 $PY - "$DATA" "$CFG" "$DEV" >>"$LOG" 2>&1 <<'EOF'
+timeout 60 $PY - "$DATA" "$CFG" "$DEV" >>"$LOG" 2>&1 <<'EOF'
 import sys, tempfile
 from dataclasses import replace
 import torch
@@ -86,7 +86,7 @@ echo "rc $?" >>"$LOG"
 # Our step as a CUDA graph, in its own process (a capture that fails must not take the figures above with it).
 if [ ${#GRAPH[@]} -gt 0 ]; then
     step "graphed step: bench_train.py --config $CFG ${GRAPH_BENCH[*]} --cuda-graph"
-    timeout 120 $PY bench/bench_train.py --config "$CFG" --data "$DATA" --cache-dir "$DATA/.pxby-cache" \
+    timeout 100 $PY bench/bench_train.py --config "$CFG" --data "$DATA" --cache-dir "$DATA/.pxby-cache" \
         --device "$DEV" "${GRAPH_BENCH[@]}" "${GRAPH[@]}" --json >"$OUT/bench_train_graph.json" 2>>"$LOG"
     echo "rc $?" >>"$LOG"
 fi
