@@ -179,9 +179,12 @@ def time_to_accuracy(loops, target: float, args, val_b, rt) -> dict:
                 active.remove(loop)
     for loop in loops:
         state[loop.name]["precision"] = loop.precision
-    ours, up = state[loops[0].name], state["upstream"]
-    if ours["reached"] and up["reached"]:
-        state["time_ratio"] = ours["seconds"] / up["seconds"]
+    up = state["upstream"]
+    ratios = {loop.name: state[loop.name]["seconds"] / up["seconds"] for loop in loops
+              if loop.name != "upstream" and state[loop.name]["reached"] and up["reached"]}
+    if loops[0].name in ratios:
+        state["time_ratio"] = ratios[loops[0].name]
+    state["time_ratios"] = ratios
     return state
 
 
@@ -224,9 +227,8 @@ def run_throughput(args, data: Path, tmp: Path) -> list[dict]:
     return rows
 
 
-def run_to_accuracy(args, data: Path, tmp: Path) -> dict:
-    model_cfg, ref_cfg = _configs(args)
-    ours_model, ours_cfg = load_preset(args.ours_config or args.config)
+def _ours_config(args, preset: str, model_cfg, ref_cfg) -> TrainConfig:
+    ours_model, ours_cfg = load_preset(preset)
     # Our schedule follows the training clock over the same budget the reference gets (--max-minutes).
     ours_cfg = replace(ours_cfg, num_threads=args.threads, eval_every=10**9, max_steps=10**9,
                        max_minutes=args.budget_s / 60)
@@ -237,29 +239,43 @@ def run_to_accuracy(args, data: Path, tmp: Path) -> dict:
                        ("seq_len", ours_cfg.seq_len, ref_cfg.seq_len)):
         if a != b:
             raise SystemExit(f"error: --ours-config must keep the {what} of --config ({a} != {b})")
+    return ours_cfg
+
+
+def run_to_accuracy(args, data: Path, tmp: Path) -> dict:
+    model_cfg, ref_cfg = _configs(args)
+    presets = args.ours_config or [args.config]
+    configs = [_ours_config(args, p, model_cfg, ref_cfg) for p in presets]
     cache = Path(args.cache_dir) if args.cache_dir else tmp / "cache"
 
-    def pair(work: Path):
-        ours = Ours(data, model_cfg, ours_cfg, args.device, args.amp, cache, work, args.cuda_graph)
-        if not ours.run.streams.val:
+    def loops(work: Path):
+        ours = [Ours(data, model_cfg, c, args.device, args.amp, cache, work / str(k), args.cuda_graph)
+                for k, c in enumerate(configs)]
+        for k, (loop, preset) in enumerate(zip(ours, presets)):
+            loop.name += f":{preset}" if k else ""  # the first keeps the plain name
+        if not ours[0].run.streams.val:
             raise SystemExit("error: the dataset has no held-out item; use more items (--items) or --data")
-        return ours, Upstream(ours.run.streams.train, model_cfg, ref_cfg, ours.rt.device, _upstream_precision(args))
+        up = Upstream(ours[0].run.streams.train, model_cfg, ref_cfg, ours[0].rt.device, _upstream_precision(args))
+        return [*ours, up]
 
-    if args.warmup:  # throw-away copies take the one-time set-up (CUDA context, libraries, caches) for both
-        for loop in pair(tmp / "warm"):
+    if args.warmup:  # throw-away copies take the one-time set-up (CUDA context, libraries, caches) for all
+        for loop in loops(tmp / "warm"):
             loop.steps(args.warmup)
         if ours_device_is_cuda(args):
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
-    ours, up = pair(tmp / "ours-acc")  # fresh weights from the seed, as if the warm-up had not happened
-    # The held-out windows both are measured on: the split's items, cut at the reference's sequence length.
-    val_b = DeviceWindows(Windows(ours.run.streams.val, ref_cfg.seq_len, ref_cfg.seq_len, model_cfg.objective),
-                          ours.rt.device)
-    res = time_to_accuracy([ours, up], args.to_accuracy, args, val_b, ours.rt)
-    res.update(target=args.to_accuracy, held_out_windows=len(val_b), held_out_items=len(ours.run.streams.val),
-               ours_config={"preset": args.ours_config or args.config, "set": args.ours_set,
-                            "batch_size": ours_cfg.batch_size, "lr": ours_cfg.lr, "warmup_steps": ours_cfg.warmup_steps,
-                            "pad_weight": ours_cfg.pad_weight},
+    race = loops(tmp / "race")  # fresh weights from the seed, as if the warm-up had not happened
+    first = race[0]
+    # The held-out windows all are measured on: the split's items, cut at the reference's sequence length.
+    val_b = DeviceWindows(Windows(first.run.streams.val, ref_cfg.seq_len, ref_cfg.seq_len, model_cfg.objective),
+                          first.rt.device)
+    res = time_to_accuracy(race, args.to_accuracy, args, val_b, first.rt)
+    res.update(target=args.to_accuracy, held_out_windows=len(val_b), held_out_items=len(first.run.streams.val),
+               ours_config={"preset": presets[0], "set": args.ours_set, "batch_size": configs[0].batch_size,
+                            "lr": configs[0].lr, "warmup_steps": configs[0].warmup_steps,
+                            "pad_weight": configs[0].pad_weight},
+               ours_configs={loop.name: {"preset": p, "batch_size": c.batch_size, "lr": c.lr,
+                                         "warmup_steps": c.warmup_steps} for loop, p, c in zip(race, presets, configs)},
                upstream_config={"preset": args.config, "batch_size": ref_cfg.batch_size, "lr": ref_cfg.lr,
                                 "pad_weight": 1 / 120})
     return res
@@ -303,7 +319,8 @@ def parse(argv=None):
     ap.add_argument("--upstream-precision", default="auto", choices=["auto", "float16", "float32"],
                     help="auto: float16 + GradScaler on CUDA (upstream's best), float32 on CPU")
     ap.add_argument("--to-accuracy", type=float, help="also time both loops to this held-out new-token accuracy")
-    ap.add_argument("--ours-config", help="preset our loop uses for --to-accuracy (same model; default --config)")
+    ap.add_argument("--ours-config", action="append", default=[],
+                    help="preset our loop uses for --to-accuracy (same model; default --config); repeat to race several")
     ap.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE",
                     help="override one of our training settings for --to-accuracy (repeatable), e.g. pad_weight=0.0083")
     ap.add_argument("--budget-s", type=float, default=600.0, help="training seconds per loop for --to-accuracy")
@@ -349,13 +366,13 @@ def report(result: dict) -> str:
                              f"tok/s [{o['steps']} steps, {o['seconds']:.1f} s]{ratio}")
     acc = result.get("to_accuracy")
     if acc:
-        for name in [k for k in ("ours", "ours_graph", "upstream") if k in acc]:
+        for name in [k for k, v in acc.items() if isinstance(v, dict) and "curve" in v]:
             s = acc[name]
             got = "reached" if s["reached"] else "NOT reached"
             lines.append(f"  to held-out new-token acc {acc['target']}: {name} {got} in {s['seconds']:.1f} s "
                          f"({s['steps']} steps, {s['tokens']:,} tokens; last acc {s['curve'][-1][2] if s['curve'] else 0})")
-        if "time_ratio" in acc:
-            lines.append(f"  time ratio ours/upstream: {acc['time_ratio']:.2f}")
+        for name, ratio in acc.get("time_ratios", {}).items():
+            lines.append(f"  time ratio {name}/upstream: {ratio:.2f}")
     return "\n".join(lines)
 
 
