@@ -54,10 +54,10 @@ class Ours:
     """Our trainer, driven step by step (the same ``train_step`` as ``pxby-edge train``)."""
 
     def __init__(self, data, model_cfg, cfg, device: str, amp: str, cache_dir: Path, work: Path,
-                 cuda_graph: bool = False):
-        self.name = "ours_graph" if cuda_graph else "ours"
+                 cuda_graph: bool | None = None):
         self.rt = setup_runtime(device, amp)
         self.run = TrainingRun(data, work, model_cfg, cfg, self.rt, log=lambda *_: None, cuda_graph=cuda_graph)
+        self.name = "ours_graph" if self.run.cuda_graph else "ours"
         self.run.setup(cache_dir=cache_dir)
         self.run.start_steps()
         self.groups = self.run.step_groups()
@@ -210,7 +210,7 @@ def run_throughput(args, data: Path, tmp: Path) -> list[dict]:
     for batch in [int(b) for b in args.batches.split(",") if b.strip()]:
         # No held-out split and an endless schedule: only the steps are measured.
         cfg = replace(base, batch_size=batch, grad_accum=1, max_steps=10**9, val_fraction=0.0)
-        loops = [Ours(data, model_cfg, cfg, args.device, args.amp, cache, tmp / "ours", args.cuda_graph)]
+        loops = [Ours(data, model_cfg, cfg, args.device, args.amp, cache, tmp / "ours", _graph(args))]
         up = Upstream(loops[0].run.streams.train, model_cfg, cfg, loops[0].rt.device, _upstream_precision(args))
         loops.append(up)
         res = throughput(loops, args, up.loop.device)
@@ -249,7 +249,7 @@ def run_to_accuracy(args, data: Path, tmp: Path) -> dict:
     cache = Path(args.cache_dir) if args.cache_dir else tmp / "cache"
 
     def loops(work: Path):
-        ours = [Ours(data, model_cfg, c, args.device, args.amp, cache, work / str(k), args.cuda_graph)
+        ours = [Ours(data, model_cfg, c, args.device, args.amp, cache, work / str(k), _graph(args))
                 for k, c in enumerate(configs)]
         for k, (loop, preset) in enumerate(zip(ours, presets)):
             loop.name += f":{preset}" if k else ""  # the first keeps the plain name
@@ -291,6 +291,10 @@ def _setting(text: str) -> tuple[str, object]:
         return key.strip(), value
 
 
+def _graph(args) -> bool | None:
+    return {"auto": None, "graph": True, "eager": False}[args.step]
+
+
 def ours_device_is_cuda(args) -> bool:
     return args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
 
@@ -326,7 +330,8 @@ def parse(argv=None):
     ap.add_argument("--budget-s", type=float, default=600.0, help="training seconds per loop for --to-accuracy")
     ap.add_argument("--eval-tokens", type=float, default=1e6, help="tokens trained between evaluations")
     ap.add_argument("--eval-batch", type=int, default=64)
-    ap.add_argument("--cuda-graph", action="store_true", help="our loop replays each step as a CUDA graph")
+    ap.add_argument("--step", default="auto", choices=["auto", "graph", "eager"],
+                    help="our step: auto (a CUDA graph where it can run, as pxby-edge train), graph, or eager")
     ap.add_argument("--json", action="store_true")
     return ap.parse_args(argv)
 

@@ -5,9 +5,11 @@
 #   bash bench/gpu_session.sh OUT DATA rehearsal  # the same steps on CPU at toy sizes, to test this script
 #
 # 1. an upstream-preset checkpoint trained for 2 minutes (for quantization), tarred into OUT (split < 16 MiB);
-# 2. host syncs inside our step, checked by CUDA itself (torch.cuda.set_sync_debug_mode("error"));
-# 3. tokens/s, ours (bf16) against the upstream-style loop (fp16 + GradScaler), batch 32 and 256 x 1024;
-# 4. wall time to held-out new-token accuracy 0.75: ours with upstream-batch256, the reference with upstream.
+# 2. host syncs inside our (eager) step, checked by CUDA itself (torch.cuda.set_sync_debug_mode("error"));
+# 3. the graphed step against the eager one, same seed (bench/check_graph_step.py);
+# 4. tokens/s at batch 32 and 256 x 1024: ours (bf16; CUDA graph, then eager) against the upstream-style
+#    loop (fp16 + GradScaler);
+# 5. wall time to held-out new-token accuracy 0.75, ours and the reference both with the upstream preset.
 # Each step has its own time limit and writes its own file, so a step that fails or overruns costs only itself.
 set -u
 OUT=${1:?OUT folder}
@@ -20,17 +22,13 @@ LOG=$OUT/session.log
 WORK=$(mktemp -d)
 
 if [ "$MODE" = rehearsal ]; then
-    DEV=cpu; CFG=tiny; FAST=tiny; MINUTES=0.1; T_CKPT=60; T_BENCH=120; T_ACC=120
+    DEV=cpu; CFG=tiny; MINUTES=0.1; T_CKPT=60; T_BENCH=120; T_ACC=120
     BENCH=(--batches 4,8 --warmup 2 --rounds 2 --min-steps 8 --min-seconds 0)
-    GRAPH=()
-    GRAPH_BENCH=(--batches 4,8 --warmup 2 --rounds 2 --min-steps 4 --min-seconds 0)
-    ACC=(--to-accuracy 0.02 --budget-s 5 --eval-tokens 4000 --ours-set batch_size=8)
+    ACC=(--to-accuracy 0.02 --budget-s 5 --eval-tokens 4000)
 else
-    DEV=cuda; CFG=upstream; FAST=upstream-batch256; MINUTES=2; T_CKPT=170; T_BENCH=150; T_ACC=230
+    DEV=cuda; CFG=upstream; MINUTES=2; T_CKPT=170; T_BENCH=120; T_ACC=260
     BENCH=(--batches 32,256 --warmup 10 --rounds 4 --min-steps 100 --min-seconds 0)
-    GRAPH=(--cuda-graph)
-    GRAPH_BENCH=(--batches 32,256 --warmup 8 --rounds 2 --min-steps 40 --min-seconds 0)
-    ACC=(--to-accuracy 0.75 --budget-s 90 --eval-tokens 2e6)
+    ACC=(--to-accuracy 0.75 --budget-s 100 --eval-tokens 2e6)
 fi
 step() { echo "== $(date -u +%T) $*" >>"$LOG"; }
 
@@ -50,7 +48,7 @@ if [ -f "$WORK/ckpt/model.safetensors" ]; then
     sha256sum "$WORK/ckpt.tar" >>"$LOG"
 fi
 
-step "sync check: no host sync inside 20 steps of ours"
+step "sync check: no host sync inside 20 eager steps of ours"
 timeout 60 $PY - "$DATA" "$CFG" "$DEV" >>"$LOG" 2>&1 <<'EOF'
 import sys, tempfile
 from dataclasses import replace
@@ -60,7 +58,7 @@ from training.train import LOG_EVERY, TrainingRun, setup_runtime
 data, cfg_name, dev = sys.argv[1:4]
 m, cfg = load_preset(cfg_name)
 cfg = replace(cfg, max_steps=10**6, eval_every=10**6)
-run = TrainingRun(data, tempfile.mkdtemp(), m, cfg, setup_runtime(dev), log=lambda *_: None)
+run = TrainingRun(data, tempfile.mkdtemp(), m, cfg, setup_runtime(dev), log=lambda *_: None, cuda_graph=False)
 run.setup()
 run.start_steps()
 groups = run.step_groups()
@@ -78,30 +76,22 @@ except RuntimeError as exc:
     print(f"sync check FAILED at step {run.step + 1}: {exc}")
 EOF
 
-step "throughput: bench_train.py --config $CFG ${BENCH[*]}"
-timeout "$T_BENCH" $PY bench/bench_train.py --config "$CFG" --data "$DATA" --cache-dir "$DATA/.pxby-cache" --device "$DEV" "${BENCH[@]}" --json \
-    >"$OUT/bench_train_throughput.json" 2>>"$LOG"
-echo "rc $?" >>"$LOG"
-
-# Our step as a CUDA graph, in its own process (a capture that fails must not take the figures above with it).
-if [ ${#GRAPH[@]} -gt 0 ]; then
-    step "graphed step: bench_train.py --config $CFG ${GRAPH_BENCH[*]} --cuda-graph"
-    timeout 100 $PY bench/bench_train.py --config "$CFG" --data "$DATA" --cache-dir "$DATA/.pxby-cache" \
-        --device "$DEV" "${GRAPH_BENCH[@]}" "${GRAPH[@]}" --json >"$OUT/bench_train_graph.json" 2>>"$LOG"
+if [ "$DEV" = cuda ]; then
+    step "graphed step against the eager one: check_graph_step.py DATA $CFG 40"
+    timeout 90 $PY bench/check_graph_step.py "$DATA" "$CFG" 40 >"$OUT/graph_check.json" 2>>"$LOG"
     echo "rc $?" >>"$LOG"
 fi
 
-# The graphed step goes into the race only where it measured faster than the eager one at the race's batch.
-FASTER=$($PY - "$OUT/bench_train_throughput.json" "$OUT/bench_train_graph.json" 2>/dev/null <<'EOF'
-import json, sys
-eager, graph = ({r["batch"]: r for r in json.load(open(p))["throughput"]} for p in sys.argv[1:3])
-print("--cuda-graph" if (graph[256].get("ratio") or 0) > 1.03 * eager[256]["ratio"] else "")
-EOF
-)
-ACC+=($FASTER)
-step "to accuracy: bench_train.py --config $CFG --ours-config $FAST ${ACC[*]}"
-timeout "$T_ACC" $PY bench/bench_train.py --config "$CFG" --ours-config "$FAST" --batches "" --data "$DATA" \
-    --cache-dir "$DATA/.pxby-cache"     --device "$DEV" "${ACC[@]}" --json >"$OUT/bench_train_accuracy.json" 2>>"$LOG"
+for S in auto eager; do
+    step "throughput: bench_train.py --config $CFG ${BENCH[*]} --step $S"
+    timeout "$T_BENCH" $PY bench/bench_train.py --config "$CFG" --data "$DATA" --cache-dir "$DATA/.pxby-cache" \
+        --device "$DEV" "${BENCH[@]}" --step "$S" --json >"$OUT/bench_train_throughput_$S.json" 2>>"$LOG"
+    echo "rc $?" >>"$LOG"
+done
+
+step "to accuracy: bench_train.py --config $CFG ${ACC[*]}"
+timeout "$T_ACC" $PY bench/bench_train.py --config "$CFG" --batches "" --data "$DATA" \
+    --cache-dir "$DATA/.pxby-cache" --device "$DEV" "${ACC[@]}" --json >"$OUT/bench_train_accuracy.json" 2>>"$LOG"
 echo "rc $?" >>"$LOG"
 step done
 rm -rf "$WORK"

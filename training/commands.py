@@ -45,7 +45,7 @@ def synth(n, out, seed, size_px, backdrop, force):
 @click.command()
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Dataset folder (text/ images/ audio/) or .parquet file.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint folder to write.")
-@click.option("--config", "config", default="small", show_default=True, help="Preset (small, tiny, upstream, upstream-batch256: the upstream model for one GPU) or a JSON file with model/train blocks.")
+@click.option("--config", "config", default="small", show_default=True, help="Preset (small, upstream, tiny) or a JSON file with model/train blocks.")
 @click.option("--epochs", type=click.IntRange(0), help="Epochs (overrides the config).")
 @click.option("--max-steps", type=click.IntRange(0), help="Stop after this many optimizer steps (overrides epochs).")
 @click.option("--max-minutes", type=click.FloatRange(0), help="Wall-clock budget; the cosine schedule ends with it.")
@@ -66,7 +66,9 @@ def synth(n, out, seed, size_px, backdrop, force):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last/.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
-@click.option("--cuda-graph", is_flag=True, help="Replay each optimizer step as one CUDA graph (CUDA, bf16 or off, no DDP, no accumulation).")
+@click.option("--cuda-graph/--no-cuda-graph", default=None,
+              help="Replay each full-batch step as one CUDA graph (bit-identical, faster). Default: wherever it can run "
+                   "(CUDA, --amp bf16 or off, no DDP, no --grad-accum).")
 @click.option("--check-sync", type=click.Path(file_okay=False), hidden=True, help="Check DDP ranks hold equal weights after every step; write per-rank reports here.")
 def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_repeat, init_from, batch, seq_len, stride, lr, grad_accum, pad_weight, eval_every,
           threads, seed, device, amp, resume, force, no_progress, cuda_graph, check_sync):
