@@ -10,4 +10,4 @@ class ConfigError(PxbyError):
 
 
 class TrainingDivergedError(PxbyError):
-    """Training produced a non-finite loss; nothing after the last finite state is saved."""
+    """The loss or a weight became NaN or infinite: the run stops, and saves nothing of that state."""

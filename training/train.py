@@ -4,16 +4,18 @@
     torchrun --nproc_per_node=2 -m training --data runs/synth --out runs/ddp --config tiny
 
 Writes into ``--out``: the best checkpoint by validation loss (``config.json`` + ``model.safetensors``,
-so ``load_checkpoint(out)`` works), ``last/`` (weights + optimizer and schedule state for ``--resume``),
-``train_config.json``, ``metrics.csv`` and ``metrics.png``. Under torchrun (``RANK`` set) every rank
+so ``load_checkpoint(out)`` works), ``last/`` (weights + optimizer and schedule state for ``--resume``,
+written as one set by ``training.resume_state``: a kill at any moment resumes bit-identical),
+``train_config.json``, ``metrics.csv`` and ``metrics.png``. A NaN or infinite loss or weight stops the run
+with ``TrainingDivergedError`` before anything of that state is saved. Under torchrun (``RANK`` set) every rank
 trains on its shard and only rank 0 writes. Two accuracies are reported on the held-out split: all six
 slots of the predicted next context (comparable with upstream's figures) and slot 5 alone, the new token
 that generation samples.
 
 A step costs only its arithmetic: the windows live on the device and a batch is gathered there
 (``training.batches``), one forward gives the loss and the accuracy counts, the running sums stay on the
-device and are read back only when logging (every ``LOG_EVERY`` steps) or validating, and non-finite losses
-are counted there too and raise ``TrainingDivergedError`` at that read-back, before anything is saved.
+device and are read back only when logging (every ``LOG_EVERY`` steps) or validating, where a non-finite
+loss raises ``TrainingDivergedError`` before anything is saved.
 ``tests/test_training_step_cost.py`` counts LSTM forwards and host read-backs per step. On CUDA,
 each full-batch step is replayed as one CUDA graph where it can be (``training.graphed_step``;
 ``--no-cuda-graph`` runs it eagerly).
@@ -21,7 +23,6 @@ each full-batch step is replayed as one CUDA graph where it can be (``training.g
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -42,19 +43,21 @@ from training.checkpoint import (
     KEY_SOURCE_AUDIO_RATE,
     KEY_VOCAB,
     atomic_write_bytes,
+    last_exists,
+    read_json_object,
+    remove_stale_temps,
     save_checkpoint,
 )
 from training.config import ModelConfig, TrainConfig
 from training.data import IGNORE_INDEX, Windows, load_streams
 from training.errors import CheckpointError, ConfigError, OutputExistsError, TrainingDivergedError
 from training.model import PixelBytesLSTM
+from training.resume_state import load_run_state, metrics_csv, save_run_state
 
 LOG_EVERY = 25  # optimizer steps between progress read-backs (the only host syncs between validations)
 DDP_CLOCK_EVERY = 10  # optimizer steps between the ranks' agreements on the wall-clock budget
-METRICS_FIELDS = [
-    "step", "epoch", "tokens", "lr", "train_loss", "train_acc_all", "val_loss", "val_acc_all", "val_acc_new",
-    "tokens_per_s", "elapsed_s",
-]
+# What a run writes into --out; temporary files of these names left by a killed run are removed.
+RUN_FILES = ("config.json", "model.safetensors", "metrics.csv", "metrics.png", "train_config.json")
 
 
 @dataclass
@@ -179,62 +182,13 @@ def evaluate(model, windows: DeviceWindows, cfg: TrainConfig, rt: Runtime, class
     }
 
 
-# -- state for --resume (safetensors + JSON, never pickle) -----------------------------------------
-
-
-def _save_training_state(folder: Path, optimizer, scaler, state: dict) -> None:
-    from safetensors.torch import save
-
-    sd = optimizer.state_dict()
-    tensors, meta = {}, {}
-    for pid, st in sd["state"].items():
-        for name, value in st.items():
-            if torch.is_tensor(value):
-                tensors[f"state.{pid}.{name}"] = value.detach().cpu().contiguous()
-            else:
-                meta[f"state.{pid}.{name}"] = value
-    tensors["rng.torch"] = torch.get_rng_state()
-    atomic_write_bytes(folder / "optimizer.safetensors", save(tensors))
-    groups = [{k: float(v) if torch.is_tensor(v) else v for k, v in g.items()} for g in sd["param_groups"]]
-    state = {**state, "param_groups": groups, "scalars": meta, "scaler": scaler.state_dict()}
-    atomic_write_bytes(folder / "state.json", (json.dumps(state, indent=1) + "\n").encode())
-
-
-def _load_training_state(folder: Path, optimizer, scaler, device) -> dict:
-    from safetensors.torch import load_file
-
-    try:
-        state = json.loads((folder / "state.json").read_text())
-        tensors = load_file(str(folder / "optimizer.safetensors"), device="cpu")
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot resume from {folder}: {exc} (was the run started with this version?)") from exc
-    opt_state: dict = {}
-    for key, value in tensors.items():
-        if key.startswith("state."):
-            _, pid, name = key.split(".", 2)
-            opt_state.setdefault(int(pid), {})[name] = value.to(device) if name != "step" else value
-    for key, value in state.get("scalars", {}).items():
-        _, pid, name = key.split(".", 2)
-        opt_state.setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
-    if state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(tensors["rng.torch"])
-    return state
-
-
 # -- metrics files ---------------------------------------------------------------------------------
 
 
 def write_metrics(out: Path, rows: list[dict]) -> bool:
     """metrics.csv, and metrics.png where matplotlib is installed (False when it is not: a GPU box may lack it,
     and a missing plot must not end a run after hours)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRICS_FIELDS)
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in METRICS_FIELDS})
-    atomic_write_bytes(out / "metrics.csv", buf.getvalue().encode())
+    atomic_write_bytes(out / "metrics.csv", metrics_csv(rows))
     try:
         plot_metrics(out / "metrics.png", rows)
     except ImportError:
@@ -276,7 +230,7 @@ def plot_metrics(path: Path, rows: list[dict]) -> None:
 
 def prepare_output(out: Path, resume: bool, force: bool) -> None:
     if resume:
-        if not (out / "last" / "state.json").is_file():
+        if not last_exists(out):
             raise CheckpointError(f"nothing to resume in {out} (no last/state.json); drop --resume to start fresh")
     elif out.exists() and any(out.iterdir()) and not force:
         raise OutputExistsError(f"{out} already exists; pass --force to overwrite it, or --resume to continue it")
@@ -302,10 +256,14 @@ def train(
     out = Path(out)
     prepare_output(out, resume, force)
     rt = setup_runtime(device, amp)
+    if rt.master:  # what a killed run of ours left half-written
+        remove_stale_temps(out, RUN_FILES)
     if resume:
         model_cfg, cfg = _saved_configs(out, cfg)
+    # --init's checkpoint is checked (config, finite weights) before the data is read, not after.
+    start = _initial_model(init_from, model_cfg) if init_from is not None and not resume else None
     run = TrainingRun(data, out, model_cfg, cfg, rt, log=log, check_sync=check_sync, cuda_graph=cuda_graph)
-    run.setup(cache_dir=cache_dir, init_from=None if resume else init_from)
+    run.setup(cache_dir=cache_dir, start=start)
     if resume:
         run.resume()
     run.write_config()
@@ -313,12 +271,28 @@ def train(
     return run.teardown()
 
 
+def _initial_model(path, model_cfg: ModelConfig) -> tuple[Path, PixelBytesLSTM]:
+    """(path, model) of the checkpoint --init names, refused unless its config is the run's."""
+    from training.checkpoint import load_checkpoint
+
+    start = load_checkpoint(path)
+    if start.config != model_cfg:
+        raise ConfigError(f"--init {path} holds {start.config}, but the config asks for {model_cfg}")
+    return Path(path), start
+
+
 def _saved_configs(out: Path, cfg: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
     """The run's own configs for --resume; only the length of the run comes from the new request."""
-    saved = json.loads((out / "train_config.json").read_text())
-    train_cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs, max_steps=cfg.max_steps,
-                        max_minutes=cfg.max_minutes)
-    return ModelConfig.from_dict(saved["model"]), train_cfg
+    path = out / "train_config.json"
+    saved = read_json_object(path, CheckpointError, missing=f"cannot resume {out}: it holds no train_config.json")
+    if not isinstance(saved.get("model"), dict) or not isinstance(saved.get("train"), dict):
+        raise CheckpointError(f"{path} must hold 'model' and 'train' objects")
+    try:
+        train_cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs, max_steps=cfg.max_steps,
+                            max_minutes=cfg.max_minutes)
+        return ModelConfig.from_dict(saved["model"]), train_cfg
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 class TrainingRun:
@@ -345,16 +319,17 @@ class TrainingRun:
         self.writes = {"checkpoint_writes": 0, "steps_checked": 0}
         self.plot_warned = False
         self.bar = None
+        self.saved_step = None  # the step last/ holds
 
     # -- setup -------------------------------------------------------------------------------------
 
-    def setup(self, cache_dir=None, init_from=None) -> None:
+    def setup(self, cache_dir=None, start: tuple[Path, PixelBytesLSTM] | None = None) -> None:
         cfg, rt = self.cfg, self.rt
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts them)
         self._load_data(cache_dir)
-        self._build_model(init_from)
+        self._build_model(start)
         decay = [p for n, p in self.raw_model.named_parameters() if p.dim() >= 2 and not n.startswith("embedding")]
         no_decay = [p for n, p in self.raw_model.named_parameters()
                     if not (p.dim() >= 2 and not n.startswith("embedding"))]
@@ -396,17 +371,13 @@ class TrainingRun:
         self.val_w = Windows(self.streams.val or self.streams.train, cfg.seq_len, cfg.seq_len, objective)
         self.train_b, self.val_b = DeviceWindows(self.train_w, rt.device), DeviceWindows(self.val_w, rt.device)
 
-    def _build_model(self, init_from) -> None:
+    def _build_model(self, start) -> None:
         rt = self.rt
         raw_model = PixelBytesLSTM(self.model_cfg)
-        if init_from is not None:
-            from training.checkpoint import load_checkpoint
-
-            start = load_checkpoint(init_from)
-            if start.config != self.model_cfg:
-                raise ConfigError(f"--init {init_from} holds {start.config}, but the config asks for {self.model_cfg}")
-            raw_model.load_state_dict(start.state_dict())
-            self.say(f"weights initialised from {init_from}")
+        if start is not None:
+            path, model = start
+            raw_model.load_state_dict(model.state_dict())
+            self.say(f"weights initialised from {path}")
         self.raw_model = raw_model.to(rt.device)
         self.model = self.raw_model
         if rt.ddp:
@@ -420,12 +391,13 @@ class TrainingRun:
     # -- resume ------------------------------------------------------------------------------------
 
     def resume(self) -> None:
-        last = self.out / "last"
-        self.raw_model.load_state_dict(_load_state_dict(last))
-        st = _load_training_state(last, self.optimizer, self.scaler, self.rt.device)
+        per_epoch = math.ceil(math.ceil(len(self.train_w) / self.rt.world) / self.cfg.batch_size)
+        st, self.rows = load_run_state(self.out, self.raw_model, self.optimizer, self.scaler, self.rt.device, per_epoch)
         self.step, self.epoch, self.batch_pos, self.best = st["step"], st["epoch"], st["batch_pos"], st["best_val_loss"]
-        self.rows = _read_metrics(self.out / "metrics.csv")
-        self.prior_s = float(st.get("elapsed_s", 0.0))
+        self.prior_s = st["elapsed_s"]
+        self.saved_step = self.step
+        if self.rt.master:  # a kill after last/ but before metrics.csv: the rows last/ holds are the run's
+            write_metrics(self.out, self.rows)
         self.say(f"resuming at step {self.step} (epoch {self.epoch + 1}, batch {self.batch_pos})")
 
     def write_config(self) -> None:
@@ -459,9 +431,9 @@ class TrainingRun:
     def start_steps(self) -> None:
         """Clocks and device-side running sums, before the first step of this process."""
         self.t0 = time.time()
-        # Running sums stay on the device (no host sync per step): loss, hit, valid, new hit, new valid,
-        # batches, non-finite losses.
-        self.acc = torch.zeros(7, dtype=torch.float64, device=self.rt.device)
+        # Running sums stay on the device (no host sync per step): loss, hit, valid, new hit, new valid, batches.
+        # A non-finite loss makes the loss sum non-finite: _stop_if_diverged sees it at the next read-back.
+        self.acc = torch.zeros(6, dtype=torch.float64, device=self.rt.device)
         self.positions = torch.zeros((), dtype=torch.int64, device=self.rt.device)
         self.eval_s = 0.0  # time spent validating and writing, left out of tokens/s
         self.tokens_seen = self.rows[-1]["tokens"] if self.rows else 0
@@ -531,7 +503,6 @@ class TrainingRun:
         self.acc[0] += loss
         self.acc[1:5] += counts.double()
         self.acc[5] += 1
-        self.acc[6] += (~torch.isfinite(loss)).double()  # checked when read back, not here
         self.positions += counts[3]
 
     def _optimizer_step(self) -> None:
@@ -551,9 +522,8 @@ class TrainingRun:
         if self.step % LOG_EVERY:
             return
         tps = int(self.positions) * self.rt.world / self._train_seconds()  # the read-back waits for the device
-        a = self.acc.tolist()
-        _check_finite(a, self.step)
-        train_loss = a[0] / max(a[5], 1.0)
+        train_loss = float(self.acc[0] / self.acc[5].clamp(min=1))
+        self._stop_if_diverged(train_loss, "training loss")
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", epoch=self.epoch + 1)
         else:
@@ -571,6 +541,27 @@ class TrainingRun:
             out_of_time = bool(flag.item())
         return out_of_time
 
+    def _stop_if_diverged(self, value: float, what: str, collective: bool = True) -> None:
+        """TrainingDivergedError when ``value`` is NaN or infinite (on any rank), before anything is saved.
+
+        Called where the loop reads its device-side sums anyway (progress lines, validations), so the
+        check adds no host sync to a step."""
+        bad = not math.isfinite(value)
+        if collective and self.rt.ddp:  # one rank's batch may diverge alone; every rank must stop together
+            flag = torch.tensor([float(bad)], device=self.rt.device)
+            torch.distributed.all_reduce(flag)
+            bad = bool(flag.item())
+        if not bad:
+            return
+        if self.bar is not None:
+            self.bar.close()
+        kept = (f"the last good state (step {self.saved_step}) is in {self.out / 'last'}"
+                if self.saved_step is not None else "no checkpoint was written")
+        raise TrainingDivergedError(
+            f"training diverged at step {self.step}: the {what} is {'NaN or infinite' if math.isfinite(value) else value}; "
+            f"nothing of this state was saved, {kept}; lower --lr, keep grad_clip on, or check --pad-weight and the data"
+        )
+
     # -- evaluate and save -------------------------------------------------------------------------
 
     def evaluate_and_save(self, done: bool) -> None:
@@ -579,7 +570,7 @@ class TrainingRun:
         elapsed = time.time() - self.t0
         tps = run_tokens / max(elapsed - self.eval_s, 1e-9)
         a = self.acc.tolist()
-        _check_finite(a, self.step)  # before anything is saved: last/ keeps the last finite state
+        self._stop_if_diverged(a[0], "training loss")
         t_eval = time.time()
         metrics = evaluate(self.model, self.val_b, self.cfg, self.rt, self.class_weight,
                            0 if done else self.cfg.eval_batches)
@@ -603,18 +594,22 @@ class TrainingRun:
 
     def save(self, metrics: dict) -> None:
         """The best checkpoint when ``metrics`` beat it, ``last/`` with the state --resume needs, metrics files."""
+        # Every rank decides alike: the held-out loss is summed over ranks, the weights are DDP's same ones.
+        self._stop_if_diverged(metrics["val_loss"], "held-out loss", collective=False)
+        if not all(bool(torch.isfinite(p).all()) for p in self.raw_model.parameters()):
+            self._stop_if_diverged(math.nan, "model's weights", collective=False)
         if not self.rt.master:
             return
         if metrics["val_loss"] < self.best:
             self.best = metrics["val_loss"]
             save_checkpoint(self.raw_model, self.out, self.pxby)
             self.writes["checkpoint_writes"] += 1
-        save_checkpoint(self.raw_model, self.out / "last", self.pxby)
-        _save_training_state(self.out / "last", self.optimizer, self.scaler, {
+        save_run_state(self.out, self.raw_model, self.optimizer, self.scaler, self.pxby, {
             "step": self.step, "epoch": self.epoch, "batch_pos": self.batch_pos, "best_val_loss": self.best,
             "elapsed_s": self.prior_s + time.time() - self.t0,
-        })
+        }, self.rows)
         self.writes["checkpoint_writes"] += 1
+        self.saved_step = self.step
         if not write_metrics(self.out, self.rows) and not self.plot_warned:
             self.say("note: metrics.png not written: matplotlib is not installed here (pip install matplotlib)")
             self.plot_warned = True
@@ -644,16 +639,6 @@ class TrainingRun:
         return result
 
 
-def _check_finite(acc: list, step: int) -> None:
-    """The device-side count of non-finite losses since the last read-back (``acc[6]``), checked on the host
-    only when the sums are read anyway (logging, validation), so the step itself never waits."""
-    if acc[6]:
-        raise TrainingDivergedError(
-            f"training diverged: {int(acc[6])} non-finite loss(es) in the steps up to {step}; "
-            "lower --lr, keep grad_clip > 0, or try --amp bf16 / off"
-        )
-
-
 def _check_in_sync(model, rt: Runtime) -> None:
     """Every rank must hold bit-identical weights after each optimizer step (DDP's promise, checked)."""
     if not rt.ddp:
@@ -666,22 +651,6 @@ def _check_in_sync(model, rt: Runtime) -> None:
     for r, other in enumerate(gathered):
         if not torch.equal(other, flat):
             raise RuntimeError(f"rank {rt.rank}: weights differ from rank {r} after an optimizer step")
-
-
-def _load_state_dict(folder: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(folder / "model.safetensors"), device="cpu")
-
-
-def _read_metrics(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            rows.append({k: (float(v) if k not in ("step", "tokens") else int(float(v))) for k, v in r.items() if v != ""})
-    return rows
 
 
 def _vocab_dict() -> dict:

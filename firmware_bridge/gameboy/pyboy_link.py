@@ -12,6 +12,7 @@ captured, as is the sound PyBoy played.
 from __future__ import annotations
 
 import random
+from collections import deque
 from typing import Callable, Optional
 
 import numpy as np
@@ -22,6 +23,7 @@ from firmware_bridge.gameboy import ROM_PATH
 from firmware_bridge.gameboy import packets as gl
 
 FRAME_HZ = 4194304 / 70224  # 59.73: one PyBoy tick
+FLIPS = 0xFF89  # rom/hram.h: flips the VBlank interrupt has done, mod 256
 
 
 class LineFaults:
@@ -53,11 +55,23 @@ class SerialPeer:
         self.faults = faults
         self.status = gl.ST_READY
         self.exchanges = 0
+        self.unplugged = False  # a pulled cable: the Game Boy reads 0xFF, so does the host
+        self.foreign: deque = deque()  # another host's bytes, which the Game Boy gets before ours
 
     def read(self, slot: int) -> int:
         if slot == 0:
             return 0  # PyBoy's start-up election: we take slot 1
         self.exchanges += 1
+        if self.foreign:
+            return self.foreign.popleft()
+        if self.unplugged:
+            self.host.exchange(0xFF)
+            return 0xFF
+        byte = self._exchange()
+        self.host.take_pause()  # PyBoy starts each transfer when the ROM arms: never out of step
+        return byte
+
+    def _exchange(self) -> int:
         f = self.faults
         if f is None:
             return self.host.exchange(self.status)
@@ -89,15 +103,21 @@ class PyBoyPort:
 
     def __init__(self, rom=ROM_PATH, *, window: str = "null", faults: Optional[LineFaults] = None,
                  boot_frames: int = 0, sound: bool = True):
-        from pyboy import PyBoy
+        import warnings
+
+        with warnings.catch_warnings():
+            # pysdl2 announces where its SDL2 came from at import, on every run: nothing a user can act on
+            warnings.filterwarnings("ignore", "Using SDL2 binaries", UserWarning)
+            from pyboy import PyBoy
 
         self.url = "pyboy://"
-        self.host = gl.LinkHost()
+        self.host = gl.LinkHost(resync_pause_s=0.0)  # PyBoy starts each transfer when the ROM arms
         self.peer = SerialPeer(self.host, faults)
         self.faults = faults
         palette = tuple((r << 16) | (g << 8) | b for r, g, b in DMG_PALETTE)
-        self.pyboy = PyBoy(str(rom), window=window, serial_shared_memory=self.peer, serial_interrupt_based=True,
-                           sound_emulated=sound, color_palette=palette, log_level="ERROR")
+        self._boot = lambda: PyBoy(str(rom), window=window, serial_shared_memory=self.peer, serial_interrupt_based=True,
+                                   sound_emulated=sound, color_palette=palette, log_level="ERROR")
+        self.pyboy = self._boot()
         self.sound = sound
         self.frames: list[np.ndarray] = []
         self.audio: list[np.ndarray] = []
@@ -120,7 +140,7 @@ class PyBoyPort:
         if self._capture_next:
             self._capture_next = False
             self.frames.append(self.shades())
-        flips = self.host.acked.get(gl.T_FLIP, 0)
+        flips = self.pyboy.memory[FLIPS]
         if flips != self._flips_seen:
             # the flip happened in the VBlank that began this frame: the next frame shows it whole
             self._flips_seen = flips
@@ -145,6 +165,28 @@ class PyBoyPort:
         """Let the last flip reach the screen."""
         for _ in range(frames):
             self.tick()
+
+    @property
+    def elapsed_s(self) -> float:
+        """Emulated time since the port opened."""
+        return self.ticks / FRAME_HZ
+
+    def power_cycle(self) -> None:
+        """Switch the Game Boy off and on: a fresh PyBoy on the same cable (PyBoy has no reset)."""
+        self.pyboy.stop(save=False)
+        self.pyboy = self._boot()
+
+    def inject(self, data: bytes) -> None:
+        """Another host's bytes on the line: the Game Boy gets them next, their answers go nowhere."""
+        self.peer.foreign.extend(data)
+
+    @property
+    def unplugged(self) -> bool:
+        return self.peer.unplugged
+
+    @unplugged.setter
+    def unplugged(self, value: bool) -> None:
+        self.peer.unplugged = value
 
     def close(self) -> None:
         self.pyboy.stop(save=False)

@@ -3,8 +3,10 @@
     pxby-edge stream --synthetic --to gameboy --port pyboy:// --out pxby-out
 
 The URL's scheme picks the transport (``firmware_bridge.transports``): ``pyboy://`` runs the
-shipped ROM in PyBoy headless (``pyboy://window`` opens a window); ``spi:///dev/spidev0.0?hz=131072&gap_us=120``
-drives a real Game Boy from a Pi. ``GameBoyRun`` is the device ``firmware_bridge.live`` opens for
+shipped ROM in PyBoy headless (``pyboy://window`` opens a window); ``mgba://?hz=131072&gap_us=120`` runs
+it in mGBA clocked as a Pi clocks a real one (``gameboy/mgba_link.py``); ``spi:///dev/spidev0.0?hz=131072&gap_us=120``
+drives a real Game Boy from a Pi. Over ``spi://`` nothing comes back but status bytes, so its
+gameboy/screen.png is the screen the host believes it wrote, and the summary line says so. ``GameBoyRun`` is the device ``firmware_bridge.live`` opens for
 ``stream`` and ``demo``: a connected ``GameBoyLink``, and on ``save`` the folders ``gameboy/``
 (screen.png, screen.gif with every frame the Game Boy flipped to, audio.wav) and, when asked,
 ``handheld/`` (what the reference device, i.e. the simulator, showed for the same stream).
@@ -66,11 +68,16 @@ class GameBoyRun:
 
     def counters(self) -> dict:
         """The Game Boy's figures for a summary (``gb_*``: packets, retransmissions, flips, faults)."""
-        return self.link.counters()
+        out = self.link.counters()
+        # an emulator's screen is read back from its LCD; a real Game Boy's is not: say which screen.png is
+        out["gb_screen"] = "believed" if getattr(self.port, "believed", False) else "emulated"
+        return out
 
 
 def gameboy_line(stats: dict) -> str:
     """One line for the CLI: what went over the Game Boy's cable."""
     return (f"game boy: {stats['gb_flips']} frames flipped, {stats['gb_packets']} packets "
             f"({stats['gb_bytes']} link bytes, {stats['gb_payload_bytes']} payload), {stats['gb_sound_frames']} sound frames; "
-            f"retransmits {stats['gb_retransmits']} (checksum {stats['gb_err_checksum']}, timeouts {stats['gb_timeouts']})")
+            f"retransmits {stats['gb_retransmits']} (checksum {stats['gb_err_checksum']}, timeouts {stats['gb_timeouts']})"
+            + ("; gameboy/screen.png is what the host believes it wrote (nothing is read back over spi://)"
+               if stats.get("gb_screen") == "believed" else ""))

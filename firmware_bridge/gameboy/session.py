@@ -17,9 +17,22 @@ import numpy as np
 from firmware_bridge import protocol as pr
 from firmware_bridge.device import DeviceCore
 from firmware_bridge.display import encode_tiles
+from firmware_bridge.errors import LinkTimeout
+from firmware_bridge.gameboy import packets as gl
 from firmware_bridge.gameboy.apu import ApuEncoder
 from firmware_bridge.gameboy.vram import VramPlanner
 from firmware_bridge.virtual import VirtualLink
+
+BACKLOG = 1024  # payload bytes queued ahead: about 11 video frames of the link at the spi:// default
+
+# Longer than anything a healthy Game Boy does without answering: a real one's boot ROM (≈ 2.5 s) and
+# the link ROM's start after a power cycle; the ROM's interrupt answers every byte even while it
+# clears VRAM or waits for VBlank.
+DEAD_LINK_S = 5.0
+# Without a single packet taken: far past the longest a packet waits in a healthy link (a sound packet
+# waiting for room, ≈ 1.2 s) and past several resend timeouts at the slowest accepted byte rate.
+STALL_S = 10.0
+STALL_BYTES = 8 * gl.POLL_LIMIT
 
 
 class GameBoyLink(VirtualLink):
@@ -35,6 +48,8 @@ class GameBoyLink(VirtualLink):
         self.played: list[np.ndarray] = []  # the reference device's sound, as it played it
         self.sound_start = 0
         self.recoveries = 0
+        self._answers_seen, self._answered_at = 0, 0.0
+        self._progress, self._progress_at = (0, False), (0.0, 0)
         device = DeviceCore(on_commit=self._on_commit, on_play=self._on_play,
                             on_audio_cfg=capture.on_audio_cfg if capture is not None else None)
         super().__init__(device, **session_opts)
@@ -43,13 +58,15 @@ class GameBoyLink(VirtualLink):
 
     # -- reference device -> Game Boy --------------------------------------------------------
     def _on_commit(self, screen: np.ndarray, frame: int) -> None:
-        """Each committed screen goes to the Game Boy once it has taken the previous one: the
-        stream waits for the cable, as it waits for a serial device's window."""
+        """Each committed screen is queued for the Game Boy once less than ``BACKLOG`` bytes wait
+        for the cable: the stream waits for the cable, as it waits for a serial device's window,
+        and the host has the next screens' packets ready whenever the ROM can take one (an
+        emulator's port is clocked a frame at a time, about 90 link bytes)."""
         self.reference.append(screen.copy())
         if self.capture is not None:
             self.capture.on_commit(screen, frame)
         host = self.port.host
-        self._run(lambda: not host.queue, "sending a screen to the Game Boy")
+        self._run(lambda: host.backlog() < BACKLOG, "sending a screen to the Game Boy")
         for ptype, payload in self.planner.commit(encode_tiles(screen)):
             host.send(ptype, payload)
         self.shown.append(self.planner.shown())
@@ -73,12 +90,34 @@ class GameBoyLink(VirtualLink):
         for ptype, payload in self.sound.finish():
             self.port.host.send(ptype, payload)
         host = self.port.host
-        self._run(lambda: host.idle, "flushing to the Game Boy")
+        # drained: the ROM says every packet it acknowledged is applied (its queue is empty)
+        self._run(lambda: host.drained, "flushing to the Game Boy")
         self.port.settle(3 + self.sound.frames_buffered())
 
     def _run(self, done, what: str) -> None:
-        """Clock the port until ``done()``, starting over on a Game Boy that lost its session."""
-        self.port.run_until(lambda: self._recover() or done(), what=what)
+        """Clock the port until ``done()``, starting over on a Game Boy that lost its session; a line
+        that has not answered for ``DEAD_LINK_S`` ends the stream (``LinkTimeout``)."""
+        self.port.run_until(lambda: self._alive(what) and (self._recover() or done()), what=what)
+
+    def _alive(self, what: str) -> bool:
+        """True, or ``LinkTimeout`` once nothing but 0x00/0xFF (a pulled cable, a switched-off Game
+        Boy, a port the ROM stopped arming) has come back for ``DEAD_LINK_S`` of the port's time."""
+        host, now = self.port.host, self.port.elapsed_s
+        if host.answers != self._answers_seen:
+            self._answers_seen, self._answered_at = host.answers, now
+        elif now - self._answered_at > DEAD_LINK_S:
+            raise LinkTimeout(
+                f"{what}: no answer from the Game Boy on {self.url} for {DEAD_LINK_S:g} s (the line reads "
+                f"0x{host.last_status & 0xFF:02x}; is the cable in, the Game Boy on and running the link ROM?)")
+        # it answers, but nothing gets through (every packet refused or lost): as hopeless, and as bounded
+        done = (host.counters["packets"], host.session_lost)
+        if done != self._progress:
+            self._progress, self._progress_at = done, (now, host.counters["bytes"])
+        elif now - self._progress_at[0] > STALL_S and host.counters["bytes"] - self._progress_at[1] > STALL_BYTES:
+            raise LinkTimeout(
+                f"{what}: the Game Boy on {self.url} answers but took no packet for {STALL_S:g} s (last status "
+                f"{gl.status_name(host.last_status)}; retransmits {host.counters['retransmits']}); try a longer gap_us")
+        return True
 
     def _recover(self) -> bool:
         """A reset Game Boy holds nothing: a new session, then the newest screen drawn whole (the

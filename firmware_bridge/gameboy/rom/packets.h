@@ -5,7 +5,7 @@
 
 #define LINK_SYNC 165u
 #define LINK_MAX_LEN 130u
-#define LINK_SEQ_MOD 127u
+#define LINK_SEQ_MOD 63u
 #define LINK_T_HELLO 1u
 #define LINK_T_VRAM 2u
 #define LINK_T_FLIP 3u
@@ -15,6 +15,7 @@
 #define LINK_ST_BUSY_APPLY 51u
 #define LINK_ST_ERR 64u
 #define LINK_ST_ACK 128u
+#define LINK_ST_APPLIED 64u
 #define LINK_ERR_CHECKSUM 1u
 #define LINK_ERR_LENGTH 2u
 #define LINK_ERR_TYPE 3u
