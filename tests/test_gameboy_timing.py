@@ -276,6 +276,20 @@ def test_faults_and_power_cycles_in_mgba(synthetic, hz, gap):
     assert port.stats["power_cycles"] == 2 and c["gb_retransmits"] > 0
 
 
+def _stray_edge(port, link):
+    port.extra_edge()
+
+
+@pytest.mark.parametrize("hz,gap", [setting(DEFAULT), setting((spi.HZ_MIN, spi.GAP_MIN_US)),
+                                    setting((spi.HZ_MAX, FASTEST_GAP))])
+def test_a_stray_clock_edge_mid_stream_is_brought_back_in_step(synthetic, hz, gap):
+    """One extra edge (the clock pin rising to mode 3's idle level, a glitch) slips every later byte by a
+    bit until the ROM's re-arm or the host's pause puts the boundary back; the stream ends whole."""
+    port = _port(hz, gap, seed=9)
+    link = _check_stream(port, synthetic, at={120: _stray_edge, 300: _stray_edge})
+    assert port._extra_edges == 0 and link.counters()["gb_retransmits"] > 0
+
+
 # -- a dead link, another host's HELLO (issue 21, finding 3) ----------------------------------------
 
 
