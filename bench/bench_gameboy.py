@@ -181,10 +181,10 @@ def demo_cry_events(seed: int = 7):
     from pxby_edge.options import request_from_options
 
     names = inspect.signature(request_from_options).parameters
-    # an argument with no default (``image``) has click's own marker as default: None, as the CLI passes it
-    opts = {p.name: p.default if isinstance(p.default, (str, int, float, type(None))) else None
-            for p in demo.params if p.name in names}
-    opts.update(DEMO_DEFAULTS, seed=seed)
+    # the command's own defaults, as click resolves them for a bare ``pxby-edge demo``
+    params = demo.make_context("demo", [], resilient_parsing=True).params
+    opts = {k: v for k, v in params.items() if k in names}
+    opts.update({k: v for k, v in DEMO_DEFAULTS.items() if opts.get(k) is None}, seed=seed)
     gen = run_generation(request_from_options(**opts)).generator
     return list(gen.events()), gen.audio_rate, gen.audio_samples
 
