@@ -94,6 +94,15 @@ class TextArea:
         # measure as drawn: a 1-bit image lays glyphs out without anti-aliasing, wider than getlength says
         self._measure = ImageDraw.Draw(Image.new("1", (1, 1)))
 
+    def fit_line(self, text: str) -> str:
+        """``text``, cut with "..." where it would not fit on one line."""
+        room = self.width - 2
+        if self._measure.textlength(text, font=self.font) <= room:
+            return text
+        while text and self._measure.textlength(text + "...", font=self.font) > room:
+            text = text[:-1]
+        return text + "..."
+
     def render(self, text: str) -> np.ndarray:
         from PIL import Image, ImageDraw
 
@@ -119,6 +128,7 @@ class ScreenModel:
 
     def __init__(self, palette_rgb: Sequence, *, dither: bool = False, text_rows: int = 4,
                  screen_w: int = pr.SCREEN_W, screen_h: int = pr.SCREEN_H, expected_height: Optional[int] = None):
+        self.palette_rgb = np.asarray(palette_rgb, dtype=np.int64).reshape(-1, 3)  # for a colour screen
         self.lum = luminance(palette_rgb)
         self.dither = dither
         self.text_rows = text_rows
@@ -136,6 +146,10 @@ class ScreenModel:
         while len(self.rows) <= row:
             self.rows.append(None)
         self.rows[row] = indices
+
+    def fit_line(self, text: str) -> str:
+        """``text`` as one line of the text area (cut with "..." if longer)."""
+        return self._text_area.fit_line(text) if self._text_area is not None else text
 
     def layout(self) -> Optional[Layout]:
         if not self.width:

@@ -80,7 +80,8 @@ def _settled(status: int) -> bool:
     return status & 0xC0 == gl.ST_ERR or status & (gl.ST_ACK | gl.ST_APPLIED) == gl.ST_ACK | gl.ST_APPLIED
 
 
-def test_rom_answers_every_vector_with_the_documented_status():
+@pytest.mark.parametrize("cgb", [False, True], ids=["dmg", "cgb"])
+def test_rom_answers_every_vector_with_the_documented_status(cgb):
     class Scripted:
         def __init__(self):
             self.out: list[int] = []
@@ -95,7 +96,7 @@ def test_rom_answers_every_vector_with_the_documented_status():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        port = PyBoyPort(sound=False)
+        port = PyBoyPort(sound=False, cgb=cgb)
     script = port.peer.host = Scripted()
     for v in gl.VECTORS:
         script.out = list(bytes.fromhex(v["wire"])) + [gl.IDLE] * 4
@@ -105,6 +106,8 @@ def test_rom_answers_every_vector_with_the_documented_status():
         assert script.seen[-1] == v["answer"], f"{v['name']}: {gl.status_name(script.seen[-1])}"
     mem = port.pyboy.memory
     assert [mem[0x8010 + i] for i in range(16)] == list(range(16))  # the VRAM vector landed
+    # the ATTR vector: VRAM bank 1 on a Color; on a DMG (no bank 1) nothing, the map entry it shares stays 0
+    assert (mem[1, 0x9C00] == 3) if cgb else (mem[0x9C00] == 0)
     port.close()
 
 

@@ -124,9 +124,11 @@ class MgbaPort:
         self.core = mgba.core.load_path(str(rom))
         if self.core is None:
             raise PortError(f"mGBA cannot load {rom}")
-        if model is not None:
-            for key in ("gb.model", "cgb.hybridModel", "cgb.model"):
-                self.core.config[key] = model
+        # the ROM is dual-mode (header 0x143 = 0x80): left alone mGBA would run it as a Game Boy Color
+        model = model or "DMG"
+        self.cgb = model == "CGB"
+        for key in ("gb.model", "cgb.hybridModel", "cgb.model"):
+            self.core.config[key] = model
         self._image = mgba.image.Image(160, 144)
         self.core.set_video_buffer(self._image)
         self.sound = sound
@@ -148,7 +150,7 @@ class MgbaPort:
         self.stats = {"bytes": 0, "lost_bytes": 0, "split_bytes": 0, "completions": 0, "power_cycles": 0}
         self._error: Optional[BaseException] = None
         self._flips_seen = 0
-        self._capture_next = False
+        self._pressed: dict[str, int] = {}  # buttons held, and for how many more frames
         self._start_byte()
         self._event = ffi.new("struct mTimingEvent*")
         self._name = ffi.new("char[]", b"pxby SPI master")
@@ -248,8 +250,17 @@ class MgbaPort:
     _sb_left = -1  # SB as the last edge left it
 
     # -- the emulator ------------------------------------------------------------------------------
+    def press(self, button: str, frames: int = 3) -> None:
+        """Hold ``button`` (a, b, select, start, up, down, left, right) for the next ``frames`` frames."""
+        self._pressed[button] = frames
+
     def tick(self) -> None:
         """One emulated frame; the screen after each flip the ROM made is kept, as for PyBoy."""
+        if self._pressed:
+            self.core.set_keys(raw=sum(1 << getattr(self._lib, f"GBA_KEY_{b.upper()}") for b in self._pressed))
+            self._pressed = {b: n - 1 for b, n in self._pressed.items() if n > 1}
+        else:
+            self.core.set_keys(raw=0)
         self.core.run_frame()
         if self._error is not None:
             err, self._error = self._error, None
@@ -257,13 +268,12 @@ class MgbaPort:
         self.ticks += 1
         if self.sound:
             self._take_audio()
-        if self._capture_next:
-            self._capture_next = False
-            self.frames.append(self.shades())
         flips = self.core.memory.u8[FLIPS]  # the ROM's own count: a flip is acknowledged before it shows
         if flips != self._flips_seen:
+            # mGBA's frame starts at VBlank, where every flip is made: the frame just run shows it
+            # (the frame after may already show the next flip, one VBlank later)
             self._flips_seen = flips
-            self._capture_next = True
+            self.frames.append(self.rgb() if self.cgb else self.shades())
 
     def _take_audio(self) -> None:
         """The frame's sound, mixed to mono in -1..1 at ``sample_rate`` (mGBA's blip buffers, drained each frame)."""
@@ -286,6 +296,10 @@ class MgbaPort:
     def elapsed_s(self) -> float:
         """Emulated time since the port opened."""
         return self.ticks / FRAME_HZ
+
+    def rgb(self) -> np.ndarray:
+        """(144, 160, 3) colours the emulated LCD shows now (a Game Boy Color's RGB555 as x << 3 | x >> 2)."""
+        return np.frombuffer(self._ffi.buffer(self._image.buffer), dtype=np.uint8).reshape(144, 160, 4)[..., :3].copy()
 
     def shades(self) -> np.ndarray:
         """(144, 160) shades 0..3 the emulated LCD shows now (mGBA's DMG palette, lightest first)."""

@@ -30,6 +30,16 @@ T_HELLO = 0x01  # open a session: blank screen and sound, expect seq + 1 next
 T_VRAM = 0x02  # address (LE) + bytes to write into 0x8000..0x9FFF, inside VBlank
 T_FLIP = 0x03  # map (0: 0x9800, 1: 0x9C00), BGP: shown from the next VBlank, acknowledged after it
 T_SOUND = 0x04  # (register 0x10..0x3F, value) pairs; register 0xFF ends a frame (1/59.7 s)
+# Game Boy Color (ignored, but checked and acknowledged, on a DMG): the next FLIP applies the palettes
+T_PALETTE = 0x07  # 1..8 background palettes from palette 0: 4 colours each, RGB555 little-endian
+T_ATTR = 0x08  # address (LE) + bytes to write into VRAM bank 1 (tile attributes), 0x9800..0x9FFF
+
+# Host bytes outside a packet that ask the ROM something; it answers in its status byte with the
+# same high nibble (never an ACK's, an error's or ready/busy's): low nibble = the answer
+Q_BUTTONS = 0x50  # A 1, B 2, Select 4, Start 8: pressed (gone down) since the last Q_CLEAR
+Q_DPAD = 0x60  # Right 1, Left 2, Up 4, Down 8: the same
+Q_CLEAR = 0x70  # forget the latched presses; bit 0: the ROM runs on a Game Boy Color
+QUERIES = (Q_BUTTONS, Q_DPAD, Q_CLEAR)
 
 ST_READY = 0x11  # booted, no packet yet
 ST_BUSY_RX = 0x22  # a packet is arriving
@@ -73,6 +83,9 @@ UNSEEN = 6
 # frames (rom/isr.s, _watchdog), in step with the next byte.
 RESYNC_AFTER = 4
 RESYNC_PAUSE_S = 0.2
+# exchanges a query byte is clocked without an answer before the ROM is taken not to know it (an
+# older ROM): the serial interrupt answers at once, so the answer is the status two exchanges on
+ASK_LIMIT = 64
 
 
 def fletcher(data: bytes) -> tuple[int, int]:
@@ -99,6 +112,8 @@ def status_name(status: int) -> str:
         return f"ack {status & 0x3F}" + (", all applied" if status & ST_APPLIED else "")
     if status & 0xF0 == ST_ERR:
         return f"error {ERROR_NAMES.get(status & 0x0F, status & 0x0F)}"
+    if status & 0xF0 in QUERIES:
+        return f"answer 0x{status:02x}"
     return {ST_READY: "ready", ST_BUSY_RX: "receiving", ST_BUSY_APPLY: "applying"}.get(status, f"0x{status:02x}")
 
 
@@ -139,6 +154,11 @@ class LinkHost:
         # to end a dead link in bounded time
         self.answers = 0
         self._idle_last, self._idle_same = -1, 0
+        # queries (Q_*) to clock while no packet is due, and their replies (low nibble; None: no reply)
+        self.asks: deque = deque()
+        self.replies: dict[int, int | None] = {}
+        self._ask_n = self._ask_same = 0
+        self._ask_last = -1
 
     def send(self, ptype: int, payload: bytes = b"") -> None:
         self.queue.append((ptype, bytes(payload)))
@@ -146,10 +166,16 @@ class LinkHost:
     def hello(self) -> None:
         self.send(T_HELLO)
 
+    def ask(self, *queries: int) -> None:
+        """Clock these query bytes, in order, once no packet is due; the replies land in ``replies``."""
+        for q in queries:
+            self.replies.pop(q, None)
+            self.asks.append(q)
+
     @property
     def idle(self) -> bool:
-        """Nothing queued and nothing awaiting its ACK."""
-        return self.current is None and not self.queue
+        """Nothing queued, nothing awaiting its ACK, nothing asked."""
+        return self.current is None and not self.queue and not self.asks
 
     def take_pause(self) -> float:
         """Seconds to wait before clocking the next byte (0 mostly); a port calls this after ``exchange``."""
@@ -186,12 +212,33 @@ class LinkHost:
             ptype, payload = self.queue.popleft()
             cur = self.current = _InFlight(self.seq, encode_packet(self.seq, ptype, payload), ptype)
             self.counters["payload_bytes"] += len(payload)
+        if cur is None and self.asks:
+            return self._asking(status)
         if cur is None or cur.pos >= len(cur.wire):
             self.counters["idle_bytes"] += 1
             return IDLE
         byte = cur.wire[cur.pos]
         cur.pos += 1
         return byte
+
+    def _asking(self, status: int) -> int:
+        """The query byte to clock next; the answer counts once read twice in a row, from the third
+        exchange on (before that the status predates the query)."""
+        q = self.asks[0]
+        self._ask_n += 1
+        self._ask_same = self._ask_same + 1 if status == self._ask_last else 1
+        self._ask_last = status
+        answered = self._ask_n > 3 and status & 0xF0 == q and self._ask_same >= CONFIRM
+        if answered or self._ask_n > ASK_LIMIT:
+            self.replies[q] = status & 0x0F if answered else None
+            self.asks.popleft()
+            self._ask_n = self._ask_same = 0
+            self._ask_last = -1
+            if not self.asks:
+                return IDLE
+            q = self.asks[0]
+            self._ask_n = 1
+        return q
 
     def _judge(self, cur: _InFlight, status: int):
         """Waiting for the verdict on ``cur``: the in-flight packet, or None once acknowledged."""
@@ -289,13 +336,19 @@ VECTORS = (
     _vector("SOUND: CH1 volume 15 at 1 kHz, end of frame", 8, T_SOUND,
             bytes([0x11, 0x80, 0x12, 0xF0, 0x13, 0x83, 0x14, 0x87, SND_END, 0]), ST_ACK | ST_APPLIED | 8),
     _vector("SOUND with a register outside the APU", 9, T_SOUND, bytes([0x40, 0x00]), ST_ERR | ERR_PAYLOAD),
+    _vector("PALETTE 0: white, light grey, dark grey, black (a DMG acknowledges and ignores it)", 9, T_PALETTE,
+            bytes([0xFF, 0x7F, 0xB5, 0x56, 0x4A, 0x29, 0x00, 0x00]), ST_ACK | ST_APPLIED | 9),
+    _vector("PALETTE of 6 bytes: not whole palettes", 10, T_PALETTE, bytes(6), ST_ERR | ERR_PAYLOAD),
+    _vector("ATTR: palette 3 for map 1's first entry", 10, T_ATTR, bytes([0x00, 0x9C, 3]), ST_ACK | ST_APPLIED | 10),
+    _vector("ATTR outside 0x9800..0x9FFF", 11, T_ATTR, bytes([0x00, 0x80, 3]), ST_ERR | ERR_PAYLOAD),
 )
 
 
 def c_header() -> str:
     """rom/packets.h, generated from the constants above."""
-    names = ("SYNC MAX_LEN SEQ_MOD T_HELLO T_VRAM T_FLIP T_SOUND ST_READY ST_BUSY_RX ST_BUSY_APPLY ST_ERR ST_ACK "
-             "ST_APPLIED ERR_CHECKSUM ERR_LENGTH ERR_TYPE ERR_SEQ ERR_OVERRUN ERR_PAYLOAD ERR_SESSION SND_END LCDC_BASE "
+    names = ("SYNC MAX_LEN SEQ_MOD T_HELLO T_VRAM T_FLIP T_SOUND T_PALETTE T_ATTR Q_BUTTONS Q_DPAD Q_CLEAR ST_READY "
+             "ST_BUSY_RX ST_BUSY_APPLY ST_ERR ST_ACK ST_APPLIED ERR_CHECKSUM ERR_LENGTH ERR_TYPE ERR_SEQ ERR_OVERRUN "
+             "ERR_PAYLOAD ERR_SESSION SND_END LCDC_BASE "
              "BGP_DEFAULT LYC_LINE").split()
     mod = sys.modules[__name__]
     lines = ["/* Generated by `python -m firmware_bridge.gameboy.packets --c-header > rom/packets.h` from",

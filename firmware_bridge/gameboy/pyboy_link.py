@@ -23,7 +23,8 @@ from firmware_bridge.gameboy import ROM_PATH
 from firmware_bridge.gameboy import packets as gl
 
 FRAME_HZ = 4194304 / 70224  # 59.73: one PyBoy tick
-FLIPS = 0xFF89  # rom/hram.h: flips the VBlank interrupt has done, mod 256
+FORMS = "pyboy:// (headless), pyboy://window, pyboy://cgb, pyboy://cgb-window (a Game Boy Color)"
+FLIPS = 0xFF89  # rom/hram.h: flips the ROM has done, mod 256
 
 
 class LineFaults:
@@ -102,7 +103,7 @@ class PyBoyPort:
     """The ROM running in PyBoy, clocked by ``run_until``; ``frames`` holds the screen after each flip."""
 
     def __init__(self, rom=ROM_PATH, *, window: str = "null", faults: Optional[LineFaults] = None,
-                 boot_frames: int = 0, sound: bool = True):
+                 boot_frames: int = 0, sound: bool = True, cgb: bool = False):
         from pyboy import PyBoy
 
         self.url = "pyboy://"
@@ -111,8 +112,9 @@ class PyBoyPort:
         self.faults = faults
         palette = tuple((r << 16) | (g << 8) | b for r, g, b in DMG_PALETTE)
         self._boot = lambda: PyBoy(str(rom), window=window, serial_shared_memory=self.peer, serial_interrupt_based=True,
-                                   sound_emulated=sound, color_palette=palette, log_level="ERROR")
+                                   sound_emulated=sound, color_palette=palette, log_level="ERROR", cgb=cgb)
         self.pyboy = self._boot()
+        self.cgb = cgb
         self.sound = sound
         self.frames: list[np.ndarray] = []
         self.audio: list[np.ndarray] = []
@@ -134,7 +136,7 @@ class PyBoyPort:
             self.audio.append(np.asarray(self.pyboy.sound.ndarray, dtype=np.int16).mean(axis=1) / 128.0)
         if self._capture_next:
             self._capture_next = False
-            self.frames.append(self.shades())
+            self.frames.append(self.rgb() if self.cgb else self.shades())
         flips = self.pyboy.memory[FLIPS]
         if flips != self._flips_seen:
             # the flip happened in the VBlank that began this frame: the next frame shows it whole
@@ -148,6 +150,14 @@ class PyBoyPort:
     def shades(self) -> np.ndarray:
         """(144, 160) shades the emulated LCD shows now."""
         return shades_from_rgb(np.asarray(self.pyboy.screen.ndarray))
+
+    def press(self, button: str, frames: int = 3) -> None:
+        """Hold ``button`` (a, b, select, start, up, down, left, right) for the next ``frames`` frames."""
+        self.pyboy.button(button, frames)
+
+    def rgb(self) -> np.ndarray:
+        """(144, 160, 3) colours the emulated LCD shows now (a Game Boy Color's RGB555, times 8)."""
+        return np.asarray(self.pyboy.screen.ndarray)[..., :3].copy()
 
     def run_until(self, done: Callable[[], bool], max_frames: int = 100_000, what: str = "the Game Boy") -> None:
         for _ in range(max_frames):
@@ -188,16 +198,18 @@ class PyBoyPort:
 
 
 def open_url(url: str, *, faults: Optional[LineFaults] = None, boot_frames: int = 0) -> PyBoyPort:
-    """The ``pyboy://`` transport (``firmware_bridge.transports``): ``pyboy://`` headless, ``pyboy://window`` in a window."""
+    """The ``pyboy://`` transport (``firmware_bridge.transports``): ``pyboy://`` headless, ``pyboy://window`` in a
+    window; ``pyboy://cgb`` and ``pyboy://cgb-window`` the same on a Game Boy Color."""
     import importlib.util
 
     from firmware_bridge.errors import PortError
 
     rest = url.partition("://")[2].strip("/")
-    if rest not in ("", "null", "window"):
-        raise PortError(f"bad PyBoy port {url!r}: use pyboy:// (headless) or pyboy://window")
+    if rest not in ("", "null", "window", "cgb", "cgb-window"):
+        raise PortError(f"bad PyBoy port {url!r}: use {FORMS}")
     if importlib.util.find_spec("pyboy") is None:
         raise PortError("pyboy:// needs PyBoy: pip install 'pxby-edge[gameboy]'")
-    port = PyBoyPort(window="SDL2" if rest == "window" else "null", faults=faults, boot_frames=boot_frames)
+    port = PyBoyPort(window="SDL2" if rest.endswith("window") else "null", faults=faults, boot_frames=boot_frames,
+                     cgb=rest.startswith("cgb"))
     port.url = url
     return port

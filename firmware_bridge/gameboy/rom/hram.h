@@ -33,10 +33,14 @@
 #define PARSE_VSEQ 0xFF9A /* the seq's class (next, repeat, other) */
 #define PARSE_VERDICT 0xFF9B /* 0 accept, 1 acknowledge again, else the error status */
 #define QUIET 0xFF9C /* VBlanks since the last byte (the watchdog realigns the port after 7) */
+#define BOOT_A 0xFFA0 /* A at the cartridge entry, kept by crt0: 0x11 on a Game Boy Color */
+#define PAD_HELD 0xFFA1 /* buttons held at the last poll (pad.c): A B Select Start, then Right Left Up Down */
+#define PAD_LATCH 0xFFA2 /* buttons gone down since the host's last Q_CLEAR (the serial interrupt clears it) */
 
 #define SLOTS ((volatile uint8_t *)0xD000)
 #define SLOT_MASK 7u
 
+#define R_P1 0xFF00
 #define R_SB 0xFF01
 #define R_SC 0xFF02
 #define R_IF 0xFF0F
@@ -48,6 +52,7 @@
 #define R_LY 0xFF44
 #define R_LYC 0xFF45
 #define R_BGP 0xFF47
+#define R_VBK 0xFF4F
 #define R_IE 0xFFFF
 
 void vram_clear(void); /* isr.s: zero 0x8000..0x9FFF, LCD off only */

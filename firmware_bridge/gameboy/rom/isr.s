@@ -39,6 +39,8 @@
         H_VERDICT = 0x9B
         H_QUIET = 0x9C
         QUIET_FRAMES = 7        ; 6 whole frames (100 ms) > 8 bits at 8192 Hz + a 65535 us gap + jitter
+        H_BOOT_A = 0xA0         ; colour.c, pad.c: the boot ROM's A, the presses latched
+        H_PAD_LATCH = 0xA2
         R_SB = 0x01
         R_SC = 0x02
         R_IF = 0x0F
@@ -66,6 +68,12 @@
         T_VRAM = 2
         T_FLIP = 3
         T_SOUND = 4
+        T_PALETTE = 7
+        T_ATTR = 8
+        Q_BUTTONS = 0x50
+        Q_DPAD = 0x60
+        Q_CLEAR = 0x70
+        ST_READY = 0x11
         ST_BUSY_RX = 0x22
         ST_BUSY_APPLY = 0x33
         ST_ERR = 0x40
@@ -139,9 +147,9 @@ not_payload:                            ; the costlier states first
         dec     a
         jp      z, check_a
         dec     a
-        jr      z, seq
+        jp      z, seq                  ; (jp: the joypad queries in hunt put seq out of jr's reach)
         dec     a
-        jr      z, length
+        jp      z, length
         ;; S_SOUND: register bytes sit at odd slot offsets (payload offset 0, 2, ...): 0x10..0x3F
         ;; or the frame end
         ldh     a, (H_PTR)
@@ -162,13 +170,28 @@ hunt:
         ld      a, c
         cp      #SYNC
         jr      z, 1$
+        cp      #Q_BUTTONS
+        jp      z, q_buttons
+        cp      #Q_DPAD
+        jp      z, q_dpad
+        cp      #Q_CLEAR
+        jp      z, q_clear
         ;; between packets: bring an ACK or busy status up to date with the slots the main loop
-        ;; has applied since (the main loop never writes the status itself)
+        ;; has applied since (the main loop never writes the status itself); a query's answer
+        ;; (0x50..0x7F) gives way to it at the first byte that is no query
         ldh     a, (H_STATUS)
         bit     7, a
         jr      nz, 2$
         cp      #ST_BUSY_APPLY
-        jr      nz, out
+        jr      z, 2$
+        cp      #Q_BUTTONS
+        jr      c, out
+        ldh     a, (H_SESSION)
+        or      a
+        jr      nz, 2$
+        ld      a, #ST_READY            ; no session yet: no ACK to go back to
+        ldh     (H_STATUS), a
+        jr      out
 2$:
         call    _ack_status
         jr      out
@@ -304,6 +327,10 @@ check_a:
         jr      z, check_sound
         cp      #T_HELLO
         jp      z, out
+        cp      #T_PALETTE
+        jp      z, check_palette
+        cp      #T_ATTR
+        jp      z, check_attr
         ld      a, #ST_ERR | E_TYPE
         jr      set_verdict
 bad_sum:
@@ -355,6 +382,24 @@ check_vram:                             ; 3 <= len, 0x8000 <= address, address +
         or      a
         jr      nz, bad_payload         ; ends past 0xA000 (at 0xA000 exactly is fine)
         jp      out
+
+;; Game Boy Color packets (colour.c), checked on any model (a DMG acknowledges and ignores them)
+check_palette:                          ; 1..8 whole palettes of 8 bytes
+        ld      a, (hl)
+        or      a
+        jp      z, bad_payload
+        cp      #65
+        jp      nc, bad_payload
+        and     #7
+        jp      nz, bad_payload
+        jp      out
+check_attr:                             ; as VRAM, inside the maps: 0x9800 <= address, end <= 0xA000
+        ld      l, #4
+        ld      a, (hl)
+        cp      #0x98
+        jp      c, bad_payload
+        ld      l, #1                   ; hl: len, as check_vram takes it
+        jp      check_vram
 
 ;; second checksum byte: the packet is whole; publish it (the slot joins the queue), acknowledge
 ;; a repeat again, or say why not
@@ -415,6 +460,31 @@ fail:                                   ; a: the error status; the parser hunts 
         ldh     (H_STATUS), a
         ld      a, #S_HUNT
         ldh     (H_STATE), a
+        jp      out
+
+;; Joypad and model queries (docs/protocol.md, "Joypad and model"): the answer, with the query's
+;; high nibble, is the status from the next byte on; pad.c latches the presses (buttons gone down).
+q_buttons:
+        ldh     a, (H_PAD_LATCH)
+        and     #0x0F
+        or      #Q_BUTTONS
+        jr      q_out
+q_dpad:
+        ldh     a, (H_PAD_LATCH)
+        swap    a
+        and     #0x0F
+        or      #Q_DPAD
+        jr      q_out
+q_clear:                                ; forget the latched presses; bit 0: a Game Boy Color
+        xor     a
+        ldh     (H_PAD_LATCH), a
+        ldh     a, (H_BOOT_A)
+        cp      #0x11
+        ld      a, #Q_CLEAR
+        jr      nz, q_out
+        inc     a
+q_out:
+        ldh     (H_STATUS), a
         jp      out
 
 ;; The status for a session in step: 0x33 while every slot is taken, 0xC0 | last seq once every

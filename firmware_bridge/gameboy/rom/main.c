@@ -13,6 +13,7 @@
  * knows the screen is final. */
 #include <stdint.h>
 
+#include "colour.h"
 #include "hram.h"
 #include "packets.h"
 
@@ -33,6 +34,7 @@ static void play_sound(void)
     uint8_t reg, val;
     while (snd_frames_played != HR(VBLANKS)) {
         snd_frames_played++;
+        pad_poll();
         while (snd_tail != snd_head) {
             reg = snd[snd_tail];
             val = snd[(snd_tail + 1u) & (SND_SIZE - 1u)];
@@ -65,6 +67,7 @@ static void reset_device(void)
     HR(LCDC_TOP) = 0;
     lcd_off();
     vram_clear();
+    colour_reset();
     HR(LCDC_TOP) = LINK_LCDC_BASE;
     HR(R_BGP) = LINK_BGP_DEFAULT;
     HR(R_NR52) = 0x80u;
@@ -92,6 +95,17 @@ static void apply_flip(const uint8_t *p)
 {
     HR(FLIP_LCDC) = LINK_LCDC_BASE | (uint8_t)(p[0] << 3);
     HR(FLIP_BGP) = p[1];
+    if (colour_staged) { /* new palettes: written with the map switch, in the next VBlank */
+        uint8_t since = HR(VBLANKS);
+        while (!colour_flip(since)) {
+            watchdog();
+            /* the sound (and the joypad) only well before VBlank: at line 144 this loop must be
+             * spinning, or the 3 lines the palettes can start in pass while it plays a frame */
+            if (HR(R_LY) < 136u)
+                play_sound();
+        }
+        return;
+    }
     HR(FLIP_PENDING) = 1;
     while (HR(FLIP_PENDING)) {
         watchdog();
@@ -128,6 +142,12 @@ static void apply_next(void)
         break;
     case LINK_T_SOUND:
         apply_sound(slot + 3, slot[1]);
+        break;
+    case LINK_T_PALETTE:
+        colour_palette(slot + 3, slot[1]);
+        break;
+    case LINK_T_ATTR:
+        colour_attr(slot + 3, slot[1]);
         break;
     }
     /* one store: the serial interrupt sees the slot free from its next byte on (and updates the

@@ -10,6 +10,11 @@
 #define LINK_T_VRAM 2u
 #define LINK_T_FLIP 3u
 #define LINK_T_SOUND 4u
+#define LINK_T_PALETTE 7u
+#define LINK_T_ATTR 8u
+#define LINK_Q_BUTTONS 80u
+#define LINK_Q_DPAD 96u
+#define LINK_Q_CLEAR 112u
 #define LINK_ST_READY 17u
 #define LINK_ST_BUSY_RX 34u
 #define LINK_ST_BUSY_APPLY 51u
