@@ -17,7 +17,8 @@ and the next byte's first ones, as a real Game Boy would.
 only ever lengthen it); ``LineFaults`` corrupts bytes either way and drops bytes (the Game Boy sees none
 of that byte's edges, the master reads 0xFF); ``power_cycle`` resets the Game Boy mid-stream;
 ``unplugged`` pulls the cable (no edge reaches the Game Boy, the master reads 0xFF); ``extra_edge``
-slips the byte boundary by one stray clock edge; ``inject`` puts another host's bytes on the line. mGBA picks DMG for the shipped ROM (``model`` forces one).
+slips the byte boundary by one stray clock edge; ``inject`` puts another host's bytes on the line. The
+Game Boy is a DMG unless ``model="CGB"`` (the ROM is dual-mode).
 """
 
 from __future__ import annotations
