@@ -306,6 +306,16 @@ def test_a_pulled_cable_ends_the_stream_in_bounded_time(synthetic, emulator):
     assert port.elapsed_s < 60 + DEAD_LINK_S
 
 
+def test_a_pulled_cable_ends_an_spi_stream_in_bounded_time(synthetic, monkeypatch):
+    """spi:// with the cable pulled: the Pi reads 0xFF for every byte (MISO floats high). The host's
+    resync pauses are counted, not slept, so the test takes no real time."""
+    monkeypatch.setattr(spi.time, "sleep", lambda s: None)
+    port = spi.SpiPort(_NullSpi(), url="spi:///dev/spidev0.0")
+    with pytest.raises(LinkTimeout, match=r"no answer from the Game Boy on spi:///dev/spidev0.0 .*0xff"):
+        _stream(port, synthetic[0])
+    assert DEAD_LINK_S < port.elapsed_s < DEAD_LINK_S + 1
+
+
 def test_a_link_that_answers_but_takes_nothing_ends_in_bounded_time(synthetic):
     """Every byte garbled both ways: the Game Boy answers (its status bytes arrive, mangled) but no packet
     ever gets through; the stream ends once STALL_S of port time and STALL_BYTES have passed without one
