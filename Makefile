@@ -16,7 +16,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow lint firmware-test gameboy arm64-check clean dist docs-images
+.PHONY: demo test test-slow lint firmware-test gameboy gameboy-check arm64-check clean dist docs-images
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,19 @@ gameboy: $(VENV)/.installed
 	$(MAKE) -C firmware_bridge/gameboy BUILD=$(CURDIR)/build/gameboy OUT=$(CURDIR)/build/gameboy/pxby-link.gb
 	cmp build/gameboy/pxby-link.gb firmware_bridge/gameboy/pxby-link.gb
 
-test: $(VENV)/.installed lint firmware-test gameboy
+# What `make test` runs of it: the same, or one line saying it was skipped where sdcc is absent (a fresh
+# machine; the ROM's own tests still run against the committed ROM). CI installs sdcc and sets
+# REQUIRE_SDCC=1, so there a missing sdcc fails instead of skipping.
+gameboy-check: $(VENV)/.installed
+	@if command -v sdcc >/dev/null 2>&1 && command -v sdasgb >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory gameboy; \
+	elif [ -n "$(REQUIRE_SDCC)" ]; then \
+		echo "sdcc is not installed and REQUIRE_SDCC is set: apt-get install sdcc" >&2; exit 1; \
+	else \
+		echo "skipped the Game Boy ROM rebuild check: sdcc is not installed (apt-get install sdcc to run it)"; \
+	fi
+
+test: $(VENV)/.installed lint firmware-test gameboy-check
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed

@@ -51,29 +51,27 @@ def handheld(use_pty, port, baud, capture_dir, live, seconds):
 
 def _serve(transport, capture_dir, live, seconds):
     """Run the simulator on ``transport`` until ``seconds`` pass or a signal stops it; print its counters."""
-    import sys
+    import signal
 
     from firmware_bridge.simulator import Capture, Simulator
 
-    writer = None
-    if live:
-        click.echo("\x1b[2J", nl=False)
-
-        def writer(text):
-            sys.stdout.write(text)
-            sys.stdout.flush()
-
-    sim = Simulator(transport, capture=Capture(capture_dir), live=writer)
-    import signal
-
+    view = _terminal_view() if live else None
+    sim = Simulator(transport, capture=Capture(capture_dir), view=view)
     # Ctrl-C and systemd's SIGTERM end the loop between steps, so the capture is always saved whole.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sim.stop())
+    if view is not None:
+        signal.signal(signal.SIGWINCH, lambda *_: view.resized())
     try:
         sim.serve(seconds)
     finally:
         written = sim.capture.save()
         transport.close()
+        if view is not None:
+            from firmware_bridge.terminal_view import SHOW_CURSOR
+
+            # the terminal as it was: colours reset, the cursor back, and the lines below start on their own
+            _write(f"\x1b[0m{SHOW_CURSOR}\n")
     c = sim.counters
     info(
         f"frames ok {c['frames_ok']}, crc errors {c['crc_errors']}, bad {c['frames_bad']}, duplicates {c['dup_frames']}, "
@@ -84,15 +82,45 @@ def _serve(transport, capture_dir, live, seconds):
         info(f"wrote {path}")
 
 
+def _write(text: str) -> None:
+    import sys
+
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _terminal_view():
+    """The live view of `handheld --tty`: sized to this terminal at every draw, the cursor hidden while it runs."""
+    import shutil
+    import sys
+
+    from firmware_bridge.terminal_view import HIDE_CURSOR, LiveView
+
+    _write(HIDE_CURSOR)
+    if not sys.stdout.isatty():  # a file or a pipe has no size to fit: the screen at scale 1, as recorded
+        return LiveView(_write)
+    return LiveView(_write, size=lambda: tuple(shutil.get_terminal_size()))
+
+
 TO_HELP = ("The device kind: handheld (the serial protocol: a device, a pty, socket://...) or gameboy (the link ROM: "
            "pyboy://, pyboy://window, spi:///dev/spidevB.D); a Game Boy --port picks gameboy; --to gameboy alone runs "
            "the ROM in PyBoy.")
 
 
+OLD_DEVICE_NAMES = {"serial": "handheld"}  # `stream --to serial` before the kinds were one list: accepted, not shown
+
+
+class _DeviceKind(click.Choice):
+    """``transports.DEVICES``, with the old spellings taken as the kinds they were."""
+
+    def convert(self, value, param, ctx):
+        return super().convert(OLD_DEVICE_NAMES.get(value, value), param, ctx)
+
+
 def _to_option(f):
     from firmware_bridge.transports import DEVICES
 
-    return click.option("--to", "to", type=click.Choice(DEVICES), default=None, help=TO_HELP)(f)
+    return click.option("--to", "to", type=_DeviceKind(DEVICES), default=None, help=TO_HELP)(f)
 
 
 @click.command()
@@ -112,7 +140,7 @@ def _to_option(f):
 @click.option("--pause", type=click.FloatRange(0), default=5.0, show_default=True, help="Seconds between rounds of --loop.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per round on stdout instead of a sentence.")
 @_to_option
-@click.option("--out", "out_dir", default="pxby-out", show_default=True, type=click.Path(file_okay=False),
+@click.option("-o", "--out", "out_dir", default="pxby-out", show_default=True, type=click.Path(file_okay=False),
               help="With a Game Boy: write gameboy/screen.png, screen.gif and audio.wav here.")
 @click.option("--force", is_flag=True, help="Overwrite earlier outputs in --out.")
 @click.pass_context
@@ -127,17 +155,27 @@ def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_time
     given = given_generation_options(ctx, allowed=("seed",)) + ([model] if model else [])
     if synthetic and given:
         raise click.UsageError(f"--synthetic streams the built-in test pattern, it generates nothing: drop {', '.join(given)}")
-    seed_given = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT
     device = choose_device(port, to)  # a wrong --to/--port pair is refused before the model is opened
     if loop and device.kind == "gameboy":
-        _gameboy_session(device.url, seeds_from(options["seed"], seed_given), synthetic, model, options, backend,
-                         threads, out_dir, force, pause, as_json, dither=dither)
+        _gameboy_session(device.url, seeds_from(options["seed"], options["seed"] is not None), synthetic, model,
+                         options, backend, threads, out_dir, force, pause, as_json, dither=dither)
         return
+    if device.kind == "handheld" and device.url == "auto":
+        from firmware_bridge.ports import resolve_port
+
+        device = device._replace(url=resolve_port(device.url))  # now, so the live line can name it
+    # --seed S: S, S+1, ... per round; none: a random one each round (printed with it), as `generate` draws one
     rounds = rounds_for(lambda seed: request_from_options(**dict(options, seed=seed)), model, synthetic=synthetic,
-                        seed=options["seed"], fixed_seed=seed_given or not loop, backend=backend, threads=threads)
-    for stats in stream_live(rounds, device, out_dir=out_dir, overwrite=force, rounds=None if loop else 1, pause_s=pause,
-                             baud=baud, connect_timeout_s=connect_timeout, dither=dither, audio_format=audio_format):
-        _echo_round(stats, as_json)
+                        seed=options["seed"], fixed_seed=options["seed"] is not None, backend=backend, threads=threads)
+    live = _LiveLine(device.url or device.kind, draw=show_progress() and not as_json)
+    try:
+        for stats in stream_live(rounds, device, out_dir=out_dir, overwrite=force, rounds=None if loop else 1,
+                                 pause_s=pause, baud=baud, connect_timeout_s=connect_timeout, dither=dither,
+                                 audio_format=audio_format, progress=live):
+            live.clear()
+            _echo_round(dict(stats, text=live.take_text()), as_json, loop)
+    finally:
+        live.clear()
 
 
 def _gameboy_session(url, seeds, synthetic, model, options, backend, threads, out_dir, force, pause, as_json,
@@ -165,10 +203,74 @@ def _gameboy_session(url, seeds, synthetic, model, options, backend, threads, ou
     make_round = prompted_rounds(request_for, seeds, model, synthetic=synthetic, backend=backend, threads=threads)
     for stats in play(url, make_round, prompts, out_dir, overwrite=force, pause_s=pause, stop=lambda: bool(stopping),
                       **streamer_opts):
-        _echo_round(stats, as_json)
+        _echo_round(stats, as_json, True)
 
 
-def _echo_round(stats: dict, as_json: bool) -> None:
+
+class _LiveLine:
+    """`stream`'s one line on a terminal (stderr, as progress bars are), redrawn at most 10 times a second:
+    the port, the text so far, tiles and audio sent, retransmits. It also keeps the round's text for the summary."""
+
+    def __init__(self, port: str, draw: bool):
+        self.port, self.draw = port, draw
+        self.text: list[str] = []
+        self._drawn_at = None
+
+    def __call__(self, event, counters: dict) -> None:
+        import time
+
+        if getattr(event, "stream", 0) == 0 and hasattr(event, "char"):
+            self.text.append(event.char)
+        now = time.monotonic()
+        if self.draw and (self._drawn_at is None or now - self._drawn_at >= 0.1):
+            self._drawn_at = now
+            self._write("\r" + _fit(self.line(counters)) + "\x1b[K")
+
+    def line(self, c: dict) -> str:
+        # the counters first: on a narrow terminal the text is what gets cut
+        return (f"{self.port}  tiles {c.get('tiles_sent', 0):,}  audio {c.get('audio_samples', 0):,}  "
+                f"retransmits {c.get('retransmits', 0)}  \"{''.join(self.text)}\"")
+
+    def take_text(self) -> str:
+        text, self.text = "".join(self.text), []
+        return text
+
+    def clear(self) -> None:
+        if self._drawn_at is not None:
+            self._write("\r\x1b[K")
+            self._drawn_at = None
+
+    @staticmethod
+    def _write(text: str) -> None:
+        import sys
+
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+def _fit(line: str) -> str:
+    import shutil
+
+    width = shutil.get_terminal_size().columns
+    return line if len(line) < width else line[: max(1, width - 2)] + "…"
+
+
+def round_words(stats: dict, loop: bool) -> str:
+    """A round's summary in plain words (what `stream` prints without --json)."""
+    def count(n, one, many):
+        return f"{n:,} {one if n == 1 else many}"
+
+    head = f"round {stats['round'] + 1} (seed {stats['seed']})" if loop else f"seed {stats['seed']}"
+    trouble = [count(stats[k], one, many) for k, one, many in (("retransmits", "retransmit", "retransmits"),
+                                                                ("reconnects", "reconnect", "reconnects")) if stats.get(k)]
+    return (f"{head}: sent \"{stats['text']}\" to {stats.get('port', 'the device')}: "
+            f"{count(stats['tiles_sent'], 'tile', 'tiles')} in {count(stats['commits'], 'screen update', 'screen updates')}, "
+            f"{count(stats['audio_samples'], 'audio sample', 'audio samples')}; "
+            f"{count(stats['bytes_sent'], 'byte', 'bytes')} in {count(stats['frames_sent'], 'frame', 'frames')}, "
+            + (", ".join(trouble) if trouble else "nothing resent"))
+
+
+def _echo_round(stats: dict, as_json: bool, loop: bool = False) -> None:
     import json
 
     from firmware_bridge.gameboy.run import gameboy_line
@@ -176,9 +278,7 @@ def _echo_round(stats: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(stats))
         return
-    info(f"sent {stats['commits']} commits, {stats['tiles_sent']} tiles, {stats['audio_samples']} audio samples in "
-         f"{stats['frames_sent']} frames ({stats['bytes_sent']} bytes); retransmits {stats['retransmits']}, "
-         f"reconnects {stats['reconnects']}")
+    info(round_words(stats, loop))
     if "gb_flips" in stats:
         click.echo(gameboy_line(stats))
     if "outputs" in stats:
@@ -193,7 +293,7 @@ DEMO_DEFAULTS = {"frames": 3, "width": 24, "height": 24, "audio_seconds": 0.5}
 @click.command()
 @click.argument("model", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @generation_options
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("pxby-out"), show_default=True, help="Folder for everything the demo makes.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("pxby-out"), show_default=True, help="Folder for everything the demo makes.")
 @click.option("--port", default=None, metavar="URL", help="Stream to this device instead of a simulated handheld on a pty.")
 @click.option("--baud", default=115200, show_default=True, help="Baud rate of --port.")
 @click.option("--force", is_flag=True, help="Overwrite the outputs of an earlier demo in --out.")
@@ -223,6 +323,7 @@ def demo(model, out_dir, port, baud, force, as_json, to, backend, threads, **opt
         return
     info(f"prompt: {summary['prompt']}")
     info(f"text:   {summary['text']}")
+    info(f"seed:   {summary['seed']} (--seed {summary['seed']} makes it again)")
     info(f"{summary['tokens']} tokens, {summary['tokens_per_s']:,.0f} tok/s generated and streamed with "
          f"{summary['backend']} to {summary['port']} in {summary['seconds']:.1f} s")
     echo_outputs(summary)
@@ -242,5 +343,8 @@ def ports(as_json):
         return
     if not found:
         click.echo("no serial ports found (plug the handheld in, or start `pxby-edge handheld`)")
+        return
+    row = "{:<28} {:<10} {:<9} {}"
+    click.echo(row.format("PORT", "USB ID", "HANDHELD", "DESCRIPTION"))
     for p in found:
-        click.echo(f"{p.device:<28} {p.hwid or '-':<10} {'handheld' if p.handheld else '-':<9} {p.description}")
+        click.echo(row.format(p.device, p.hwid or "-", "yes" if p.handheld else "-", p.description))

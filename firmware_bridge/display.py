@@ -94,27 +94,41 @@ class TextArea:
         # measure as drawn: a 1-bit image lays glyphs out without anti-aliasing, wider than getlength says
         self._measure = ImageDraw.Draw(Image.new("1", (1, 1)))
 
+    def fits(self, line: str) -> bool:
+        return self._measure.textlength(line, font=self.font) <= self.width - 2
+
     def fit_line(self, text: str) -> str:
         """``text``, cut with "..." where it would not fit on one line."""
-        room = self.width - 2
-        if self._measure.textlength(text, font=self.font) <= room:
+        if self.fits(text):
             return text
-        while text and self._measure.textlength(text + "...", font=self.font) > room:
+        while text and not self.fits(text + "..."):
             text = text[:-1]
         return text + "..."
+
+    def wrap(self, para: str) -> list[str]:
+        """``para`` as the lines it takes, broken at spaces (a word that would cross the edge starts the next
+        line, as it is typed); only a word wider than a whole line is broken inside, where it reaches the edge."""
+        lines, line = [], ""
+        for word in para.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if self.fits(candidate):
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            line = ""
+            for ch in word:  # the word alone: by characters only if it is wider than a line
+                if line and not self.fits(line + ch):
+                    lines.append(line)
+                    line = ""
+                line += ch
+        lines.append(line)
+        return lines
 
     def render(self, text: str) -> np.ndarray:
         from PIL import Image, ImageDraw
 
-        lines: list[str] = []
-        for para in text.split("\n"):
-            line = ""
-            for ch in para:
-                if self._measure.textlength(line + ch, font=self.font) > self.width - 2:
-                    lines.append(line)
-                    line = ""
-                line += ch
-            lines.append(line)
+        lines = [line for para in text.split("\n") for line in self.wrap(para)]
         keep = max(1, self.height // self.line_h)
         img = Image.new("1", (self.width, self.height), 0)
         draw = ImageDraw.Draw(img)

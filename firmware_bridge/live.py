@@ -126,7 +126,12 @@ class Handheld:
             self.sim.transport.close()
 
     def save(self) -> list[str]:
-        return self.sim.capture.save() if self.sim is not None else []
+        """The simulated handheld's capture, once its speaker has played every sample sent (acknowledged is not
+        yet played: it plays in real time), so handheld/audio.wav holds the whole cry."""
+        if self.sim is None:
+            return []
+        self.sim.wait_played(self.link.session.counters.get("audio_samples_sent", 0) if self.link is not None else 0)
+        return self.sim.capture.save()
 
     def counters(self) -> dict:
         """The simulated handheld's counters (what it received and played), empty for a real one."""
@@ -229,7 +234,7 @@ def run_demo(request, out_dir: Path, *, model=None, device: DeviceChoice = SIMUL
             written = write_generation(run.generator, out.folder, overwrite) + dev.save()
             counters = dev.counters()
         summary = run.summary()
-        summary.update(prompt=request.prompt, text="".join(transcript.text), streamed=transcript.segments, port=dev.url,
+        summary.update(prompt=request.prompt, seed=request.seed, text="".join(transcript.text), streamed=transcript.segments, port=dev.url,
                        link={k: v for k, v in link_stats.items() if isinstance(v, (int, float, str))},
                        handheld=counters.get("handheld"), gameboy=counters if device.kind == GAMEBOY else None)
         summary["outputs"] = [out.final(p) for p in written]

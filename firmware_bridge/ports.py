@@ -25,9 +25,11 @@ from typing import Optional
 
 from firmware_bridge.errors import PortError
 
-# (VID, PID) of boards the firmware runs on as a USB CDC device: the Raspberry Pi RP2040 (docs/DEPLOY.md)
-HANDHELD_USB_IDS = {(0x2E8A, 0x000A): "Raspberry Pi RP2040 (USB CDC)"}
-HANDHELD_WORD = "pxby"  # in a USB product or description string
+# The USB product string the handheld's firmware reports (firmware_bridge/firmware/README.md, "USB identity");
+# the udev rule in deploy/ matches it exactly. Not the vendor and product ids: an RP2040 running any Pico SDK
+# program shows the same 2e8a:000a, and it is no handheld.
+HANDHELD_PRODUCT = "pxby handheld"
+HANDHELD_WORD = "pxby"  # in a USB product, manufacturer or description string (as other systems report it)
 ANNOUNCED = "announced"  # the ``hwid`` of a handheld found through its announcement file
 MAX_ANNOUNCEMENT_BYTES = 4096
 
@@ -148,7 +150,7 @@ def _usb_port(info) -> Port:
     vid, pid = getattr(info, "vid", None), getattr(info, "pid", None)
     hwid = f"{vid:04X}:{pid:04X}" if vid is not None and pid is not None else ""
     words = " ".join(str(getattr(info, k, "") or "") for k in ("description", "product", "manufacturer")).lower()
-    handheld = (vid, pid) in HANDHELD_USB_IDS or HANDHELD_WORD in words
+    handheld = HANDHELD_WORD in words
     return Port(info.device, str(info.description or ""), hwid, handheld)
 
 
@@ -181,6 +183,8 @@ def _errno(exc: Optional[BaseException]) -> Optional[int]:
     while exc is not None and seen < 4:
         if isinstance(getattr(exc, "errno", None), int):
             return exc.errno
+        if type(exc).__name__ == "error" and exc.args and isinstance(exc.args[0], int):
+            return exc.args[0]  # termios.error (pyserial configuring a file that is no terminal): (errno, text)
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
 
@@ -195,6 +199,12 @@ def port_error(url: str, exc: BaseException) -> PortError:
         return PortError(f"no such port: {url} (is the device plugged in? `pxby-edge ports` lists what is there)")
     if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK):
         return PortError(f"port busy: {url} is held by another program (close it, then retry)")
+    if code == errno.EISDIR:
+        return PortError(f"{url} is a folder, not a port: give the device (`pxby-edge ports` lists them) "
+                         "or the path `pxby-edge handheld` prints")
+    if code == errno.ENOTTY:
+        return PortError(f"{url} is not a serial port (a plain file or another kind of device): give the device "
+                         "(`pxby-edge ports` lists them) or the path `pxby-edge handheld` prints")
     if code == errno.ECONNREFUSED:
         return PortError(f"nobody listens at {url} (start `pxby-edge handheld` first)")
     return PortError(f"cannot open {url}: {' '.join(str(exc).split())}")

@@ -6,7 +6,7 @@ It prints ``port: <path or URL>`` first (scripts read that line), then serves un
 interrupted. The device logic is ``device.DeviceCore`` (the firmware's state machine, buffers and
 limits); this module adds the transports, the capture folder (``screen.png`` after every COMMIT,
 ``screen.gif`` with every COMMIT, ``audio.wav`` with what the speaker played, gaps as silence),
-a live 4-shade view in the terminal (half-block characters, two pixels per cell) and counters.
+a live 4-shade view in the terminal (``terminal_view``) and counters.
 ``restart()`` reboots the device (fresh state, new boot id) as pulling its power would.
 """
 
@@ -30,6 +30,7 @@ from firmware_bridge.display import DMG_PALETTE
 from firmware_bridge.errors import PortError
 from firmware_bridge.link import monotonic_ms
 from firmware_bridge.ports import port_error
+from firmware_bridge.terminal_view import LiveView
 from pxby_edge.atomic import atomic_write
 from pxby_edge.constants import DEVICE_AUDIO_RATE
 
@@ -288,61 +289,6 @@ def _replace(path: Path, data: io.BytesIO) -> None:
     atomic_write(path, data.getvalue(), overwrite=True)
 
 
-def halfblocks(screen: np.ndarray, palette=DMG_PALETTE) -> str:
-    """The screen as ANSI 24-bit colour text, two pixel rows per line (upper half block)."""
-    pal = [tuple(int(v) for v in c) for c in palette]
-    # one escape sequence per (top, bottom) shade pair, looked up per cell: the view is redrawn up
-    # to 20 times a second, and formatting 11,520 cells one by one took tens of ms of the GIL
-    cell = [f"\x1b[38;2;{t[0]};{t[1]};{t[2]}m\x1b[48;2;{b[0]};{b[1]};{b[2]}m\u2580" for t in pal for b in pal]
-    rows = screen.shape[0] // 2 * 2
-    pairs = (screen[0:rows:2].astype(np.intp) * len(pal) + screen[1:rows:2]).tolist()
-    return "\n".join("".join([cell[k] for k in row]) + "\x1b[0m" for row in pairs)
-
-
-class LiveView:
-    """The terminal view, drawn by its own thread from a one-frame mailbox.
-
-    A terminal drains 24-bit colour half blocks at a few MB/s at best, and a write to it blocks
-    while it is behind: drawn from the device loop, that stalled the answers for seconds (late ACKs,
-    retransmissions, re-handshakes). Here the loop only drops the newest screen in the mailbox;
-    screens that arrive while a draw is under way replace each other, and at most 20 are drawn a
-    second.
-    """
-
-    def __init__(self, write: Callable[[str], None], palette=DMG_PALETTE, min_interval_s: float = 0.05):
-        self.write, self.palette, self.min_interval_s = write, palette, min_interval_s
-        self._latest: Optional[np.ndarray] = None
-        self._wake = threading.Condition()
-        self._closed = False
-        self.drawn = 0
-        self.thread = threading.Thread(target=self._run, name="pxby-handheld-view", daemon=True)
-        self.thread.start()
-
-    def show(self, screen: np.ndarray) -> None:
-        with self._wake:
-            self._latest = screen
-            self._wake.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                self._wake.wait_for(lambda: self._latest is not None or self._closed)
-                screen, self._latest = self._latest, None
-            if screen is None:
-                return
-            self.write("\x1b[H" + halfblocks(screen, self.palette))
-            self.drawn += 1
-            with self._wake:  # pace the redraws without holding a frame back: the newest one waits
-                self._wake.wait_for(lambda: self._closed, self.min_interval_s)
-
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Draw the last screen if one waits, then stop."""
-        with self._wake:
-            self._closed = True
-            self._wake.notify()
-        self.thread.join(timeout_s)
-
-
 # -- the simulator ------------------------------------------------------------------------------
 
 
@@ -351,17 +297,16 @@ class Simulator:
 
     def __init__(self, transport, *, caps: Optional[pr.Capabilities] = None,
                  versions: tuple[int, int] = (pr.PROTOCOL_MIN, pr.PROTOCOL_MAX), capture: Optional[Capture] = None,
-                 live: Optional[Callable[[str], None]] = None, clock: Callable[[], int] = monotonic_ms):
+                 view: Optional[LiveView] = None, clock: Callable[[], int] = monotonic_ms):
         self.transport = transport
         self.caps = caps or pr.Capabilities()
         self.versions = versions
         self.capture = capture or Capture()
-        self.live = live
         self.clock = clock
         self.boots = 0
         self._restart = threading.Event()
         self._stop = threading.Event()
-        self.view = LiveView(live) if live is not None else None
+        self.view = view
         self.thread: Optional[threading.Thread] = None
         self.totals: dict = {}
         self._commits: list = []  # (screen, frame) committed this turn, drawn once it has answered
@@ -428,6 +373,12 @@ class Simulator:
         no polling); False if ``timeout_s`` passed first."""
         with self._turned:
             return self._turned.wait_for(predicate, timeout_s)
+
+    def wait_played(self, samples: int, slack_s: float = 2.0) -> bool:
+        """Block until the speaker has played ``samples`` (what the host sent: it plays in real time, after the
+        last acknowledgement); False if that took ``slack_s`` longer than the samples last."""
+        rate = self.core.audio_rate or self.capture.audio_rate
+        return self.wait_until(lambda: self.capture.played >= samples, samples / rate + slack_s)
 
     def serve(self, seconds: Optional[float] = None) -> None:
         deadline = None if seconds is None else time.monotonic() + seconds

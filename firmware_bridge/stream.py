@@ -260,12 +260,23 @@ class Round(NamedTuple):
     seed: Optional[int] = None
 
 
-def stream_round(link, rnd: Round, **opts) -> dict:
-    """Stream every event of ``rnd`` through ``link`` (connected) and wait for delivery; the delivery counters."""
+def stream_round(link, rnd: Round, *, progress: Optional[Callable[[object, dict], None]] = None, **opts) -> dict:
+    """Stream every event of ``rnd`` through ``link`` (connected) and wait for delivery; this round's counters
+    (the link's own, such as frames and bytes sent, count from the round's start, as the streamer's do).
+    ``progress(event, counters)`` is called after each event is fed (for a live line; it must be quick)."""
+    session = link.session
+    before = dict(session.counters)
     streamer = Streamer(link, audio_rate=rnd.audio_rate, audio_total=rnd.audio_total, **opts)
     for event in rnd.events:
         streamer.feed(event)
-    return streamer.finish()
+        if progress is not None:
+            progress(event, dict(streamer.stats, **_since(before, session.counters)))
+    return dict(streamer.finish(), **_since(before, session.counters))
+
+
+def _since(before: dict, now: dict) -> dict:
+    """The link's counters counted from ``before`` (the round's start)."""
+    return {k: v - before.get(k, 0) for k, v in now.items()}
 
 
 def stream_rounds(link, make_round: Callable[[int], Round], *, rounds: Optional[int] = 1, pause_s: float = 0.0,

@@ -1,6 +1,6 @@
 """Measure backends on one token stream: per-token latency, tokens/s, start-up, peak RSS, and the ratios.
 
-    pxby-edge bench -r 5 -o md --plot bench.png
+    pxby-edge bench -r 5 --format md --plot bench.png
     pxby-edge bench model_int8.tflite --batch-model model_int8_b8.tflite --threads 1,2 --tokens 2000
 
 The library behind ``pxby-edge bench``. One token stream is made first (a seeded generation with the
@@ -32,6 +32,7 @@ import csv
 import importlib
 import io
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -273,6 +274,12 @@ def onnx_quantizer_missing() -> Optional[str]:
     return None
 
 
+def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
+    """Drops onnxruntime's "Please consider to run pre-processing before quantization" (a root-logger warning):
+    its shape-inference pass is for models with dynamic shapes, and ours are fixed; a bench row is not the place."""
+    return "pre-processing before quantization" not in record.getMessage()
+
+
 def onnx_int8_model(model: Path, work: Path) -> Optional[Path]:
     """A ``.tflite`` in ``work`` whose same-stem ``.onnx`` is ``quantize_dynamic`` of the float one beside ``model``.
 
@@ -291,7 +298,12 @@ def onnx_int8_model(model: Path, work: Path) -> Optional[Path]:
     # bundled model's folder (the install) may not be writable by the user who measures
     source = out / f"{model.stem}.float.onnx"
     shutil.copyfile(float_onnx, source)
-    quantize_dynamic(str(source), str(out / f"{model.stem}.onnx"), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    root.addFilter(_no_preprocessing_advice)
+    try:
+        quantize_dynamic(str(source), str(out / f"{model.stem}.onnx"), weight_type=QuantType.QInt8)
+    finally:
+        root.removeFilter(_no_preprocessing_advice)
     shutil.copyfile(model, out / model.name)
     return out / model.name
 

@@ -96,6 +96,14 @@ class LazyGroup(click.Group):
         ep = commands.get(name)
         return None if ep is None else _with_output_options(ep.load())
 
+    def resolve_command(self, ctx, args):
+        # click suggests close names from ``self.commands``, which a lazy group leaves empty: hand it the
+        # declared names, so `pxby-edge genrate` answers "Did you mean 'generate'?" as a mistyped option does
+        name = args[0]
+        if self.get_command(ctx, name) is None and not ctx.resilient_parsing and not name.startswith("-"):
+            raise click.UsageError(no_such_command(name, self.list_commands(ctx)), ctx=ctx)
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx):
         from pxby_edge.errors import PxbyError
 
@@ -114,6 +122,19 @@ class LazyGroup(click.Group):
 
                 traceback.print_exc()  # -v: the whole story above the one error line main() prints
             raise
+
+
+def no_such_command(name: str, names) -> str:
+    """click's words for an unknown command, with the commands ``name`` begins (`gen`) or is a typo of
+    (`genrate`, `stram`) offered, as click offers options."""
+    import difflib
+
+    offered = [n for n in names if n.startswith(name)] or difflib.get_close_matches(name, list(names))
+    if not offered:
+        return f"No such command {name!r}."
+    if len(offered) == 1:
+        return f"No such command {name!r}. Did you mean {offered[0]!r}?"
+    return f"No such command {name!r}. (Did you mean one of: {', '.join(repr(n) for n in offered)}?)"
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -238,6 +259,11 @@ def main(argv=None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # a bare `pxby-edge` (or group) asks what there is: the help as --help lays it out, with click's
+        # status for a command line that named nothing to run (2), never squashed into an error line
+        exc.show()
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130

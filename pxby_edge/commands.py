@@ -4,7 +4,7 @@
     pxby-edge detokenize item.npz --out item/
     pxby-edge inspect                      # the bundled model
     pxby-edge generate --prompt "a small red fire creature" --seed 1 --out out/ --json
-    pxby-edge bench -r 5 -o md --plot bench.png
+    pxby-edge bench -r 5 --format md --plot bench.png
 
 Each command parses its options, calls one library function and prints what it returned; only
 click is imported at module level (``pxby-edge --help`` stays instant); the generation options are
@@ -18,9 +18,11 @@ from pathlib import Path
 
 import click
 
-from pxby_edge.cli import echo_outputs, info, quiet, show_progress
+from pxby_edge.cli import info, quiet, show_progress
 from pxby_edge.constants import MAX_AUDIO_RATE, UPSTREAM_AUDIO_RATE
 from pxby_edge.options import generation_options, request_from_options
+
+RUNS_FOLDER = "pxby-out"  # where `generate` runs without --out go, one run-N folder each
 
 
 def _echo_json(obj) -> None:
@@ -69,7 +71,7 @@ def tokenize(text, text_file, image, audio, audio_rate, slicing_image, slicing_a
 
 @click.command()
 @click.argument("tokens", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for text.txt, sprite.png/.gif, audio.wav.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for text.txt, sprite.png/.gif, audio.wav.")
 @click.option("--scale", type=click.IntRange(1, 64), default=4, show_default=True, help="Integer scale of the sprite files.")
 @click.option("--audio-rate", type=click.IntRange(1, MAX_AUDIO_RATE), default=None, help=f"WAV sample rate (default: what tokenize recorded, else {UPSTREAM_AUDIO_RATE}).")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist in the folder.")
@@ -101,31 +103,57 @@ def inspect(model, as_json):
 @click.command()
 @click.argument("model", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @generation_options
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("pxby-out"), show_default=True, help="Folder for text.txt, sprite.png/.gif, audio.wav, tokens.npz.")
-@click.option("--force", is_flag=True, help="Overwrite outputs that already exist.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (tokens, speed, outputs) instead of text.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Folder for text.txt, sprite.png/.gif, audio.wav, tokens.npz (default: a new {RUNS_FOLDER}/run-N "
+                   "each run).")
+@click.option("--force", is_flag=True, help="Overwrite outputs that already exist in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, seed, tokens, speed, outputs) instead of text.")
 def generate(model, out_dir, force, as_json, backend, threads, **options):
     """Generate text, a sprite and a cry from MODEL (default: the bundled model).
 
     Tokens stream one step at a time with the LSTM state kept inside the interpreter; every
     next context is built from what was generated. Writes text.txt, sprite.png (frames side by
     side), sprite.gif, audio.wav (original + Game Boy-filtered) and tokens.npz to --out, all of
-    them or none.
+    them or none; without --out, to a new folder pxby-out/run-1, run-2, ... each time. Prints the
+    text, on a terminal a preview of the sprite's first frame, the cry's length and the seed.
     """
-    from pxby_edge.outputs import generate_files
+    from pxby_edge.outputs import generate_files, next_run_folder
 
+    request = request_from_options(**options)
     summary = generate_files(
-        request_from_options(**options), model, out_dir=out_dir, backend=backend, threads=threads, overwrite=force,
-        progress=show_progress(),
+        request, model, out_dir=out_dir if out_dir is not None else next_run_folder(Path(RUNS_FOLDER)),
+        backend=backend, threads=threads, overwrite=force, progress=show_progress(),
     )
     if as_json:
         _echo_json(summary)
         return
+    _show_generation(summary)
+
+
+def _show_generation(summary: dict) -> None:
+    """What a run made, for a person: the text, the sprite's first frame (on a terminal), the cry and the seed,
+    where it went, then the speed and any warning."""
+    import shutil
+    import sys
+
+    from pxby_edge.cli import no_color
+
+    info(summary["text"])
+    gif = next((p for p in summary["outputs"] if p.endswith("sprite.gif")), None)
+    if gif is not None and sys.stdout.isatty() and not quiet():
+        from pxby_edge.preview import colour_depth, preview, sprite_frame
+
+        info(preview(sprite_frame(gif), colour_depth(no_color()), columns=shutil.get_terminal_size().columns))
+    names = ", ".join(Path(p).name for p in summary["outputs"])
+    cry = f"cry {summary['audio_seconds']:.2f} s" if summary["audio_seconds"] else "no cry"
+    info(f"{cry}; seed {summary['seed']} (--seed {summary['seed']} makes it again)")
+    info(f"wrote {summary['out_dir']}/: {names}")
     info(
         f"{summary['tokens']} tokens in {summary['seconds']:.2f} s ({summary['tokens_per_s']:,.0f} tok/s, "
         f"median {summary['step_us_median']:.1f} µs/token) with {summary['backend']}"
     )
-    echo_outputs(summary)
+    for line in summary.get("warnings", ()):
+        info(f"warning: {line}")
 
 
 BENCH_OUTPUTS = ("table", "md", "csv", "json", "jsonl")  # pxby_edge.bench.FORMATS, without importing numpy for --help
@@ -151,9 +179,13 @@ BENCH_OUTPUTS = ("table", "md", "csv", "json", "jsonl")  # pxby_edge.bench.FORMA
               help="Interpreter threads; several (1,2,4) sweep them, one row each.")
 @click.option("-r", "--repetitions", type=click.IntRange(1), default=1, show_default=True,
               help="Runs of every row (each in a fresh process); rows show mean ± standard deviation.")
-@click.option("-o", "--output", "fmt", type=click.Choice(BENCH_OUTPUTS), default="table", show_default=True,
-              help="Output format.")
-@click.option("--json", "as_json", is_flag=True, hidden=True, help="The same as -o json (kept for older scripts).")
+@click.option("--format", "fmt", type=click.Choice(BENCH_OUTPUTS), default=None,
+              help="How the rows are printed  [default: table].")
+# -o/--out is an output path in every other command: the format's old -o/--output spelling stays, hidden, for
+# one release (as --json did before it)
+@click.option("-o", "--output", "old_fmt", type=click.Choice(BENCH_OUTPUTS), default=None, hidden=True,
+              help="The same as --format (kept for older scripts).")
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="The same as --format json (kept for older scripts).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw tokens/s per row with error bars to this PNG (needs matplotlib).")
 @click.option("--force", is_flag=True, help="Overwrite the --plot file if it exists.")
@@ -164,7 +196,7 @@ BENCH_OUTPUTS = ("table", "md", "csv", "json", "jsonl")  # pxby_edge.bench.FORMA
               help="Seed of the recorded token stream and of every end-to-end row.")
 @click.option("--inline", is_flag=True, help="Run rows in this process (faster, but RSS and start-up mix).")
 def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstream_tokens, threads, repetitions, fmt,
-          plot, force, no_onnx_int8, variants, seed, inline, as_json):
+          old_fmt, plot, force, no_onnx_int8, variants, seed, inline, as_json):
     """Per-token latency, tokens/s, start-up and peak RSS of every backend on one token stream."""
     from pxby_edge.bench import (
         BenchMatrix,
@@ -179,7 +211,9 @@ def bench(models, tokens, batch, batch_models, backends, kinds, vs_torch, upstre
     )
     from pxby_edge.bench import bench as run_bench
 
-    fmt = "json" if as_json else fmt
+    if len({f for f in (fmt, old_fmt, "json" if as_json else None) if f}) > 1:
+        raise click.UsageError("give the format once: --format (-o/--output and --json are its old spellings)")
+    fmt = fmt or old_fmt or ("json" if as_json else "table")
     paths = bench_paths(models, batch_models, batch)
     matrix = BenchMatrix(paths, backends=parse_backends(backends), kinds=parse_kinds(kinds),
                 threads=tuple(parse_threads(threads)), tokens=tokens, seed=seed, variants=variants,

@@ -30,7 +30,13 @@ import numpy as np
 from pxby_edge import events as ev
 from pxby_edge.context import ZERO_CONTEXT, ContextBuilder
 from pxby_edge.errors import GenerationError
-from pxby_edge.plan import PlanTracker, StreamPlan, bounds_from_geometry
+from pxby_edge.plan import (
+    PlanTracker,
+    StreamPlan,
+    bounds_from_geometry,
+    floors_from_geometry,
+    short_of_floors,
+)
 from pxby_edge.sampling import Sampler, Temperature, sample_lanes
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 from pxby_edge.vocab import PAD_ID, SEG_END_ID
@@ -77,6 +83,8 @@ class GenerationRequest:
             height=self.height,
             audio_samples=self.audio_samples if audio_samples is None else audio_samples,
             bounds=bounds_from_geometry(geometry) if geometry and self.bounded else (),
+            floors=floors_from_geometry(geometry) if geometry else (),
+            enforce_floors=self.bounded,
         )
 
     def audio_samples_at(self, rate: float) -> Optional[int]:
@@ -198,6 +206,11 @@ _BOUND_WORDS = {"text_chars": "the text was cut at --text-chars ({})",
                 "height": "its frames were ended at the training data's largest height ({} rows)",
                 "frames": "it was ended at the training data's largest frame count ({})",
                 "audio_samples": "it was ended at the training data's longest audio ({} samples)"}
+# (modality, words) of a finished segment below the training data's smallest (``plan.short_of_floors``)
+_SHORT_WORDS = {"width": ("image", "its rows are {} pixels wide, narrower than any sprite it was trained on ({})"),
+                "height": ("image", "its frames are {} rows high, shorter than any sprite it was trained on ({})"),
+                "frames": ("image", "it has {} frame(s), fewer than any sprite it was trained on ({})"),
+                "audio_samples": ("audio", "it is {} samples long, shorter than any cry it was trained on ({})")}
 
 
 class Generator:
@@ -281,6 +294,9 @@ class Generator:
                 if seg["ended_by"] == "max_tokens":
                     out.append(f"{who}the {seg['modality']} was cut by the token budget "
                                f"({self.request.max_tokens}, --max-tokens)")
+            for name, made, least in short_of_floors(self.plan, self.lanes[k].tokens, self.backend.manifest.vocab):
+                modality, words = _SHORT_WORDS[name]
+                out.append(f"{who}{modality}: {words.format(made, least)}")
             missing = self.plan.modalities[len(self.lanes[k].builder.segments):]
             if missing:
                 out.append(f"{who}no {', '.join(missing)} was generated: the token budget ran out first")

@@ -28,6 +28,9 @@ def write_text(path, text: str, overwrite: bool = False) -> Path:
 # -- images ----------------------------------------------------------------------------------------
 
 
+MAX_IMAGE_SIDE = 65535
+
+
 def _palette_image(frame_ids: np.ndarray, palette_rgb: np.ndarray, scale: int):
     from PIL import Image
 
@@ -39,6 +42,9 @@ def _palette_image(frame_ids: np.ndarray, palette_rgb: np.ndarray, scale: int):
         raise MediaError("frame holds palette indices outside the palette")
     if len(palette) > 256:
         raise MediaError("a palette image holds at most 256 colours")
+    if max(ids.shape) * scale > MAX_IMAGE_SIDE:  # GIF stores sides as 16-bit numbers: Pillow overflowed past it
+        raise MediaError(f"the sprite is {ids.shape[1]}x{ids.shape[0]} pixels: drawn {scale}x, more than the "
+                         f"{MAX_IMAGE_SIDE} pixels a side an image file holds; bound it with --width/--height")
     if scale > 1:
         ids = np.repeat(np.repeat(ids, scale, axis=0), scale, axis=1)
     img = Image.fromarray(ids.astype(np.uint8), mode="P")

@@ -18,6 +18,7 @@ from pxby_edge.constants import BACKEND_NAMES, DEFAULT_PROMPT
 BACKENDS = ("auto", *BACKEND_NAMES)
 MAX_THREADS = 256  # interpreters allocate per-thread workspaces up front: a million threads is a crash, not a request
 MAX_PROMPT_BYTES = 64 << 10  # a prompt longer than this could not fit any text segment the plan allows
+SENTENCE_ENDS = (".", "!", "?")  # a prompt ending in one of these is a whole sentence: --closed-prompt
 
 
 def generation_options(f):
@@ -34,11 +35,11 @@ def generation_options(f):
         click.option("--audio-seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Audio length (default: the model decides)."),
         click.option("--bounded/--unbounded", default=True, show_default=True, help="Bound what you leave open (sprite size, frames, text and audio length) by what the model's training data held, as recorded in the file; --unbounded lets the model run to --max-tokens."),
         click.option("--text-chars", type=click.IntRange(1), default=160, show_default=True, help="Longest text before it is ended."),
-        click.option("--complete-text/--closed-prompt", default=True, show_default=True, help="Let the model finish the prompt's sentence, or end the text at the prompt."),
+        click.option("--complete-text/--closed-prompt", default=True, show_default=True, help="Let the model finish the prompt's sentence, or end the text at the prompt (a prompt that ends in . ! or ? is closed)."),
         click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True, help="Sampling temperature; 0 is greedy."),
         click.option("--top-k", type=click.IntRange(0), default=0, show_default=True, help="Keep the K most likely tokens (0 = off)."),
         click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True, help="Nucleus sampling mass."),
-        click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed (>= 0); the same seed gives the same stream."),
+        click.option("--seed", type=click.IntRange(0), default=None, help="Seed (>= 0); the same seed gives the same stream (default: a random one, printed so the run can be repeated)."),
         click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Streams at once (needs a file exported at that batch)."),
         click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Interpreter to run the model with."),
         click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True, help="Interpreter threads."),
@@ -81,15 +82,26 @@ def read_prompt(prompt, prompt_file):
     return text.rstrip("\r\n")  # the file's final newline is the editor's, not a line of the prompt
 
 
+def random_seed() -> int:
+    """A seed for a run that was given none (printed with its result, so it can be repeated)."""
+    import secrets
+
+    return secrets.randbelow(2**31)
+
+
 def request_from_options(prompt, prompt_file, image, plan, complete_text, **limits):
     """A ``GenerationRequest`` from the values of ``generation_options`` (less backend and threads);
     the limits and sampling values keep their names, which are the request's fields."""
     from pxby_edge.generate import GenerationRequest
     from pxby_edge.readers import open_image
 
+    if limits.get("seed") is None:
+        limits["seed"] = random_seed()
     prompt = read_prompt(prompt, prompt_file)
     if prompt is None:
         prompt, complete_text = DEFAULT_PROMPT, False  # the default is a whole description already
+    elif prompt.rstrip().endswith(SENTENCE_ENDS):
+        complete_text = False  # nothing left to finish: the model would only add a second full stop
     return GenerationRequest(
         prompt=prompt,
         image=open_image(image) if image is not None else None,

@@ -25,6 +25,7 @@ from pxby_edge.tokenize_files import load_tokens, recorded_rate
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer
 
 GENERATION_NAMES = ("text.txt", "sprite.png", "sprite.gif", "audio.wav", "tokens.npz")
+SPRITE_SCALE = 4  # sprite.png and sprite.gif: screen pixels per sprite pixel
 DECODED_NAMES = ("text.txt", "sprite.png", "sprite.gif", "audio.wav")
 
 
@@ -52,7 +53,7 @@ def write_generation(gen: Generator, folder, overwrite: bool = False) -> list[st
         if frames:
             # A stream cut by --max-tokens may end inside a frame: keep the complete ones.
             decoded["frame_ids"] = [f for f in frames if f.shape == frames[0].shape]
-        written += write_decoded(decoded, folder, palette, 4, gen.audio_rate, overwrite, stem=prefix)["outputs"]
+        written += write_decoded(decoded, folder, palette, SPRITE_SCALE, gen.audio_rate, overwrite, stem=prefix)["outputs"]
         buf = io.BytesIO()
         np.savez_compressed(buf, tokens=tokens, prompt_tokens=np.int64(gen.prompt_tokens))
         written.append(str(atomic.atomic_write(folder / f"{prefix}tokens.npz", buf.getvalue(), overwrite)))
@@ -110,11 +111,26 @@ def generate_files(
     progress: bool = False,
 ) -> dict:
     """A generation into ``out_dir`` (what ``pxby-edge generate`` does): every output of the run, or nothing
-    new. Returns the run's summary with the paths written."""
+    new. Returns the run's summary with the paths written, the folder, the seed and each lane's text.
+
+    The model and the request are checked first (a wrong file or an impossible prompt is the error to see,
+    not a full folder), then the folder, and only then is anything generated."""
+    run = run_generation(request, model, backend=backend, threads=threads)
     with atomic.OutputSet(out_dir, output_names(request.batch), overwrite) as out:
-        run = run_generation(request, model, backend=backend, threads=threads)
         summary = run.complete(progress=progress)
         written = write_generation(run.generator, out.folder, overwrite)
         out.commit()
-    summary["outputs"] = [out.final(p) for p in written]
+    gen = run.generator
+    decoded = [gen.tok.decode(np.asarray(lane.tokens, dtype=np.int64)) for lane in gen.lanes]
+    summary.update(outputs=[out.final(p) for p in written], out_dir=str(out.out_dir), seed=request.seed,
+                   text=decoded[0]["text"], audio_seconds=decoded[0]["audio"].shape[-1] / gen.audio_rate)
+    if len(decoded) > 1:
+        summary["texts"] = [d["text"] for d in decoded]
     return summary
+
+
+def next_run_folder(parent: Path) -> Path:
+    """``parent``/run-N for the first N above every run-K already there (runs never collide by default, as
+    ultralytics numbers runs/predict2): a folder that exists is never picked, so nothing is overwritten."""
+    taken = [int(p.name[4:]) for p in parent.glob("run-*") if p.name[4:].isdigit()] if parent.is_dir() else []
+    return parent / f"run-{max(taken, default=0) + 1}"

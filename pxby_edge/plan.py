@@ -4,7 +4,10 @@
 
 A ``StreamPlan`` holds what the user asked for (exact frames, width, height, audio samples, a text cap)
 and the bounds that keep a model inside what it was trained on (the largest width, height, frame
-count and audio length its training data held: the manifest's geometry section). A ``PlanTracker``
+count and audio length its training data held: the manifest's geometry section), and the floors below
+(the smallest sprite, frame count and audio it held): a row, a frame, a sprite or a cry may not end
+short of them, so a 24×1 sprite or a 3-sample cry from a model trained on 24×24 ones cannot pass quietly.
+Where the training data held one size only (floor = bound), that size is the plan, as if asked for. A ``PlanTracker``
 follows a ``ContextBuilder`` through the plan and answers, per position, the tokens the plan allows
 (combined with the builder's own well-formedness mask) and the segment decisions the plan takes.
 It also records, per segment, which bounds had to act: a model that would have drawn an 80-pixel row
@@ -38,6 +41,8 @@ MODALITY_NAMES = ("text", "image", "audio")
 # A bound acting on a segment is named by the plan field it stands in for.
 BOUND_TEXT, BOUND_WIDTH, BOUND_HEIGHT, BOUND_FRAMES, BOUND_AUDIO = "text_chars", "width", "height", "frames", "audio_samples"
 _LIMITS = (BOUND_TEXT, BOUND_FRAMES, BOUND_WIDTH, BOUND_HEIGHT, BOUND_AUDIO)
+# The dimensions a floor holds up: a text shorter than any seen is a fine answer, a 1-row sprite is not.
+_FLOORED = (BOUND_FRAMES, BOUND_WIDTH, BOUND_HEIGHT, BOUND_AUDIO)
 # Which geometry range bounds which plan field.
 GEOMETRY_BOUNDS = {BOUND_TEXT: GEOMETRY_TEXT_TOKENS, BOUND_WIDTH: GEOMETRY_IMAGE_WIDTH,
                    BOUND_HEIGHT: GEOMETRY_IMAGE_HEIGHT, BOUND_FRAMES: GEOMETRY_IMAGE_FRAMES,
@@ -52,7 +57,9 @@ class StreamPlan:
     (its 2 is forced there). ``frames``: image frames. ``width``/``height``: image geometry to
     force (pixels, without the separator column). ``audio_samples``: samples per channel.
     ``bounds``: the largest value of each of those fields the model may reach where the field itself is
-    None (keys ``BOUND_*``); reaching one ends the row, frame or segment there.
+    None (keys ``BOUND_*``); reaching one ends the row, frame or segment there. ``floors``: the smallest
+    (the training data's), which a segment must reach before it may end where the field is None (width,
+    height, frames, audio samples); with ``enforce_floors`` False they are only compared with what was made.
     """
 
     modalities: tuple[str, ...] = MODALITY_NAMES
@@ -62,6 +69,8 @@ class StreamPlan:
     height: Optional[int] = None
     audio_samples: Optional[int] = None
     bounds: tuple[tuple[str, int], ...] = ()
+    floors: tuple[tuple[str, int], ...] = ()
+    enforce_floors: bool = True
 
     def __post_init__(self):
         mods = tuple(self.modalities)
@@ -80,6 +89,12 @@ class StreamPlan:
             if name not in _LIMITS or int(value) < 1:
                 raise GenerationError(f"plan bound {name}={value} is not one of {', '.join(_LIMITS)} >= 1")
         object.__setattr__(self, "bounds", tuple(sorted(bounds.items())))
+        floors = dict(self.floors)
+        for name, value in floors.items():
+            if name not in _FLOORED or int(value) < 1 or int(value) > bounds.get(name, int(value)):
+                raise GenerationError(f"plan floor {name}={value} is not one of {', '.join(_FLOORED)}, "
+                                      ">= 1 and at most its bound")
+        object.__setattr__(self, "floors", tuple(sorted(floors.items())))
 
     @classmethod
     def parse(cls, spec: Union[str, Sequence[str]], **limits) -> StreamPlan:
@@ -92,13 +107,33 @@ class StreamPlan:
         if value is not None:
             return int(value), False
         bound = dict(self.bounds).get(name)
+        if bound is not None and self.floor(name) == bound:
+            return int(bound), False  # the one size the model was trained on: the plan, not a cut
         return (int(bound), True) if bound is not None else (None, False)
+
+    def floor(self, name: str) -> Optional[int]:
+        """The smallest value ``name`` may end at, enforced (None: the user set it, or no floor)."""
+        if getattr(self, name) is not None or not self.enforce_floors:
+            return None
+        return dict(self.floors).get(name)
+
+    def short(self, name: str, made: int) -> Optional[int]:
+        """The training data's smallest ``name`` when ``made`` falls short of it and the user left ``name``
+        open (what the summary warns about), else None."""
+        least = dict(self.floors).get(name)
+        return least if getattr(self, name) is None and least is not None and made < least else None
 
 
 def bounds_from_geometry(geometry: dict) -> tuple[tuple[str, int], ...]:
     """Plan bounds from a manifest's geometry section (the largest value of each range)."""
     return tuple((name, int(geometry[key][1])) for name, key in GEOMETRY_BOUNDS.items()
                  if key in geometry and int(geometry[key][1]) >= 1)
+
+
+def floors_from_geometry(geometry: dict) -> tuple[tuple[str, int], ...]:
+    """Plan floors from a manifest's geometry section (the smallest sprite, frame count and audio of each range)."""
+    return tuple((name, int(geometry[GEOMETRY_BOUNDS[name]][0])) for name in _FLOORED
+                 if GEOMETRY_BOUNDS[name] in geometry and int(geometry[GEOMETRY_BOUNDS[name]][0]) >= 1)
 
 
 class PlanTracker:
@@ -120,6 +155,7 @@ class PlanTracker:
         self._height, self._height_bound = plan.limit(BOUND_HEIGHT)
         self._frames, self._frames_bound = plan.limit(BOUND_FRAMES)
         self._audio, self._audio_bound = plan.limit(BOUND_AUDIO)
+        self._least = {name: plan.floor(name) or 0 for name in _FLOORED}
 
     @property
     def finished_segments(self) -> int:
@@ -181,16 +217,32 @@ class PlanTracker:
             return self._cut(self._audio_bound, BOUND_AUDIO, m.row_end)
         elif self._audio is not None and cur.column == 0 and not cur.in_separator_row and not self._audio_bound:
             return m.action  # an exact length: the audio may not end before it
+        elif cur.column == 0 and not cur.in_separator_row and cur.frame < self._least[BOUND_AUDIO]:
+            return m.action  # shorter than any cry it was trained on: not yet
         return b.allowed()
 
     def _image_mask(self, cur) -> np.ndarray:
-        mask = self._row_mask(cur)
+        mask = self._above_floors(cur, self._row_mask(cur))
         if cur.width is None and self._height == 1 and mask[ROW_END_ID]:
             # a one-row frame: its first row is its last, so that row ends the frame (2), never a row (1)
             forced = mask.copy()
             forced[ROW_END_ID] = False
             return self._cut(self._height_bound, BOUND_HEIGHT, forced)
         return mask
+
+    def _above_floors(self, cur, mask: np.ndarray) -> np.ndarray:
+        """``mask`` without the separators that would end a row (1 or 2) narrower, or a frame (2) shorter, than
+        any the model was trained on; unchanged where that would leave nothing."""
+        ends = []
+        if cur.width is None and cur.column < self._least[BOUND_WIDTH]:
+            ends += [ROW_END_ID, SEG_END_ID]
+        if cur.height is None and cur.row < self._least[BOUND_HEIGHT] - 1:
+            ends.append(SEG_END_ID)
+        if not ends or not mask[ends].any():
+            return mask
+        held = mask.copy()
+        held[ends] = False
+        return held if held.any() else mask
 
     def _row_mask(self, cur) -> np.ndarray:
         b, m = self.builder, self.builder.masks
@@ -216,6 +268,8 @@ class PlanTracker:
         if not b.needs_decision(token):
             return None
         mod = b.cursor.modality
+        if mod == "image" and b.cursor.frame + 1 < self._least[BOUND_FRAMES]:
+            return False  # fewer frames than any sprite it was trained on: another one
         if mod == "text":
             # A planned text ends at its 2 when the plan has more to come.
             if self.finished_segments + 1 < len(plan.modalities):
@@ -275,6 +329,24 @@ def measure_geometry(streams: Iterable, vocab: Optional[Vocab] = None) -> dict:
     return out
 
 
+def short_of_floors(plan: StreamPlan, tokens: Sequence[int], vocab: Optional[Vocab] = None) -> list:
+    """(name, made, least) for each dimension the user left open whose smallest value in the finished
+    segments of ``tokens`` (one stream's labels) is below the training data's smallest: a sprite or a cry
+    that the floors did not hold up (``--unbounded``, or the token budget), which the summary warns about."""
+    seen: dict[str, list[int]] = {key: [] for key in GEOMETRY_BOUNDS.values()}
+    try:
+        _measure_item(list(tokens), vocab or Vocab(), seen)
+    except ContextError:
+        return []
+    out = []
+    for name in _FLOORED:
+        made = seen[GEOMETRY_BOUNDS[name]]
+        least = plan.short(name, min(made)) if made else None
+        if least is not None:
+            out.append((name, min(made), least))
+    return out
+
+
 def _measure_item(tokens, vocab: Vocab, seen: dict) -> None:
     b = ContextBuilder(vocab=vocab)
     for k, token in enumerate(tokens):
@@ -297,4 +369,5 @@ def _record(seen: dict, cur, token: int) -> None:
         seen[GEOMETRY_AUDIO_SAMPLES].append(cur.frame)
 
 
-__all__ = ["MODALITY_NAMES", "PlanTracker", "StreamPlan", "bounds_from_geometry", "measure_geometry"]
+__all__ = ["MODALITY_NAMES", "PlanTracker", "StreamPlan", "bounds_from_geometry", "floors_from_geometry",
+           "measure_geometry", "short_of_floors"]

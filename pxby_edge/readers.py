@@ -10,6 +10,7 @@ rather than its name, and turns whatever a corrupt file raises into one ``MediaE
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,26 @@ def read_text(path, max_bytes: int = MAX_TEXT_BYTES) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MediaError(f"{path} is not UTF-8 text ({exc.reason}); convert it to UTF-8") from None
+
+
+def read_regular_file(path, max_bytes: int, what: str = "file") -> bytes:
+    """Every byte of the regular file at ``path``; MediaError when it is not a regular file (a FIFO, a
+    device such as /dev/zero or /dev/full, a folder) or holds more than ``max_bytes``.
+
+    The file is opened without blocking and checked through its descriptor, so a FIFO cannot hang the
+    reader and a link swapped in between cannot change what is checked. ``OSError`` (no such file,
+    permission) is raised as it is."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MediaError(f"{path} is not a regular file (a device, FIFO or folder); give a {what}")
+        if st.st_size > max_bytes:
+            raise MediaError(f"{path} holds {st.st_size:,} bytes, more than the {max_bytes:,} a {what} may have")
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while being read
+        raise MediaError(f"{path} holds more than the {max_bytes:,} bytes a {what} may have")
+    return data
 
 
 MAX_AUDIO_BYTES = 256 << 20  # minutes of CD-quality sound; far beyond any cry, far below a Pi's memory
@@ -232,13 +253,16 @@ def load_npz(path, max_bytes: int = MAX_NPZ_ARRAY_BYTES) -> dict:
     return arrays
 
 
-def open_image(path):
-    """A PIL image of ``path``, its size checked before any pixel is decoded."""
+def open_image(path, data: bytes | None = None):
+    """A PIL image of ``path`` (or of ``data``, read from ``path`` already), its size checked before any
+    pixel is decoded."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
-        img = Image.open(path)
+        img = Image.open(path if data is None else io.BytesIO(data))
     except FileNotFoundError:
         raise MediaError(f"no such image: {path}") from None
     except Image.DecompressionBombError:

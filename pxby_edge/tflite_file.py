@@ -30,6 +30,7 @@ import numpy as np
 from pxby_edge.errors import ModelFileError
 
 FILE_IDENTIFIER = b"TFL3"
+MAX_MODEL_BYTES = (1 << 31) - 1  # a flatbuffer addresses at most 2 GiB; larger is not a model file
 
 # TensorType enum of the schema, index = value: (name, numpy dtype or None when numpy has no equivalent).
 TENSOR_TYPES: tuple[tuple[str, Optional[str]], ...] = (
@@ -314,13 +315,19 @@ class TFLiteFile:
 
     @classmethod
     def open(cls, path: Union[str, Path]) -> TFLiteFile:
+        from pxby_edge.errors import MediaError
+        from pxby_edge.readers import read_regular_file
+
         path = Path(path)
+        if path.is_dir():
+            raise ModelFileError(f"{path} is a folder; give a .tflite file")
         try:
-            data = path.read_bytes()
+            # Bounded and regular: `inspect /dev/full` or a FIFO must not read until memory runs out.
+            data = read_regular_file(path, MAX_MODEL_BYTES, ".tflite model file")
         except FileNotFoundError:
             raise ModelFileError(f"no such model file: {path}") from None
-        except IsADirectoryError:
-            raise ModelFileError(f"{path} is a folder; give a .tflite file") from None
+        except MediaError as exc:
+            raise ModelFileError(str(exc)) from None
         return cls(data, source=str(path))
 
     # -- parsing -------------------------------------------------------------------------------

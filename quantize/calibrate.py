@@ -55,20 +55,45 @@ def synthetic_streams(n: int, slicing: dict, seed: int = CALIB_SEED) -> list[np.
     return out
 
 
+MAX_CALIB_BYTES = 1 << 30  # all calibration contexts together, as int32
+
+
 def npz_streams(path: Path) -> list[np.ndarray]:
+    """The (N, 6) context streams of token .npz files, bounded and checked as the runtime reads them
+    (``pxby_edge.readers.load_npz``: regular files, 256 MiB decompressed); ids are checked against the
+    model's vocabulary by ``check_token_ids``."""
+    from pxby_edge.errors import MediaError
+    from pxby_edge.readers import load_npz
+
     files = sorted(path.glob("*.npz")) if path.is_dir() else [path]
     out = []
     for f in files:
+        if not f.is_file():  # is_file follows links: a FIFO, a device or a link to one is refused
+            raise DatasetError(f"{f} is not a regular file; give .npz token files")
         try:
-            with np.load(f) as z:
-                ids = np.asarray(z["input_ids"])
-        except (OSError, KeyError, ValueError) as exc:
-            raise DatasetError(f"{f}: not a token file with input_ids ({exc})") from exc
-        ids = ids.reshape(-1, ids.shape[-2], ids.shape[-1]) if ids.ndim == 3 else ids[None]
-        if ids.shape[-1] != 6:
-            raise DatasetError(f"{f}: input_ids must be (N, 6) contexts, got {ids.shape}")
+            ids = load_npz(f)["input_ids"]
+        except MediaError as exc:
+            raise DatasetError(str(exc)) from exc
+        except KeyError as exc:
+            raise DatasetError(f"{f}: not a token file with input_ids") from exc
+        if ids.dtype.kind not in "iu":
+            raise DatasetError(f"{f}: input_ids must be integer token ids, got {ids.dtype}")
+        if ids.ndim not in (2, 3) or ids.shape[-1] != 6:
+            raise DatasetError(f"{f}: input_ids must be (N, 6) or (B, N, 6) contexts, got shape {ids.shape}")
+        ids = ids[None] if ids.ndim == 2 else ids
         out.extend(a.astype(np.int32) for a in ids if len(a))
+        if sum(a.nbytes for a in out) > MAX_CALIB_BYTES:  # each file is bounded; a folder of them is too
+            raise DatasetError(f"{path}: the token files hold more than {MAX_CALIB_BYTES >> 20} MiB of contexts; "
+                               "calibration needs a few thousand, give fewer files")
     return out
+
+
+def check_token_ids(streams: list[np.ndarray], vocab_size: int, source) -> None:
+    """DatasetError when a stream holds an id the model has no embedding for (it would index past it)."""
+    for s in streams:
+        if s.size and (int(s.min()) < 0 or int(s.max()) >= vocab_size):
+            raise DatasetError(f"{source}: token ids outside 0..{vocab_size - 1} (found {int(s.min())}..{int(s.max())}); "
+                               "was it tokenized with another vocabulary?")
 
 
 def load_streams(source, slicing: dict, val_fraction: float = 0.05) -> Streams:

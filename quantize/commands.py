@@ -81,7 +81,7 @@ def format_table(report: dict) -> str:
 def quantize(checkpoint, out, recipe, rounding, calib, calib_steps, batch, onnx_out, float_out, report_out, eval_steps,
              force, as_json):
     """Export CHECKPOINT's streaming step to TFLite, quantize it, and report its fidelity."""
-    from pxby_edge.cli import info, quiet
+    from pxby_edge.cli import info, show_progress
     from quantize.pipeline import STAGES, quantize_checkpoint
 
     bar = None
@@ -89,7 +89,7 @@ def quantize(checkpoint, out, recipe, rounding, calib, calib_steps, batch, onnx_
     def tick(stage):
         # Opened on the first tick, after every input was checked, so a bad input is one line on stderr.
         nonlocal bar
-        if quiet():
+        if not show_progress():  # click draws a bar only on a terminal; elsewhere it printed a bare "quantize"
             return
         if bar is None:
             bar = click.progressbar(length=len(STAGES), label="quantize", file=sys.stderr,

@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 import pxby_edge
-from pxby_edge.errors import OutputExistsError
 from pxby_edge.manifest import (
     GEOMETRY_SOURCE,
     INPUT_C,
@@ -70,12 +68,6 @@ def onnx_specs(step, batch: int) -> tuple[tuple[TensorSpec, ...], tuple[TensorSp
     return ins, outs
 
 
-def _check_outputs(paths, force: bool) -> None:
-    for p in paths:
-        if p is not None and Path(p).exists() and not force:
-            raise OutputExistsError(f"{p} already exists; pass --force to overwrite it")
-
-
 @dataclass
 class Loaded:
     """What the load stage checked and read: the source model, its step graph and the data streams."""
@@ -119,10 +111,12 @@ def quantize_checkpoint(
     original float model. ``tie_state`` False keeps the calibrated ranges of integer state inputs and
     outputs apart (the runtime then re-quantizes the state every step); only for measuring what tying saves.
     """
+    from pxby_edge.atomic import FileSet
     from quantize.export import export_tflite
 
     check_request(recipe, rounding, batch)
-    _check_outputs([out, onnx_out, float_out, report_out], force)
+    # Every destination checked (and a killed run's set finished) before the slow work; written as one set.
+    outputs = FileSet([out, onnx_out, float_out, report_out], force)
     tick = progress or (lambda stage: None)
     t0 = time.perf_counter()
     loaded = load(checkpoint, calib)
@@ -139,7 +133,7 @@ def quantize_checkpoint(
     report = fidelity(loaded, cal, float_bytes, quant_bytes, recipe, rounding, batch, eval_steps)
     tick("fidelity")
     write(loaded, cal, report, float_bytes, quant_bytes,
-          {"out": out, "float": float_out, "onnx": onnx_out, "report": report_out}, recipe, batch)
+          {"out": out, "float": float_out, "onnx": onnx_out, "report": report_out}, recipe, batch, outputs)
     tick("write")
     return report
 
@@ -158,13 +152,21 @@ def check_request(recipe: str, rounding: str, batch: int) -> None:
 
 def load(checkpoint, calib) -> Loaded:
     """The checkpoint (refused here if it cannot stream) and the calibration/evaluation streams."""
-    from quantize.calibrate import EVAL_SEED, Streams, load_streams, split_streams, synthetic_streams
+    from quantize.calibrate import (
+        EVAL_SEED,
+        Streams,
+        check_token_ids,
+        load_streams,
+        split_streams,
+        synthetic_streams,
+    )
     from quantize.source import load_source
     from quantize.step import StepModule
 
     source = load_source(checkpoint)
     step = StepModule(source.model).eval()
     data = load_streams(calib, source.slicing)
+    check_token_ids(data.streams, source.model.config.vocab_size, data.source)
     geometry = {**measure_geometry(data.streams, _vocab(source)), GEOMETRY_SOURCE: data.source}
     if calib is None:
         evaluation = Streams(synthetic_streams(2, source.slicing, EVAL_SEED), f"synthetic (seed {EVAL_SEED}, 2 items)")
@@ -261,9 +263,9 @@ def _vocab(source) -> Vocab:
 
 
 def write(loaded: Loaded, cal: Calibrated, report: dict, float_bytes: bytes, quant_bytes: bytes, paths: dict,
-          recipe: str, batch: int) -> None:
-    """Each asked-for file with its manifest, written only now and each atomically."""
-    from quantize.export import atomic_write, export_onnx
+          recipe: str, batch: int, outputs) -> None:
+    """Each asked-for file with its manifest, written only now, all as one set (``outputs``, a FileSet)."""
+    from quantize.export import export_onnx
     from quantize.metadata import with_metadata
 
     def tflite_with_manifest(model_bytes: bytes, recipe_name: str, figures: dict) -> bytes:
@@ -276,10 +278,12 @@ def write(loaded: Loaded, cal: Calibrated, report: dict, float_bytes: bytes, qua
     if paths["onnx"] is not None:
         manifest = build_manifest(loaded, cal, batch, FLOAT, onnx_specs(loaded.step, batch), _float_figures(report))
         writes.append((paths["onnx"], _onnx_with_manifest(export_onnx(loaded.step, batch), manifest)))
-    for path, data_bytes in writes:
-        atomic_write(path, data_bytes)
     if paths["report"] is not None:
-        atomic_write(paths["report"], (json.dumps(_json_ready(report), indent=2) + "\n").encode())
+        writes.append((paths["report"], (json.dumps(_json_ready(report), indent=2) + "\n").encode()))
+    with outputs:  # what was staged is removed unless the commit happened
+        for path, data_bytes in writes:
+            outputs.stage(path, data_bytes)
+        outputs.commit()
 
 
 def _float_figures(report: dict) -> dict:

@@ -5,9 +5,9 @@
     .venv/bin/python scripts/docs_images.py --list
 
 - handheld-screen (.png, .gif): the screen of the simulated handheld after `pxby-edge demo` on the bundled
-  model, run as `make demo` runs it (its default prompt and seed) with the litert backend (what the `[pi]`
-  install has), scaled 3x without smoothing.
-- bench-throughput: tokens/s per backend from the recorded `pxby-edge bench -r 5 -o json` rows in
+  model, run as `make demo` runs it (its default prompt; seed 0, since the demo draws a random one unless
+  given one) with the litert backend (what the `[pi]` install has), scaled 3x without smoothing.
+- bench-throughput: tokens/s per backend from the recorded `pxby-edge bench -r 5 --format json` rows in
   bench/results/bench_throughput.json (bench/plots.py throughput --rows), not a new measurement.
 - quantize-size-agreement: size against agreement from bench/results/quantize_demo.json (bench/plots.py).
 
@@ -30,7 +30,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 IMG = ROOT / "docs" / "img"
 DEMO_BACKEND = "litert"  # the interpreter of `make demo` (the [pi] extra); others round differently
-DEMO_SEED = 0  # `pxby-edge demo`'s default, written out so a changed default does not move the picture
+DEMO_SEED = 0  # the demo draws a random seed unless given one: this picture is seed 0
 SCREEN_SCALE = 3
 
 

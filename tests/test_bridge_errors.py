@@ -132,8 +132,8 @@ def test_every_bad_port_is_a_port_error(url):
 
 
 def test_not_a_missing_port_is_not_called_missing():
-    # Errno 21 (a directory) once matched "Errno 2" and was reported as "no such port"
-    with pytest.raises(PortError, match="cannot open /tmp: .*Is a directory"):
+    # Errno 21 (a directory) once matched "Errno 2" and was reported as "no such port"; now it is named as a folder
+    with pytest.raises(PortError, match="^/tmp is a folder, not a port"):
         Link("/tmp").open()
 
 

@@ -24,6 +24,7 @@ from firmware_bridge.audio import AudioEncoder
 from firmware_bridge.link import Link
 from firmware_bridge.simulator import PtyTransport, Simulator
 from firmware_bridge.stream import Streamer, stream_needs, synthetic_events
+from firmware_bridge.terminal_view import LiveView
 
 pytestmark = [pytest.mark.pi, pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs POSIX ptys")]
 
@@ -215,7 +216,7 @@ def test_a_stuck_terminal_does_not_stall_the_device(running_simulator):
         drawn.append(len(text))
         release.wait(60)
 
-    sim = running_simulator(live=stuck_terminal)
+    sim = running_simulator(view=LiveView(stuck_terminal))
     try:
         with Link(sim.transport.path, 921600, need=stream_needs(), seed=2).connect() as link:
             streamer = Streamer(link, audio_rate=8000)

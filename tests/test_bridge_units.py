@@ -248,7 +248,7 @@ def test_protocol_core_is_pure_and_commands_are_light():
 
 def test_halfblocks_draw_the_top_row_as_foreground_and_the_bottom_as_background():
     from firmware_bridge.display import DMG_PALETTE
-    from firmware_bridge.simulator import halfblocks
+    from firmware_bridge.terminal_view import halfblocks
 
     screen = np.array([[0, 3], [2, 1], [1, 1]], dtype=np.uint8)  # the odd last row has no partner: dropped
     (r0, g0, b0), (r1, g1, b1), (r2, g2, b2), (r3, g3, b3) = DMG_PALETTE

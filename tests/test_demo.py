@@ -6,6 +6,7 @@ import json
 
 import pytest
 from PIL import Image
+from scipy.io import wavfile
 
 from pxby_edge.cli import main
 from pxby_edge.generate import default_model_path
@@ -30,9 +31,15 @@ def test_demo_streams_to_the_simulated_handheld(bundled, tmp_path, capsys):
     summary = json.loads(captured.out)
     for name in ("text.txt", "sprite.png", "sprite.gif", "audio.wav", "summary.json", "handheld/screen.png", "handheld/screen.gif"):
         assert (out / name).is_file(), name
-    assert summary["streamed"] == ["text", "image", "audio"]
+    assert summary["streamed"] == ["text", "image", "audio"] and summary["seed"] == 3
     assert [seg["modality"] for seg in summary["segments"][0]] == ["text", "image", "audio"]
     assert summary["handheld"]["crc_errors"] == 0 and summary["handheld"]["commits"] >= 2
+    # the whole cry was played before the demo ended, and handheld/audio.wav holds it all
+    assert summary["handheld"]["capture_played"] == summary["link"]["audio_samples_sent"] > 0
+    rate, played = wavfile.read(out / "handheld" / "audio.wav")
+    gen_rate, generated = wavfile.read(out / "audio.wav")
+    assert len(played) == summary["link"]["audio_samples_sent"]
+    assert abs(len(played) / rate - len(generated) / gen_rate) < 0.01
     with Image.open(out / "handheld" / "screen.gif") as gif:
         assert gif.n_frames >= 3  # the sprite appears row by row, not all at once
     with Image.open(out / "sprite.gif") as gif:

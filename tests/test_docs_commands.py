@@ -50,8 +50,8 @@ SKIP = {
 SLOW = {
     ("README.md", "pxby-edge dataset synth --n 1500 --out runs/synth"): "1500 creatures: about 13 s",
     ("SYNTH.md", "pxby-edge dataset synth --n 1500 --out runs/synth1500 --seed 0"): "the same 1500 creatures",
-    ("DEPLOY.md", "pxby-edge bench -r 3 -o md"): "every backend three times in fresh processes: about 20 s",
-    ("DEPLOY.md", "pxby-edge bench --backend litert --kinds generate --threads 1,2,4 -r 5 -o md"):
+    ("DEPLOY.md", "pxby-edge bench -r 3 --format md"): "every backend three times in fresh processes: about 20 s",
+    ("DEPLOY.md", "pxby-edge bench --backend litert --kinds generate --threads 1,2,4 -r 5 --format md"):
         "15 fresh processes: about 15 s",
 }
 RUN_TIMEOUT_S = 240

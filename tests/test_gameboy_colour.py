@@ -107,7 +107,7 @@ def test_the_rom_tells_its_model_and_shows_a_palette_and_attribute_only_on_a_col
     host.send(*vram_packet(0x8010, tile))
     host.send(*vram_packet(0x9C00, bytes([1])))
     host.send(gl.T_ATTR, bytes([0x00, 0x9C, 5]))
-    host.send(gl.T_PALETTE, bytes(40) + np.array(colours, dtype="<u2").tobytes())
+    host.send(gl.T_PALETTE, bytes([5]) + np.array(colours, dtype="<u2").tobytes())  # palette 5 alone
     host.send(gl.T_FLIP, bytes([1, gl.BGP_DEFAULT]))
     port.run_until(lambda: host.drained)
     port.settle(2)
@@ -324,3 +324,16 @@ def test_the_cli_line_says_when_palettes_were_approximated():
              "gb_colour_error": 12.34, "gb_palette_approx_commits": 1, "gb_colour_commits": 2}
     assert "90.0% of the sprite's pixels exact (1 of 2 screens needed more than 8 palettes" in describe(stats)
     assert "needed more" not in describe(dict(stats, gb_palette_approx_commits=0))
+
+
+def test_a_session_on_a_dead_link_ends_with_one_error_naming_the_causes():
+    from firmware_bridge.errors import LinkError
+
+    port = _port(sound=False)
+    port.host.hello()
+    port.run_until(lambda: port.host.drained)
+    port.unplugged = True  # nothing answers: the host reads what a floating line reads
+    assert read_buttons(port) is None
+    with pytest.raises(LinkError, match="no answer to the joypad query .*dead link"):
+        Controller(None, lambda k, prompt: None)._pressed(port)
+    port.close()

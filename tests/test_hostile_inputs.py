@@ -233,8 +233,11 @@ HOSTILE_INPUTS = [
     Hostile("npz-bad-ids", ("detokenize", "{tmp}/in.npz", "--out", "{tmp}/d"), "outside 0..150", npz_ids_out_of_range),
     Hostile("detokenize-into-a-file", ("detokenize", "{tmp}/in.npz", "--out", "{tmp}/f"), "is a file",
             lambda tmp: (a_file(tmp), np.savez(tmp / "in.npz", labels=np.array([[60], [2]])))),
-    # The folder is checked before the model is opened: a missing model is not what is reported.
-    Hostile("generate-under-a-file", ("generate", "{tmp}/no-model.tflite", "--out", "{tmp}/f/o"), "is a file, not a folder", a_file),
+    # generate opens the model first (a wrong one is the error to see, issue 22), then checks the folder, and only
+    # then generates: a path under a file is still refused before any token.
+    Hostile("generate-under-a-file", ("generate", "--out", "{tmp}/f/o"), "is a file, not a folder", a_file),
+    Hostile("generate-no-model-under-a-file", ("generate", "{tmp}/no-model.tflite", "--out", "{tmp}/f/o"),
+            "no such model file", a_file),
     Hostile("demo-under-a-file", ("demo", "{tmp}/no-model.tflite", "--out", "{tmp}/f/o"), "is a file, not a folder", a_file),
     Hostile("seed-negative", ("generate", "--seed", "-1", "--out", "{tmp}/g"), "'--seed'"),
     Hostile("threads-absurd", ("generate", "--threads", "1000000", "--out", "{tmp}/g"), "'--threads'"),
@@ -243,6 +246,9 @@ HOSTILE_INPUTS = [
     Hostile("prompt-file-not-utf8", ("generate", "--prompt-file", "{tmp}/p.txt", "--out", "{tmp}/g"), "not UTF-8",
             lambda tmp: (tmp / "p.txt").write_bytes(b"\xff\xfe caf\xe9")),
     Hostile("audio-rate-absurd", ("detokenize", "{tmp}/in.npz", "--audio-rate", "1000000000000", "--out", "{tmp}/d"), "'--audio-rate'"),
+    # Issue 21 item 7: a device or FIFO given as the model is refused, never read until memory runs out.
+    Hostile("inspect-dev-full", ("inspect", "/dev/full"), "not a regular file"),
+    Hostile("inspect-fifo", ("inspect", "{tmp}/m.tflite"), "not a regular file", lambda tmp: os.mkfifo(tmp / "m.tflite")),
     Hostile("bench-bogus-backend", ("bench", "--backend", "bogus"), "litert"),
     Hostile("handheld-port-out-of-range", ("handheld", "--port", "socket://127.0.0.1:99999"), "bad socket URL"),
     Hostile("stream-no-such-port", ("stream", "--synthetic", "--port", "{tmp}/no-such-tty"), "no such port"),

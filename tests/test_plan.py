@@ -13,7 +13,14 @@ from pxby_edge.backends.null import NullBackend
 from pxby_edge.context import ContextBuilder
 from pxby_edge.errors import GenerationError
 from pxby_edge.generate import GenerationRequest, Generator
-from pxby_edge.plan import BOUND_WIDTH, PlanTracker, StreamPlan, bounds_from_geometry, measure_geometry
+from pxby_edge.plan import (
+    BOUND_WIDTH,
+    PlanTracker,
+    StreamPlan,
+    bounds_from_geometry,
+    floors_from_geometry,
+    measure_geometry,
+)
 from pxby_edge.sampling import Sampler
 from pxby_edge.tokenizer import ActionPixelBytesTokenizer, concat_segments
 from pxby_edge.vocab import Vocab
@@ -95,7 +102,7 @@ def _generate(backend, **kw):
 
 
 def test_a_bound_is_reported_only_where_the_model_wanted_more():
-    geometry = {mf.GEOMETRY_IMAGE_WIDTH: (4, 4), mf.GEOMETRY_IMAGE_HEIGHT: (3, 3), mf.GEOMETRY_IMAGE_FRAMES: (1, 1)}
+    geometry = {mf.GEOMETRY_IMAGE_WIDTH: (2, 4), mf.GEOMETRY_IMAGE_HEIGHT: (1, 3), mf.GEOMETRY_IMAGE_FRAMES: (1, 1)}
     # A model that always wants a colour: its rows are cut at the width; at the end of the third row it
     # has no preference among the separators, so the height bound took nothing from it.
     gen = _generate(NullBackend(logits_fn=_favouring(60), geometry=geometry))
@@ -103,7 +110,7 @@ def test_a_bound_is_reported_only_where_the_model_wanted_more():
     assert image["modality"] == "image" and image["ended_by"] == "plan"
     assert image["bounds"] == [BOUND_WIDTH]
     assert any("largest width (4 pixels)" in w for w in gen.warnings())
-    # A model that always wants another row: one-pixel rows, its frame cut at the height.
+    # A model that always wants another row: two-pixel rows (the floor), its frame cut at the height.
     gen = _generate(NullBackend(logits_fn=_favouring(1), geometry=geometry))
     assert gen.segments()[1]["bounds"] == ["height"]
     assert any("largest height (3 rows)" in w for w in gen.warnings())
@@ -131,3 +138,49 @@ def test_bounds_from_geometry_and_bad_bounds():
         StreamPlan(bounds=(("depth", 3),))
     with pytest.raises(GenerationError, match="plan bound"):
         StreamPlan(bounds=(("width", 0),))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), width=st.integers(1, 9), height=st.integers(1, 9), frames=st.integers(1, 4),
+       audio=st.integers(1, 40), data=st.data())
+def test_floors_hold_whatever_the_model_says(seed, width, height, frames, audio, data):
+    """Nothing ends short of the training data's smallest sprite, frame count or cry (issue 22 item 7)."""
+    least = {name: data.draw(st.integers(1, top)) for name, top in
+             (("width", width), ("height", height), ("frames", frames), ("audio_samples", audio))}
+    plan = StreamPlan(bounds=(("width", width), ("height", height), ("frames", frames), ("audio_samples", audio)),
+                      floors=tuple(least.items()))
+    ids, _ = _stream(plan, seed)
+    dec = ActionPixelBytesTokenizer().decode(np.array(ids))
+    assert least["frames"] <= len(dec["frame_ids"]) <= frames
+    assert all(least["height"] <= f.shape[0] <= height and least["width"] <= f.shape[1] <= width
+               for f in dec["frame_ids"])
+    assert least["audio_samples"] <= dec["audio"].shape[1] <= audio
+
+
+def test_one_trained_size_is_the_plan_and_never_a_warning():
+    geometry = {mf.GEOMETRY_IMAGE_WIDTH: (4, 4), mf.GEOMETRY_IMAGE_HEIGHT: (3, 3), mf.GEOMETRY_IMAGE_FRAMES: (2, 2)}
+    assert dict(floors_from_geometry(geometry)) == {"width": 4, "height": 3, "frames": 2}
+    for favourite in (60, 1, 2):  # a colour, another row, the end: whatever the model wants, 2 frames of 4x3
+        gen = _generate(NullBackend(logits_fn=_favouring(favourite), geometry=geometry))
+        dec = ActionPixelBytesTokenizer().decode(np.array(gen.lanes[0].tokens))
+        assert [f.shape for f in dec["frame_ids"]] == [(3, 4), (3, 4)]
+        assert gen.segments()[1]["bounds"] == [] and [w for w in gen.warnings() if w.startswith("image")] == []
+
+
+def test_a_segment_short_of_the_training_data_is_warned_about():
+    geometry = {mf.GEOMETRY_IMAGE_WIDTH: (3, 6), mf.GEOMETRY_IMAGE_HEIGHT: (2, 5), mf.GEOMETRY_IMAGE_FRAMES: (1, 1)}
+    # held up by the floors: a model that ends every row at once still draws 3-pixel rows, 2 of them
+    gen = _generate(NullBackend(logits_fn=_favouring(2), geometry=geometry))
+    dec = ActionPixelBytesTokenizer().decode(np.array(gen.lanes[0].tokens))
+    assert dec["frame_ids"][0].shape == (2, 3) and gen.warnings() == []
+    # --unbounded: it ends them where it likes, and the summary says how far short that is
+    gen = _generate(NullBackend(logits_fn=_favouring(2), geometry=geometry), bounded=False, frames=1)
+    dec = ActionPixelBytesTokenizer().decode(np.array(gen.lanes[0].tokens))
+    assert dec["frame_ids"][0].shape == (1, 1)
+    assert gen.warnings() == [
+        "image: its rows are 1 pixels wide, narrower than any sprite it was trained on (3)",
+        "image: its frames are 1 rows high, shorter than any sprite it was trained on (2)",
+    ]
+    # what the user asked for is never "short"
+    gen = _generate(NullBackend(logits_fn=_favouring(2), geometry=geometry), bounded=False, frames=1, width=1, height=1)
+    assert gen.warnings() == []

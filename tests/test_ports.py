@@ -85,12 +85,15 @@ def test_auto_with_no_handheld_lists_the_candidates(registry, monkeypatch, capsy
 
 def test_auto_refuses_to_choose_between_two_handhelds(registry, monkeypatch):
     board = ListPortInfo("/dev/ttyACM0")
-    board.vid, board.pid, board.description = 0x2E8A, 0x000A, "Board CDC"
+    board.vid, board.pid, board.description = 0x2E8A, 0x000A, "Board CDC"  # a Pico running something else
     named = ListPortInfo("/dev/ttyACM1")
     named.product = "PXBY handheld"
-    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [board, named])
-    assert [(p.hwid, p.handheld) for p in ports.list_handheld_ports()] == [("2E8A:000A", True), ("", True)]
-    with pytest.raises(PortError, match=r"several handhelds found \(/dev/ttyACM0, /dev/ttyACM1\)"):
+    other = ListPortInfo("/dev/ttyACM2")
+    other.vid, other.pid, other.product = 0x2E8A, 0x000A, ports.HANDHELD_PRODUCT
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [board, named, other])
+    assert [(p.hwid, p.handheld) for p in ports.list_handheld_ports()] == [("2E8A:000A", False), ("", True),
+                                                                            ("2E8A:000A", True)]
+    with pytest.raises(PortError, match=r"several handhelds found \(/dev/ttyACM1, /dev/ttyACM2\)"):
         ports.resolve_port("auto")
     assert ports.resolve_port("/dev/ttyACM1") == "/dev/ttyACM1"
 
@@ -180,3 +183,28 @@ def test_an_open_registry_of_ours_is_closed(tmp_path, monkeypatch):
     base.chmod(0o755)
     with ports.announce("socket://127.0.0.1:1"):
         assert stat.S_IMODE(os.lstat(base).st_mode) == 0o700
+
+
+@pytest.mark.parametrize(("path", "said"), [
+    (lambda tmp: tmp, "is a folder, not a port"),
+    (lambda tmp: tmp / "plain.txt", "is not a serial port (a plain file or another kind of device)"),
+    (lambda tmp: Path(os.devnull), "is not a serial port"),
+], ids=["folder", "file", "devnull"])
+def test_a_port_that_is_no_terminal_is_named_as_such(path, said, tmp_path, capsys):
+    (tmp_path / "plain.txt").write_text("hello")
+    port = path(tmp_path)
+    assert cli.main(["stream", "--synthetic", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {port} {said}" + err.split(said, 1)[1] and err.count("\n") == 1
+    assert "`pxby-edge ports` lists them" in err and "Errno" not in err
+
+
+def test_ports_has_a_header_row(registry, monkeypatch, capsys):
+    board = ListPortInfo("/dev/ttyUSB3")
+    board.vid, board.pid, board.description = 0x0403, 0x6001, "FT232R USB UART"
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [board])
+    assert cli.main(["ports"]) == 0
+    head, row = capsys.readouterr().out.splitlines()
+    assert head.split() == ["PORT", "USB", "ID", "HANDHELD", "DESCRIPTION"]
+    assert row.split(None, 3) == ["/dev/ttyUSB3", "0403:6001", "-", "FT232R USB UART"]
+    assert head.index("USB ID") == row.index("0403:6001") and head.index("DESCRIPTION") == row.index("FT232R")

@@ -159,6 +159,7 @@ def test_cli_every_recipe(recipe, models, tmp_path, capsys):
                    "--calib-steps", "8", "--eval-steps", "128", "--json"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
+    assert captured.err == ""  # stderr is no terminal: no bar, not even its bare "quantize" label (issue 22 item 9)
     report = json.loads(captured.out)
     assert report["recipe"] == recipe and read_manifest(out).recipe == recipe
     state = read_manifest(out).input("c0")

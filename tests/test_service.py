@@ -78,15 +78,24 @@ def parse_rule(line: str) -> list:
     return pairs
 
 
+def test_the_job_keeps_an_ordinary_priority():
+    # streaming a creature is no reason to run ahead of the rest of the Pi: a negative Nice takes from
+    # everything else (sshd, the journal) whenever generation is busy
+    assert int(unit_value("Nice")) >= 0
+
+
 def test_the_udev_rule_names_the_handheld_and_wants_the_unit():
     lines = [ln for ln in RULE.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     assert len(lines) == 1
     rule = {(k, op): v for k, op, v in parse_rule(lines[0])}
     assert rule[("SUBSYSTEM", "==")] == "tty"
-    from firmware_bridge.ports import HANDHELD_USB_IDS
+    from firmware_bridge.ports import HANDHELD_PRODUCT
 
-    vid, pid = int(rule[("ATTRS{idVendor}", "==")], 16), int(rule[("ATTRS{idProduct}", "==")], 16)
-    assert (vid, pid) in HANDHELD_USB_IDS  # the board `pxby-edge ports` marks as a handheld
+    # the handheld's own product string (the one `pxby-edge ports` marks), never a board's ids alone
+    assert rule[("ATTRS{product}", "==")] == HANDHELD_PRODUCT
+    assert not {k for k, _ in rule if k in ("ATTRS{idVendor}", "ATTRS{idProduct}")}
+    firmware_docs = (ROOT / "firmware_bridge" / "firmware" / "README.md").read_text()
+    assert f'iProduct "{HANDHELD_PRODUCT}"' in firmware_docs
     assert rule[("TAG", "+=")] == "systemd"  # without it systemd never sees the device, nor SYSTEMD_WANTS
     assert rule[("ENV{SYSTEMD_WANTS}", "+=")] == UNIT.name.replace("@.", "@%k.")
     assert rule[("GROUP", "=")] == "dialout"

@@ -73,10 +73,10 @@ def test_bad_items_are_skipped_with_a_count(synth_dir, tmp_path):
     assert s.n_skipped == 5
     reasons = dict(s.skipped_ids)
     assert reasons["0001"] == "no image"
-    assert reasons["0002"].startswith("corrupt image")
+    assert reasons["0002"].startswith("unusable image")
     assert reasons["0003"].startswith("corrupt audio")
     assert reasons["0004"] == "empty text"
-    assert reasons["0005"].startswith("corrupt image")
+    assert reasons["0005"].startswith("unusable image")
     assert "skipped 5" in s.summary()
 
 

@@ -39,12 +39,14 @@ def _rows(path):
     # The issue's acceptance run (64 items, small config, one epoch): ~15 s alone, ~40 s on a busy 2-core box.
     pytest.param(64, marks=pytest.mark.slow),
 ])
-def test_cli_synth_then_train_small_one_epoch(tmp_path, n):
+def test_cli_synth_then_train_small_one_epoch(tmp_path, n, capsys):
     data, out = tmp_path / "D", tmp_path / "C"
     assert main(["dataset", "synth", "--n", str(n), "--size", "12", "--out", str(data)]) == 0
     quick = ["--batch", "4", "--seq-len", "256"] if n < 64 else []
+    # no --no-progress: stderr is no terminal here, so no bar is drawn into it (issue 22 item 9)
     assert main(["train", "--data", str(data), "--out", str(out), "--config", "small", "--epochs", "1",
-                 "--device", "cpu", "--threads", "1", "--no-progress", *quick]) == 0
+                 "--device", "cpu", "--threads", "1", *quick]) == 0
+    assert capsys.readouterr().err == ""
     for name in ("config.json", "model.safetensors", "metrics.csv", "metrics.png", "train_config.json",
                  "last/model.safetensors", "last/optimizer.safetensors", "last/state.json"):
         assert (out / name).is_file(), name

@@ -30,7 +30,8 @@ def item_audio_rate(audio) -> Optional[int]:
         if audio is None:
             return None
         if isinstance(audio, Path):
-            return audio_rate(audio)
+            # A FIFO or a device (a link to /dev/zero) would block or never end: skipped as training skips it.
+            return audio_rate(audio) if audio.is_file() else None
         if isinstance(audio, bytes):
             import soundfile
 

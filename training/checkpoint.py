@@ -11,12 +11,17 @@ an upstream ``.bin`` is read with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
 
-from training.config import DTYPES, ModelConfig, read_json_object
+from training.config import DTYPES, MAX_PARAMETERS, ModelConfig, read_json_object
 from training.errors import CheckpointError, ConfigError
 from training.model import PixelBytesLSTM, ensure_streamable
 
@@ -36,7 +41,8 @@ TRAIN_CONFIG_NAME = "train_config.json"  # how the run was trained, beside the w
 
 __all__ = [
     "load_checkpoint", "save_checkpoint", "read_config", "read_pxby", "read_slicing", "weights_path",
-    "ensure_streamable", "atomic_write_bytes",
+    "ensure_streamable", "atomic_write_bytes", "checked_state_dict", "write_last", "read_last", "last_exists",
+    "remove_stale_temps",
 ]
 
 
@@ -56,15 +62,64 @@ def read_config(folder) -> dict:
 
 
 def read_pxby(folder) -> dict:
-    """Our block of config.json (slicing, vocab, audio rate); {} for upstream checkpoints."""
-    block = read_config(folder).get(PXBY_KEY) or {}
-    version = int(block.get(KEY_FORMAT, PXBY_FORMAT_VERSION))
+    """Our block of config.json (slicing, vocab, audio rate), checked; {} for upstream checkpoints."""
+    block = read_config(folder).get(PXBY_KEY)
+    return {} if block is None else check_pxby(block, f"{Path(folder) / CONFIG_NAME}")
+
+
+def check_pxby(block, where: str) -> dict:
+    """``block`` if it is a pxby block the quantizer and the runtime can use, else CheckpointError.
+
+    The bounds are the manifest's (pxby_edge.manifest), so a checkpoint that loads also quantizes
+    into a file the runtime opens."""
+    from pxby_edge.manifest import MAX_AUDIO_RATE
+
+    if not isinstance(block, dict):
+        raise CheckpointError(f"{where}: {PXBY_KEY!r} must be a JSON object, got {_show(block)}")
+    version = block.get(KEY_FORMAT, PXBY_FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{where}: {PXBY_KEY}.{KEY_FORMAT} must be a positive integer, got {_show(version)}")
     if version > PXBY_FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint pxby block has format {version}, this version reads up to {PXBY_FORMAT_VERSION}; "
             "upgrade pxby-edge"
         )
+    if block.get(KEY_SLICING) is not None:
+        _slicing(block[KEY_SLICING], f"{where}: {PXBY_KEY}.{KEY_SLICING}")
+    for key in (KEY_AUDIO_RATE, KEY_SOURCE_AUDIO_RATE):
+        rate = block.get(key)
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                                 or not 1 <= rate <= MAX_AUDIO_RATE):  # also false for NaN
+            raise CheckpointError(f"{where}: {PXBY_KEY}.{key} must be a rate in 1..{MAX_AUDIO_RATE:g} Hz, got {_show(rate)}")
+    vocab = block.get(KEY_VOCAB)
+    if vocab is not None:
+        from pxby_edge.vocab import Vocab
+
+        try:
+            Vocab.from_dict(vocab)
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise CheckpointError(f"{where}: bad {PXBY_KEY}.{KEY_VOCAB} ({exc})") from exc
     return block
+
+
+def _slicing(value, where: str) -> dict:
+    """{"image": s, "audio": s}, each an integer in 1..MAX_SLICING (missing ones are upstream's 1)."""
+    from pxby_edge.manifest import MAX_SLICING
+
+    if not isinstance(value, dict) or set(value) - {"image", "audio"}:
+        raise CheckpointError(f"{where} must be an object with image and audio, got {_show(value)}")
+    out = {}
+    for key in ("image", "audio"):
+        s = value.get(key, 1)
+        if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= MAX_SLICING:
+            raise CheckpointError(f"{where}.{key} must be an integer in 1..{MAX_SLICING}, got {_show(s)}")
+        out[key] = s
+    return out
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def read_slicing(folder) -> dict:
@@ -72,14 +127,16 @@ def read_slicing(folder) -> dict:
     train_config.json beside it, else upstream's default (1, 1)."""
     folder = Path(folder)
     slicing = read_pxby(folder).get(KEY_SLICING)
-    if isinstance(slicing, dict):
-        return {"image": int(slicing.get("image", 1)), "audio": int(slicing.get("audio", 1))}
-    try:
-        run = json.loads((folder / TRAIN_CONFIG_NAME).read_text())
-        block = run.get("train", run)  # train_config.json: {"model": ..., "train": ...}; older runs: flat
-        return {"image": int(block.get("slicing_image", 1)), "audio": int(block.get("slicing_audio", 1))}
-    except (OSError, ValueError, TypeError, AttributeError):
+    if slicing is not None:
+        return _slicing(slicing, f"{folder / CONFIG_NAME}: {PXBY_KEY}.{KEY_SLICING}")
+    if not (folder / TRAIN_CONFIG_NAME).exists():
         return {"image": 1, "audio": 1}
+    run = read_json_object(folder / TRAIN_CONFIG_NAME, CheckpointError, missing="")
+    block = run.get("train", run)  # train_config.json: {"model": ..., "train": ...}; older runs: flat
+    if not isinstance(block, dict):
+        raise CheckpointError(f"{folder / TRAIN_CONFIG_NAME}: 'train' must be a JSON object")
+    return _slicing({"image": block.get("slicing_image", 1), "audio": block.get("slicing_audio", 1)},
+                    f"{folder / TRAIN_CONFIG_NAME}: slicing")
 
 
 def weights_path(folder) -> Path:
@@ -122,21 +179,33 @@ def load_checkpoint(folder, device="cpu", streamable: bool = False) -> PixelByte
     if streamable:
         ensure_streamable(config, where=str(folder))
     model = PixelBytesLSTM(config)
-    state = _read_state_dict(folder)
+    model.load_state_dict(checked_state_dict(_read_state_dict(folder), model, str(folder)))
+    return model.eval().to(device)
+
+
+def checked_state_dict(state: dict, model: PixelBytesLSTM, where: str) -> dict:
+    """``state`` as float32 tensors when it fits ``model`` key for key and shape for shape and holds only
+    finite numbers; else CheckpointError naming ``where``. (A NaN checkpoint would train, quantize and
+    generate NaN without a word.)"""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         raise CheckpointError(
-            f"{folder}: weights do not match config.json (missing {missing[:4]}, unexpected {unexpected[:4]})"
+            f"{where}: weights do not match config.json (missing {missing[:4]}, unexpected {unexpected[:4]})"
         )
+    out = {}
     for key, value in state.items():
         if tuple(value.shape) != tuple(expected[key].shape):
             raise CheckpointError(
-                f"{folder}: {key} has shape {tuple(value.shape)}, config.json implies {tuple(expected[key].shape)}"
+                f"{where}: {key} has shape {tuple(value.shape)}, config.json implies {tuple(expected[key].shape)}"
             )
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    return model.eval().to(device)
+        if value.is_complex() or value.dtype == torch.bool:
+            raise CheckpointError(f"{where}: {key} holds {value.dtype} values, not real numbers")
+        out[key] = value.float()
+        if not torch.isfinite(out[key]).all():
+            raise CheckpointError(f"{where}: {key} holds NaN or infinite weights; this checkpoint is broken")
+    return out
 
 
 def config_json(model: PixelBytesLSTM, pxby: dict | None = None) -> dict:
@@ -177,3 +246,124 @@ def save_checkpoint(model, folder, pxby: dict | None = None) -> Path:
     text = json.dumps(config_json(model, pxby), indent=2, sort_keys=True) + "\n"
     atomic_write_bytes(folder / CONFIG_NAME, text.encode())
     return folder
+
+
+# -- the resume set: ``last/`` -----------------------------------------------------------------------
+#
+# ``last/`` is written as one set: every file into a fresh hidden folder beside it, its list of files with
+# their SHA-256 written last (state.json), then the folder renamed into place (the previous one renamed
+# aside first, then deleted). A kill at any point leaves either the new set, the previous one under
+# its aside name (found and put back by ``read_last``), or no set yet; never a mix of two steps.
+
+LAST_DIR = "last"
+LAST_STATE = "state.json"
+KEY_FILES = "files"
+MAX_LAST_FILE_BYTES = 3 * 4 * MAX_PARAMETERS + (1 << 24)  # weights, or AdamW's two moments, plus headers
+_TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}$")  # what media.atomic_write's mkstemp names
+_TEMP_LAST = re.compile(r"^\.last\.[a-z0-9_]{8}\.(partial|old)$")  # write_last's own folders
+
+
+def write_last(out, files: dict[str, bytes], state: dict) -> Path:
+    """``out/last`` holding ``files`` and ``state.json`` (``state`` plus the files' hashes), as one set."""
+    out = Path(out)
+    state = {**state, KEY_FILES: {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
+    text = (json.dumps(state, indent=1) + "\n").encode()
+    fresh = Path(tempfile.mkdtemp(prefix=".last.", suffix=".partial", dir=out))
+    try:
+        for name, data in [*files.items(), (LAST_STATE, text)]:
+            with open(fresh / name, "xb") as fh:
+                fh.write(data)
+                os.fsync(fh.fileno())
+        os.chmod(fresh, 0o777 & ~_umask())  # mkdtemp's 0700 is for the temporary name only
+        _fsync_dir(fresh)
+        final = out / LAST_DIR
+        aside = None
+        if final.exists():
+            aside = Path(tempfile.mkdtemp(prefix=".last.", suffix=".old", dir=out))
+            os.rename(final, aside)  # onto the empty folder mkdtemp made: an unpredictable, owned name
+        os.rename(fresh, final)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    _fsync_dir(out)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return final
+
+
+def last_exists(out) -> bool:
+    """Whether ``out`` holds a resume set (``last/``, or the previous one a kill left moved aside)."""
+    out = Path(out)
+    if os.path.lexists(out / LAST_DIR / LAST_STATE):  # read_last says what is wrong with one that is not a file
+        return True
+    return not (out / LAST_DIR).exists() and any(
+        _TEMP_LAST.match(p.name) and (p / LAST_STATE).is_file() for p in out.glob(".last.*.old"))
+
+
+def read_last(out, max_bytes: int = MAX_LAST_FILE_BYTES) -> tuple[dict[str, bytes], dict]:
+    """(file name -> bytes, state) of ``out/last``, every file checked against the hash state.json lists.
+
+    When a kill came between moving the previous set aside and renaming the new one in, the previous set
+    is put back first. CheckpointError when the set is missing, altered or incomplete."""
+    from pxby_edge.errors import MediaError
+    from pxby_edge.readers import read_regular_file
+
+    out = Path(out)
+    last = out / LAST_DIR
+    if not last.exists():
+        asides = sorted(p for p in out.glob(".last.*.old") if _TEMP_LAST.match(p.name) and (p / LAST_STATE).is_file())
+        if asides:
+            os.rename(asides[-1], last)
+    state = read_json_object(last / LAST_STATE, CheckpointError,
+                             missing=f"nothing to resume in {out} (no {LAST_DIR}/{LAST_STATE}); drop --resume to start fresh")
+    listed = state.get(KEY_FILES)
+    if not isinstance(listed, dict) or not listed or not all(
+            isinstance(k, str) and isinstance(v, str) and "/" not in k and k != LAST_STATE for k, v in listed.items()):
+        raise CheckpointError(f"{last}/{LAST_STATE} lists no files: the set is incomplete or was written by an older "
+                              f"version; start a new run from its weights with --init {last}")
+    files = {}
+    for name, digest in listed.items():
+        try:
+            data = read_regular_file(last / name, max_bytes, "checkpoint file")
+        except (OSError, MediaError) as exc:
+            raise CheckpointError(f"cannot resume from {last}: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise CheckpointError(f"cannot resume from {last}: {name} is not the file {LAST_STATE} lists "
+                                  "(truncated or changed after it was written)")
+        files[name] = data
+    return files, state
+
+
+def remove_stale_temps(out, names) -> list[str]:
+    """Delete what an earlier, killed run of ours left in ``out``: the temporary files ``atomic_write``
+    makes for ``names`` and ``write_last``'s temporary folders. Returns the names removed."""
+    out = Path(out)
+    removed = []
+    if not out.is_dir():
+        return removed
+    with os.scandir(out) as entries:
+        for entry in entries:
+            m = _TEMP_FILE.match(entry.name)
+            if m and m.group("name") in names and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+            elif _TEMP_LAST.match(entry.name) and entry.is_dir(follow_symlinks=False):
+                if entry.name.endswith(".old") and not (out / LAST_DIR).exists():
+                    continue  # the only copy of the set: read_last puts it back
+                shutil.rmtree(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

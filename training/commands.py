@@ -20,7 +20,7 @@ def dataset():
 
 @dataset.command()
 @click.option("--n", "n", type=click.IntRange(1), default=1000, show_default=True, help="Number of creatures.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write (upstream layout).")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write (upstream layout).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed writes the same dataset.")
 @click.option("--size", "size_px", type=click.IntRange(12, 128), default=24, show_default=True, help="Sprite width and height in pixels.")
 @click.option("--backdrop", type=click.Choice(["tinted", "plain"]), default="tinted", show_default=True,
@@ -44,7 +44,7 @@ def synth(n, out, seed, size_px, backdrop, force):
 
 @click.command()
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Dataset folder (text/ images/ audio/) or .parquet file.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint folder to write.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint folder to write.")
 @click.option("--config", "config", default="small", show_default=True, help="Preset (small, upstream, tiny) or a JSON file with model/train blocks.")
 @click.option("--epochs", type=click.IntRange(0), help="Epochs (overrides the config).")
 @click.option("--max-steps", type=click.IntRange(0), help="Stop after this many optimizer steps (overrides epochs).")
@@ -75,7 +75,7 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
     """
     from dataclasses import replace
 
-    from pxby_edge.cli import info, quiet
+    from pxby_edge.cli import info, show_progress
     from training.config import load_preset
     from training.train import train as run
 
@@ -88,7 +88,7 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     result = run(data, out, model_cfg, cfg, device=device, amp=amp, resume=resume, force=force,
-                 progress=not (no_progress or quiet()), log=info, check_sync=check_sync, init_from=init_from)
+                 progress=not no_progress and show_progress(), log=info, check_sync=check_sync, init_from=init_from)
     import os
 
     if int(os.environ.get("RANK", 0)) == 0:

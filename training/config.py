@@ -11,14 +11,65 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pxby_edge.manifest import MAX_HIDDEN, MAX_LAYERS, MAX_SLICING
+from pxby_edge.vocab import MAX_VOCAB
 from training.errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 OBJECTIVES = ("predict", "autoregressive", "diffusion")
 DTYPES = ("float32", "float16", "bfloat16")
+
+# Bounds of the numbers a config may hold. The model's match what the runtime's manifest accepts
+# (pxby_edge.manifest), so whatever trains can also be quantized and run.
+MODEL_INT_RANGES = {
+    "vocab_size": (1, MAX_VOCAB), "embed_size": (1, 1 << 16), "hidden_size": (1, MAX_HIDDEN),
+    "num_layers": (1, MAX_LAYERS), "pxby_dim": (1, 64), "num_diffusion_steps": (1, 1 << 16),
+}
+MAX_PARAMETERS = 1 << 28  # 1 GiB of float32 weights; far above any model a Pi or a Game Boy link can stream
+TRAIN_INT_RANGES = {
+    "seq_len": (2, 1 << 16), "stride": (1, 1 << 30), "batch_size": (1, 1 << 12), "warmup_steps": (0, 1 << 40),
+    "grad_accum": (1, 1 << 12), "epochs": (0, 1 << 30), "max_steps": (0, 1 << 40), "eval_every": (1, 1 << 40),
+    "eval_batches": (0, 1 << 40), "slicing_image": (1, MAX_SLICING), "slicing_audio": (1, MAX_SLICING),
+    "head_repeat": (0, 1 << 12), "seed": (0, (1 << 64) - 1), "num_threads": (0, 1 << 12),
+}
+# name -> (low, low included, high): finite numbers only.
+TRAIN_FLOAT_RANGES = {
+    "lr": (0.0, False, 1e3), "min_lr": (0.0, True, 1e3), "weight_decay": (0.0, True, 1e3),
+    "grad_clip": (0.0, True, 1e9), "max_minutes": (0.0, True, 1e9), "val_fraction": (0.0, True, 1.0 - 1e-9),
+    "pad_weight": (0.0, True, 1e6),
+}
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_int(name: str, value, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {_show(value)}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} {value} is outside {lo}..{hi}")
+
+
+def _train_problems(cfg) -> list[tuple[str, str]]:
+    """(field, what it must be) for every out-of-range setting of a TrainConfig."""
+    problems = []
+    for name, (lo, hi) in TRAIN_INT_RANGES.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            problems.append((name, f"an integer in {lo}..{hi}"))
+    for name, (lo, lo_ok, hi) in TRAIN_FLOAT_RANGES.items():
+        value = getattr(cfg, name)
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        if not (ok and (lo <= value if lo_ok else lo < value) and value <= hi):
+            problems.append((name, f"a finite number in {'[' if lo_ok else '('}{lo:g}, {hi:g}]"))
+    return problems
+
 # Keys upstream's PretrainedConfig writes that carry nothing the model needs; ignored when loading.
 UPSTREAM_IGNORED_KEYS = frozenset({
     "architectures", "transformers_version", "custom_model", "model_type", "pxby_emb", "_name_or_path",
@@ -51,13 +102,33 @@ class ModelConfig:
     num_diffusion_steps: int = 5
 
     def __post_init__(self):
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        for name in ("vocab_size", "hidden_size", "num_layers", "pxby_dim"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        # config.json is untrusted (a downloaded checkpoint): types and ranges are checked here, and the
+        # parameter count before any tensor is allocated from these numbers.
+        if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be one of {OBJECTIVES}, got {_show(self.objective)}")
+        if not isinstance(self.bidirection, bool):
+            raise ConfigError(f"bidirection must be true or false, got {_show(self.bidirection)}")
+        for name, (lo, hi) in MODEL_INT_RANGES.items():
+            _check_int(name, getattr(self, name), lo, hi)
         if self.embed_size < self.pxby_dim:
             raise ConfigError(f"embed_size ({self.embed_size}) must be >= pxby_dim ({self.pxby_dim})")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ConfigError(
+                f"this model config implies {self.parameter_count():,} parameters, more than the {MAX_PARAMETERS:,} "
+                "this tool trains or loads; check hidden_size, num_layers, embed_size and vocab_size"
+            )
+
+    def parameter_count(self) -> int:
+        """What ``PixelBytesLSTM(self)`` will hold, computed without allocating it."""
+        dirs = 2 if self.bidirection else 1
+        emb = self.embed_size // self.pxby_dim
+        h = self.hidden_size
+        lstm = 0
+        for layer in range(self.num_layers):
+            inputs = emb * self.pxby_dim if layer == 0 else h * dirs
+            lstm += dirs * (4 * h * (inputs + h) + 8 * h)
+        n_out = self.vocab_size * (1 if self.objective == "predict" else self.pxby_dim)
+        return self.vocab_size * emb + lstm + (h * dirs + 1) * n_out
 
     @property
     def pxby_emb(self) -> int:
@@ -78,8 +149,11 @@ class ModelConfig:
         data = dict(data)
         if "bidirectionnal" in data and "bidirection" not in data:
             data["bidirection"] = data["bidirectionnal"]
-        if isinstance(data.get("objective"), int):  # upstream's constructor takes an index
-            data["objective"] = OBJECTIVES[data["objective"]]
+        objective = data.get("objective")
+        if isinstance(objective, int) and not isinstance(objective, bool):  # upstream's constructor takes an index
+            if not 0 <= objective < len(OBJECTIVES):
+                raise ConfigError(f"objective index {objective} is outside 0..{len(OBJECTIVES) - 1} {OBJECTIVES}")
+            data["objective"] = OBJECTIVES[objective]
         ignore = UPSTREAM_IGNORED_KEYS
         if not strict:
             ignore = ignore | (set(data) - {f.name for f in dataclasses.fields(cls)})
@@ -114,17 +188,13 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
 
     def __post_init__(self):
-        checks = {
-            "seq_len": self.seq_len >= 2, "stride": self.stride >= 1, "batch_size": self.batch_size >= 1,
-            "grad_accum": self.grad_accum >= 1, "epochs": self.epochs >= 0, "lr": self.lr > 0,
-            "slicing_image": self.slicing_image >= 1, "slicing_audio": self.slicing_audio >= 1,
-            "val_fraction": 0 <= self.val_fraction < 1, "pad_weight": self.pad_weight >= 0,
-            "eval_every": self.eval_every >= 1, "max_steps": self.max_steps >= 0,
-            "max_minutes": self.max_minutes >= 0, "head_repeat": self.head_repeat >= 0, "eval_batches": self.eval_batches >= 0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
+        # Every number must be of its type, finite and in range: an inf learning rate or a NaN min_lr
+        # would train to NaN weights and still "finish" (issue 21).
+        bad = [f"{k}={_show(getattr(self, k))} ({want})" for k, want in _train_problems(self)]
+        if not isinstance(self.extra, dict):
+            bad.append(f"extra={_show(self.extra)} (a JSON object)")
         if bad:
-            raise ConfigError(f"invalid training settings: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+            raise ConfigError(f"invalid training settings: {', '.join(bad)}")
 
     @property
     def slicing(self) -> dict:
@@ -156,13 +226,24 @@ def load_preset(name_or_path: str | Path) -> tuple[ModelConfig, TrainConfig]:
     return ModelConfig.from_dict(data.get("model", {})), TrainConfig.from_dict(data.get("train", {}))
 
 
+MAX_JSON_BYTES = 1 << 20  # a config.json, train_config.json or state.json: a few kB when real
+
+
 def read_json_object(path: Path, error, *, missing: str, what: str = "") -> dict:
     """The JSON object in ``path``; ``error`` (a PxbyError class) with one line when it is absent
-    (``missing``), unreadable or not an object."""
+    (``missing``), not a regular file, larger than ``MAX_JSON_BYTES``, unreadable, nested too deep or
+    not an object."""
+    from pxby_edge.errors import MediaError
+    from pxby_edge.readers import read_regular_file
+
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(read_regular_file(path, MAX_JSON_BYTES, "JSON file"))
     except FileNotFoundError as exc:
         raise error(missing) from exc
+    except MediaError as exc:
+        raise error(str(exc)) from exc
+    except RecursionError as exc:  # json nests by recursion: a 100,000-deep file lands here
+        raise error(f"cannot read {what}{path}: JSON nested too deep") from exc
     except (OSError, ValueError) as exc:
         raise error(f"cannot read {what}{path}: {exc}") from exc
     if not isinstance(data, dict):

@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -31,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pxby_edge.constants import UPSTREAM_AUDIO_RATE
+from pxby_edge import atomic, readers
+from pxby_edge.constants import MAX_AUDIO_RATE, UPSTREAM_AUDIO_RATE
+from pxby_edge.errors import MediaError
 from training.errors import DatasetError
 
 IMAGE_SUFFIXES = (".gif", ".png")
@@ -39,6 +42,11 @@ AUDIO_SUFFIXES = (".ogg", ".wav", ".flac")
 MODALITIES = ("text", "image", "audio")
 CACHE_VERSION = 1
 IGNORE_INDEX = -100
+# The runtime's bounds (pxby_edge.readers) apply to training items too: what tokenize refuses, training skips.
+MAX_TEXT_BYTES = readers.MAX_TEXT_BYTES
+MAX_AUDIO_BYTES = readers.MAX_AUDIO_BYTES
+MAX_IMAGE_FILE_BYTES = 64 << 20  # a compressed sprite is kB; the pixel bound is checked before decoding
+MAX_PARQUET_BYTES = 16 << 30  # a file read whole into memory by pyarrow
 
 
 @dataclass
@@ -49,19 +57,22 @@ class RawItem:
     text: object = None  # Path or str
     image: object = None  # Path or bytes
     audio: object = None  # Path, bytes, or (array, rate)
+    problem: str = ""  # why the item is unusable, found while listing it (a parquet cell of the wrong type)
 
     def fingerprint(self) -> str:
+        """SHA-256 of the item's content; BadItemError when a file of it cannot be read within its bound."""
         h = hashlib.sha256()
-        for part in (self.text, self.image, self.audio):
+        for part, limit in ((self.text, MAX_TEXT_BYTES), (self.image, MAX_IMAGE_FILE_BYTES),
+                            (self.audio, MAX_AUDIO_BYTES)):
             if part is None:
                 h.update(b"<none>")
             elif isinstance(part, Path):
-                h.update(part.read_bytes())
+                h.update(read_item_file(part, limit))
             elif isinstance(part, str):
                 h.update(part.encode())
             elif isinstance(part, bytes):
                 h.update(part)
-            else:  # (array, rate)
+            else:  # (array, rate), checked by _parquet_audio
                 arr, rate = part
                 h.update(np.ascontiguousarray(np.asarray(arr, dtype=np.float32)).tobytes() + str(rate).encode())
             h.update(b"|")
@@ -70,6 +81,24 @@ class RawItem:
 
 class BadItemError(Exception):
     """An item that is skipped (with this reason) rather than failing the run."""
+
+
+def read_item_file(path: Path, limit: int) -> bytes:
+    """The bytes of one item's file, bounded; BadItemError (the item is skipped) for a FIFO, a device
+    (a link to /dev/zero), a folder, an unreadable file or one larger than ``limit``."""
+    import stat
+
+    from pxby_edge.errors import MediaError
+    from pxby_edge.readers import read_regular_file
+
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # named in the reason; read_regular_file checks it for real
+            raise BadItemError(f"not a regular file ({path})")
+        return read_regular_file(path, limit, "dataset file")
+    except MediaError as exc:
+        raise BadItemError(f"file too large ({exc})") from None
+    except OSError as exc:
+        raise BadItemError(f"unreadable file ({exc})") from None
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -101,6 +130,8 @@ def _parquet_items(path: Path) -> list[RawItem]:
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     items = []
     for f in files:
+        if not f.is_file() or f.stat().st_size > MAX_PARQUET_BYTES:  # is_file: no FIFO or device
+            raise DatasetError(f"{f} is not a regular parquet file of at most {MAX_PARQUET_BYTES >> 30} GiB")
         try:
             table = pq.read_table(f)
         except Exception as exc:
@@ -108,21 +139,53 @@ def _parquet_items(path: Path) -> list[RawItem]:
         cols = set(table.column_names)
         if not cols & set(MODALITIES):
             raise DatasetError(f"{f} has no text, image or audio column (columns: {sorted(cols)})")
-        rows = table.to_pylist()
-        for i, row in enumerate(rows):
-            image = row.get("image")
-            audio = row.get("audio")
-            if isinstance(image, dict):
-                image = image.get("bytes")
-            if isinstance(audio, dict):
-                if audio.get("bytes") is not None:
-                    audio = audio["bytes"]
-                elif audio.get("array") is not None:
-                    audio = (np.asarray(audio["array"], dtype=np.float32), int(audio.get("sampling_rate") or UPSTREAM_AUDIO_RATE))
-                else:
-                    audio = None
-            items.append(RawItem(f"{f.stem}:{i:06d}", text=row.get("text"), image=image, audio=audio))
+        items.extend(_parquet_item(f"{f.stem}:{i:06d}", row) for i, row in enumerate(table.to_pylist()))
     return items
+
+
+def _parquet_item(item_id: str, row: dict) -> RawItem:
+    """One row as an item; a cell of the wrong type makes the item unusable (skipped and counted), never
+    the run: the upstream layout is text a string, image {bytes}, audio {bytes} or {array, sampling_rate}."""
+    try:
+        return RawItem(item_id, text=_parquet_text(row.get("text")), image=_parquet_image(row.get("image")),
+                       audio=_parquet_audio(row.get("audio")))
+    except BadItemError as exc:
+        return RawItem(item_id, problem=str(exc))
+
+
+def _parquet_text(value):
+    if value is not None and not isinstance(value, str):
+        raise BadItemError(f"bad parquet cell (text holds {type(value).__name__}, not a string)")
+    return value
+
+
+def _parquet_image(value):
+    if isinstance(value, dict):
+        value = value.get("bytes")
+    if value is not None and not isinstance(value, bytes):
+        raise BadItemError(f"bad parquet cell (image holds {type(value).__name__}, not bytes)")
+    return value
+
+
+def _parquet_audio(value):
+    if value is None or isinstance(value, bytes):
+        return value
+    if not isinstance(value, dict):
+        raise BadItemError(f"bad parquet cell (audio holds {type(value).__name__}, not bytes or a struct)")
+    if value.get("bytes") is not None:
+        return _parquet_image({"bytes": value["bytes"]})  # the same check: bytes or nothing
+    if value.get("array") is None:
+        return None
+    rate = value.get("sampling_rate") or UPSTREAM_AUDIO_RATE
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= MAX_AUDIO_RATE:
+        raise BadItemError(f"bad parquet cell (audio sampling_rate {rate!r} is not a rate in 1..{MAX_AUDIO_RATE})")
+    try:
+        arr = np.asarray(value["array"], dtype=np.float32)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadItemError(f"bad parquet cell (audio array is not numbers: {exc})") from None
+    if arr.ndim not in (1, 2) or not arr.size or arr.nbytes > MAX_AUDIO_BYTES or not np.isfinite(arr).all():
+        raise BadItemError(f"bad parquet cell (audio array of shape {arr.shape} is not finite (channels, samples))")
+    return arr, rate
 
 
 def open_source(path) -> list[RawItem]:
@@ -147,25 +210,26 @@ def open_source(path) -> list[RawItem]:
 def _read_text(value) -> str:
     if isinstance(value, Path):
         try:
-            value = value.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            value = read_item_file(value, MAX_TEXT_BYTES).decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise BadItemError(f"unreadable text ({exc})") from exc
+    elif isinstance(value, str) and len(value) > MAX_TEXT_BYTES:
+        raise BadItemError(f"text too long ({len(value):,} characters)")
     if not isinstance(value, str) or not value.strip():
         raise BadItemError("empty text")
     return value.strip("\n")
 
 
 def _read_image(value):
-    from PIL import Image, UnidentifiedImageError
+    """A PIL image, decoded only after its pixel count passed the runtime's bound (readers.open_image)."""
+    from pxby_edge.errors import MediaError
 
+    # From bytes in memory: an animated GIF is read frame by frame later, and no file handle stays open.
+    raw = read_item_file(value, MAX_IMAGE_FILE_BYTES) if isinstance(value, Path) else value
     try:
-        # From bytes in memory: an animated GIF is read frame by frame later, and no file handle stays open.
-        raw = value.read_bytes() if isinstance(value, Path) else value
-        img = Image.open(io.BytesIO(raw))
-        img.load()
-        return img
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as exc:
-        raise BadItemError(f"corrupt image ({exc})") from exc
+        return readers.open_image(value if isinstance(value, Path) else "<parquet image>", data=raw)
+    except MediaError as exc:
+        raise BadItemError(f"unusable image ({exc})") from exc  # corrupt, or over the pixel bound
 
 
 def _read_audio(value) -> np.ndarray:
@@ -232,23 +296,51 @@ def default_cache_dir(source) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pxby-edge" / "tokens"
 
 
+MAX_CACHE_BYTES = 1 << 30  # one item's tokens, decompressed: the file is in the dataset folder, so untrusted
+_CACHE_TEMP = re.compile(r"\.[0-9a-f]{32}\.npz\.(?P<pid>\d+)\.[a-z0-9_]{8}\.npz")  # what _cache_save makes
+
+
 def _cache_load(path: Path):
+    """(ids (N, 6) uint8, labels (N,) uint8) of a cache file, or None for anything else (it is re-made)."""
     try:
-        with np.load(path) as z:
-            return z["input_ids"], z["labels"]
-    except (OSError, KeyError, ValueError, EOFError):
+        z = readers.load_npz(path, MAX_CACHE_BYTES)
+        ids, labels = z["input_ids"], z["labels"]
+    except (MediaError, KeyError, OSError):
         return None
+    if ids.dtype != np.uint8 or labels.dtype != np.uint8 or ids.ndim != 2 or ids.shape[1:] != (6,) \
+            or labels.shape != (len(ids),):
+        return None
+    return ids, labels
 
 
 def _cache_save(path: Path, ids, labels) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, input_ids=ids, labels=labels)
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, input_ids=ids, labels=labels)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
     except OSError:
         pass  # a cache that cannot be written only costs time
+
+
+def _remove_dead_cache_temps(cache: Path) -> None:
+    """Delete the temporaries killed runs left in the token cache (their process is gone)."""
+    if not cache.is_dir():
+        return
+    with os.scandir(cache) as entries:
+        for entry in entries:
+            m = _CACHE_TEMP.fullmatch(entry.name)
+            if m and entry.is_file(follow_symlinks=False) and not atomic.pid_alive(int(m["pid"])):
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass  # another user's: not ours to remove
+
 
 
 # -- streams and the split -------------------------------------------------------------------------
@@ -297,13 +389,16 @@ def iter_streams(source, slicing: dict, cache_dir=None, require=MODALITIES, skip
     tokenizer = ActionPixelBytesTokenizer(data_slicing=dict(slicing))
     items = open_source(source)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(source)
+    _remove_dead_cache_temps(cache)
     salt = f"v{CACHE_VERSION}|{slicing['image']}|{slicing['audio']}|{_vocab_hash(tokenizer)}|{sorted(require)}"
     for item in items:
         try:
+            if item.problem:
+                raise BadItemError(item.problem)
             key = hashlib.sha256((salt + item.fingerprint()).encode()).hexdigest()[:32]
-        except OSError as exc:
+        except BadItemError as exc:
             if skipped is not None:
-                skipped.append((item.id, f"unreadable file ({exc})"))
+                skipped.append((item.id, str(exc)))
             continue
         path = cache / f"{key}.npz"
         hit = _cache_load(path) if path.is_file() else None

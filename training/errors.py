@@ -2,8 +2,12 @@
 
 from pxby_edge.errors import CheckpointError, DatasetError, OutputExistsError, PxbyError
 
-__all__ = ["CheckpointError", "ConfigError", "DatasetError", "OutputExistsError", "PxbyError"]
+__all__ = ["CheckpointError", "ConfigError", "DatasetError", "OutputExistsError", "PxbyError", "TrainingDivergedError"]
 
 
 class ConfigError(PxbyError):
     """A model or training configuration that is unknown, malformed or inconsistent."""
+
+
+class TrainingDivergedError(PxbyError):
+    """The loss or a weight became NaN or infinite: the run stops, and saves nothing of that state."""

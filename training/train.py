@@ -4,8 +4,10 @@
     torchrun --nproc_per_node=2 -m training --data runs/synth --out runs/ddp --config tiny
 
 Writes into ``--out``: the best checkpoint by validation loss (``config.json`` + ``model.safetensors``,
-so ``load_checkpoint(out)`` works), ``last/`` (weights + optimizer and schedule state for ``--resume``),
-``train_config.json``, ``metrics.csv`` and ``metrics.png``. Under torchrun (``RANK`` set) every rank
+so ``load_checkpoint(out)`` works), ``last/`` (weights + optimizer and schedule state for ``--resume``,
+written as one set by ``training.resume_state``: a kill at any moment resumes bit-identical),
+``train_config.json``, ``metrics.csv`` and ``metrics.png``. A NaN or infinite loss or weight stops the run
+with ``TrainingDivergedError`` before anything of that state is saved. Under torchrun (``RANK`` set) every rank
 trains on its shard and only rank 0 writes. Two accuracies are reported on the held-out split: all six
 slots of the predicted next context (comparable with upstream's figures) and slot 5 alone, the new token
 that generation samples.
@@ -13,7 +15,6 @@ that generation samples.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -33,17 +34,19 @@ from training.checkpoint import (
     KEY_SOURCE_AUDIO_RATE,
     KEY_VOCAB,
     atomic_write_bytes,
+    last_exists,
+    read_json_object,
+    remove_stale_temps,
     save_checkpoint,
 )
 from training.config import ModelConfig, TrainConfig
 from training.data import IGNORE_INDEX, Windows, load_streams
-from training.errors import CheckpointError, ConfigError, OutputExistsError
+from training.errors import CheckpointError, ConfigError, OutputExistsError, TrainingDivergedError
 from training.model import PixelBytesLSTM
+from training.resume_state import load_run_state, metrics_csv, save_run_state
 
-METRICS_FIELDS = [
-    "step", "epoch", "tokens", "lr", "train_loss", "train_acc_all", "val_loss", "val_acc_all", "val_acc_new",
-    "tokens_per_s", "elapsed_s",
-]
+# What a run writes into --out; temporary files of these names left by a killed run are removed.
+RUN_FILES = ("config.json", "model.safetensors", "metrics.csv", "metrics.png", "train_config.json")
 
 
 @dataclass
@@ -156,59 +159,11 @@ def evaluate(model, windows: Windows, cfg: TrainConfig, rt: Runtime, class_weigh
     }
 
 
-# -- state for --resume (safetensors + JSON, never pickle) -----------------------------------------
-
-
-def _save_training_state(folder: Path, optimizer, scaler, state: dict) -> None:
-    from safetensors.torch import save
-
-    sd = optimizer.state_dict()
-    tensors, meta = {}, {}
-    for pid, st in sd["state"].items():
-        for name, value in st.items():
-            if torch.is_tensor(value):
-                tensors[f"state.{pid}.{name}"] = value.detach().cpu().contiguous()
-            else:
-                meta[f"state.{pid}.{name}"] = value
-    tensors["rng.torch"] = torch.get_rng_state()
-    atomic_write_bytes(folder / "optimizer.safetensors", save(tensors))
-    state = {**state, "param_groups": sd["param_groups"], "scalars": meta, "scaler": scaler.state_dict()}
-    atomic_write_bytes(folder / "state.json", (json.dumps(state, indent=1) + "\n").encode())
-
-
-def _load_training_state(folder: Path, optimizer, scaler, device) -> dict:
-    from safetensors.torch import load_file
-
-    try:
-        state = json.loads((folder / "state.json").read_text())
-        tensors = load_file(str(folder / "optimizer.safetensors"), device="cpu")
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot resume from {folder}: {exc} (was the run started with this version?)") from exc
-    opt_state: dict = {}
-    for key, value in tensors.items():
-        if key.startswith("state."):
-            _, pid, name = key.split(".", 2)
-            opt_state.setdefault(int(pid), {})[name] = value.to(device) if name != "step" else value
-    for key, value in state.get("scalars", {}).items():
-        _, pid, name = key.split(".", 2)
-        opt_state.setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
-    if state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(tensors["rng.torch"])
-    return state
-
-
 # -- metrics files ---------------------------------------------------------------------------------
 
 
 def write_metrics(out: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRICS_FIELDS)
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in METRICS_FIELDS})
-    atomic_write_bytes(out / "metrics.csv", buf.getvalue().encode())
+    atomic_write_bytes(out / "metrics.csv", metrics_csv(rows))
     plot_metrics(out / "metrics.png", rows)
 
 
@@ -246,7 +201,7 @@ def plot_metrics(path: Path, rows: list[dict]) -> None:
 
 def prepare_output(out: Path, resume: bool, force: bool) -> None:
     if resume:
-        if not (out / "last" / "state.json").is_file():
+        if not last_exists(out):
             raise CheckpointError(f"nothing to resume in {out} (no last/state.json); drop --resume to start fresh")
     elif out.exists() and any(out.iterdir()) and not force:
         raise OutputExistsError(f"{out} already exists; pass --force to overwrite it, or --resume to continue it")
@@ -271,10 +226,14 @@ def train(
     out = Path(out)
     prepare_output(out, resume, force)
     rt = setup_runtime(device, amp)
+    if rt.master:  # what a killed run of ours left half-written
+        remove_stale_temps(out, RUN_FILES)
     if resume:
         model_cfg, cfg = _saved_configs(out, cfg)
+    # --init's checkpoint is checked (config, finite weights) before the data is read, not after.
+    start = _initial_model(init_from, model_cfg) if init_from is not None and not resume else None
     run = TrainingRun(data, out, model_cfg, cfg, rt, log=log, check_sync=check_sync)
-    run.setup(cache_dir=cache_dir, init_from=None if resume else init_from)
+    run.setup(cache_dir=cache_dir, start=start)
     if resume:
         run.resume()
     run.write_config()
@@ -282,12 +241,28 @@ def train(
     return run.teardown()
 
 
+def _initial_model(path, model_cfg: ModelConfig) -> tuple[Path, PixelBytesLSTM]:
+    """(path, model) of the checkpoint --init names, refused unless its config is the run's."""
+    from training.checkpoint import load_checkpoint
+
+    start = load_checkpoint(path)
+    if start.config != model_cfg:
+        raise ConfigError(f"--init {path} holds {start.config}, but the config asks for {model_cfg}")
+    return Path(path), start
+
+
 def _saved_configs(out: Path, cfg: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
     """The run's own configs for --resume; only the length of the run comes from the new request."""
-    saved = json.loads((out / "train_config.json").read_text())
-    train_cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs, max_steps=cfg.max_steps,
-                        max_minutes=cfg.max_minutes)
-    return ModelConfig.from_dict(saved["model"]), train_cfg
+    path = out / "train_config.json"
+    saved = read_json_object(path, CheckpointError, missing=f"cannot resume {out}: it holds no train_config.json")
+    if not isinstance(saved.get("model"), dict) or not isinstance(saved.get("train"), dict):
+        raise CheckpointError(f"{path} must hold 'model' and 'train' objects")
+    try:
+        train_cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs, max_steps=cfg.max_steps,
+                            max_minutes=cfg.max_minutes)
+        return ModelConfig.from_dict(saved["model"]), train_cfg
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 class TrainingRun:
@@ -305,16 +280,17 @@ class TrainingRun:
         self.step, self.epoch, self.batch_pos, self.best, self.rows, self.prior_s = 0, 0, 0, float("inf"), [], 0.0
         self.writes = {"checkpoint_writes": 0, "steps_checked": 0}
         self.bar = None
+        self.saved_step = None  # the step last/ holds
 
     # -- setup -------------------------------------------------------------------------------------
 
-    def setup(self, cache_dir=None, init_from=None) -> None:
+    def setup(self, cache_dir=None, start: tuple[Path, PixelBytesLSTM] | None = None) -> None:
         cfg, rt = self.cfg, self.rt
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts them)
         self._load_data(cache_dir)
-        self._build_model(init_from)
+        self._build_model(start)
         decay = [p for n, p in self.raw_model.named_parameters() if p.dim() >= 2 and not n.startswith("embedding")]
         no_decay = [p for n, p in self.raw_model.named_parameters()
                     if not (p.dim() >= 2 and not n.startswith("embedding"))]
@@ -355,17 +331,13 @@ class TrainingRun:
         self.train_w = Windows(self.streams.train, cfg.seq_len, cfg.stride, objective, cfg.head_repeat)
         self.val_w = Windows(self.streams.val or self.streams.train, cfg.seq_len, cfg.seq_len, objective)
 
-    def _build_model(self, init_from) -> None:
+    def _build_model(self, start) -> None:
         rt = self.rt
         raw_model = PixelBytesLSTM(self.model_cfg)
-        if init_from is not None:
-            from training.checkpoint import load_checkpoint
-
-            start = load_checkpoint(init_from)
-            if start.config != self.model_cfg:
-                raise ConfigError(f"--init {init_from} holds {start.config}, but the config asks for {self.model_cfg}")
-            raw_model.load_state_dict(start.state_dict())
-            self.say(f"weights initialised from {init_from}")
+        if start is not None:
+            path, model = start
+            raw_model.load_state_dict(model.state_dict())
+            self.say(f"weights initialised from {path}")
         self.raw_model = raw_model.to(rt.device)
         self.model = self.raw_model
         if rt.ddp:
@@ -379,12 +351,13 @@ class TrainingRun:
     # -- resume ------------------------------------------------------------------------------------
 
     def resume(self) -> None:
-        last = self.out / "last"
-        self.raw_model.load_state_dict(_load_state_dict(last))
-        st = _load_training_state(last, self.optimizer, self.scaler, self.rt.device)
+        per_epoch = math.ceil(math.ceil(len(self.train_w) / self.rt.world) / self.cfg.batch_size)
+        st, self.rows = load_run_state(self.out, self.raw_model, self.optimizer, self.scaler, self.rt.device, per_epoch)
         self.step, self.epoch, self.batch_pos, self.best = st["step"], st["epoch"], st["batch_pos"], st["best_val_loss"]
-        self.rows = _read_metrics(self.out / "metrics.csv")
-        self.prior_s = float(st.get("elapsed_s", 0.0))
+        self.prior_s = st["elapsed_s"]
+        self.saved_step = self.step
+        if self.rt.master:  # a kill after last/ but before metrics.csv: the rows last/ holds are the run's
+            write_metrics(self.out, self.rows)
         self.say(f"resuming at step {self.step} (epoch {self.epoch + 1}, batch {self.batch_pos})")
 
     def write_config(self) -> None:
@@ -477,6 +450,7 @@ class TrainingRun:
             return
         tps = int(self.positions) * self.rt.world / self._train_seconds()
         train_loss = float(self.acc[0] / self.acc[5].clamp(min=1))
+        self._stop_if_diverged(train_loss, "training loss")
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", epoch=self.epoch + 1)
         else:
@@ -492,6 +466,27 @@ class TrainingRun:
             out_of_time = bool(flag.item())
         return out_of_time
 
+    def _stop_if_diverged(self, value: float, what: str, collective: bool = True) -> None:
+        """TrainingDivergedError when ``value`` is NaN or infinite (on any rank), before anything is saved.
+
+        Called where the loop reads its device-side sums anyway (progress lines, validations), so the
+        check adds no host sync to a step."""
+        bad = not math.isfinite(value)
+        if collective and self.rt.ddp:  # one rank's batch may diverge alone; every rank must stop together
+            flag = torch.tensor([float(bad)], device=self.rt.device)
+            torch.distributed.all_reduce(flag)
+            bad = bool(flag.item())
+        if not bad:
+            return
+        if self.bar is not None:
+            self.bar.close()
+        kept = (f"the last good state (step {self.saved_step}) is in {self.out / 'last'}"
+                if self.saved_step is not None else "no checkpoint was written")
+        raise TrainingDivergedError(
+            f"training diverged at step {self.step}: the {what} is {'NaN or infinite' if math.isfinite(value) else value}; "
+            f"nothing of this state was saved, {kept}; lower --lr, keep grad_clip on, or check --pad-weight and the data"
+        )
+
     # -- evaluate and save -------------------------------------------------------------------------
 
     def evaluate_and_save(self, done: bool, last_of_epoch: bool) -> None:
@@ -500,6 +495,7 @@ class TrainingRun:
         run_tokens = int(self.positions) * self.rt.world
         tps = run_tokens / max(elapsed - self.eval_s, 1e-9)
         a = self.acc.tolist()
+        self._stop_if_diverged(a[0], "training loss")
         t_eval = time.time()
         metrics = evaluate(self.model, self.val_w, self.cfg, self.rt, self.class_weight,
                            0 if done else self.cfg.eval_batches)
@@ -525,18 +521,22 @@ class TrainingRun:
 
     def save(self, metrics: dict) -> None:
         """The best checkpoint when ``metrics`` beat it, ``last/`` with the state --resume needs, metrics files."""
+        # Every rank decides alike: the held-out loss is summed over ranks, the weights are DDP's same ones.
+        self._stop_if_diverged(metrics["val_loss"], "held-out loss", collective=False)
+        if not all(bool(torch.isfinite(p).all()) for p in self.raw_model.parameters()):
+            self._stop_if_diverged(math.nan, "model's weights", collective=False)
         if not self.rt.master:
             return
         if metrics["val_loss"] < self.best:
             self.best = metrics["val_loss"]
             save_checkpoint(self.raw_model, self.out, self.pxby)
             self.writes["checkpoint_writes"] += 1
-        save_checkpoint(self.raw_model, self.out / "last", self.pxby)
-        _save_training_state(self.out / "last", self.optimizer, self.scaler, {
+        save_run_state(self.out, self.raw_model, self.optimizer, self.scaler, self.pxby, {
             "step": self.step, "epoch": self.epoch, "batch_pos": self.batch_pos, "best_val_loss": self.best,
             "elapsed_s": self.prior_s + time.time() - self.t0,
-        })
+        }, self.rows)
         self.writes["checkpoint_writes"] += 1
+        self.saved_step = self.step
         write_metrics(self.out, self.rows)
 
     # -- teardown ----------------------------------------------------------------------------------
@@ -576,22 +576,6 @@ def _check_in_sync(model, rt: Runtime) -> None:
     for r, other in enumerate(gathered):
         if not torch.equal(other, flat):
             raise RuntimeError(f"rank {rt.rank}: weights differ from rank {r} after an optimizer step")
-
-
-def _load_state_dict(folder: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(folder / "model.safetensors"), device="cpu")
-
-
-def _read_metrics(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            rows.append({k: (float(v) if k not in ("step", "tokens") else int(float(v))) for k, v in r.items() if v != ""})
-    return rows
 
 
 def _vocab_dict() -> dict:

@@ -123,7 +123,8 @@ class Controller:
         if now is None:
             from firmware_bridge.errors import LinkError
 
-            raise LinkError("the Game Boy does not answer joypad queries: flash the link ROM shipped with this version")
+            raise LinkError(f"no answer to the joypad query (status {gl.status_name(port.host.last_status)}): a dead "
+                            "link (cable, power) or a link ROM older than this version (flash the one shipped with it)")
         return now
 
     def _act(self, pressed: frozenset) -> None:

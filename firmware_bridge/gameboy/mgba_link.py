@@ -139,7 +139,7 @@ class MgbaPort:
         if sound:
             self.core.get_audio_channels().set_rate(SAMPLE_RATE)
         self.gb = self.core._native
-        self.host = gl.LinkHost()
+        self.host = gl.LinkHost(resync_pause_s=gl.resync_pause(hz))
         self.master = SpiMaster(hz, gap_us, jitter_us, seed)
         self.faults = faults
         self.url = f"mgba://?hz={hz}&gap_us={gap_us}"

@@ -104,10 +104,15 @@ class PyBoyPort:
 
     def __init__(self, rom=ROM_PATH, *, window: str = "null", faults: Optional[LineFaults] = None,
                  boot_frames: int = 0, sound: bool = True, cgb: bool = False):
-        from pyboy import PyBoy
+        import warnings
+
+        with warnings.catch_warnings():
+            # pysdl2 announces where its SDL2 came from at import, on every run: nothing a user can act on
+            warnings.filterwarnings("ignore", "Using SDL2 binaries", UserWarning)
+            from pyboy import PyBoy
 
         self.url = "pyboy://"
-        self.host = gl.LinkHost()
+        self.host = gl.LinkHost(resync_pause_s=0.0)  # PyBoy starts each transfer when the ROM arms
         self.peer = SerialPeer(self.host, faults)
         self.faults = faults
         palette = tuple((r << 16) | (g << 8) | b for r, g, b in DMG_PALETTE)

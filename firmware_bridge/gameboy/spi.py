@@ -97,7 +97,7 @@ class SpiPort:
         spi.bits_per_word = 8
         spi.lsbfirst = False
         self.hz, self.gap_us, self.url = hz, gap_us, url
-        self.host = gl.LinkHost()
+        self.host = gl.LinkHost(resync_pause_s=gl.resync_pause(hz))
         self.status = gl.ST_READY
         self.faults = None
         # Nothing comes back over the cable but status bytes: ``GameBoyRun.save`` writes the screens the

@@ -4,7 +4,7 @@
 
 The hidden map's attributes (VRAM bank 1, the same addresses as the map: bits 0-2 the palette) are
 written like its entries, one packet per map row from the first changed entry to the last, and the
-palettes, when they changed, in one T_PALETTE just before the FLIP: the ROM applies them in the
+palettes that changed in one T_PALETTE just before the FLIP: the ROM applies them in the
 VBlank that shows the new map, so a frame never mixes old palettes and new tiles.
 """
 
@@ -42,9 +42,13 @@ class CgbPlanner(VramPlanner):
         attrs = np.where(done, want.attrs, self.attrs[self.front])
         out = self._attr_packets(hidden, attrs)
         self.attrs[hidden] = attrs
-        if not np.array_equal(want.palettes, self.palettes):
+        changed = np.flatnonzero((want.palettes != self.palettes).any(axis=1))
+        if changed.size:
+            # only the palettes that changed (from the first to the last): the ROM writes them in the
+            # VBlank of the flip, where a few bytes fit whatever the serial interrupt takes of it
+            a, b = int(changed[0]), int(changed[-1]) + 1
             self.palettes = want.palettes.copy()
-            out.append((gl.T_PALETTE, self.palettes.astype("<u2").tobytes()))
+            out.append((gl.T_PALETTE, bytes([a]) + self.palettes[a:b].astype("<u2").tobytes()))
             self.stats["palette_writes"] += 1
         return out
 

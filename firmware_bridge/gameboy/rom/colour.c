@@ -15,19 +15,20 @@
 
 uint8_t colour_staged;
 static uint8_t pal_stage[PAL_BYTES];
-static uint8_t pal_len;
+static uint8_t pal_len, pal_first; /* bytes staged, and BCPS for the first: auto-increment | palette * 8 */
 
 static uint8_t is_cgb(void)
 {
     return HR(BOOT_A) == 0x11u;
 }
 
-/* pal_len bytes from pal_stage into palette RAM from index 0: 7 M-cycles a byte, 64 bytes in
- * 4 lines, so a start on line 144..146 ends inside VBlank with room for serial interrupts. */
+/* pal_len bytes from pal_stage into palette RAM from pal_first's palette on: 7 M-cycles a byte (a
+ * palette or two as a sprite grows, 64 bytes at most: 4 lines), so a start on line 144..146 ends
+ * inside VBlank with room for serial interrupts. */
 static void palette_load(void) __naked
 {
     __asm
-        ld      a, #0x80
+        ld      a, (_pal_first)
         ldh     (0x68), a
         ld      hl, #_pal_stage
         ld      a, (_pal_len)
@@ -71,6 +72,7 @@ void colour_reset(void)
     for (i = 0; i < PAL_BYTES; i++)
         pal_stage[i] = 0xFFu; /* white: a blank screen before the first FLIP */
     pal_len = PAL_BYTES;
+    pal_first = 0x80u;
     palette_load();
     HR(R_VBK) = 1;
     maps_clear();
@@ -82,9 +84,10 @@ void colour_palette(const uint8_t *p, uint8_t len)
     uint8_t i;
     if (!is_cgb())
         return;
-    for (i = 0; i < len; i++)
-        pal_stage[i] = p[i];
-    pal_len = len;
+    for (i = 1; i < len; i++)
+        pal_stage[i - 1u] = p[i];
+    pal_len = len - 1u;
+    pal_first = 0x80u | (uint8_t)(p[0] << 3);
     colour_staged = 1;
 }
 

@@ -384,14 +384,23 @@ check_vram:                             ; 3 <= len, 0x8000 <= address, address +
         jp      out
 
 ;; Game Boy Color packets (colour.c), checked on any model (a DMG acknowledges and ignores them)
-check_palette:                          ; 1..8 whole palettes of 8 bytes
+check_palette:                          ; the first palette, then 1..8 whole palettes of 8 bytes, none past 7
         ld      a, (hl)
-        or      a
+        dec     a
         jp      z, bad_payload
-        cp      #65
-        jp      nc, bad_payload
+        ld      b, a                    ; b: palette bytes
         and     #7
         jp      nz, bad_payload
+        ld      l, #3
+        ld      a, (hl)                 ; the first palette
+        cp      #8
+        jp      nc, bad_payload
+        add     a
+        add     a
+        add     a
+        add     b
+        cp      #65
+        jp      nc, bad_payload
         jp      out
 check_attr:                             ; as VRAM, inside the maps: 0x9800 <= address, end <= 0xA000
         ld      l, #4

@@ -59,7 +59,7 @@ static void lcd_off(void)
 }
 
 /* Fresh screen and sound, as at boot: all tiles blank, both maps showing tile 0. The LCD is off
- * for about two frames; the serial interrupt keeps receiving meanwhile (with LCDC_TOP at 0 the
+ * for 2-3 frames; the serial interrupt keeps receiving meanwhile (with LCDC_TOP at 0 the
  * VBlank handler keeps the LCD off too). IF and IE are left alone. */
 static void reset_device(void)
 {
