@@ -276,6 +276,20 @@ def test_faults_and_power_cycles_in_mgba(synthetic, hz, gap):
     assert port.stats["power_cycles"] == 2 and c["gb_retransmits"] > 0
 
 
+def _stray_edge(port, link):
+    port.extra_edge()
+
+
+@pytest.mark.parametrize("hz,gap", [setting(DEFAULT), setting((spi.HZ_MIN, spi.GAP_MIN_US)),
+                                    setting((spi.HZ_MAX, FASTEST_GAP))])
+def test_a_stray_clock_edge_mid_stream_is_brought_back_in_step(synthetic, hz, gap):
+    """One extra edge (the clock pin rising to mode 3's idle level, a glitch) slips every later byte by a
+    bit until the ROM's re-arm or the host's pause puts the boundary back; the stream ends whole."""
+    port = _port(hz, gap, seed=9)
+    link = _check_stream(port, synthetic, at={120: _stray_edge, 300: _stray_edge})
+    assert port._extra_edges == 0 and link.counters()["gb_retransmits"] > 0
+
+
 # -- a dead link, another host's HELLO (issue 21, finding 3) ----------------------------------------
 
 
@@ -290,6 +304,28 @@ def test_a_pulled_cable_ends_the_stream_in_bounded_time(synthetic, emulator):
         _stream(port, synthetic[0], at={200: _unplug})
     # the error came DEAD_LINK_S after the pull, not 100,000 frames later
     assert port.elapsed_s < 60 + DEAD_LINK_S
+
+
+def test_a_pulled_cable_ends_an_spi_stream_in_bounded_time(synthetic, monkeypatch):
+    """spi:// with the cable pulled: the Pi reads 0xFF for every byte (MISO floats high). The host's
+    resync pauses are counted, not slept, so the test takes no real time."""
+    monkeypatch.setattr(spi.time, "sleep", lambda s: None)
+    port = spi.SpiPort(_NullSpi(), url="spi:///dev/spidev0.0")
+    with pytest.raises(LinkTimeout, match=r"no answer from the Game Boy on spi:///dev/spidev0.0 .*0xff"):
+        _stream(port, synthetic[0])
+    assert DEAD_LINK_S < port.elapsed_s < DEAD_LINK_S + 1
+
+
+def test_a_link_that_answers_but_takes_nothing_ends_in_bounded_time(synthetic):
+    """Every byte garbled both ways: the Game Boy answers (its status bytes arrive, mangled) but no packet
+    ever gets through; the stream ends once STALL_S of port time and STALL_BYTES have passed without one
+    (the host's pauses after timeouts clock no bytes), instead of resending for ever."""
+    from firmware_bridge.gameboy.session import STALL_S
+
+    port = _port(*DEFAULT, seed=10, faults=LineFaults(corrupt=1.0, seed=10))
+    with pytest.raises(LinkTimeout, match="answers but took no packet"):
+        _stream(port, synthetic[0])
+    assert STALL_S < port.elapsed_s < 2 * STALL_S
 
 
 def test_a_pulled_cable_is_one_error_line_from_the_stream_command(capsys, tmp_path, monkeypatch):

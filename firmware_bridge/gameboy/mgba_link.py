@@ -16,8 +16,9 @@ and the next byte's first ones, as a real Game Boy would.
 ``jitter_us`` adds a seeded, uniform 0..jitter_us to every gap (a Pi's syscall and scheduling delay
 only ever lengthen it); ``LineFaults`` corrupts bytes either way and drops bytes (the Game Boy sees none
 of that byte's edges, the master reads 0xFF); ``power_cycle`` resets the Game Boy mid-stream;
-``unplugged`` pulls the cable (no edge reaches the Game Boy, the master reads 0xFF); ``inject`` puts
-another host's bytes on the line. mGBA picks DMG for the shipped ROM (``model`` forces one).
+``unplugged`` pulls the cable (no edge reaches the Game Boy, the master reads 0xFF); ``extra_edge``
+slips the byte boundary by one stray clock edge; ``inject`` puts another host's bytes on the line. The
+Game Boy is a DMG unless ``model="CGB"`` (the ROM is dual-mode).
 """
 
 from __future__ import annotations
@@ -197,20 +198,14 @@ class MgbaPort:
             # the ROM wrote SB since the last edge, and it does so only to (re-)arm the port: a write to
             # SC starts a transfer, its 8 edges counted from here
             self._gb_bits = 0
+        if self._extra_edges and self._edge == 0:
+            self._extra_edges -= 1
+            self._shift(io, 1)  # a stray edge between two bytes, MOSI idle high: the Game Boy counts it
         if self._byte_drop:
             line = 1  # the Game Boy saw no clock; the master's input floats high
         elif io[REG_SC] & 0x81 == 0x80:
-            line = io[REG_SB] >> 7
-            io[REG_SB] = ((io[REG_SB] << 1) | bit_out) & 0xFF
+            line = self._shift(io, bit_out)
             self._armed_edges += 1
-            self._gb_bits += 1
-            if self._gb_bits == 8:
-                self._gb_bits = 0
-                io[REG_SC] &= 0x7F
-                io[REG_IF] |= IRQ_SERIAL
-                self._lib.GBUpdateIRQs(self.gb)
-                self.stats["completions"] += 1
-                self.completed_at = self._lib.mTimingCurrentTime(self._ffi.addressof(self.gb.timing))
         else:
             line = io[REG_SB] >> 7  # SO holds SB's top bit while the port stands still
         self._sb_left = io[REG_SB]
@@ -218,6 +213,22 @@ class MgbaPort:
         self._edge += 1
         if self._edge == 8:
             self._end_byte()
+
+    def _shift(self, io, bit_in: int) -> int:
+        """One edge at an armed port: SB's top bit out, ``bit_in`` in; the 8th completes the transfer."""
+        if io[REG_SC] & 0x81 != 0x80:
+            return io[REG_SB] >> 7
+        line = io[REG_SB] >> 7
+        io[REG_SB] = ((io[REG_SB] << 1) | bit_in) & 0xFF
+        self._gb_bits += 1
+        if self._gb_bits == 8:
+            self._gb_bits = 0
+            io[REG_SC] &= 0x7F
+            io[REG_IF] |= IRQ_SERIAL
+            self._lib.GBUpdateIRQs(self.gb)
+            self.stats["completions"] += 1
+            self.completed_at = self._lib.mTimingCurrentTime(self._ffi.addressof(self.gb.timing))
+        return line
 
     def _end_byte(self) -> None:
         self.stats["bytes"] += 1
@@ -234,6 +245,7 @@ class MgbaPort:
         self._start_byte()
 
     completed_at = 0  # mGBA time (units) of the last byte the Game Boy's port took whole
+    _extra_edges = 0  # stray edges still to deliver
     _next_out = gl.IDLE
     _gb_bits = 0  # edges the Game Boy's port has shifted since it was armed
     _sb_left = -1  # SB as the last edge left it
@@ -319,6 +331,11 @@ class MgbaPort:
         self.stats["power_cycles"] += 1
         if not self._lib.mTimingIsScheduled(self._ffi.addressof(self.gb.timing), self._event):
             self._schedule(self.master.to_next_edge())
+
+    def extra_edge(self) -> None:
+        """One stray clock edge before the next byte (the SCLK pin rising to mode 3's idle level on its
+        first transfer, a glitch on a long wire): the Game Boy's byte boundary slips by one bit."""
+        self._extra_edges += 1
 
     def inject(self, data: bytes) -> None:
         """Another host's bytes on the line (a second master, a stray program): clocked next, answers unseen."""

@@ -32,7 +32,7 @@ STEP_BYTES = 64
 # the measurements in mGBA behind them).
 # the Game Boy's own link clock; a Pi 4's SPI divider bottoms out near 7.6 kHz (500 MHz / 65536). At a
 # bit longer than the re-arm a slipped byte boundary heals only by the ROM's quiet-line re-arm and the
-# host's pause (measured in mGBA: within 26 frames at 8192 Hz)
+# host's pause (measured in mGBA: within 22 frames at 8192 Hz)
 HZ_MIN = 8192
 HZ_MAX = 500_000  # the fastest external clock a DMG is reported to follow (Pan Docs)
 GAP_MIN_US = 60  # the serial interrupt re-arms the port at most 58 M-cycles (55 us) after a byte's 8th edge
