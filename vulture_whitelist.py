@@ -85,3 +85,8 @@ _.nearest_round  # quantize/rounding.py: the round-to-nearest baseline GPTQ is m
 _.skipped_ids  # training/data.Streams: which items were skipped and why (tests; the summary counts them)
 _.ROW_KEYS  # bench.py: the keys every row carries, the contract tests/test_bench.py checks
 _.run_upstream_loop  # training/upstream_loop.py: the upstream training loop bench/bench_train.py compares with
+_.priority  # mTimingEvent.priority: mGBA's scheduler reads it (gameboy/mgba_link.py)
+_.completed_at  # mgba_link.MgbaPort: when the port last took a byte whole; bench_gameboy_timing.py --rearm times from it
+_.power_cycle  # pyboy_link / mgba_link ports: a Game Boy switched off and on mid-stream (tests/test_gameboy_timing.py)
+_.inject  # the same ports: another host's bytes on the line (the foreign-HELLO tests)
+_.extra_edge  # mgba_link.MgbaPort: a stray clock edge (the stray-edge tests)

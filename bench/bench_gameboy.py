@@ -1,11 +1,15 @@
-"""Figures of the Game Boy link for docs/BENCHMARKS.md: ROM size, receive-path cycles, bytes per sprite set, link rate.
+"""Figures of the Game Boy link for docs/BENCHMARKS.md: ROM size, bytes per sprite set, link rate, time to the creature.
 
     python bench/bench_gameboy.py          # needs PyBoy and the build files (make -C firmware_bridge/gameboy)
+    python bench/bench_gameboy.py --mgba   # + the same at real timing: mGBA clocked as spi:// clocks (default and corners)
     python bench/bench_gameboy.py --sound  # the sound methods against the reference (docs/GAMEBOY.md)
 
-Cycles per received byte are measured in PyBoy, not counted by hand: a packet is put straight
-into the receive ring and a hook on the C function that takes bytes from it timestamps every
-call with (frame, LY); 114 M-cycles per line.
+Rates are emulated time, not wall time: payload bytes the ROM acknowledged per emulated second.
+"bulk" is the link's capacity (full 128-byte VRAM writes back to back until the ROM says every one
+is applied); "stream" is the demo-sized synthetic stream from HELLO to its last flip (small packets,
+one flip per screen, so it cannot reach the bulk rate); "creature" is the demo's creature (bundled
+model, seed 7): emulated seconds from the HELLO's ACK to the first flip that shows its first
+animation frame whole, the screen the simulator shows for the same events.
 """
 
 from __future__ import annotations
@@ -13,13 +17,20 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import warnings
 
-from firmware_bridge.gameboy import ROM_PATH
+from firmware_bridge.gameboy import ROM_PATH, spi
 from firmware_bridge.gameboy import packets as gl
 
 BUILD = ROM_PATH.parent / "build"
-CYCLES_PER_LINE = 114  # M-cycles (456 T-cycles)
+FRAME_HZ = 4194304 / 70224
+JITTER_US = 100  # a Pi's xfer2 call adds 0..100 us to each gap
+# the spi:// default and the corners of what spi:// accepts (spi.py: hz, gap_us, and a byte at least
+# BYTE_MIN_US long), as tests/test_gameboy_timing.py takes them
+_FASTEST_GAP = max(spi.GAP_MIN_US, math.ceil(spi.BYTE_MIN_US - 8e6 / spi.HZ_MAX))
+SETTINGS = ((spi.DEFAULT_HZ, spi.DEFAULT_GAP_US), (spi.HZ_MIN, spi.GAP_MIN_US), (spi.HZ_MIN, spi.GAP_MAX_US),
+            (spi.HZ_MAX, _FASTEST_GAP), (spi.HZ_MAX, spi.GAP_MAX_US))
 
 
 def rom_figures() -> dict:
@@ -28,61 +39,103 @@ def rom_figures() -> dict:
     return {"rom_bytes": len(rom), "code_bytes": int(code.group(2), 16), "code_start": f"0x{int(code.group(1), 16):04X}"}
 
 
-def _address_of(label: str) -> int:
-    """ROM address of a C function: its offset in main.lst plus where the linker put ``_main``."""
-    lst = (BUILD / "main.lst").read_text()
-    off = {m.group(2): int(m.group(1), 16) for m in re.finditer(r"^\s+([0-9A-F]{6})\s+\d+\s+(_\w+):", lst, re.M)}
-    main_at = int(re.search(r"^\s+([0-9A-F]+)\s+_main\s", (BUILD / "pxby-link.map").read_text(), re.M).group(1), 16)
-    return main_at - off["_main"] + off[label]
+class _Stamps:
+    """Wraps a port's ``tick``: the frame the HELLO was acknowledged in, and the frame of each capture."""
+
+    def __init__(self, port):
+        self.port, self.hello_at, self.captured_at = port, None, []
+        self._tick = port.tick
+        port.tick = self.tick
+
+    def tick(self) -> None:
+        self._tick()
+        port = self.port
+        if self.hello_at is None and port.host.acked.get(gl.T_HELLO):
+            self.hello_at = port.ticks
+        while len(self.captured_at) < len(port.frames):
+            self.captured_at.append(port.ticks)
 
 
-def receive_cycles(payload_len: int = 120) -> float:
-    """M-cycles the main loop spends per byte taken from the ring while reading a packet."""
-    from pyboy import PyBoy
+def _open(url: str):
+    from firmware_bridge.transports import open_gameboy_port
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        pb = PyBoy(str(ROM_PATH), window="null", sound_emulated=False, log_level="ERROR")
-    stamps: list[tuple[int, int]] = []
-    frame = [0]
-    pb.hook_register(0, _address_of("_take"), lambda _: stamps.append((frame[0], pb.memory[0xFF44])), None)
-    for _ in range(90):  # boot ROM, then the link ROM idles in take()
-        pb.tick(1, False, False)
-        frame[0] += 1
-    # bad checksum on purpose: the receive path only, nothing applied
-    wire = gl.encode_packet(1, gl.T_VRAM, bytes([0, 0x80]) + bytes(payload_len - 2))[:-1] + b"\x00"
-    for i, b in enumerate(wire):
-        pb.memory[0xDE00 + i] = b
-    stamps.clear()
-    pb.memory[0xFF81] = 0
-    pb.memory[0xFF80] = len(wire)
-    for _ in range(3):
-        pb.tick(1, False, False)
-        frame[0] += 1
-    pb.stop(save=False)
-    t = [f * 154 + ly for f, ly in stamps[: len(wire)]]
-    return float((t[-1] - t[0]) * CYCLES_PER_LINE / (len(t) - 1))
+        return open_gameboy_port(url)
 
 
-def stream_figures() -> dict:
-    """The demo-sized stream (synthetic 24x24 sprite, 3 frames) to the ROM in PyBoy."""
-    from firmware_bridge.gameboy.run import GameBoyRun
+def stream_figures(url: str = "pyboy://") -> dict:
+    """The demo-sized stream (synthetic 24x24 sprite, 3 frames, 0.5 s cry) to the ROM, HELLO to last flip."""
+    from firmware_bridge.gameboy.session import connect
     from firmware_bridge.stream import Streamer, synthetic_events
 
-    events = synthetic_events(frames=3, size=24, audio_s=0.5)
-    with GameBoyRun("pyboy://") as run:
-        streamer = Streamer(run.link, audio_rate=8000)
-        for event in events:
-            streamer.feed(event)
-        streamer.finish()
-        c = run.counters()
-        ticks = run.port.ticks
-    seconds = ticks / 59.7275
+    port = _open(url)
+    stamps = _Stamps(port)
+    link = connect(port)
+    streamer = Streamer(link, audio_rate=8000)
+    for event in synthetic_events(frames=3, size=24, audio_s=0.5):
+        streamer.feed(event)
+    streamer.finish()
+    c = link.counters()
+    seconds = (stamps.captured_at[-1] - stamps.hello_at) / FRAME_HZ
+    port.close()
     return {"packets": c["gb_packets"], "payload_bytes": c["gb_payload_bytes"], "link_bytes": c["gb_bytes"],
-            "flips": c["gb_flips"], "tiles_written": c["gb_tiles_written"], "map_bytes": c["gb_map_bytes"],
-            "sound_frames": c["gb_sound_frames"], "emulated_s": round(seconds, 2),
-            "payload_bytes_per_s": round(c["gb_payload_bytes"] / seconds),
-            "link_efficiency": round(c["gb_payload_bytes"] / c["gb_bytes"], 3)}
+           "flips": c["gb_flips"], "tiles_written": c["gb_tiles_written"], "map_bytes": c["gb_map_bytes"],
+           "sound_frames": c["gb_sound_frames"], "retransmits": c["gb_retransmits"],
+           "hello_to_last_flip_s": round(seconds, 2), "emulated_s": round(port.ticks / FRAME_HZ, 2)}
+
+
+def bulk_figures(url: str = "pyboy://", packets: int = 60) -> dict:
+    """The link's capacity: ``packets`` full VRAM writes (128 bytes each) from HELLO's ACK until all are applied."""
+    port = _open(url)
+    host = port.host
+    host.hello()
+    port.run_until(lambda: host.drained, what="HELLO")
+    start, sent = port.ticks, host.counters["bytes"]
+    for i in range(packets):
+        addr = 0x8000 + (i * gl.VRAM_CHUNK) % 0x1800
+        host.send(gl.T_VRAM, bytes([addr & 0xFF, addr >> 8]) + bytes([i & 0xFF]) * gl.VRAM_CHUNK)
+    port.run_until(lambda: host.drained, what="bulk VRAM writes")
+    seconds = (port.ticks - start) / FRAME_HZ
+    link_bytes = host.counters["bytes"] - sent
+    port.close()
+    return {"payload_bytes": packets * (gl.VRAM_CHUNK + 2), "emulated_s": round(seconds, 3),
+            "payload_bytes_per_s": round(packets * (gl.VRAM_CHUNK + 2) / seconds),
+            "link_bytes_per_s": round(link_bytes / seconds), "retransmits": host.counters["retransmits"]}
+
+
+def creature_figures(url: str = "pyboy://", seed: int = 7) -> dict:
+    """The demo's creature: emulated seconds from HELLO's ACK to the flip that shows its first frame whole."""
+    import numpy as np
+
+    from firmware_bridge.device import DeviceCore
+    from firmware_bridge.gameboy.session import connect
+    from firmware_bridge.stream import Streamer
+    from firmware_bridge.virtual import VirtualLine, VirtualLink
+    from pxby_edge.events import FrameEnd
+
+    events, rate, total = demo_cry_events(seed)
+    first = next(i for i, e in enumerate(events) if isinstance(e, FrameEnd))
+    device = DeviceCore()  # the simulator, fed up to the first frame's end: the creature whole
+    sim = Streamer(VirtualLink(device, VirtualLine(None), seed=3).connect(), audio_rate=rate, audio_total=total)
+    for event in events[: first + 1]:
+        sim.feed(event)
+    sim.finish()
+    whole = device.screen.copy()
+    port = _open(url)
+    stamps = _Stamps(port)
+    link = connect(port)
+    streamer = Streamer(link, audio_rate=rate, audio_total=total)
+    for event in events:
+        streamer.feed(event)
+    streamer.finish()
+    shown = next((i for i, f in enumerate(port.frames) if np.array_equal(f, whole)), None)
+    final_ok = bool(np.array_equal(port.shades(), link.reference[-1]))
+    port.close()
+    if shown is None:
+        return {"creature_shown": False, "final_screen_equals_simulator": final_ok}
+    return {"hello_to_creature_s": round((stamps.captured_at[shown] - stamps.hello_at) / FRAME_HZ, 2),
+            "flips_before": shown, "final_screen_equals_simulator": final_ok}
 
 
 def sprite_set_bytes(size: int = 24, frames: int = 3) -> dict:
@@ -128,15 +181,15 @@ def demo_cry_events(seed: int = 7):
     from pxby_edge.options import request_from_options
 
     names = inspect.signature(request_from_options).parameters
-    opts = {p.name: p.default for p in demo.params if p.name in names}
-    opts.update(DEMO_DEFAULTS, seed=seed)
+    # the command's own defaults, as click resolves them for a bare ``pxby-edge demo``
+    params = demo.make_context("demo", [], resilient_parsing=True).params
+    opts = {k: v for k, v in params.items() if k in names}
+    opts.update({k: v for k, v in DEMO_DEFAULTS.items() if opts.get(k) is None}, seed=seed)
     gen = run_generation(request_from_options(**opts)).generator
     return list(gen.events()), gen.audio_rate, gen.audio_samples
 
 
 if __name__ == "__main__":
-    import sys
-
     if "--sound" in sys.argv:
         from firmware_bridge.stream import synthetic_events
 
@@ -144,8 +197,11 @@ if __name__ == "__main__":
                           "synthetic_chirp_1s": sound_figures(synthetic_events(frames=1, size=8, audio_s=1.0), 8000)},
                          indent=1))
         sys.exit(0)
-    out = {"rom": rom_figures(), "receive_mcycles_per_byte": round(receive_cycles(), 1),
-           "serial_isr_mcycles": {"to_rearm": 32, "total": 72}, "sprite_set": sprite_set_bytes(),
-           "demo_stream": stream_figures()}
-    out["receive_us_per_byte"] = round(out["receive_mcycles_per_byte"] / 1.048576, 1)
+    urls = ["pyboy://"]
+    if "--mgba" in sys.argv:
+        urls += [f"mgba://?hz={SETTINGS[0][0]}&gap_us={SETTINGS[0][1]}"]  # the default, no jitter
+        urls += [f"mgba://?hz={hz}&gap_us={gap}&jitter_us={JITTER_US}" for hz, gap in SETTINGS]
+    out = {"rom": rom_figures(), "sprite_set": sprite_set_bytes()}
+    for url in urls:
+        out[url] = {"bulk": bulk_figures(url), "stream": stream_figures(url), "creature": creature_figures(url)}
     print(json.dumps(out, indent=1))

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from pxby_edge.cli import echo_outputs, info, show_progress
-from pxby_edge.options import generation_options, request_from_options
+from pxby_edge.options import generation_options, read_prompt, request_from_options
 
 
 @click.command()
@@ -135,7 +135,8 @@ def _to_option(f):
 @click.option("--synthetic", is_flag=True, help="Stream a built-in test sprite and sound instead of generating (takes no generation option but --seed).")
 @click.option("--connect-timeout", default=3.0, show_default=True, type=float, help="Seconds to wait for the device.")
 @click.option("--loop", is_flag=True,
-              help="Send creature after creature until stopped: a new random seed each round, or --seed, +1, +2, ...")
+              help="Send creature after creature until stopped: a new random seed each round, or --seed, +1, +2, ... "
+                   "To a Game Boy: an interactive session (A new creature, B cry again, Up/Down prompt, Start pause).")
 @click.option("--pause", type=click.FloatRange(0), default=5.0, show_default=True, help="Seconds between rounds of --loop.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per round on stdout instead of a sentence.")
 @_to_option
@@ -147,7 +148,7 @@ def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_time
            out_dir, force, backend, threads, **options):
     """Generate with MODEL (default: the bundled one) and send it live to a device or `pxby-edge handheld`:
     text as it appears, the sprite row by row, each animation frame, then the cry."""
-    from firmware_bridge.live import rounds_for, stream_live
+    from firmware_bridge.live import rounds_for, seeds_from, stream_live
     from firmware_bridge.transports import choose_device
     from pxby_edge.options import given_generation_options
 
@@ -155,6 +156,10 @@ def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_time
     if synthetic and given:
         raise click.UsageError(f"--synthetic streams the built-in test pattern, it generates nothing: drop {', '.join(given)}")
     device = choose_device(port, to)  # a wrong --to/--port pair is refused before the model is opened
+    if loop and device.kind == "gameboy":
+        _gameboy_session(device.url, seeds_from(options["seed"], options["seed"] is not None), synthetic, model,
+                         options, backend, threads, out_dir, force, pause, as_json, dither=dither)
+        return
     if device.kind == "handheld" and device.url == "auto":
         from firmware_bridge.ports import resolve_port
 
@@ -171,6 +176,35 @@ def stream(ctx, model, port, baud, dither, audio_format, synthetic, connect_time
             _echo_round(dict(stats, text=live.take_text()), as_json, loop)
     finally:
         live.clear()
+
+
+def _gameboy_session(url, seeds, synthetic, model, options, backend, threads, out_dir, force, pause, as_json,
+                     **streamer_opts) -> None:
+    """--loop to a Game Boy: the interactive session of ``gameboy.controller`` (A a new creature, B the cry again,
+    Up/Down a prompt, Start pause) until stopped; one line (or JSON object) per creature. SIGTERM (systemd's
+    stop) ends it as Ctrl-C does, at the next poll (or once the creature on its way is shown): gameboy/ is
+    saved, exit 0."""
+    import signal
+
+    from firmware_bridge.gameboy.controller import PROMPTS, play
+    from firmware_bridge.live import prompted_rounds
+
+    own = read_prompt(options["prompt"], options["prompt_file"])
+    prompts = ([own] if own else []) + list(PROMPTS)
+
+    def request_for(seed: int, prompt: str):
+        # the list's prompts are whole descriptions, as the default one is: the text ends where they end
+        complete = options["complete_text"] if prompt == own else False
+        return request_from_options(**dict(options, seed=seed, prompt=prompt, prompt_file=None, complete_text=complete))
+
+    stopping: list = []  # set by SIGTERM (systemd's stop) or Ctrl-C; the session ends at its next poll
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    make_round = prompted_rounds(request_for, seeds, model, synthetic=synthetic, backend=backend, threads=threads)
+    for stats in play(url, make_round, prompts, out_dir, overwrite=force, pause_s=pause, stop=lambda: bool(stopping),
+                      **streamer_opts):
+        _echo_round(stats, as_json, True)
+
 
 
 class _LiveLine:
@@ -289,6 +323,7 @@ def demo(model, out_dir, port, baud, force, as_json, to, backend, threads, **opt
         return
     info(f"prompt: {summary['prompt']}")
     info(f"text:   {summary['text']}")
+    info(f"seed:   {summary['seed']} (--seed {summary['seed']} makes it again)")
     info(f"{summary['tokens']} tokens, {summary['tokens_per_s']:,.0f} tok/s generated and streamed with "
          f"{summary['backend']} to {summary['port']} in {summary['seconds']:.1f} s")
     echo_outputs(summary)

@@ -19,6 +19,7 @@ import numpy as np
 
 from firmware_bridge import protocol as pr
 from firmware_bridge.display import DMG_PALETTE
+from firmware_bridge.errors import LinkError
 from firmware_bridge.frame import BadFrame, Decoder, Message, encode
 
 
@@ -155,8 +156,12 @@ class DeviceCore:
         # The device never dies from input: a frame whose handling fails is counted and refused,
         # and the loop goes on. ``handler_errors`` stays 0 in the differential test against the
         # C core, so this is a last line, not a way to hide a disagreement.
+        # A ``LinkError`` is not the frame's fault: it comes from the owner's callback (a Game Boy link
+        # behind ``on_commit`` that timed out) and must reach the owner's caller, never be counted here.
         try:
             self._on_message(msg, now_ms)
+        except LinkError:
+            raise
         except Exception:  # any failure of one frame must not stop the device
             self._count("handler_errors")
             self._count("bad_payload")

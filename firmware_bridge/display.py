@@ -97,6 +97,14 @@ class TextArea:
     def fits(self, line: str) -> bool:
         return self._measure.textlength(line, font=self.font) <= self.width - 2
 
+    def fit_line(self, text: str) -> str:
+        """``text``, cut with "..." where it would not fit on one line."""
+        if self.fits(text):
+            return text
+        while text and not self.fits(text + "..."):
+            text = text[:-1]
+        return text + "..."
+
     def wrap(self, para: str) -> list[str]:
         """``para`` as the lines it takes, broken at spaces (a word that would cross the edge starts the next
         line, as it is typed); only a word wider than a whole line is broken inside, where it reaches the edge."""
@@ -134,6 +142,7 @@ class ScreenModel:
 
     def __init__(self, palette_rgb: Sequence, *, dither: bool = False, text_rows: int = 4,
                  screen_w: int = pr.SCREEN_W, screen_h: int = pr.SCREEN_H, expected_height: Optional[int] = None):
+        self.palette_rgb = np.asarray(palette_rgb, dtype=np.int64).reshape(-1, 3)  # for a colour screen
         self.lum = luminance(palette_rgb)
         self.dither = dither
         self.text_rows = text_rows
@@ -151,6 +160,10 @@ class ScreenModel:
         while len(self.rows) <= row:
             self.rows.append(None)
         self.rows[row] = indices
+
+    def fit_line(self, text: str) -> str:
+        """``text`` as one line of the text area (cut with "..." if longer)."""
+        return self._text_area.fit_line(text) if self._text_area is not None else text
 
     def layout(self) -> Optional[Layout]:
         if not self.width:

@@ -73,6 +73,20 @@ def rounds_for(request_for: Callable[[int], object], model=None, *, synthetic: b
     return generated_rounds(request_for, seeds, model, backend=backend, threads=threads)
 
 
+def prompted_rounds(request_for: Callable[[int, str], object], seeds: Callable[[int], int], model=None, *,
+                    synthetic: bool = False, backend: str = "auto", threads: int = 1) -> Callable[[int, str], Round]:
+    """Round k with a prompt chosen as the rounds go (a Game Boy session's Up/Down, ``gameboy.controller``): a
+    generation of ``request_for(seeds(k), prompt)``, or (``synthetic``) the test pattern with the prompt as its text."""
+    if synthetic:
+        from firmware_bridge.stream import SYNTHETIC_AUDIO_RATE, synthetic_events
+
+        return lambda k, prompt: Round(synthetic_events(seed=seeds(k), text=prompt), SYNTHETIC_AUDIO_RATE, None, seeds(k))
+    from pxby_edge.generate import run_generation
+
+    return lambda k, prompt: generated_round(run_generation(request_for(seeds(k), prompt), model, backend=backend,
+                                                            threads=threads))
+
+
 # -- devices --------------------------------------------------------------------------------------
 
 
@@ -220,7 +234,7 @@ def run_demo(request, out_dir: Path, *, model=None, device: DeviceChoice = SIMUL
             written = write_generation(run.generator, out.folder, overwrite) + dev.save()
             counters = dev.counters()
         summary = run.summary()
-        summary.update(prompt=request.prompt, text="".join(transcript.text), streamed=transcript.segments, port=dev.url,
+        summary.update(prompt=request.prompt, seed=request.seed, text="".join(transcript.text), streamed=transcript.segments, port=dev.url,
                        link={k: v for k, v in link_stats.items() if isinstance(v, (int, float, str))},
                        handheld=counters.get("handheld"), gameboy=counters if device.kind == GAMEBOY else None)
         summary["outputs"] = [out.final(p) for p in written]

@@ -235,7 +235,8 @@ class Capture:
     def image(self, screen: np.ndarray, scale: int = 1):
         from PIL import Image
 
-        img = Image.fromarray(self.palette[screen], "RGB")
+        # shades through the palette, or a colour screen (a Game Boy Color's) as it is
+        img = Image.fromarray(self.palette[screen] if screen.ndim == 2 else np.ascontiguousarray(screen[..., :3]), "RGB")
         return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
     def _save_png(self, path: Path, screen: np.ndarray) -> None:

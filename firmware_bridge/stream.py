@@ -76,6 +76,9 @@ class Streamer:
         self.model = ScreenModel(palette_rgb if palette_rgb is not None else DEFAULT_PALETTE, dither=dither,
                                  text_rows=text_rows, expected_height=expected_height)
         self.diff = TileDiff(pr.MAP_W * pr.MAP_H)
+        attach = getattr(link, "attach_screen", None)
+        if attach is not None:  # a link that shows more than shades (a Game Boy Color) reads the model
+            attach(self.model)
         self.frame_no = 0
         self._row: list[int] = []
         self._text_since_commit = 0

@@ -39,7 +39,10 @@ class GameBoyTransport(NamedTuple):
 
 
 GAMEBOY_TRANSPORTS = {
-    "pyboy": GameBoyTransport("firmware_bridge.gameboy.pyboy_link:open_url", "pyboy:// (headless), pyboy://window"),
+    "pyboy": GameBoyTransport("firmware_bridge.gameboy.pyboy_link:open_url",
+                              "pyboy:// (headless), pyboy://window, pyboy://cgb[-window] (a Game Boy Color)"),
+    "mgba": GameBoyTransport("firmware_bridge.gameboy.mgba_link:open_url",
+                             "mgba://[?hz=N&gap_us=N&jitter_us=N&seed=N&model=DMG|CGB] (mGBA, clocked as a Pi clocks)"),
     "spi": GameBoyTransport("firmware_bridge.gameboy.spi:open_url", "spi:///dev/spidevB.D[?hz=N&gap_us=N]"),
 }
 DEFAULT_GAMEBOY_URL = "pyboy://"  # --to gameboy with no port: the ROM in the emulator

@@ -55,6 +55,9 @@ def synthetic_streams(n: int, slicing: dict, seed: int = CALIB_SEED) -> list[np.
     return out
 
 
+MAX_CALIB_BYTES = 1 << 30  # all calibration contexts together, as int32
+
+
 def npz_streams(path: Path) -> list[np.ndarray]:
     """The (N, 6) context streams of token .npz files, bounded and checked as the runtime reads them
     (``pxby_edge.readers.load_npz``: regular files, 256 MiB decompressed); ids are checked against the
@@ -79,6 +82,9 @@ def npz_streams(path: Path) -> list[np.ndarray]:
             raise DatasetError(f"{f}: input_ids must be (N, 6) or (B, N, 6) contexts, got shape {ids.shape}")
         ids = ids[None] if ids.ndim == 2 else ids
         out.extend(a.astype(np.int32) for a in ids if len(a))
+        if sum(a.nbytes for a in out) > MAX_CALIB_BYTES:  # each file is bounded; a folder of them is too
+            raise DatasetError(f"{path}: the token files hold more than {MAX_CALIB_BYTES >> 20} MiB of contexts; "
+                               "calibration needs a few thousand, give fewer files")
     return out
 
 

@@ -94,6 +94,9 @@ PICTURES = (
     # the demo's creature on the link ROM in PyBoy (docs/GAMEBOY.md, README); seed 7 as the Game Boy figures use
     demo_screen("gameboy-creature", ("--to", "gameboy", "--seed", "7"), capture="gameboy", suffixes=(".png",),
                 needs=("pyboy",)),
+    # the same creature on a Game Boy Color (PyBoy's CGB mode): palettes and tile attributes from the host
+    demo_screen("gameboy-color-creature", ("--to", "gameboy", "--port", "pyboy://cgb", "--seed", "7"),
+                capture="gameboy", suffixes=(".png",), needs=("pyboy",)),
     bench_plot("bench-throughput", "throughput", "bench/results/bench_throughput.json", "--rows"),
     bench_plot("quantize-size-agreement", "quantize", "bench/results/quantize_demo.json"),
 )

@@ -63,7 +63,7 @@ def test_stream_command_runs_the_generator(monkeypatch, running_simulator):
     sim = running_simulator()
     result = CliRunner().invoke(commands.stream, ["--port", sim.transport.path, "--baud", "921600"])
     assert result.exit_code == 0, result.output
-    assert "commits" in result.output
+    assert "tiles in" in result.output and "screen updates" in result.output
     assert sim.capture.screen is not None and len(sim.capture.frames) >= 20
 
 

@@ -31,7 +31,7 @@ def test_demo_streams_to_the_simulated_handheld(bundled, tmp_path, capsys):
     summary = json.loads(captured.out)
     for name in ("text.txt", "sprite.png", "sprite.gif", "audio.wav", "summary.json", "handheld/screen.png", "handheld/screen.gif"):
         assert (out / name).is_file(), name
-    assert summary["streamed"] == ["text", "image", "audio"]
+    assert summary["streamed"] == ["text", "image", "audio"] and summary["seed"] == 3
     assert [seg["modality"] for seg in summary["segments"][0]] == ["text", "image", "audio"]
     assert summary["handheld"]["crc_errors"] == 0 and summary["handheld"]["commits"] >= 2
     # the whole cry was played before the demo ended, and handheld/audio.wav holds it all

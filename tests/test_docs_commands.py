@@ -43,6 +43,8 @@ SHELL_FENCES = {"sh", "bash", "shell"}
 SKIP = {
     ("README.md", "pxby-edge train --data runs/synth --out runs/ckpt --config small"):
         "needs torch (the [train] extra) and minutes of training",
+    ("README.md", "pxby-edge train --data runs/synth --out runs/big --config upstream --device cuda"):
+        "needs a CUDA GPU",
     ("README.md", "pxby-edge quantize runs/ckpt -o model.tflite --report report.json"):
         "needs torch and the converters (the [quantize] extra) and the checkpoint `train` makes",
 }

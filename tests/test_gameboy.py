@@ -16,28 +16,17 @@ from hypothesis import strategies as st
 
 from firmware_bridge.gameboy import apu
 from firmware_bridge.gameboy import packets as gl
-from firmware_bridge.gameboy.vram import N_SLOTS, VramPlanner, pool_of
+from firmware_bridge.gameboy.vram import VramPlanner, pool_of
 
 pyboy = pytest.importorskip("pyboy", reason="PyBoy is not installed (pip install pxby-edge[dev])")
 
-from firmware_bridge.device import DeviceCore  # noqa: E402
+from gameboy_checks import demo_screens, planner_vram, simulator_screen  # noqa: E402
+
 from firmware_bridge.gameboy.pyboy_link import LineFaults, PyBoyPort  # noqa: E402
 from firmware_bridge.gameboy.session import connect  # noqa: E402
 from firmware_bridge.stream import Streamer, synthetic_events  # noqa: E402
-from firmware_bridge.virtual import VirtualLine, VirtualLink  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using SDL2 binaries:UserWarning")
-
-
-def _simulator_screen(events, audio_rate):
-    """What the simulator's device core shows for ``events``, streamed over a virtual serial line."""
-    device = DeviceCore()
-    link = VirtualLink(device, VirtualLine(921600), seed=3, line_bps=92160).connect()
-    streamer = Streamer(link, audio_rate=audio_rate)
-    for event in events:
-        streamer.feed(event)
-    streamer.finish()
-    return device.screen.copy()
 
 
 def _to_gameboy(events, audio_rate, *, faults=None, boot_frames=0, lead_bytes=0, sound_method="registers",
@@ -61,21 +50,10 @@ def _vram(port) -> np.ndarray:
     return np.array([mem[a] for a in range(0x8000, 0xA000)], dtype=np.uint8)
 
 
-def _planner_vram(planner: VramPlanner) -> np.ndarray:
-    """The 8 KiB the host believes the Game Boy holds: tiles, then both maps (entries ``slot & 0xFF``)."""
-    out = np.zeros(0x2000, dtype=np.uint8)
-    out[: N_SLOTS * 16] = planner.tiles.reshape(-1)
-    for m, base in enumerate((0x1800, 0x1C00)):
-        entries = (planner.maps[m] & 0xFF).astype(np.uint8).reshape(18, 20)
-        for row in range(18):
-            out[base + row * 32 : base + row * 32 + 20] = entries[row]
-    return out
-
-
 @pytest.fixture(scope="module")
 def synthetic():
     events = synthetic_events(frames=2, size=16, audio_s=0.25)
-    return events, _simulator_screen(events, 8000)
+    return events, simulator_screen(events, 8000)
 
 
 # -- link layer -------------------------------------------------------------------------------------
@@ -88,7 +66,22 @@ def test_vectors_encode_as_documented():
             assert bytes(gl.fletcher(wire[1:-2])) == wire[-2:], v["name"]
 
 
-def test_rom_answers_every_vector_with_the_documented_status():
+def test_protocol_md_lists_the_vectors_the_rom_is_checked_against():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    rows = doc[doc.index("| vector | wire (hex) | answer |"):].splitlines()[2 : 2 + len(gl.VECTORS)]
+    for v, row in zip(gl.VECTORS, rows):
+        assert row == f"| {v['name']} | `{v['wire']}` | `0x{v['answer']:02x}` {gl.status_name(v['answer'])} |"
+
+
+def _settled(status: int) -> bool:
+    """An error, or an ACK once the ROM has applied every packet it queued."""
+    return status & 0xC0 == gl.ST_ERR or status & (gl.ST_ACK | gl.ST_APPLIED) == gl.ST_ACK | gl.ST_APPLIED
+
+
+@pytest.mark.parametrize("cgb", [False, True], ids=["dmg", "cgb"])
+def test_rom_answers_every_vector_with_the_documented_status(cgb):
     class Scripted:
         def __init__(self):
             self.out: list[int] = []
@@ -98,18 +91,23 @@ def test_rom_answers_every_vector_with_the_documented_status():
             self.seen.append(status)
             return self.out.pop(0) if self.out else gl.IDLE
 
+        def take_pause(self):
+            return 0.0
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        port = PyBoyPort(sound=False)
+        port = PyBoyPort(sound=False, cgb=cgb)
     script = port.peer.host = Scripted()
     for v in gl.VECTORS:
         script.out = list(bytes.fromhex(v["wire"])) + [gl.IDLE] * 4
         script.seen.clear()
-        port.run_until(lambda: not script.out and len(set(script.seen[-3:])) == 1
-                       and script.seen[-1] not in (gl.ST_BUSY_RX, gl.ST_BUSY_APPLY), 200, v["name"])
+        port.run_until(lambda: not script.out and len(set(script.seen[-3:])) == 1 and _settled(script.seen[-1]),
+                       200, v["name"])
         assert script.seen[-1] == v["answer"], f"{v['name']}: {gl.status_name(script.seen[-1])}"
     mem = port.pyboy.memory
     assert [mem[0x8010 + i] for i in range(16)] == list(range(16))  # the VRAM vector landed
+    # the ATTR vector: VRAM bank 1 on a Color; on a DMG (no bank 1) nothing, the map entry it shares stays 0
+    assert (mem[1, 0x9C00] == 3) if cgb else (mem[0x9C00] == 0)
     port.close()
 
 
@@ -168,7 +166,7 @@ def test_gameboy_screen_equals_the_simulator_and_no_frame_is_torn(synthetic):
     events, simulated = synthetic
     port, link = _to_gameboy(events, 8000)
     assert np.array_equal(port.shades(), simulated)
-    assert np.array_equal(_vram(port), _planner_vram(link.planner))  # no VRAM write lost
+    assert np.array_equal(_vram(port), planner_vram(link.planner))  # no VRAM write lost
     reference = {s.tobytes() for s in link.reference}
     assert len(port.frames) == link.planner.stats["flips"] >= 30
     assert all(f.tobytes() in reference for f in port.frames)  # every shown frame is a whole commit
@@ -180,7 +178,7 @@ def test_faults_on_the_cable_are_repaired_and_counted(synthetic):
     faults = LineFaults(corrupt=0.01, drop=0.005, seed=5)
     port, link = _to_gameboy(events, 8000, faults=faults)
     assert np.array_equal(port.shades(), simulated)
-    assert np.array_equal(_vram(port), _planner_vram(link.planner))
+    assert np.array_equal(_vram(port), planner_vram(link.planner))
     c = link.counters()
     assert c["gb_line_corrupted"] > 50 and c["gb_line_dropped"] > 20
     assert c["gb_retransmits"] > 0 and c["gb_retransmits"] == c["gb_err_checksum"] + c["gb_timeouts"] + sum(
@@ -205,7 +203,7 @@ def test_start_timing_sweep(synthetic, boot, lead):
 def _check_start(synthetic, boot, lead):
     events, simulated = synthetic
     port, link = _to_gameboy(events[:300], 8000, boot_frames=boot * 7, lead_bytes=lead)
-    assert np.array_equal(_vram(port), _planner_vram(link.planner))
+    assert np.array_equal(_vram(port), planner_vram(link.planner))
     assert np.array_equal(port.shades(), link.planner.shown())
     port.close()
 
@@ -291,19 +289,8 @@ def test_demo_creature_on_the_gameboy_equals_the_simulator(tmp_path):
     pytest.importorskip("ai_edge_litert", reason="the bundled model needs ai-edge-litert (pip install pxby-edge[pi])")
     from PIL import Image
 
-    from firmware_bridge.display import DMG_PALETTE
-    from firmware_bridge.gameboy.pyboy_link import shades_from_rgb
-    from pxby_edge.cli import main
-
-    def shades(path):
-        with Image.open(path) as img:
-            return shades_from_rgb(np.asarray(img.convert("RGB")), DMG_PALETTE)
-
-    args = ["demo", "--seed", "7", "--frames", "2", "--audio-seconds", "0.2", "--json"]
-    assert main([*args, "--out", str(tmp_path / "sim")]) == 0
-    assert main([*args, "--out", str(tmp_path / "gb"), "--to", "gameboy"]) == 0
-    simulated = shades(tmp_path / "sim" / "handheld" / "screen.png")
-    assert np.array_equal(shades(tmp_path / "gb" / "gameboy" / "screen.png"), simulated)
+    simulated, shown = demo_screens(tmp_path)
+    assert np.array_equal(shown, simulated)
     assert (simulated == 3).sum() > 500  # a creature and its text are drawn, not a blank screen
     with Image.open(tmp_path / "gb" / "gameboy" / "screen.gif") as gif:
         assert gif.n_frames >= 20  # row by row
@@ -329,7 +316,34 @@ def test_stream_command_to_gameboy_writes_its_folder_and_keeps_it(tmp_path):
     assert wrong.exit_code != 0 and "pyboy://" in str(wrong.exception)
 
 
-SESSION_OPEN = 0xC086  # rom/main.c's session_open (build/main.lst: DATA + 0x86)
+def test_several_packets_a_frame_and_the_watchdog_rearms_a_port_left_unarmed():
+    """Small packets are queued and acknowledged before earlier ones are applied (more than one a
+    frame); a port left unarmed with no serial request pending (what a lost interrupt leaves) is
+    re-armed by the main loop and the packets still all land."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        port = PyBoyPort(sound=False)
+    host, mem = port.host, port.pyboy.memory
+    host.hello()
+    port.run_until(lambda: host.drained, 200)
+    per_frame = []
+    for i in range(40):
+        host.send(gl.T_VRAM, bytes([i * 16 & 0xFF, 0x80 + (i * 16 >> 8)]) + bytes([i + 1]) * 16)
+    while not host.drained:
+        before = host.counters["packets"]
+        port.tick()
+        per_frame.append(host.counters["packets"] - before)
+        if len(per_frame) == 3:
+            mem[0xFF02], mem[0xFF0F] = 0, mem[0xFF0F] & 0xF7  # SC idle, no serial request: a lost one
+        assert len(per_frame) < 300
+    assert max(per_frame) >= 2
+    assert mem[REARMS] >= 1
+    assert [mem[0x8000 + 16 * i] for i in range(40)] == list(range(1, 41))
+    port.close()
+
+
+REARMS = 0xFF83  # rom/hram.h: times the watchdog re-armed the port
+SESSION_OPEN = 0xFF93  # rom/hram.h: SESSION, set by the serial interrupt when it accepts a HELLO
 
 
 def test_a_game_boy_reset_mid_stream_is_redrawn(synthetic):
@@ -351,5 +365,5 @@ def test_a_game_boy_reset_mid_stream_is_redrawn(synthetic):
     streamer.finish()
     assert link.counters()["gb_recoveries"] == 1
     assert np.array_equal(port.shades(), simulated)
-    assert np.array_equal(_vram(port), _planner_vram(link.planner))
+    assert np.array_equal(_vram(port), planner_vram(link.planner))
     port.close()

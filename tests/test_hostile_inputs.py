@@ -233,8 +233,11 @@ HOSTILE_INPUTS = [
     Hostile("npz-bad-ids", ("detokenize", "{tmp}/in.npz", "--out", "{tmp}/d"), "outside 0..150", npz_ids_out_of_range),
     Hostile("detokenize-into-a-file", ("detokenize", "{tmp}/in.npz", "--out", "{tmp}/f"), "is a file",
             lambda tmp: (a_file(tmp), np.savez(tmp / "in.npz", labels=np.array([[60], [2]])))),
-    # The folder is checked before the model is opened: a missing model is not what is reported.
-    Hostile("generate-under-a-file", ("generate", "{tmp}/no-model.tflite", "--out", "{tmp}/f/o"), "is a file, not a folder", a_file),
+    # generate opens the model first (a wrong one is the error to see, issue 22), then checks the folder, and only
+    # then generates: a path under a file is still refused before any token.
+    Hostile("generate-under-a-file", ("generate", "--out", "{tmp}/f/o"), "is a file, not a folder", a_file),
+    Hostile("generate-no-model-under-a-file", ("generate", "{tmp}/no-model.tflite", "--out", "{tmp}/f/o"),
+            "no such model file", a_file),
     Hostile("demo-under-a-file", ("demo", "{tmp}/no-model.tflite", "--out", "{tmp}/f/o"), "is a file, not a folder", a_file),
     Hostile("seed-negative", ("generate", "--seed", "-1", "--out", "{tmp}/g"), "'--seed'"),
     Hostile("threads-absurd", ("generate", "--threads", "1000000", "--out", "{tmp}/g"), "'--threads'"),

@@ -379,3 +379,72 @@ def test_a_planted_journal_is_never_followed(tmp_path, capsys):
                                                                            str(tmp_path / "o.tflite")]]}))
     assert_refused(capsys, tmp_path, ["quantize", "/nonexistent-checkpoint", "-o", "{tmp}/o.tflite"],
                    "not a temporary of")
+
+
+def _sources(folder: Path) -> set:
+    """Which checkpoint each of quantize's four outputs was made from (its weights' SHA-256)."""
+    import onnx
+
+    from pxby_edge.manifest import MANIFEST_METADATA_NAME, Manifest, read_manifest
+
+    onnx_meta = {p.key: p.value for p in onnx.load(str(folder / "m.onnx")).metadata_props}
+    return {read_manifest(folder / "m.tflite").checkpoint_sha256, read_manifest(folder / "f.tflite").checkpoint_sha256,
+            Manifest.from_json(onnx_meta[MANIFEST_METADATA_NAME]).checkpoint_sha256,
+            _sha_of_checkpoint(json.loads((folder / "r.json").read_text())["checkpoint"])}  # the report names its folder
+
+
+def _sha_of_checkpoint(folder) -> str:
+    import hashlib
+
+    return hashlib.sha256((Path(folder) / "model.safetensors").read_bytes()).hexdigest()
+
+
+@needs_strace
+@pytest.mark.slow
+def test_quantize_killed_at_every_rename_leaves_one_set(checkpoint, tmp_path):
+    """Finding 8 with the real command: the four outputs of checkpoint A are in place; quantize of checkpoint
+    B into them with --force is killed at each of its renames (the journal, then the four files). After
+    the next quantize's first step (FileSet, which finishes a journal), all four come from one checkpoint:
+    A when the kill came before the journal was in place, B from then on; no temporary is left."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    other = _copy(checkpoint, tmp_path, "B")
+    torch.manual_seed(1)
+    save_checkpoint(PixelBytesLSTM(load_preset("tiny")[0]), other, {"data_slicing": {"image": 2, "audio": 8}})
+    names = ["m.tflite", "f.tflite", "m.onnx", "r.json"]
+
+    def quantize(ck, out: Path, kill: int = 0):
+        cmd = [sys.executable, "-c", "import sys; from pxby_edge.cli import main; sys.exit(main(sys.argv[1:]))",
+               "quantize", str(ck), "-o", str(out / "m.tflite"), "--float", str(out / "f.tflite"), "--onnx",
+               str(out / "m.onnx"), "--report", str(out / "r.json"), "--eval-steps", "32", "--calib-steps", "4",
+               "--force", "-q"]
+        if kill:
+            cmd = ["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=rename",
+                   "-e", f"inject=rename:signal=SIGKILL:when={kill}", *cmd]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    first = tmp_path / "A"
+    assert quantize(checkpoint, first).returncode == 0
+    shas = {"A": _sha_of_checkpoint(checkpoint), "B": _sha_of_checkpoint(other)}
+    assert _sources(first) == {shas["A"]}
+    from pxby_edge.atomic import FileSet
+
+    for n in range(1, 6):
+        out = tmp_path / f"k{n}"
+        shutil.copytree(first, out)
+        assert quantize(other, out, kill=n).returncode in (-9, 137), n
+        FileSet([out / name for name in names], overwrite=True).discard()
+        assert _sources(out) == {shas["A"] if n == 1 else shas["B"]}, n
+        assert sorted(p.name for p in out.iterdir()) == sorted(names), n
+
+
+def test_a_folder_of_calibration_files_is_bounded_in_total(tmp_path, monkeypatch):
+    """Each .npz is bounded by load_npz; the folder's sum is bounded too (here lowered to 1 kB)."""
+    import quantize.calibrate as calibrate
+    from pxby_edge.errors import DatasetError
+
+    for k in range(3):
+        np.savez(tmp_path / f"{k}.npz", input_ids=np.ones((30, 6), np.int64))
+    assert len(calibrate.npz_streams(tmp_path)) == 3
+    monkeypatch.setattr(calibrate, "MAX_CALIB_BYTES", 1000)
+    with pytest.raises(DatasetError, match="more than 0 MiB of contexts"):
+        calibrate.npz_streams(tmp_path)

@@ -116,7 +116,7 @@ def test_the_wheel_holds_four_packages_and_only_data_that_code_reads(wheel):
         "pxby_protocol.h", "test_core.c", "vector_check.c", "vectors/frames.txt")]
     assert data == sorted([*firmware, "firmware_bridge/gameboy/pxby-link.gb", "pxby_edge/assets/demo.onnx",
                            "pxby_edge/assets/demo.tflite", "training/presets/small.json", "training/presets/tiny.json",
-                           "training/presets/upstream.json"])
+                           "training/presets/upstream-batch64.json", "training/presets/upstream.json"])
 
 
 @pytest.mark.slow

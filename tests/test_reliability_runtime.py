@@ -231,3 +231,25 @@ def test_onnx_int8_rows_write_nothing_beside_the_model(tmp_path):
     out = onnx_int8_model(install / model.name, work)
     assert out is not None and out.is_file() and out.with_suffix(".onnx").is_file()
     assert sorted(p.name for p in install.iterdir()) == before
+
+
+@pytest.mark.parametrize("command", ["generate", "detokenize"])
+def test_an_output_folder_follows_no_planted_link(tmp_path, run_cli, command):
+    """The output sets (generate, detokenize, demo) build in a fresh hidden folder and rename: a link planted under
+    an output's final name is replaced (with --force), never written through."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"root-owned file")
+    out = tmp_path / "out"
+    out.mkdir()
+    names = ["text.txt", "sprite.png", "sprite.gif", "audio.wav", "tokens.npz", "summary.json"]
+    _plant(out, names, victim)
+    if command == "generate":
+        code, _, err = run_cli("generate", "--seed", "3", "--backend", "numpy", "--out", out, "--force")
+    else:
+        code, _, err = run_cli("generate", "--seed", "3", "--backend", "numpy", "--out", tmp_path / "gen")
+        assert code == 0, err
+        code, _, err = run_cli("detokenize", tmp_path / "gen" / "tokens.npz", "--out", out, "--force")
+    assert code == 0, err
+    assert victim.read_bytes() == b"root-owned file"
+    written = [p for p in out.iterdir() if not p.is_symlink()]
+    assert written and all(p.is_file() for p in written)

@@ -132,6 +132,7 @@ def test_torchrun_two_ranks_gloo(small_data, tmp_path):
            "--threads", "1", "--no-progress", "--check-sync", str(sync)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "per rank, 2 ranks" in proc.stdout + proc.stderr  # tokens/s per GPU is what scaling is judged by
     r0 = json.loads((sync / "rank0.json").read_text())
     r1 = json.loads((sync / "rank1.json").read_text())
     assert r0["world"] == r1["world"] == 2
@@ -179,3 +180,16 @@ def test_init_from_checkpoint(small_data, tmp_path):
     with pytest.raises(ConfigError, match="--init"):
         train(small_data, tmp_path / "c", replace(m, hidden_size=8), cfg, device="cpu", progress=False,
               log=lambda *_: None, init_from=tmp_path / "a")
+
+
+def test_without_matplotlib_training_goes_on_and_says_so_once(small_data, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as on a GPU box without it: import fails
+    m, cfg = load_preset("tiny")
+    logs = []
+    r = train(small_data, tmp_path / "n", m, replace(cfg, max_steps=3, eval_every=1), device="cpu", progress=False,
+              log=logs.append)
+    assert r["step"] == 3 and (tmp_path / "n" / "metrics.csv").is_file()
+    assert not (tmp_path / "n" / "metrics.png").exists()
+    assert sum("matplotlib is not installed" in line for line in logs) == 1

@@ -66,9 +66,12 @@ def synth(n, out, seed, size_px, backdrop, force):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last/.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
+@click.option("--cuda-graph/--no-cuda-graph", default=None,
+              help="Replay each full-batch step as one CUDA graph (bit-identical, faster). Default: wherever it can run "
+                   "(CUDA, --amp bf16 or off, no DDP, no --grad-accum).")
 @click.option("--check-sync", type=click.Path(file_okay=False), hidden=True, help="Check DDP ranks hold equal weights after every step; write per-rank reports here.")
 def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_repeat, init_from, batch, seq_len, stride, lr, grad_accum, pad_weight, eval_every,
-          threads, seed, device, amp, resume, force, no_progress, check_sync):
+          threads, seed, device, amp, resume, force, no_progress, cuda_graph, check_sync):
     """Train a PixelBytes LSTM and write an upstream-format checkpoint, metrics.csv and metrics.png.
 
     Runs unchanged under `torchrun --nproc_per_node=N` (DDP; gloo on CPU, NCCL on GPU).
@@ -77,6 +80,7 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
 
     from pxby_edge.cli import info, show_progress
     from training.config import load_preset
+    from training.train import rate_text
     from training.train import train as run
 
     model_cfg, cfg = load_preset(config)
@@ -88,11 +92,12 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     result = run(data, out, model_cfg, cfg, device=device, amp=amp, resume=resume, force=force,
-                 progress=not no_progress and show_progress(), log=info, check_sync=check_sync, init_from=init_from)
+                 progress=not no_progress and show_progress(), log=info, check_sync=check_sync, init_from=init_from,
+                 cuda_graph=cuda_graph)
     import os
 
     if int(os.environ.get("RANK", 0)) == 0:
         info(
             f"done: {result['step']} steps, held-out all-slot acc {result['val_acc_all']:.4f}, "
-            f"new-token acc {result['val_acc_new']:.4f}, {result['tokens_per_s']:,.0f} tok/s; checkpoint in {out}"
+            f"new-token acc {result['val_acc_new']:.4f}, {rate_text(result['tokens_per_s'], result['world'])}; checkpoint in {out}"
         )

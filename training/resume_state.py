@@ -81,8 +81,9 @@ def save_run_state(out, model, optimizer, scaler, pxby: dict, progress: dict, ro
         OPTIMIZER_NAME: save(tensors),
         METRICS_NAME: metrics_csv(rows),
     }
-    write_last(out, files, {**progress, "param_groups": sd["param_groups"], "scalars": scalars,
-                            "scaler": scaler.state_dict()})
+    # A graphed step (training.graphed_step) keeps each group's learning rate as a device tensor: store the number.
+    groups = [{k: float(v) if torch.is_tensor(v) else v for k, v in g.items()} for g in sd["param_groups"]]
+    write_last(out, files, {**progress, "param_groups": groups, "scalars": scalars, "scaler": scaler.state_dict()})
 
 
 def load_run_state(out, model, optimizer, scaler, device, batches_per_epoch: int) -> tuple[dict, list[dict]]:

@@ -11,6 +11,14 @@ with ``TrainingDivergedError`` before anything of that state is saved. Under tor
 trains on its shard and only rank 0 writes. Two accuracies are reported on the held-out split: all six
 slots of the predicted next context (comparable with upstream's figures) and slot 5 alone, the new token
 that generation samples.
+
+A step costs only its arithmetic: the windows live on the device and a batch is gathered there
+(``training.batches``), one forward gives the loss and the accuracy counts, the running sums stay on the
+device and are read back only when logging (every ``LOG_EVERY`` steps) or validating, where a non-finite
+loss raises ``TrainingDivergedError`` before anything is saved.
+``tests/test_training_step_cost.py`` counts LSTM forwards and host read-backs per step. On CUDA,
+each full-batch step is replayed as one CUDA graph where it can be (``training.graphed_step``;
+``--no-cuda-graph`` runs it eagerly).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import numpy as np
 import torch
 
 from training.audio_rate import dataset_audio_rate
+from training.batches import DeviceWindows, to_device
 from training.checkpoint import (
     KEY_AUDIO_RATE,
     KEY_SLICING,
@@ -45,6 +54,8 @@ from training.errors import CheckpointError, ConfigError, OutputExistsError, Tra
 from training.model import PixelBytesLSTM
 from training.resume_state import load_run_state, metrics_csv, save_run_state
 
+LOG_EVERY = 25  # optimizer steps between progress read-backs (the only host syncs between validations)
+DDP_CLOCK_EVERY = 10  # optimizer steps between the ranks' agreements on the wall-clock budget
 # What a run writes into --out; temporary files of these names left by a killed run are removed.
 RUN_FILES = ("config.json", "model.safetensors", "metrics.csv", "metrics.png", "train_config.json")
 
@@ -67,7 +78,8 @@ class Runtime:
     def autocast(self):
         if self.amp_dtype is None:
             return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+        # No cast cache: every weight is cast once per forward anyway, and a captured step (CUDA graph) needs it off.
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, cache_enabled=False)
 
 
 def setup_runtime(device: str = "auto", amp: str = "auto") -> Runtime:
@@ -94,6 +106,12 @@ def setup_runtime(device: str = "auto", amp: str = "auto") -> Runtime:
         amp_dtype = torch.bfloat16 if (amp in ("auto", "bf16") and torch.cuda.is_bf16_supported()) else torch.float16
         torch.backends.cudnn.benchmark = True
     return Runtime(rank, world, local_rank, dev, ddp, amp_dtype)
+
+
+def rate_text(tokens_per_s: float, world: int) -> str:
+    """Tokens/s of the whole run and, under DDP, per rank (one GPU each): what scaling is judged by."""
+    text = f"{tokens_per_s:,.0f} tok/s"
+    return text if world <= 1 else f"{text} ({tokens_per_s / world:,.0f} per rank, {world} ranks)"
 
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int, time_fraction: float = 0.0) -> float:
@@ -130,22 +148,27 @@ def _shard(n: int, rt: Runtime, rng: np.random.Generator | None) -> np.ndarray:
     return order[rt.rank:: rt.world]
 
 
+def epoch_order(n: int, rt: Runtime, seed: int, epoch: int) -> torch.Tensor:
+    """This rank's shuffled window indices for ``epoch``, on the device (one copy per epoch, not per step)."""
+    return to_device(_shard(n, rt, np.random.default_rng([seed, epoch])), rt.device)
+
+
 @torch.no_grad()
-def evaluate(model, windows: Windows, cfg: TrainConfig, rt: Runtime, class_weight, max_batches: int = 0) -> dict:
-    """Loss and accuracies over the held-out windows (summed over ranks)."""
+def evaluate(model, windows: DeviceWindows, cfg: TrainConfig, rt: Runtime, class_weight, max_batches: int = 0) -> dict:
+    """Loss and accuracies over the held-out windows (summed over ranks); one read-back at the end."""
     model.eval()
-    idx = _shard(len(windows), rt, None)
-    sums = torch.zeros(6, dtype=torch.float64, device=rt.device)  # loss·n, n, hit, valid, new hit, new valid
-    batches = [idx[i: i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+    batches = to_device(_shard(len(windows), rt, None), rt.device).split(cfg.batch_size)
     if max_batches:
         batches = batches[:max_batches]
+    sums = torch.zeros(6, dtype=torch.float64, device=rt.device)  # loss·n, n, hit, valid, new hit, new valid
     for b in batches:
-        x, y = (torch.from_numpy(a).to(rt.device) for a in windows.batch(b))
+        x, y = windows.batch(b)
         with rt.autocast():
             logits = model(x)
         loss, counts = loss_and_counts(logits, y, class_weight)
-        n = float(counts[1])
-        sums += torch.tensor([float(loss) * n, n, *counts.tolist()], dtype=torch.float64, device=rt.device)
+        counts = counts.double()
+        weighted = torch.where(counts[1] > 0, loss.detach().double() * counts[1], 0.0)  # an all-padding batch adds 0
+        sums += torch.cat([weighted.reshape(1), counts[1:2], counts])
     if rt.ddp:
         import torch.distributed as dist
 
@@ -162,9 +185,15 @@ def evaluate(model, windows: Windows, cfg: TrainConfig, rt: Runtime, class_weigh
 # -- metrics files ---------------------------------------------------------------------------------
 
 
-def write_metrics(out: Path, rows: list[dict]) -> None:
+def write_metrics(out: Path, rows: list[dict]) -> bool:
+    """metrics.csv, and metrics.png where matplotlib is installed (False when it is not: a GPU box may lack it,
+    and a missing plot must not end a run after hours)."""
     atomic_write_bytes(out / "metrics.csv", metrics_csv(rows))
-    plot_metrics(out / "metrics.png", rows)
+    try:
+        plot_metrics(out / "metrics.png", rows)
+    except ImportError:
+        return False
+    return True
 
 
 def plot_metrics(path: Path, rows: list[dict]) -> None:
@@ -221,6 +250,7 @@ def train(
     check_sync: str | None = None,
     cache_dir=None,
     init_from=None,
+    cuda_graph: bool | None = None,
 ) -> dict:
     """Train and write checkpoints into ``out``; returns the last metrics row (with the run summary)."""
     out = Path(out)
@@ -230,13 +260,25 @@ def train(
         remove_stale_temps(out, RUN_FILES)
     if resume:
         model_cfg, cfg = _saved_configs(out, cfg)
-    run = TrainingRun(data, out, model_cfg, cfg, rt, log=log, check_sync=check_sync)
-    run.setup(cache_dir=cache_dir, init_from=None if resume else init_from)
+    # --init's checkpoint is checked (config, finite weights) before the data is read, not after.
+    start = _initial_model(init_from, model_cfg) if init_from is not None and not resume else None
+    run = TrainingRun(data, out, model_cfg, cfg, rt, log=log, check_sync=check_sync, cuda_graph=cuda_graph)
+    run.setup(cache_dir=cache_dir, start=start)
     if resume:
         run.resume()
     run.write_config()
     run.loop(progress)
     return run.teardown()
+
+
+def _initial_model(path, model_cfg: ModelConfig) -> tuple[Path, PixelBytesLSTM]:
+    """(path, model) of the checkpoint --init names, refused unless its config is the run's."""
+    from training.checkpoint import load_checkpoint
+
+    start = load_checkpoint(path)
+    if start.config != model_cfg:
+        raise ConfigError(f"--init {path} holds {start.config}, but the config asks for {model_cfg}")
+    return Path(path), start
 
 
 def _saved_configs(out: Path, cfg: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
@@ -261,24 +303,33 @@ class TrainingRun:
     """
 
     def __init__(self, data, out: Path, model_cfg: ModelConfig, cfg: TrainConfig, rt: Runtime, log=print,
-                 check_sync: str | None = None):
+                 check_sync: str | None = None, cuda_graph: bool | None = None):
         self.data, self.out, self.model_cfg, self.cfg, self.rt = data, out, model_cfg, cfg, rt
         self.say = log if rt.master else (lambda *a, **k: None)
         self.check_sync = check_sync
+        from training.graphed_step import graph_refusal
+
+        refusal = graph_refusal(rt, cfg)
+        if cuda_graph and refusal:
+            raise ConfigError(refusal)
+        # None: the graphed step wherever it can run (bit-identical to the eager one, 1.3-4x faster on an H200).
+        self.cuda_graph = (refusal is None) if cuda_graph is None else cuda_graph
+        self.graphed = None
         self.step, self.epoch, self.batch_pos, self.best, self.rows, self.prior_s = 0, 0, 0, float("inf"), [], 0.0
         self.writes = {"checkpoint_writes": 0, "steps_checked": 0}
+        self.plot_warned = False
         self.bar = None
         self.saved_step = None  # the step last/ holds
 
     # -- setup -------------------------------------------------------------------------------------
 
-    def setup(self, cache_dir=None, init_from=None) -> None:
+    def setup(self, cache_dir=None, start: tuple[Path, PixelBytesLSTM] | None = None) -> None:
         cfg, rt = self.cfg, self.rt
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts them)
         self._load_data(cache_dir)
-        self._build_model(init_from)
+        self._build_model(start)
         decay = [p for n, p in self.raw_model.named_parameters() if p.dim() >= 2 and not n.startswith("embedding")]
         no_decay = [p for n, p in self.raw_model.named_parameters()
                     if not (p.dim() >= 2 and not n.startswith("embedding"))]
@@ -318,18 +369,15 @@ class TrainingRun:
         objective = self.model_cfg.objective
         self.train_w = Windows(self.streams.train, cfg.seq_len, cfg.stride, objective, cfg.head_repeat)
         self.val_w = Windows(self.streams.val or self.streams.train, cfg.seq_len, cfg.seq_len, objective)
+        self.train_b, self.val_b = DeviceWindows(self.train_w, rt.device), DeviceWindows(self.val_w, rt.device)
 
-    def _build_model(self, init_from) -> None:
+    def _build_model(self, start) -> None:
         rt = self.rt
         raw_model = PixelBytesLSTM(self.model_cfg)
-        if init_from is not None:
-            from training.checkpoint import load_checkpoint
-
-            start = load_checkpoint(init_from)
-            if start.config != self.model_cfg:
-                raise ConfigError(f"--init {init_from} holds {start.config}, but the config asks for {self.model_cfg}")
-            raw_model.load_state_dict(start.state_dict())
-            self.say(f"weights initialised from {init_from}")
+        if start is not None:
+            path, model = start
+            raw_model.load_state_dict(model.state_dict())
+            self.say(f"weights initialised from {path}")
         self.raw_model = raw_model.to(rt.device)
         self.model = self.raw_model
         if rt.ddp:
@@ -338,7 +386,7 @@ class TrainingRun:
             device_ids = [rt.local_rank] if rt.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.raw_model, device_ids=device_ids)
         self.say(f"model: {self.model_cfg} — {self.raw_model.num_parameters():,} parameters; device {rt.device}, "
-                 f"world {rt.world}, amp {rt.amp_dtype}")
+                 f"world {rt.world}, amp {rt.amp_dtype}, step {'CUDA graph' if self.cuda_graph else 'eager'}")
 
     # -- resume ------------------------------------------------------------------------------------
 
@@ -361,76 +409,109 @@ class TrainingRun:
     # -- the loop ----------------------------------------------------------------------------------
 
     def loop(self, progress: bool) -> None:
-        cfg, rt = self.cfg, self.rt
-        self.t0 = time.time()
+        """Optimizer steps until the run is done; validation and checkpoints every ``eval_every`` steps,
+        at every epoch end and at the end."""
+        rt = self.rt
+        self.start_steps()
         if progress and rt.master:
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
-        # Running sums stay on the device (no host sync per step): loss, hit, valid, new hit, new valid, batches.
-        self.acc = torch.zeros(6, dtype=torch.float64, device=rt.device)
-        self.positions = torch.zeros((), dtype=torch.int64, device=rt.device)
-        self.eval_s = 0.0  # time spent validating and writing, left out of tokens/s
-        self.tokens_seen = self.rows[-1]["tokens"] if self.rows else 0
-        self.model.train()
-        done = self.step >= self.total_steps
-        while not done and (cfg.max_steps or self.epoch < cfg.epochs):
-            done = self._epoch()
-            if self.batch_pos >= self.usable:
-                self.epoch, self.batch_pos = self.epoch + 1, 0
-            if not cfg.max_steps and self.epoch >= cfg.epochs:
-                break
+        if self.step < self.total_steps:
+            for group in self.step_groups():
+                last_of_epoch = self.train_step(group)
+                done = self.step >= self.total_steps or self._out_of_time()
+                if self.step % self.cfg.eval_every == 0 or last_of_epoch or done:
+                    self.evaluate_and_save(done)
+                if done:
+                    break
         if self.bar is not None:
             self.bar.close()
 
-    def _epoch(self) -> bool:
-        """Optimizer steps until the epoch ends or the run does (True: the run is done)."""
-        cfg = self.cfg
-        rng = np.random.default_rng([cfg.seed, self.epoch])
-        idx = _shard(len(self.train_w), self.rt, rng)
-        batches = [idx[i: i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
-        self.usable = (len(batches) // cfg.grad_accum) * cfg.grad_accum or len(batches)
-        while self.batch_pos < self.usable:
-            self.train_step(batches[self.batch_pos: self.batch_pos + cfg.grad_accum])
-            last_of_epoch = self.batch_pos >= self.usable
-            done = self.step >= self.total_steps or self._out_of_time()
-            if self.step % cfg.eval_every == 0 or last_of_epoch or done:
-                self.evaluate_and_save(done, last_of_epoch)
-            if done or last_of_epoch:
-                return done
-        return False
+    def start_steps(self) -> None:
+        """Clocks and device-side running sums, before the first step of this process."""
+        self.t0 = time.time()
+        # Running sums stay on the device (no host sync per step): loss, hit, valid, new hit, new valid, batches.
+        # A non-finite loss makes the loss sum non-finite: _stop_if_diverged sees it at the next read-back.
+        self.acc = torch.zeros(6, dtype=torch.float64, device=self.rt.device)
+        self.positions = torch.zeros((), dtype=torch.int64, device=self.rt.device)
+        self.eval_s = 0.0  # time spent validating and writing, left out of tokens/s
+        self.tokens_seen = self.rows[-1]["tokens"] if self.rows else 0
+        self.model.train()
+        if self.cuda_graph and self.graphed is None:
+            from training.graphed_step import GraphedStep
 
-    def train_step(self, group) -> None:
-        """One optimizer step over ``group`` (micro-batches accumulated), then progress."""
-        cfg, rt, model = self.cfg, self.rt, self.model
+            self.graphed = GraphedStep(self)
+
+    def step_groups(self):
+        """The micro-batches (window indices on the device) of each optimizer step from the run's position
+        on, epoch after epoch; ``train_step`` moves the position."""
+        cfg = self.cfg
+        while cfg.max_steps or self.epoch < cfg.epochs:
+            epoch = self.epoch
+            batches = epoch_order(len(self.train_b), self.rt, cfg.seed, epoch).split(cfg.batch_size)
+            self.usable = (len(batches) // cfg.grad_accum) * cfg.grad_accum or len(batches)
+            while self.epoch == epoch:
+                yield batches[self.batch_pos: self.batch_pos + cfg.grad_accum]
+
+    def train_step(self, group) -> bool:
+        """One optimizer step over ``group`` (micro-batches accumulated), then progress; True when it
+        ended an epoch. Nothing here waits for the device."""
+        self._set_lr()
+        if self.graphed is not None:
+            self.graphed(group[0])  # grad_accum is 1 here (graph_refusal)
+        else:
+            for micro, idx in enumerate(group):
+                self._forward_backward(idx, len(group), last=micro == len(group) - 1)
+            self._optimizer_step()
+        self.step += 1
+        self.batch_pos += len(group)
+        ended = self.batch_pos >= self.usable
+        if ended:
+            self.epoch, self.batch_pos = self.epoch + 1, 0
+        if self.check_sync:
+            _check_in_sync(self.raw_model, self.rt)
+            self.writes["steps_checked"] += 1
+        self._report_progress()
+        return ended
+
+    def _set_lr(self) -> None:
+        cfg = self.cfg
         time_fraction = (self.prior_s + time.time() - self.t0) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
+        lr = lr_at(self.step, cfg, self.total_steps, time_fraction)
         for g in self.optimizer.param_groups:
-            g["lr"] = lr_at(self.step, cfg, self.total_steps, time_fraction)
-        for micro, b in enumerate(group):
-            x, y = (torch.from_numpy(a).to(rt.device, non_blocking=True) for a in self.train_w.batch(b))
-            # Gradients are all-reduced only on the last micro-batch of an accumulation group.
-            sync = nullcontext() if (not rt.ddp or micro == len(group) - 1) else model.no_sync()
-            with sync:
-                with rt.autocast():
-                    logits = model(x)
-                loss, counts = loss_and_counts(logits, y, self.class_weight)
-                self.scaler.scale(loss / len(group)).backward()
-            self.acc[0] += loss.detach().double()
-            self.acc[1:5] += counts.double()
-            self.acc[5] += 1
-            self.positions += counts[3]
-        if cfg.grad_clip > 0:
+            if torch.is_tensor(g["lr"]):  # a graphed step reads it on the device
+                g["lr"].fill_(lr)
+            else:
+                g["lr"] = lr
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _forward_backward(self, idx, n_micro: int, last: bool) -> None:
+        """One micro-batch: a single forward whose logits give the loss and the accuracy counts."""
+        rt, model = self.rt, self.model
+        x, y = self.train_b.batch(idx)
+        # Gradients are all-reduced only on the last micro-batch of an accumulation group.
+        sync = nullcontext() if (not rt.ddp or last) else model.no_sync()
+        with sync:
+            with rt.autocast():
+                logits = model(x)
+            loss, counts = loss_and_counts(logits, y, self.class_weight)
+            self.scaler.scale(loss / n_micro).backward()
+        loss = loss.detach().double()
+        self.acc[0] += loss
+        self.acc[1:5] += counts.double()
+        self.acc[5] += 1
+        self.positions += counts[3]
+
+    def _optimizer_step(self) -> None:
+        if self.cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        self.batch_pos += len(group)
-        if self.check_sync:
-            _check_in_sync(self.raw_model, rt)
-            self.writes["steps_checked"] += 1
-        self._report_progress()
 
     def _train_seconds(self) -> float:
         return max(time.time() - self.t0 - self.eval_s, 1e-9)
@@ -438,19 +519,21 @@ class TrainingRun:
     def _report_progress(self) -> None:
         if self.bar is not None:
             self.bar.update(1)
-        if self.step % 25:
+        if self.step % LOG_EVERY:
             return
-        tps = int(self.positions) * self.rt.world / self._train_seconds()
+        tps = int(self.positions) * self.rt.world / self._train_seconds()  # the read-back waits for the device
         train_loss = float(self.acc[0] / self.acc[5].clamp(min=1))
         self._stop_if_diverged(train_loss, "training loss")
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", epoch=self.epoch + 1)
         else:
-            self.say(f"step {self.step}: train loss {train_loss:.4f}, lr {self.optimizer.param_groups[0]['lr']:.2e}, "
-                     f"{tps:,.0f} tok/s, {self.prior_s + time.time() - self.t0:.0f} s")
+            self.say(f"step {self.step}: train loss {train_loss:.4f}, lr {self._lr():.2e}, "
+                     f"{rate_text(tps, self.rt.world)}, {self.prior_s + time.time() - self.t0:.0f} s")
 
     def _out_of_time(self) -> bool:
         cfg, rt = self.cfg, self.rt
+        if rt.ddp and self.step % DDP_CLOCK_EVERY:
+            return False  # ranks agree on the clock every few steps only: the agreement is a host sync
         out_of_time = bool(cfg.max_minutes) and self.prior_s + time.time() - self.t0 >= cfg.max_minutes * 60
         if rt.ddp and cfg.max_minutes:  # every rank must stop at the same step
             flag = torch.tensor([float(out_of_time)], device=rt.device)
@@ -481,30 +564,28 @@ class TrainingRun:
 
     # -- evaluate and save -------------------------------------------------------------------------
 
-    def evaluate_and_save(self, done: bool, last_of_epoch: bool) -> None:
+    def evaluate_and_save(self, done: bool) -> None:
         """A metrics row (held-out figures over all batches at the end), the checkpoints, a log line."""
+        run_tokens = int(self.positions) * self.rt.world  # waits for the device, so the clock below is true
         elapsed = time.time() - self.t0
-        run_tokens = int(self.positions) * self.rt.world
         tps = run_tokens / max(elapsed - self.eval_s, 1e-9)
         a = self.acc.tolist()
         self._stop_if_diverged(a[0], "training loss")
         t_eval = time.time()
-        metrics = evaluate(self.model, self.val_w, self.cfg, self.rt, self.class_weight,
+        metrics = evaluate(self.model, self.val_b, self.cfg, self.rt, self.class_weight,
                            0 if done else self.cfg.eval_batches)
         row = {
             "step": self.step, "epoch": round(self.epoch + self.batch_pos / max(self.usable, 1), 4),
-            "tokens": self.tokens_seen + run_tokens, "lr": self.optimizer.param_groups[0]["lr"],
+            "tokens": self.tokens_seen + run_tokens, "lr": self._lr(),
             "train_loss": a[0] / max(a[5], 1.0), "train_acc_all": a[1] / max(a[2], 1.0),
             **metrics, "tokens_per_s": tps, "elapsed_s": self.prior_s + elapsed,
         }
         self.rows.append(row)
         self.acc.zero_()
-        if last_of_epoch:
-            self.epoch, self.batch_pos = self.epoch + 1, 0
         self.save(row)
         msg = (f"step {self.step} epoch {row['epoch']:.2f}: train loss {row['train_loss']:.4f}, "
                f"held-out loss {row['val_loss']:.4f}, acc all-slot {row['val_acc_all']:.4f}, "
-               f"new-token {row['val_acc_new']:.4f}, {tps:,.0f} tok/s")
+               f"new-token {row['val_acc_new']:.4f}, {rate_text(tps, self.rt.world)}")
         self.eval_s += time.time() - t_eval
         if self.bar is not None:
             self.bar.write(msg)
@@ -529,7 +610,9 @@ class TrainingRun:
         }, self.rows)
         self.writes["checkpoint_writes"] += 1
         self.saved_step = self.step
-        write_metrics(self.out, self.rows)
+        if not write_metrics(self.out, self.rows) and not self.plot_warned:
+            self.say("note: metrics.png not written: matplotlib is not installed here (pip install matplotlib)")
+            self.plot_warned = True
 
     # -- teardown ----------------------------------------------------------------------------------
 
@@ -537,7 +620,7 @@ class TrainingRun:
         """The run's summary; a zero-step run still leaves a checkpoint and the initial model's figures."""
         rt = self.rt
         if not self.rows:
-            metrics = evaluate(self.model, self.val_w, self.cfg, rt, self.class_weight)
+            metrics = evaluate(self.model, self.val_b, self.cfg, rt, self.class_weight)
             self.rows.append({"step": 0, "epoch": 0, "tokens": 0, "lr": 0.0, "train_loss": metrics["val_loss"],
                               "train_acc_all": metrics["val_acc_all"], **metrics, "tokens_per_s": 0.0,
                               "elapsed_s": 0.0})
@@ -550,7 +633,7 @@ class TrainingRun:
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
         result = dict(self.rows[-1])
-        result.update(parameters=self.raw_model.num_parameters(), best_val_loss=self.best,
+        result.update(parameters=self.raw_model.num_parameters(), best_val_loss=self.best, world=rt.world,
                       skipped=self.streams.n_skipped, train_items=len(self.streams.train),
                       val_items=len(self.streams.val), wall_s=time.time() - self.t0)
         return result

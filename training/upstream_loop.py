@@ -1,6 +1,6 @@
 """Upstream's training loop, rewritten in its spirit, as the baseline for throughput comparisons.
 
-    python bench/bench_train.py --items 24 --steps 20
+    python bench/bench_train.py --config tiny
 
 Kept on purpose as upstream does it (PixelBytes ``TokenPxByDataset``, ``collate_fn`` and
 ``aPxBySequenceModel._process_epoch``): a Dataset whose ``__getitem__`` walks the item list to find a
@@ -11,8 +11,6 @@ is given, accuracy counted with ``.item()`` after every batch. Not used for trai
 """
 
 from __future__ import annotations
-
-import time
 
 import torch
 import torch.nn as nn
@@ -57,47 +55,57 @@ def collate_fn(batch):
     }
 
 
-def run_upstream_loop(model, streams, batch_size: int, seq_len: int, stride: int, steps: int, lr: float = 1e-3,
-                      device="cpu", accumulation_steps: int = 1, use_scaler: bool = False, seed: int = 0) -> dict:
-    """Train ``model`` for ``steps`` optimizer steps the upstream way; tokens/s of real (unpadded) positions."""
-    torch.manual_seed(seed)
-    vocab = model.config.vocab_size
-    loader = DataLoader(UpstreamWindows(streams, seq_len, stride), batch_size=batch_size, shuffle=True,
-                        collate_fn=collate_fn)
-    weight = torch.ones(vocab, device=device)
-    weight[0] = 1 / 120
-    criterion = nn.CrossEntropyLoss(weight=weight)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-    model.to(device).train()
-    total_loss = total_correct = total_samples = 0
-    tokens, done, i = 0, 0, 0
-    t0 = time.time()
-    while done < steps:
-        for batch in loader:
-            input_ids = batch["input_ids"].to(device)
+class UpstreamLoop:
+    """Upstream's loop, resumable: ``run(steps)`` trains that many more optimizer steps, so a bench can warm
+    it, time it in segments alternating with another loop, and stop to evaluate. Everything inside a step
+    is upstream's (a DataLoader batch, the pageable copy, the ``.item()`` read-backs)."""
+
+    def __init__(self, model, streams, batch_size: int, seq_len: int, stride: int, lr: float = 1e-3,
+                 device="cpu", accumulation_steps: int = 1, use_scaler: bool = False, seed: int = 0):
+        torch.manual_seed(seed)
+        self.model, self.device, self.accumulation_steps = model, device, accumulation_steps
+        self.vocab = model.config.vocab_size
+        self.loader = DataLoader(UpstreamWindows(streams, seq_len, stride), batch_size=batch_size, shuffle=True,
+                                 collate_fn=collate_fn)
+        weight = torch.ones(self.vocab, device=device)
+        weight[0] = 1 / 120
+        self.criterion = nn.CrossEntropyLoss(weight=weight)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        model.to(device).train()
+        self.batches = self._forever()
+        self.total_loss = self.total_correct = self.total_samples = 0
+        self.i = self.steps = 0
+
+    def _forever(self):
+        while True:
+            yield from self.loader
+
+    def run(self, steps: int) -> int:
+        """``steps`` optimizer steps; returns the real (unpadded) positions trained on."""
+        model, vocab, scaler = self.model, self.vocab, self.scaler
+        tokens = done = 0
+        while done < steps:
+            batch = next(self.batches)
+            input_ids = batch["input_ids"].to(self.device)
             with torch.amp.autocast(device_type="cuda", enabled=scaler is not None):
                 outputs = model(input_ids[:, :-1]).contiguous().view(-1, vocab)
                 target = input_ids[:, 1:].contiguous().view(-1)
-                loss = criterion(outputs, target) / accumulation_steps
+                loss = self.criterion(outputs, target) / self.accumulation_steps
             (scaler.scale(loss) if scaler else loss).backward()
-            if (i + 1) % accumulation_steps == 0:
+            if (self.i + 1) % self.accumulation_steps == 0:
                 if scaler:
-                    scaler.step(optimizer)
+                    scaler.step(self.optimizer)
                     scaler.update()
                 else:
-                    optimizer.step()
-                optimizer.zero_grad()
+                    self.optimizer.step()
+                self.optimizer.zero_grad()
                 done += 1
-            total_loss += loss.item() * accumulation_steps
-            total_correct += (outputs.view(-1, outputs.size(-1)).argmax(-1) == target.view(-1)).sum().item()
-            total_samples += target.numel()
+            self.total_loss += loss.item() * self.accumulation_steps
+            self.total_correct += (outputs.view(-1, outputs.size(-1)).argmax(-1) == target.view(-1)).sum().item()
+            self.total_samples += target.numel()
             tokens += int((batch["labels"][:, 1:] != -100).sum())
-            i += 1
-            if done >= steps:
-                break
-    if device != "cpu" and torch.cuda.is_available():
-        torch.cuda.synchronize()
-    elapsed = time.time() - t0
-    return {"tokens": tokens, "seconds": elapsed, "tokens_per_s": tokens / elapsed,
-            "loss": total_loss / max(i, 1), "accuracy": total_correct / max(total_samples, 1)}
+            self.i += 1
+        self.steps += done
+        return tokens
+

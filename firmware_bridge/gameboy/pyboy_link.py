@@ -12,6 +12,7 @@ captured, as is the sound PyBoy played.
 from __future__ import annotations
 
 import random
+from collections import deque
 from typing import Callable, Optional
 
 import numpy as np
@@ -22,6 +23,8 @@ from firmware_bridge.gameboy import ROM_PATH
 from firmware_bridge.gameboy import packets as gl
 
 FRAME_HZ = 4194304 / 70224  # 59.73: one PyBoy tick
+FORMS = "pyboy:// (headless), pyboy://window, pyboy://cgb, pyboy://cgb-window (a Game Boy Color)"
+FLIPS = 0xFF89  # rom/hram.h: flips the ROM has done, mod 256
 
 
 class LineFaults:
@@ -53,11 +56,23 @@ class SerialPeer:
         self.faults = faults
         self.status = gl.ST_READY
         self.exchanges = 0
+        self.unplugged = False  # a pulled cable: the Game Boy reads 0xFF, so does the host
+        self.foreign: deque = deque()  # another host's bytes, which the Game Boy gets before ours
 
     def read(self, slot: int) -> int:
         if slot == 0:
             return 0  # PyBoy's start-up election: we take slot 1
         self.exchanges += 1
+        if self.foreign:
+            return self.foreign.popleft()
+        if self.unplugged:
+            self.host.exchange(0xFF)
+            return 0xFF
+        byte = self._exchange()
+        self.host.take_pause()  # PyBoy starts each transfer when the ROM arms: never out of step
+        return byte
+
+    def _exchange(self) -> int:
         f = self.faults
         if f is None:
             return self.host.exchange(self.status)
@@ -88,7 +103,7 @@ class PyBoyPort:
     """The ROM running in PyBoy, clocked by ``run_until``; ``frames`` holds the screen after each flip."""
 
     def __init__(self, rom=ROM_PATH, *, window: str = "null", faults: Optional[LineFaults] = None,
-                 boot_frames: int = 0, sound: bool = True):
+                 boot_frames: int = 0, sound: bool = True, cgb: bool = False):
         import warnings
 
         with warnings.catch_warnings():
@@ -97,12 +112,14 @@ class PyBoyPort:
             from pyboy import PyBoy
 
         self.url = "pyboy://"
-        self.host = gl.LinkHost()
+        self.host = gl.LinkHost(resync_pause_s=0.0)  # PyBoy starts each transfer when the ROM arms
         self.peer = SerialPeer(self.host, faults)
         self.faults = faults
         palette = tuple((r << 16) | (g << 8) | b for r, g, b in DMG_PALETTE)
-        self.pyboy = PyBoy(str(rom), window=window, serial_shared_memory=self.peer, serial_interrupt_based=True,
-                           sound_emulated=sound, color_palette=palette, log_level="ERROR")
+        self._boot = lambda: PyBoy(str(rom), window=window, serial_shared_memory=self.peer, serial_interrupt_based=True,
+                                   sound_emulated=sound, color_palette=palette, log_level="ERROR", cgb=cgb)
+        self.pyboy = self._boot()
+        self.cgb = cgb
         self.sound = sound
         self.frames: list[np.ndarray] = []
         self.audio: list[np.ndarray] = []
@@ -124,8 +141,8 @@ class PyBoyPort:
             self.audio.append(np.asarray(self.pyboy.sound.ndarray, dtype=np.int16).mean(axis=1) / 128.0)
         if self._capture_next:
             self._capture_next = False
-            self.frames.append(self.shades())
-        flips = self.host.acked.get(gl.T_FLIP, 0)
+            self.frames.append(self.rgb() if self.cgb else self.shades())
+        flips = self.pyboy.memory[FLIPS]
         if flips != self._flips_seen:
             # the flip happened in the VBlank that began this frame: the next frame shows it whole
             self._flips_seen = flips
@@ -139,6 +156,14 @@ class PyBoyPort:
         """(144, 160) shades the emulated LCD shows now."""
         return shades_from_rgb(np.asarray(self.pyboy.screen.ndarray))
 
+    def press(self, button: str, frames: int = 3) -> None:
+        """Hold ``button`` (a, b, select, start, up, down, left, right) for the next ``frames`` frames."""
+        self.pyboy.button(button, frames)
+
+    def rgb(self) -> np.ndarray:
+        """(144, 160, 3) colours the emulated LCD shows now (a Game Boy Color's RGB555, times 8)."""
+        return np.asarray(self.pyboy.screen.ndarray)[..., :3].copy()
+
     def run_until(self, done: Callable[[], bool], max_frames: int = 100_000, what: str = "the Game Boy") -> None:
         for _ in range(max_frames):
             if done():
@@ -151,21 +176,45 @@ class PyBoyPort:
         for _ in range(frames):
             self.tick()
 
+    @property
+    def elapsed_s(self) -> float:
+        """Emulated time since the port opened."""
+        return self.ticks / FRAME_HZ
+
+    def power_cycle(self) -> None:
+        """Switch the Game Boy off and on: a fresh PyBoy on the same cable (PyBoy has no reset)."""
+        self.pyboy.stop(save=False)
+        self.pyboy = self._boot()
+
+    def inject(self, data: bytes) -> None:
+        """Another host's bytes on the line: the Game Boy gets them next, their answers go nowhere."""
+        self.peer.foreign.extend(data)
+
+    @property
+    def unplugged(self) -> bool:
+        return self.peer.unplugged
+
+    @unplugged.setter
+    def unplugged(self, value: bool) -> None:
+        self.peer.unplugged = value
+
     def close(self) -> None:
         self.pyboy.stop(save=False)
 
 
 def open_url(url: str, *, faults: Optional[LineFaults] = None, boot_frames: int = 0) -> PyBoyPort:
-    """The ``pyboy://`` transport (``firmware_bridge.transports``): ``pyboy://`` headless, ``pyboy://window`` in a window."""
+    """The ``pyboy://`` transport (``firmware_bridge.transports``): ``pyboy://`` headless, ``pyboy://window`` in a
+    window; ``pyboy://cgb`` and ``pyboy://cgb-window`` the same on a Game Boy Color."""
     import importlib.util
 
     from firmware_bridge.errors import PortError
 
     rest = url.partition("://")[2].strip("/")
-    if rest not in ("", "null", "window"):
-        raise PortError(f"bad PyBoy port {url!r}: use pyboy:// (headless) or pyboy://window")
+    if rest not in ("", "null", "window", "cgb", "cgb-window"):
+        raise PortError(f"bad PyBoy port {url!r}: use {FORMS}")
     if importlib.util.find_spec("pyboy") is None:
         raise PortError("pyboy:// needs PyBoy: pip install 'pxby-edge[gameboy]'")
-    port = PyBoyPort(window="SDL2" if rest == "window" else "null", faults=faults, boot_frames=boot_frames)
+    port = PyBoyPort(window="SDL2" if rest.endswith("window") else "null", faults=faults, boot_frames=boot_frames,
+                     cgb=rest.startswith("cgb"))
     port.url = url
     return port

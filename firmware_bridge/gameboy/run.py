@@ -3,11 +3,14 @@
     pxby-edge stream --synthetic --to gameboy --port pyboy:// --out pxby-out
 
 The URL's scheme picks the transport (``firmware_bridge.transports``): ``pyboy://`` runs the
-shipped ROM in PyBoy headless (``pyboy://window`` opens a window); ``spi:///dev/spidev0.0?hz=131072&gap_us=120``
-drives a real Game Boy from a Pi. ``GameBoyRun`` is the device ``firmware_bridge.live`` opens for
-``stream`` and ``demo``: a connected ``GameBoyLink``, and on ``save`` the folders ``gameboy/``
-(screen.png, screen.gif with every frame the Game Boy flipped to, audio.wav) and, when asked,
-``handheld/`` (what the reference device, i.e. the simulator, showed for the same stream).
+shipped ROM in PyBoy headless (``pyboy://window`` opens a window, ``pyboy://cgb`` is a Game Boy Color);
+``mgba://?hz=131072&gap_us=120`` runs it in mGBA clocked the way a Pi clocks a real one (on schedule,
+ready or not; ``gameboy/mgba_link.py``); ``spi:///dev/spidev0.0?hz=131072&gap_us=120`` drives a real
+Game Boy from a Pi. Over ``spi://`` nothing comes back but status bytes, so its gameboy/screen.png is
+the screen the host believes it wrote, and the summary says so. ``GameBoyRun`` is the device
+``firmware_bridge.live`` opens for ``stream`` and ``demo``: a connected ``GameBoyLink``, and on ``save``
+the folders ``gameboy/`` (screen.png, screen.gif with every frame the Game Boy flipped to, audio.wav)
+and, when asked, ``handheld/`` (what the reference device, i.e. the simulator, showed for the same stream).
 """
 
 from __future__ import annotations
@@ -66,11 +69,32 @@ class GameBoyRun:
 
     def counters(self) -> dict:
         """The Game Boy's figures for a summary (``gb_*``: packets, retransmissions, flips, faults)."""
-        return self.link.counters()
+        out = self.link.counters()
+        # an emulator's screen is read back from its LCD; a real Game Boy's is not: say which screen.png is
+        out["gb_screen"] = "believed" if getattr(self.port, "believed", False) else "emulated"
+        return out
+
+    def forget(self) -> None:
+        """Drop what earlier rounds showed and played: an endless session (``controller.play``)
+        keeps the newest screen and the current round's frames and sound, so it runs for days."""
+        port, link = self.port, self.link
+        for frames in (port.frames, link.reference, link.shown, link.colour_reference):
+            del frames[:-1]
+        port.audio.clear()
+        link.played.clear()
 
 
 def gameboy_line(stats: dict) -> str:
     """One line for the CLI: what went over the Game Boy's cable."""
-    return (f"game boy: {stats['gb_flips']} frames flipped, {stats['gb_packets']} packets "
+    line = (f"game boy: {stats['gb_flips']} frames flipped, {stats['gb_packets']} packets "
             f"({stats['gb_bytes']} link bytes, {stats['gb_payload_bytes']} payload), {stats['gb_sound_frames']} sound frames; "
             f"retransmits {stats['gb_retransmits']} (checksum {stats['gb_err_checksum']}, timeouts {stats['gb_timeouts']})")
+    if stats.get("gb_colour") and "gb_colour_exact" in stats:
+        line += f"; colour: {stats['gb_colour_exact']:.1%} of the sprite's pixels exact"
+        if stats["gb_palette_approx_commits"]:
+            # a Game Boy Color has 8 palettes of 4 colours: say when the sprite needed more
+            line += (f" ({stats['gb_palette_approx_commits']} of {stats['gb_colour_commits']} screens needed more "
+                     f"than 8 palettes: the nearest colours were shown, mean error ΔE {stats['gb_colour_error']:.1f})")
+    if stats.get("gb_screen") == "believed":
+        line += "; gameboy/screen.png is what the host believes it wrote (nothing is read back over spi://)"
+    return line

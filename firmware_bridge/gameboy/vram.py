@@ -143,12 +143,17 @@ class VramPlanner:
         hidden = 1 - self.front
         packets = self._tile_packets()
         packets += self._map_packets(hidden, assign)
+        packets += self._before_flip(hidden, assign)
         packets.append((gl.T_FLIP, bytes([hidden, bgp])))
         self.maps[hidden] = assign
         self.front = hidden
         self.bgp = bgp
         self.stats["flips"] += 1
         return packets
+
+    def _before_flip(self, hidden: int, assign: np.ndarray) -> list[tuple[int, bytes]]:
+        """More packets for the hidden map before it is shown (a Game Boy Color's colours: vram_cgb.py)."""
+        return []
 
     def _tile_packets(self) -> list[tuple[int, bytes]]:
         slots = sorted(self._writes)
@@ -167,17 +172,24 @@ class VramPlanner:
 
     def _map_packets(self, hidden: int, assign: np.ndarray) -> list[tuple[int, bytes]]:
         """One write per map row, from its first changed entry to its last."""
-        old = self.maps[hidden].reshape(pr.MAP_H, pr.MAP_W)
         new = assign.reshape(pr.MAP_H, pr.MAP_W)
         out = []
-        for row in range(pr.MAP_H):
-            cols = np.flatnonzero(old[row] != new[row])
-            if cols.size:
-                a, b = int(cols[0]), int(cols[-1]) + 1
-                entries = (new[row, a:b] & 0xFF).astype(np.uint8).tobytes()
-                out.append(vram_packet(MAP_BASE[hidden] + row * 32 + a, entries))
-                self.stats["map_bytes"] += len(entries)
+        for row, a, b in row_spans(self.maps[hidden], assign):
+            entries = (new[row, a:b] & 0xFF).astype(np.uint8).tobytes()
+            out.append(vram_packet(MAP_BASE[hidden] + row * 32 + a, entries))
+            self.stats["map_bytes"] += len(entries)
         return out
+
+
+def row_spans(old: np.ndarray, new: np.ndarray):
+    """(row, first, end) of each map row where ``old`` and ``new`` (N_POS entries) differ: one write
+    per row, from its first changed entry to its last."""
+    old = old.reshape(pr.MAP_H, pr.MAP_W)
+    new = new.reshape(pr.MAP_H, pr.MAP_W)
+    for row in range(pr.MAP_H):
+        cols = np.flatnonzero(old[row] != new[row])
+        if cols.size:
+            yield row, int(cols[0]), int(cols[-1]) + 1
 
 
 def vram_packet(addr: int, data: bytes) -> tuple[int, bytes]:

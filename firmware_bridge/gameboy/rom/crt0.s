@@ -27,6 +27,7 @@
         .org    0x150
 init:
         di
+        ldh     (0xA0), a       ; BOOT_A (hram.h): 0x11 when the boot ROM ran on a Game Boy Color
         ld      sp, #0xE000
         ;; zero the uninitialised globals
         ld      hl, #s__DATA

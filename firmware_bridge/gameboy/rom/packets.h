@@ -5,16 +5,22 @@
 
 #define LINK_SYNC 165u
 #define LINK_MAX_LEN 130u
-#define LINK_SEQ_MOD 127u
+#define LINK_SEQ_MOD 63u
 #define LINK_T_HELLO 1u
 #define LINK_T_VRAM 2u
 #define LINK_T_FLIP 3u
 #define LINK_T_SOUND 4u
+#define LINK_T_PALETTE 7u
+#define LINK_T_ATTR 8u
+#define LINK_Q_BUTTONS 80u
+#define LINK_Q_DPAD 96u
+#define LINK_Q_CLEAR 112u
 #define LINK_ST_READY 17u
 #define LINK_ST_BUSY_RX 34u
 #define LINK_ST_BUSY_APPLY 51u
 #define LINK_ST_ERR 64u
 #define LINK_ST_ACK 128u
+#define LINK_ST_APPLIED 64u
 #define LINK_ERR_CHECKSUM 1u
 #define LINK_ERR_LENGTH 2u
 #define LINK_ERR_TYPE 3u
