@@ -22,6 +22,29 @@ from types import SimpleNamespace
 import pytest
 from ci_skips import pytest_configure, pytest_sessionfinish, pytest_terminal_summary  # noqa: F401 (hooks)
 
+
+def pytest_sessionstart(session):
+    """Run one mGBA frame before any test imports torch.
+
+    The mgba wheel's bindings call back into Python (``extern "Python"``, a frame-ended callback), and cffi
+    sets that up on the first such call. When torch was imported first in the same process, that first call
+    spun forever inside cffi's start-up (``_cffi_carefully_make_gil``): the whole suite hung in its first
+    mGBA test after the torch tests, while each file alone passed. Making the first call here, before any
+    test module loads torch, avoids it. The runtime never imports torch, so only a test process meets this.
+    """
+    try:
+        import mgba.core
+        import mgba.log
+    except ImportError:
+        return  # no mGBA here: its tests skip (or fail under CI) on their own
+    from firmware_bridge.gameboy import ROM_PATH
+
+    mgba.log.silence()
+    core = mgba.core.load_path(str(ROM_PATH))
+    if core is not None:
+        core.reset()
+        core.run_frame()
+
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT.parent / "shared" / "fixtures" / "upstream"
 # The test checkpoint: upstream's tiny shape (E=24, H=32, L=2), seeded random weights, the default slicing.
