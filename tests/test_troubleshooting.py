@@ -82,11 +82,16 @@ def printed_by(parts, seg, cut_start, cut_end):
     return False
 
 def found_in_code(seg, lits, cut_start=False, cut_end=False):
-    words = set(re.findall(r"[A-Za-z]{4,}", seg))
+    found = re.findall(r"[A-Za-z]{4,}", seg)
+    words = set(found)
     path_prefix = re.match(r"[^\s:]+: ", seg)  # a caller's `{path}: {error}` before the library's message
     for parts in lits:
         static = " ".join(p for p in parts if p)
         if words and not any(w in static for w in words):
+            continue
+        if cut_start and found and found[0] not in static:
+            # a fragment must start in the literal's own words: else any literal ending in a placeholder
+            # ("... or more, got {n}") would swallow it whole
             continue
         if printed_by(parts, seg, cut_start, cut_end):
             return True
