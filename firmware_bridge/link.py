@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -533,7 +534,7 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-class PumpedLink:
+class PumpedLink(ABC):
     """What a ``Streamer`` drives: a ``HostSession`` and ``pump()``, the one method a transport writes.
 
     ``pump()`` moves bytes once between the session and the device; everything else (the handshake,
@@ -547,12 +548,13 @@ class PumpedLink:
     baud: Optional[int] = None
     connect_timeout_s: float = 3.0
     session: HostSession
+    # the link's time in integer milliseconds: ``Link`` takes it as an argument (the real clock, or a test's),
+    # ``VirtualLink`` counts one simulated ms per pump
+    clock: Callable[[], int]
 
-    def clock(self) -> int:
-        raise NotImplementedError
-
+    @abstractmethod
     def pump(self, block: bool = True) -> None:
-        raise NotImplementedError
+        """Move bytes once between the session and the device (waiting for some when ``block``)."""
 
     def open(self) -> PumpedLink:
         """Open the transport (nothing to open for an in-process one)."""
@@ -598,7 +600,7 @@ class PumpedLink:
         s = self.session
         self.wait(lambda: s.state == "ready" and s.backlog == 0 and s.audio_pending == 0, timeout_s, "flushing")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: an in-process transport has nothing to close)
         """Close the transport (nothing to close for an in-process one)."""
 
     def __enter__(self) -> PumpedLink:
