@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from firmware_bridge.errors import PortError
+from pxby_edge.atomic import pid_alive
 
 # The USB product string the handheld's firmware reports (firmware_bridge/firmware/README.md, "USB identity");
 # the udev rule in deploy/ matches it exactly. Not the vendor and product ids: an RP2040 running any Pico SDK
@@ -105,16 +106,6 @@ def announce(url: str, name: str = "pxby-edge handheld (simulator)") -> Iterator
             path.unlink()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
-
-
 def _read_announcement(path: Path) -> Optional[Port]:
     """The handheld a registry file names, or None for anything not to be believed."""
     try:
@@ -129,7 +120,7 @@ def _read_announcement(path: Path) -> Optional[Port]:
     url, pid, name = data.get("url"), data.get("pid"), data.get("name", "")
     if not isinstance(url, str) or not url.isprintable() or not isinstance(pid, int) or isinstance(pid, bool):
         return None
-    if pid <= 0 or not _alive(pid):
+    if pid <= 0 or not pid_alive(pid):
         return None
     return Port(url, f"{str(name)[:80]} (pid {pid})", ANNOUNCED, True)
 

@@ -168,12 +168,8 @@ def _remove_dead_partials(base: Path, prefix: str) -> None:
         pid = entry.name[len(prefix) :].split(".", 1)[0]
         if not pid.isdigit() or not entry.is_dir() or entry.is_symlink():
             continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if not pid_alive(int(pid)):  # a live one (ours or another user's) is still writing
             shutil.rmtree(entry, ignore_errors=True)
-        except OSError:
-            pass  # alive, as another user: not ours to touch
 
 
 def _share(path, mode: int) -> None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from pxby_edge import events as ev
+from pxby_edge.constants import DEFAULT_PROMPT, UPSTREAM_AUDIO_RATE
 from pxby_edge.context import ZERO_CONTEXT, ContextBuilder
 from pxby_edge.errors import GenerationError
 from pxby_edge.plan import (
@@ -43,8 +44,6 @@ from pxby_edge.vocab import PAD_ID, SEG_END_ID
 
 if TYPE_CHECKING:
     from pxby_edge.backends.base import Stepper
-
-from pxby_edge.constants import DEFAULT_PROMPT, UPSTREAM_AUDIO_RATE
 
 
 @dataclass(frozen=True)
