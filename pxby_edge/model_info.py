@@ -52,6 +52,21 @@ def op_dtype_lines(f: TFLiteFile, subgraph: int = 0) -> list[str]:
             for (name, ins, outs), n in counts.items()]
 
 
+def matrix_storage(f: TFLiteFile, subgraph: int = 0) -> dict[str, int]:
+    """How the quantized weight matrices are stored: {"int4 per channel": 1, "int4 in row blocks": 4, ...}."""
+    out: dict[str, int] = {}
+    for t in f.subgraphs[subgraph].tensors:
+        q = t.quantization
+        if len(t.shape) != 2 or not t.quantized or not t.buffer or not f.buffers[t.buffer].size:
+            continue
+        if q.block_size:
+            what = "in row blocks (float16 scale)" if q.block_size == t.shape[1] else f"in blocks of {q.block_size}"
+        else:
+            what = "per channel (float32 scale, int64 zero point)" if q.per_channel else "per tensor"
+        out[f"{t.dtype} {what}"] = out.get(f"{t.dtype} {what}", 0) + 1
+    return out
+
+
 def describe_model(path) -> str:
     """What ``pxby-edge inspect`` prints: manifest, tensors with their quantization, sizes, operators."""
     f = TFLiteFile.open(path)
@@ -73,9 +88,11 @@ def describe_model(path) -> str:
         rounding = c.get("rounding") if isinstance(c.get("rounding"), dict) else {}
         if rounding.get("method"):
             qat = rounding.get("qat") if isinstance(rounding.get("qat"), dict) else {}
+            trained = rounding.get("checkpoint_trained_for")
             lines.append(f"weights    rounded {rounding['method']}"
                          + (f" to {rounding['bits']} bits" if rounding.get("bits") else "")
-                         + (f", then {qat.get('steps')} QAT steps" if qat.get("steps") else ""))
+                         + (f", then {qat.get('steps')} QAT steps" if qat.get("steps") else "")
+                         + (f" (checkpoint trained for {trained}: train --qat)" if isinstance(trained, str) else ""))
         if c.get("calib_steps"):
             ranges = c.get("ranges") if isinstance(c.get("ranges"), dict) else {}
             lines.append(f"calibrated {c.get('calib_steps')} samples from {c.get('source')}"
@@ -88,12 +105,15 @@ def describe_model(path) -> str:
         for s in specs:
             quant = f"scale {s.scale:.6g} zero point {s.zero_point}" if s.quantized else "not quantized"
             lines.append(f"  {kind:<3} {s.name:<8} {s.dtype:<8} {str(list(s.shape)):<16} {quant}   ({s.tensor})")
+    index = f.signature(m.signature).subgraph_index
     weights = {}
     for t in sub.tensors:
         if t.buffer and f.buffers[t.buffer].size:
             weights[t.dtype] = weights.get(t.dtype, 0) + f.buffers[t.buffer].size
     lines.append("weights    " + ", ".join(f"{k} {v:,} B" for k, v in sorted(weights.items())))
-    index = f.signature(m.signature).subgraph_index
+    storage = matrix_storage(f, index)
+    if storage:
+        lines.append("matrices   " + ", ".join(f"{n} {what}" for what, n in sorted(storage.items())))
     lines.append("ops        " + ", ".join(f"{k}×{v}" for k, v in sorted(f.op_counts(index).items())))
     floats = float_compute_ops(f, index)
     lines.append("op dtypes  (inputs → outputs) " + (f"float ops: {', '.join(sorted(set(floats)))}" if floats

@@ -80,7 +80,9 @@ _MODEL = {"version": 0, "operator_codes": 1, "subgraphs": 2, "description": 3, "
 _SUBGRAPH = {"tensors": 0, "inputs": 1, "outputs": 2, "operators": 3, "name": 4}
 _TENSOR = {"shape": 0, "type": 1, "buffer": 2, "name": 3, "quantization": 4, "is_variable": 5,
            "shape_signature": 7}
-_QUANT = {"min": 0, "max": 1, "scale": 2, "zero_point": 3, "quantized_dimension": 6}
+_QUANT = {"min": 0, "max": 1, "scale": 2, "zero_point": 3, "details_type": 4, "details": 5, "quantized_dimension": 6}
+_BLOCKWISE = {"scales": 0, "zero_points": 1, "block_size": 2}
+DETAILS_BLOCKWISE = 2  # QuantizationDetails union: NONE, CustomQuantization, BlockwiseQuantization
 _OPERATOR = {"opcode_index": 0, "inputs": 1, "outputs": 2, "builtin_options_type": 3, "builtin_options": 4,
              "intermediates": 8}
 
@@ -110,13 +112,17 @@ _TENSORMAP = {"name": 0, "tensor_index": 1}
 
 @dataclass(frozen=True)
 class Quantization:
-    """Affine quantization of a tensor: real = scale * (q - zero_point), per tensor or per channel."""
+    """Affine quantization of a tensor: real = scale * (q - zero_point), per tensor or per channel; or
+    blockwise: real = q * scales[row, col // block_size], the scales in another constant tensor."""
 
     scale: tuple[float, ...] = ()
     zero_point: tuple[int, ...] = ()
     quantized_dimension: int = 0
     min: tuple[float, ...] = ()
     max: tuple[float, ...] = ()
+    block_size: int = 0  # > 0: blockwise, along the last dimension
+    block_scales: int = -1  # tensor index of the (rows, cols // block_size) scales
+    block_zero_points: int = -1
 
     @property
     def per_channel(self) -> bool:
@@ -141,7 +147,7 @@ class Tensor:
 
     @property
     def quantized(self) -> bool:
-        return bool(self.quantization.scale)
+        return bool(self.quantization.scale) or self.quantization.block_size > 0
 
     @property
     def scale(self) -> float:
@@ -407,12 +413,21 @@ class TFLiteFile:
         q = r.sub_table(t, _TENSOR["quantization"])
         quant = Quantization()
         if q is not None:
+            block = {}
+            details = r.sub_table(q, _QUANT["details"])
+            if details is not None and int(r.scalar(q, _QUANT["details_type"], "B")) == DETAILS_BLOCKWISE:
+                block = {"block_size": int(r.scalar(details, _BLOCKWISE["block_size"], "i")),
+                         "block_scales": int(r.scalar(details, _BLOCKWISE["scales"], "i", -1)),
+                         "block_zero_points": int(r.scalar(details, _BLOCKWISE["zero_points"], "i", -1))}
+                if block["block_size"] <= 0:
+                    raise ModelFileError(f"tensor {i} has blockwise quantization with block size {block['block_size']}")
             quant = Quantization(
                 scale=tuple(float(x) for x in r.numeric_vector(q, _QUANT["scale"], "<f4")),
                 zero_point=tuple(int(x) for x in r.numeric_vector(q, _QUANT["zero_point"], "<i8")),
                 quantized_dimension=int(r.scalar(q, _QUANT["quantized_dimension"], "i")),
                 min=tuple(float(x) for x in r.numeric_vector(q, _QUANT["min"], "<f4")),
                 max=tuple(float(x) for x in r.numeric_vector(q, _QUANT["max"], "<f4")),
+                **block,
             )
         buffer = int(r.scalar(t, _TENSOR["buffer"], "I"))
         if buffer >= len(self.buffers):
@@ -489,12 +504,34 @@ class TFLiteFile:
             )
         return np.frombuffer(raw, dtype=dt).reshape(tensor.shape)
 
-    def dequantized(self, tensor: Tensor) -> Optional[np.ndarray]:
-        """Constant tensor as float32: per-tensor or per-channel ``scale * (q - zero_point)``."""
+    def block_scales(self, tensor: Tensor, subgraph: int = 0) -> np.ndarray:
+        """The (rows, cols // block_size) float32 scales of a blockwise-quantized 2-D constant, checked."""
+        q = tensor.quantization
+        tensors = self.subgraphs[subgraph].tensors
+        bad = f"tensor {tensor.name!r} has blockwise quantization that does not fit its shape"
+        if q.block_zero_points >= 0:
+            raise ModelFileError(f"tensor {tensor.name!r} has blockwise zero points, which no recipe of ours writes")
+        if len(tensor.shape) != 2 or tensor.shape[1] % q.block_size or not 0 <= q.block_scales < len(tensors):
+            raise ModelFileError(bad)
+        holder = tensors[q.block_scales]
+        scales = self.tensor_array(holder)
+        if scales is None or holder.dtype not in ("float16", "float32") \
+                or scales.shape != (tensor.shape[0], tensor.shape[1] // q.block_size):
+            raise ModelFileError(bad)
+        scales = scales.astype(np.float32)
+        if not np.isfinite(scales).all():
+            raise ModelFileError(f"tensor {tensor.name!r} has block scales that are not finite")
+        return scales
+
+    def dequantized(self, tensor: Tensor, subgraph: int = 0) -> Optional[np.ndarray]:
+        """Constant tensor as float32: per-tensor or per-channel ``scale * (q - zero_point)``, or blockwise."""
         arr = self.tensor_array(tensor)
         if arr is None or not tensor.quantized:
             return None if arr is None else arr.astype(np.float32)
         q = tensor.quantization
+        if q.block_size:
+            scales = self.block_scales(tensor, subgraph)
+            return (arr.astype(np.float32) * np.repeat(scales, q.block_size, axis=1)).astype(np.float32)
         scale = np.asarray(q.scale, dtype=np.float32)
         zero = np.asarray(q.zero_point or (0,) * len(q.scale), dtype=np.float32)
         per_channel = len(scale) > 1

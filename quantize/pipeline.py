@@ -203,6 +203,9 @@ def calibrate(loaded: Loaded, recipe: str, rounding: str, calib_steps: int, batc
 
             cal.rounded = qat_round(loaded.source.model, loaded.calib.streams, cal.rounded, qat_steps)
         summary["rounding"] = {**cal.rounded.summary, "source": loaded.calib.source}
+        trained_for = loaded.source.pxby.get("qat")  # written by `train --qat` (training/qat.py)
+        if isinstance(trained_for, str) and len(trained_for) <= 16:
+            summary["rounding"]["checkpoint_trained_for"] = trained_for
         if not summary.get("calib_steps"):
             summary["note"] += f"; weights GPTQ-rounded on {cal.rounded.summary['positions']} positions"
     else:

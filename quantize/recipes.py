@@ -9,8 +9,11 @@
   (``quantize.graph.integer_embedding``). No op computes in float; only the int32 context ids go in.
 - ``dynamic``: like ``dynamic_wi8_afp32`` (int8 weights per channel, float activations quantized on the
   fly inside each FULLY_CONNECTED; state stays float32), with OCTAV clipping of the weight ranges.
-- ``int4``: ``dynamic`` with int4 weights (symmetric, per channel) in every FULLY_CONNECTED: half the
-  bytes a step reads; the embedding stays int8.
+- ``int4``: ``dynamic`` with int4 weights (symmetric, per row) in every FULLY_CONNECTED: half the
+  bytes a step reads; the embedding stays int8. Rows 32/64/128/256 wide are stored as one block each
+  (``row_block_scopes``: float16 scales, no zero points), others per channel. Post-training rounding keeps
+  89-93 % of the float model's new-token predictions at 4 bits; a checkpoint trained with
+  ``train --qat int4`` (training/qat.py) already lies on this grid and keeps them all.
 - ``mixed``: the LSTM gate FULLY_CONNECTED ops static int8 (int8 weights per channel, int8 inputs and
   outputs with QUANTIZE/DEQUANTIZE around them: integer kernels, no on-the-fly quantization), the
   logits FULLY_CONNECTED dynamic (int8 weights, float logits: 8-bit logits round near-ties together,
@@ -33,6 +36,7 @@ from __future__ import annotations
 import warnings
 
 RECIPES = ("int8", "dynamic", "int4", "mixed")
+ROW_BLOCK_WIDTHS = (32, 64, 128, 256)  # ai-edge-quantizer's block sizes (BLOCKWISE_32 .. _256)
 RANGES = ("minmax", "percentile")  # how calibrated activation ranges are taken (calibrate_ranges)
 DEFAULT_RANGES = "minmax"
 PERCENTILE = 99.9
@@ -49,7 +53,36 @@ RECIPE_HELP = {
 }
 
 
-def _recipe_setup(quantizer, name: str, pre_rounded: bool = False) -> None:
+def row_block_scopes(float_model: bytes) -> list[tuple[str, int]]:
+    """(scope regex, width) of every FULLY_CONNECTED whose weight rows are one of the quantizer's block widths.
+
+    A block as wide as the row is the per-row grid the int4 recipe uses anyway; what changes is the
+    storage: ai-edge-quantizer writes block scales as one float16 tensor (rounded to bfloat16's 8
+    significant bits, which ``quantize.rounding`` and ``training.qat`` round to first) and no zero
+    points, where per-channel quantization needs a float32 scale and an int64 zero point per row
+    (the interpreter refuses a file without them). On the demo model that is 26 KB of 251 KB, and
+    LiteRT runs both at the same speed here (docs/BENCHMARKS.md). Rows of other widths (the
+    upstream-size model's 126 and 512) stay per channel: a narrower block would be a different grid.
+    """
+    import re
+
+    from pxby_edge.tflite_file import TFLiteFile
+
+    f = TFLiteFile(float_model)
+    out = []
+    for sub in f.subgraphs:
+        for op in sub.operators:
+            if f.op_name(op) != "FULLY_CONNECTED" or len(op.inputs) < 2:
+                continue
+            shape = sub.tensors[op.inputs[1]].shape
+            if len(shape) == 2 and shape[1] in ROW_BLOCK_WIDTHS:
+                # The quantizer matches op scopes: the output tensor names joined by ";", with a trailing ";".
+                scope = "".join(sub.tensors[i].name + ";" for i in op.outputs if i >= 0)
+                out.append(("^" + re.escape(scope) + "$", int(shape[1])))
+    return out
+
+
+def _recipe_setup(quantizer, name: str, pre_rounded: bool = False, float_model: bytes = b"") -> None:
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe
 
     if name == "int8":
@@ -68,6 +101,10 @@ def _recipe_setup(quantizer, name: str, pre_rounded: bool = False) -> None:
         quantizer.add_dynamic_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED, 8)
         quantizer.add_dynamic_config(".*", fc, 4, algorithm_key=algorithm_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT
                                      if pre_rounded else algorithm_manager.AlgorithmName.OCTAV)
+        for scope, width in row_block_scopes(float_model):
+            # Whole rows as one block: the same per-row grid, stored with a float16 scale and no zero
+            # point instead of a float32 scale and an int64 zero point (12 → 2 bytes a row).
+            quantizer.add_dynamic_config(scope, fc, 4, granularity=getattr(qtyping.QuantGranularity, f"BLOCKWISE_{width}"))
     elif name == "mixed":
         fc = qtyping.TFLOperationName.FULLY_CONNECTED
         # Regexes match op output tensor names, which litert-torch derives from the module path.
@@ -104,7 +141,7 @@ def quantize_tflite(float_model: bytes, name: str, samples: list, signature: str
     from quantize.graph import integer_embedding
 
     q = quantizer.Quantizer(bytearray(float_model))
-    _recipe_setup(q, name, pre_rounded)
+    _recipe_setup(q, name, pre_rounded, float_model)
     with quiet():
         calibration = calibrate_ranges(q, {signature: samples}, ranges) if q.need_calibration else None
         if calibration is not None and tie_state:

@@ -169,6 +169,8 @@ def clipped_scales(w: np.ndarray, weight: np.ndarray, qmax: int, grid: int = CLI
     w = np.asarray(w, np.float64)
     bound = np.maximum(np.abs(w).max(axis=1), 1e-9)
     best = np.full(len(w), np.inf)
+    # alpha = 1 (the row's own max) is tried last and wins only when strictly better, but a row already on
+    # its grid (a ``train --qat`` checkpoint) has zero error there and keeps its scale exactly.
     out = bound / qmax
     for alpha in np.linspace(CLIP_LOW, 1.0, grid):
         s = alpha * bound / qmax
@@ -178,8 +180,19 @@ def clipped_scales(w: np.ndarray, weight: np.ndarray, qmax: int, grid: int = CLI
     return out.astype(np.float32)
 
 
+def to_bfloat16(x: np.ndarray) -> np.ndarray:
+    """``x`` rounded (to nearest even) to bfloat16's 8 significant bits, as float32.
+
+    The int4 file stores row scales that way (ai-edge-quantizer's blockwise scales; ``quantize.recipes``);
+    a scale already on that grid goes through unchanged, so the rounding here is the only one. Finite
+    inputs only (scales are): the bit trick below is the standard float32 → bfloat16 conversion."""
+    bits = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32).reshape(np.shape(x))
+
+
 def _scales(w: np.ndarray, diag: np.ndarray, qmax: int) -> np.ndarray:
-    return row_scales(w, qmax) if qmax == QMAX else clipped_scales(w, diag, qmax)
+    return row_scales(w, qmax) if qmax == QMAX else to_bfloat16(clipped_scales(w, diag, qmax))
 
 
 def gptq_weights(model, streams: list, max_positions: int = GPTQ_POSITIONS, damp: float = GPTQ_DAMP,
@@ -260,6 +273,8 @@ def check_weights(quant_model: bytes, rounded: Rounded) -> int:
         for name, q in rounded.ints.items():
             if name not in found and ints.shape == q.shape and np.array_equal(ints, q):
                 scale = np.asarray(t.quantization.scale, np.float64)
+                if t.quantization.block_size == t.shape[1]:  # one block per row: the row scales
+                    scale = f.block_scales(t)[:, 0].astype(np.float64)
                 if len(scale) == len(rounded.scales[name]) and np.allclose(scale, rounded.scales[name], rtol=1e-6):
                     found.add(name)
                     break

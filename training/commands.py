@@ -61,6 +61,8 @@ def synth(n, out, seed, size_px, backdrop, force):
 @click.option("--eval-every", type=click.IntRange(1), help="Optimizer steps between validations.")
 @click.option("--threads", type=click.IntRange(0), help="CPU threads for torch (0: torch's default).")
 @click.option("--seed", type=int, help="Seed for weights and data order.")
+@click.option("--qat", type=click.Choice(["none", "int4"]), help="int4: train the weight matrices on the int4 grid, so "
+              "`quantize --recipe int4` loses nothing; the checkpoint holds the rounded matrices (default: none).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]), default="auto", show_default=True, help="Autocast on CUDA (ignored on CPU).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last/.")
@@ -71,7 +73,7 @@ def synth(n, out, seed, size_px, backdrop, force):
                    "(CUDA, --amp bf16 or off, no DDP, no --grad-accum).")
 @click.option("--check-sync", type=click.Path(file_okay=False), hidden=True, help="Check DDP ranks hold equal weights after every step; write per-rank reports here.")
 def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_repeat, init_from, batch, seq_len, stride, lr, grad_accum, pad_weight, eval_every,
-          threads, seed, device, amp, resume, force, no_progress, cuda_graph, check_sync):
+          threads, seed, qat, device, amp, resume, force, no_progress, cuda_graph, check_sync):
     """Train a PixelBytes LSTM and write an upstream-format checkpoint, metrics.csv and metrics.png.
 
     Runs unchanged under `torchrun --nproc_per_node=N` (DDP; gloo on CPU, NCCL on GPU).
@@ -80,6 +82,7 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
 
     from pxby_edge.cli import info, show_progress
     from training.config import load_preset
+    from training.qat import QAT_CHOICES
     from training.train import rate_text
     from training.train import train as run
 
@@ -88,7 +91,7 @@ def train(data, out, config, epochs, max_steps, max_minutes, eval_batches, head_
         "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes, "eval_batches": eval_batches,
         "head_repeat": head_repeat, "batch_size": batch, "seq_len": seq_len, "stride": stride,
         "lr": lr, "grad_accum": grad_accum, "pad_weight": pad_weight, "eval_every": eval_every,
-        "num_threads": threads, "seed": seed,
+        "num_threads": threads, "seed": seed, "qat_bits": None if qat is None else QAT_CHOICES[qat],
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     result = run(data, out, model_cfg, cfg, device=device, amp=amp, resume=resume, force=force,

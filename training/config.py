@@ -34,7 +34,7 @@ TRAIN_INT_RANGES = {
     "seq_len": (2, 1 << 16), "stride": (1, 1 << 30), "batch_size": (1, 1 << 12), "warmup_steps": (0, 1 << 40),
     "grad_accum": (1, 1 << 12), "epochs": (0, 1 << 30), "max_steps": (0, 1 << 40), "eval_every": (1, 1 << 40),
     "eval_batches": (0, 1 << 40), "slicing_image": (1, MAX_SLICING), "slicing_audio": (1, MAX_SLICING),
-    "head_repeat": (0, 1 << 12), "seed": (0, (1 << 64) - 1), "num_threads": (0, 1 << 12),
+    "head_repeat": (0, 1 << 12), "seed": (0, (1 << 64) - 1), "num_threads": (0, 1 << 12), "qat_bits": (0, 4),
 }
 # name -> (low, low included, high): finite numbers only.
 TRAIN_FLOAT_RANGES = {
@@ -185,12 +185,15 @@ class TrainConfig:
     pad_weight: float = 1.0  # loss weight of class 0 (upstream used 1/120)
     seed: int = 1337
     num_threads: int = 0  # CPU threads for torch; 0 leaves torch's default
+    qat_bits: int = 0  # 4: train the weight matrices on the int4 grid (training.qat); 0: float
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
 
     def __post_init__(self):
         # Every number must be of its type, finite and in range: an inf learning rate or a NaN min_lr
         # would train to NaN weights and still "finish" (issue 21).
         bad = [f"{k}={_show(getattr(self, k))} ({want})" for k, want in _train_problems(self)]
+        if self.qat_bits in (1, 2, 3):
+            bad.append(f"qat_bits={_show(self.qat_bits)} (0 or 4)")
         if not isinstance(self.extra, dict):
             bad.append(f"extra={_show(self.extra)} (a JSON object)")
         if bad:

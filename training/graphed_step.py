@@ -29,6 +29,8 @@ def graph_refusal(rt, cfg) -> str | None:
         return "CUDA graphs are not used under DDP"
     if cfg.grad_accum != 1:
         return "CUDA graphs need grad_accum 1"
+    if cfg.qat_bits:
+        return "CUDA graphs are not used with --qat (its rounding runs in the eager step)"
     if rt.amp_dtype == torch.float16:
         return "CUDA graphs need --amp bf16 or off (fp16's GradScaler reads back every step)"
     return None

@@ -276,7 +276,8 @@ def _initial_model(path, model_cfg: ModelConfig) -> tuple[Path, PixelBytesLSTM]:
     from training.checkpoint import load_checkpoint
 
     start = load_checkpoint(path)
-    if start.config != model_cfg:
+    # A checkpoint records the embedding it has (6 × E//6: the upstream preset's 128 is stored as 126).
+    if start.config != replace(model_cfg, embed_size=model_cfg.pxby_emb * model_cfg.pxby_dim):
         raise ConfigError(f"--init {path} holds {start.config}, but the config asks for {model_cfg}")
     return Path(path), start
 
@@ -353,6 +354,7 @@ class TrainingRun:
             KEY_AUDIO_RATE: source_rate / cfg.slicing_audio if source_rate else None,
             "trained_on": str(self.data),
             "val_fraction": cfg.val_fraction,
+            **({"qat": f"int{cfg.qat_bits}"} if cfg.qat_bits else {}),
         }
 
     def _load_data(self, cache_dir) -> None:
@@ -380,11 +382,15 @@ class TrainingRun:
             self.say(f"weights initialised from {path}")
         self.raw_model = raw_model.to(rt.device)
         self.model = self.raw_model
+        if self.cfg.qat_bits:  # every forward, held-out ones included, on the rounded matrices
+            from training.qat import FakeQuantModel
+
+            self.model = FakeQuantModel(self.raw_model, self.cfg.qat_bits)
         if rt.ddp:
             from torch.nn.parallel import DistributedDataParallel
 
             device_ids = [rt.local_rank] if rt.device.type == "cuda" else None
-            self.model = DistributedDataParallel(self.raw_model, device_ids=device_ids)
+            self.model = DistributedDataParallel(self.model, device_ids=device_ids)
         self.say(f"model: {self.model_cfg} — {self.raw_model.num_parameters():,} parameters; device {rt.device}, "
                  f"world {rt.world}, amp {rt.amp_dtype}, step {'CUDA graph' if self.cuda_graph else 'eager'}")
 
@@ -602,7 +608,7 @@ class TrainingRun:
             return
         if metrics["val_loss"] < self.best:
             self.best = metrics["val_loss"]
-            save_checkpoint(self.raw_model, self.out, self.pxby)
+            save_checkpoint(self._checkpoint_model(), self.out, self.pxby)
             self.writes["checkpoint_writes"] += 1
         save_run_state(self.out, self.raw_model, self.optimizer, self.scaler, self.pxby, {
             "step": self.step, "epoch": self.epoch, "batch_pos": self.batch_pos, "best_val_loss": self.best,
@@ -613,6 +619,14 @@ class TrainingRun:
         if not write_metrics(self.out, self.rows) and not self.plot_warned:
             self.say("note: metrics.png not written: matplotlib is not installed here (pip install matplotlib)")
             self.plot_warned = True
+
+    def _checkpoint_model(self):
+        """What the checkpoint holds: the model as validated (a QAT run's matrices rounded, training.qat)."""
+        if not self.cfg.qat_bits:
+            return self.raw_model
+        from training.qat import snapped
+
+        return snapped(self.raw_model, self.cfg.qat_bits)
 
     # -- teardown ----------------------------------------------------------------------------------
 

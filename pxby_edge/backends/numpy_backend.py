@@ -53,6 +53,7 @@ class NumpyBackend(Backend):
         self._init_common(manifest, path)
         self.threads = int(threads)  # numpy's BLAS decides; kept for a uniform interface
         sig = f.signature(manifest.signature) if len(f.signatures) != 1 else f.signatures[0]
+        self.subgraph_index = sig.subgraph_index
         self.subgraph = f.subgraphs[sig.subgraph_index]
         tensors = self.subgraph.tensors
         self.specs = {s.name: s for s in manifest.inputs + manifest.outputs}
@@ -87,15 +88,15 @@ class NumpyBackend(Backend):
         for t in tensors:
             arr = f.tensor_array(t)
             if arr is not None:
-                values[t.index] = self._real(f, t, arr)
+                values[t.index] = self._real(f, t, arr, self.subgraph_index)
                 if values[t.index].dtype.kind == "f" and not np.isfinite(values[t.index]).all():
                     raise ModelFileError(f"{self.path}: constant tensor {t.name!r} holds values that are not finite")
         return values
 
     @staticmethod
-    def _real(f: TFLiteFile, t, arr: np.ndarray) -> np.ndarray:
+    def _real(f: TFLiteFile, t, arr: np.ndarray, subgraph: int) -> np.ndarray:
         if t.quantized and t.dtype in ("int4", "int8", "int16", "uint8", "int32", "int64"):
-            return f.dequantized(t)
+            return f.dequantized(t, subgraph)
         if t.dtype in ("float32", "float16"):
             return np.ascontiguousarray(arr, dtype=np.float32)
         return np.array(arr)  # ids, shapes, begins: exact integers
