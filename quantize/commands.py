@@ -57,8 +57,9 @@ def format_table(report: dict) -> str:
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=str))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="The .tflite to write.")
-@click.option("--recipe", type=click.Choice(RECIPES), default=DEFAULT_RECIPE, show_default=True,
-              help=f"Quantization recipe: {choices_help(RECIPE_HELP)}.")
+@click.option("--recipe", type=click.Choice(RECIPES), default=None,
+              help=f"Quantization recipe: {choices_help(RECIPE_HELP)}. Default: int4 for a checkpoint trained "
+                   f"with `train --qat int4`, else {DEFAULT_RECIPE}.")
 @click.option("--rounding", type=click.Choice(ROUNDINGS), default=DEFAULT_ROUNDING, show_default=True,
               help=f"How weights are rounded to int8: {choices_help(ROUNDING_HELP)}.")
 @click.option("--calib", "calib", type=click.Path(), default=None,

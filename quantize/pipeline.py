@@ -91,7 +91,7 @@ def quantize_checkpoint(
     checkpoint,
     out,
     *,
-    recipe: str = DEFAULT_RECIPE,
+    recipe: Optional[str] = None,
     rounding: str = DEFAULT_ROUNDING,
     calib=None,
     calib_steps: int = DEFAULT_CALIB_STEPS,
@@ -106,6 +106,8 @@ def quantize_checkpoint(
     qat_steps: int = 0,
 ) -> dict:
     """Run the whole pipeline, one function per stage; returns the fidelity report (also in the manifest).
+
+    ``recipe`` None: the one the checkpoint was trained for (``train --qat int4`` → int4), else DEFAULT_RECIPE.
 
     ``rounding`` "gptq" rounds the weight matrices with GPTQ on the calibration streams before the
     quantizer runs (quantize/rounding.py); the float outputs and the fidelity reference stay the
@@ -122,6 +124,7 @@ def quantize_checkpoint(
     tick = progress or (lambda stage: None)
     t0 = time.perf_counter()
     loaded = load(checkpoint, calib)
+    recipe = recipe or default_recipe(loaded.source)
     # Every input has been checked by now: the first tick is where a progress display may start.
     tick("load")
     cal = calibrate(loaded, recipe, rounding, calib_steps, batch, started=t0, qat_steps=qat_steps)
@@ -140,11 +143,19 @@ def quantize_checkpoint(
     return report
 
 
-def check_request(recipe: str, rounding: str, batch: int, qat_steps: int = 0) -> None:
+def default_recipe(source) -> str:
+    """int4 for a checkpoint trained on the int4 grid (its float model is its int4 model), else DEFAULT_RECIPE."""
+    from quantize.recipes import RECIPES
+
+    trained_for = source.pxby.get("qat")
+    return trained_for if trained_for in RECIPES else DEFAULT_RECIPE
+
+
+def check_request(recipe: Optional[str], rounding: str, batch: int, qat_steps: int = 0) -> None:
     from quantize.recipes import RECIPES
     from quantize.rounding import ROUNDINGS
 
-    if recipe not in RECIPES:
+    if recipe is not None and recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     if rounding not in ROUNDINGS:
         raise ValueError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDINGS)}")
