@@ -33,8 +33,11 @@ from pxby_edge.bench import (
 from pxby_edge.constants import BACKEND_NAMES
 from pxby_edge.errors import BackendError
 from pxby_edge.generate import default_model_path
+from pxby_edge.manifest import read_manifest
 
 pytest.importorskip("ai_edge_litert")
+
+BUNDLED_RECIPE = read_manifest(default_model_path()).recipe  # bench names its rows by the file's recipe
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = ("name", "batch", "threads", "tokens", "tokens_per_s", "us_per_token_median", "us_per_token_p99",
             "startup_s", "peak_rss_mb")
@@ -104,7 +107,7 @@ def test_without_onnx_the_int8_rows_are_one_error_row_and_the_rest_runs(monkeypa
     pytest.importorskip("onnxruntime")
     monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)  # onnxruntime without the onnx package
     rows = bench(BenchMatrix([default_model_path()], backends=["litert", "onnx"], kinds=("step",), tokens=20), isolate=False)
-    assert [r["name"] for r in rows] == ["litert dynamic b1 step", "onnx fp32 b1 step", "onnx int8 (quantize_dynamic)"]
+    assert [r["name"] for r in rows] == [f"litert {BUNDLED_RECIPE} b1 step", "onnx fp32 b1 step", "onnx int8 (quantize_dynamic)"]
     assert "pip install onnx" in rows[-1]["error"] and "error" not in rows[0]
     assert "error: needs onnxruntime's quantization tools" in format_rows(rows)
 
@@ -137,7 +140,7 @@ def test_cli_md_with_repeats_thread_sweep_and_plot(tmp_path, run_cli):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("| configuration |") and lines[1].startswith("| --- |")
-    assert [ln.split(" | ")[0] for ln in lines[2:]] == ["| numpy dynamic b1 step t1", "| numpy dynamic b1 step t2"]
+    assert [ln.split(" | ")[0] for ln in lines[2:]] == [f"| numpy {BUNDLED_RECIPE} b1 step t1", f"| numpy {BUNDLED_RECIPE} b1 step t2"]
     assert all(" | 64 | " in ln and " ± " in ln for ln in lines[2:])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = run_cli("bench", "--tokens", "16", "--backend", "numpy", "--plot", str(png), "--inline")
@@ -150,10 +153,10 @@ def test_cli_machine_readable_outputs(fmt, run_cli):
     assert code == 0, err
     if fmt == "csv":
         table = list(csv.reader(io.StringIO(out)))
-        assert table[0][0] == "configuration" and table[1][0] == "numpy dynamic b1 step"
+        assert table[0][0] == "configuration" and table[1][0] == f"numpy {BUNDLED_RECIPE} b1 step"
         return
     rows = json.loads(out) if fmt == "json" else [json.loads(ln) for ln in out.splitlines()]
-    assert [r["name"] for r in rows] == ["numpy dynamic b1 step"] and rows[0]["tokens"] == 20
+    assert [r["name"] for r in rows] == [f"numpy {BUNDLED_RECIPE} b1 step"] and rows[0]["tokens"] == 20
 
 
 def test_cli_errors_are_one_line(tmp_path, run_cli):
