@@ -47,6 +47,10 @@ SKIP = {
         "needs a CUDA GPU",
     ("README.md", "pxby-edge quantize runs/ckpt -o model.tflite --report report.json"):
         "needs torch and the converters (the [quantize] extra) and the checkpoint `train` makes",
+    ("README.md", "pxby-edge train --data runs/synth --out runs/q4 --config small --init runs/ckpt --qat int4"):
+        "needs torch and the checkpoint the first `train` line makes (tests/test_train_qat.py runs --qat int4)",
+    ("README.md", "pxby-edge quantize runs/q4 -o model4.tflite"):
+        "needs the converters and the --qat int4 checkpoint (tests/test_train_qat.py quantizes one)",
 }
 # lines that run only with -m slow (over ~20 s on 2 shared cores between them)
 SLOW = {
