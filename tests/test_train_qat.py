@@ -73,6 +73,19 @@ def test_qat_bits_other_than_0_or_4_are_refused():
             TrainConfig(qat_bits=bad)
 
 
+def test_init_takes_a_checkpoint_whose_embedding_was_rounded_down_to_six_slots(tmp_path):
+    """The upstream preset asks for E=128 and its checkpoints record 126 (6 × 21): --init of one is the same model."""
+    from training.checkpoint import save_checkpoint
+    from training.config import ModelConfig
+    from training.model import PixelBytesLSTM
+    from training.train import _initial_model
+
+    asked = ModelConfig(embed_size=26, hidden_size=8, num_layers=1)
+    save_checkpoint(PixelBytesLSTM(asked), tmp_path / "ck")
+    _, model = _initial_model(tmp_path / "ck", asked)
+    assert model.config.embed_size == 24
+
+
 def test_cli_refuses_an_unknown_qat_choice(run_cli, tmp_path):
     code, _, err = run_cli("train", "--data", str(tmp_path), "-o", str(tmp_path / "o"), "--qat", "int3")
     assert code == 2 and "int3" in err and "Traceback" not in err

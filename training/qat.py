@@ -67,11 +67,17 @@ class FakeQuantModel(nn.Module):
         self.names = matrix_names(model)
 
     def forward(self, *args, **kwargs):
+        import warnings
+
         from torch.func import functional_call
 
         params = dict(self.inner.named_parameters())
         swapped = {n: fake_quant(params[n], self.bits) for n in self.names}
-        return functional_call(self.inner, swapped, args, kwargs)
+        with warnings.catch_warnings():
+            # cuDNN's LSTM says so once per call when its weights are not its own flattened buffer, which
+            # swapped-in rounded weights never are (it copies them, the cost of rounding in the loop).
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+            return functional_call(self.inner, swapped, args, kwargs)
 
 
 @torch.no_grad()

@@ -392,7 +392,8 @@ class TrainingRun:
             device_ids = [rt.local_rank] if rt.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=device_ids)
         self.say(f"model: {self.model_cfg} — {self.raw_model.num_parameters():,} parameters; device {rt.device}, "
-                 f"world {rt.world}, amp {rt.amp_dtype}, step {'CUDA graph' if self.cuda_graph else 'eager'}")
+                 f"world {rt.world}, amp {rt.amp_dtype}, step {'CUDA graph' if self.cuda_graph else 'eager'}"
+                 + (f", matrices rounded to int{self.cfg.qat_bits} in every forward (--qat)" if self.cfg.qat_bits else ""))
 
     # -- resume ------------------------------------------------------------------------------------
 
