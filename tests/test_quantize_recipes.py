@@ -57,8 +57,25 @@ def test_int4_file_holds_int4_weights_and_says_so(models):
         assert q.dtype == np.int8 and q.shape == t.shape and -7 <= q.min() and q.max() <= 7
         # Every row keeps one weight on ±7 (the pinned largest), so the row's scale is what GPTQ chose.
         assert (np.abs(q).max(axis=1) == 7).all()
+    # Rows as wide as one of the quantizer's blocks are stored as one block (float16 scale, no zero point),
+    # the others per channel; the test model has both (24-wide layer-0 rows, 32-wide elsewhere).
+    from quantize.recipes import ROW_BLOCK_WIDTHS
+
+    kinds = set()
+    for t in weights:
+        q = t.quantization
+        if t.shape[1] in ROW_BLOCK_WIDTHS:
+            scales = f.block_scales(t)
+            assert q.block_size == t.shape[1] and not q.scale and not q.zero_point and scales.shape == (t.shape[0], 1)
+            assert f.subgraphs[0].tensors[q.block_scales].dtype == "float16"
+            kinds.add("block")
+        else:
+            assert q.block_size == 0 and len(q.scale) == len(q.zero_point) == t.shape[0]
+            kinds.add("channel")
+    assert kinds == {"block", "channel"}
     shown = describe_model(models.int4)
     assert "recipe     int4" in shown and "rounded gptq to 4 bits" in shown
+    assert "int4 in row blocks (float16 scale)" in shown and "int4 per channel" in shown
 
 
 # -- the numpy backend runs both ----------------------------------------------------------------------------

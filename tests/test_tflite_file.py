@@ -226,3 +226,40 @@ def test_operator_options_agree_with_the_schema_reader():
             assert value == getattr(want.builtinOptions, names[key]), (f.op_name(op), key)
             seen.add((f.op_name(op), key))
     assert {("FULLY_CONNECTED", "keep_num_dims"), ("CONCATENATION", "axis"), ("ADD", "act")} <= seen
+
+
+def _with_block_detail(path, change) -> bytes:
+    """The file at ``path`` re-packed after ``change(details, tensor)`` on its first blockwise weight."""
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+    flatbuffers = pytest.importorskip("flatbuffers")
+    m = schema.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
+    t = next(t for t in m.subgraphs[0].tensors
+             if t.quantization is not None and t.quantization.detailsType == schema.QuantizationDetails.BlockwiseQuantization)
+    change(t.quantization.details, t)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_blockwise_weights_read_back_and_bad_block_details_are_refused():
+    f = TFLiteFile.open(BUNDLED)
+    blocked = [t for t in f.subgraphs[0].tensors if t.quantization.block_size]
+    if not blocked:
+        pytest.skip("the bundled file has no blockwise weights")
+    t = blocked[0]
+    real = f.dequantized(t)
+    np.testing.assert_array_equal(real, f.tensor_array(t) * np.repeat(f.block_scales(t), t.quantization.block_size, 1))
+
+    def rebuilt(change):
+        g = TFLiteFile(_with_block_detail(BUNDLED, change))
+        bad = next(x for x in g.subgraphs[0].tensors if x.quantization.block_size and x.name == t.name)
+        return g, bad
+
+    with pytest.raises(ModelFileError, match="block size"):
+        TFLiteFile(_with_block_detail(BUNDLED, lambda d, _: setattr(d, "blockSize", 0)))
+    for change, message in ((lambda d, _: setattr(d, "scales", 10**6), "does not fit"),
+                            (lambda d, _: setattr(d, "blockSize", 7), "does not fit"),
+                            (lambda d, _: setattr(d, "zeroPoints", d.scales), "zero points")):
+        g, bad = rebuilt(change)
+        with pytest.raises(ModelFileError, match=message):
+            g.dequantized(bad)
