@@ -120,8 +120,10 @@ def test_pad_weight_and_predict_objective(small_data, tmp_path):
 
 
 @pytest.mark.slow  # two torch processes: ~15 s alone, ~30 s on a busy 2-core machine
-def test_torchrun_two_ranks_gloo(small_data, tmp_path):
-    """Both ranks hold identical weights after every optimizer step; only rank 0 writes checkpoints."""
+@pytest.mark.parametrize("qat", ["none", "int4"])
+def test_torchrun_two_ranks_gloo(small_data, tmp_path, qat):
+    """Both ranks hold identical weights after every optimizer step; only rank 0 writes checkpoints
+    (with --qat int4 too: DDP wraps the rounding model, the checkpoint is on the int4 grid)."""
     torchrun = Path(sys.executable).parent / "torchrun"
     if not torchrun.exists():
         pytest.skip("torchrun not installed beside this python")
@@ -129,7 +131,7 @@ def test_torchrun_two_ranks_gloo(small_data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "training", "--data", str(small_data),
            "--out", str(out), "--config", "tiny", "--max-steps", "4", "--eval-every", "2", "--device", "cpu",
-           "--threads", "1", "--no-progress", "--check-sync", str(sync)]
+           "--threads", "1", "--no-progress", "--check-sync", str(sync), "--qat", qat]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "per rank, 2 ranks" in proc.stdout + proc.stderr  # tokens/s per GPU is what scaling is judged by
@@ -142,6 +144,10 @@ def test_torchrun_two_ranks_gloo(small_data, tmp_path):
     rows = _rows(out / "metrics.csv")
     assert int(rows[-1]["step"]) == 4
     assert np.isfinite(float(rows[-1]["val_loss"]))
+    if qat == "int4":
+        from training.qat import on_grid
+
+        assert on_grid(load_checkpoint(out), 4)
 
 
 def test_evaluate_and_adherence_mechanics(small_data, tmp_path):
