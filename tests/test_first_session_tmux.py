@@ -87,7 +87,9 @@ def test_a_first_session_in_80x24(tmp_path):
         t.type("first:handheld", "pxby-edge handheld --tty")
         port = re.search(r"port: (\S+)", "\n".join(t.wait_for("first:handheld", r"port: /dev/\S+"))).group(1)
         t.window("stream")
-        t.type("first:stream", f"clear; pxby-edge stream --port {port} --seed 4")
+        # A 3 s cry plays in real time on the handheld, so the stream lasts that long whatever the model
+        # (the bundled one's own cry took about 1 s, short enough to slip between two captures on a busy machine).
+        t.type("first:stream", f"clear; pxby-edge stream --port {port} --seed 4 --audio-seconds 3")
         seen, end = set(), time.monotonic() + 90
         while time.monotonic() < end:
             screen = t.screen("first:stream")
