@@ -143,12 +143,20 @@ def quantize_checkpoint(
     return report
 
 
+def trained_recipe(source) -> Optional[str]:
+    """The recipe a checkpoint's matrices were trained on (``pxby.qat``, written by ``train --qat``), or None.
+
+    Only the values ``train --qat`` writes count: the block is the checkpoint's, so anything else in it
+    is ignored rather than printed or acted on."""
+    from training.qat import QAT_CHOICES
+
+    value = source.pxby.get("qat")
+    return value if isinstance(value, str) and QAT_CHOICES.get(value) else None
+
+
 def default_recipe(source) -> str:
     """int4 for a checkpoint trained on the int4 grid (its float model is its int4 model), else DEFAULT_RECIPE."""
-    from quantize.recipes import RECIPES
-
-    trained_for = source.pxby.get("qat")
-    return trained_for if trained_for in RECIPES else DEFAULT_RECIPE
+    return trained_recipe(source) or DEFAULT_RECIPE
 
 
 def check_request(recipe: Optional[str], rounding: str, batch: int, qat_steps: int = 0) -> None:
@@ -214,8 +222,8 @@ def calibrate(loaded: Loaded, recipe: str, rounding: str, calib_steps: int, batc
 
             cal.rounded = qat_round(loaded.source.model, loaded.calib.streams, cal.rounded, qat_steps)
         summary["rounding"] = {**cal.rounded.summary, "source": loaded.calib.source}
-        trained_for = loaded.source.pxby.get("qat")  # written by `train --qat` (training/qat.py)
-        if isinstance(trained_for, str) and len(trained_for) <= 16:
+        trained_for = trained_recipe(loaded.source)
+        if trained_for is not None:
             summary["rounding"]["checkpoint_trained_for"] = trained_for
         if not summary.get("calib_steps"):
             summary["note"] += f"; weights GPTQ-rounded on {cal.rounded.summary['positions']} positions"

@@ -153,3 +153,15 @@ def test_the_int4_file_of_a_qat_checkpoint_keeps_its_predictions(qat_run):
         found += sum(np.array_equal(real, params[n].detach().numpy()) for n in matrix_names(model))
     assert found == len(matrix_names(model))  # every matrix, bit for bit
     assert "checkpoint trained for int4" in describe_model(root / "int4.tflite")
+
+
+@pytest.mark.parametrize("value, expected", [("int4", "int4"), ("none", None), ("int8", None), ("\x1b[2J", None),
+                                             (4, None), (["int4"], None), (None, None)])
+def test_only_what_train_qat_writes_picks_a_recipe(value, expected):
+    from types import SimpleNamespace
+
+    from quantize.pipeline import default_recipe, trained_recipe
+
+    source = SimpleNamespace(pxby={} if value is None else {"qat": value})
+    assert trained_recipe(source) == expected
+    assert default_recipe(source) == (expected or "dynamic")
