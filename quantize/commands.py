@@ -69,7 +69,8 @@ def format_table(report: dict) -> str:
               help="Calibration samples (each a batch of (context, h, c) triples).")
 @click.option("--qat-steps", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tune the rounded weight matrices this many steps on the calibration data, their "
-                   "rounding in the loop (distillation from the float model; needs --rounding gptq).")
+                   "rounding in the loop (distillation from the float model; needs --rounding gptq). For int4, "
+                   "training with `train --qat int4` keeps far more (docs/BENCHMARKS.md).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch size the step graph is exported for.")
 @click.option("--onnx", "onnx_out", type=click.Path(dir_okay=False), default=None,
