@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 
 from pxby_edge.manifest import read_manifest
@@ -54,7 +55,7 @@ def op_dtype_lines(f: TFLiteFile, subgraph: int = 0) -> list[str]:
 
 def matrix_storage(f: TFLiteFile, subgraph: int = 0) -> dict[str, int]:
     """How the quantized weight matrices are stored: {"int4 per channel": 1, "int4 in row blocks": 4, ...}."""
-    out: dict[str, int] = {}
+    out: collections.Counter = collections.Counter()
     for t in f.subgraphs[subgraph].tensors:
         q = t.quantization
         if len(t.shape) != 2 or not t.quantized or not t.buffer or not f.buffers[t.buffer].size:
@@ -63,8 +64,8 @@ def matrix_storage(f: TFLiteFile, subgraph: int = 0) -> dict[str, int]:
             what = "in row blocks (float16 scale)" if q.block_size == t.shape[1] else f"in blocks of {q.block_size}"
         else:
             what = "per channel (float32 scale, int64 zero point)" if q.per_channel else "per tensor"
-        out[f"{t.dtype} {what}"] = out.get(f"{t.dtype} {what}", 0) + 1
-    return out
+        out[f"{t.dtype} {what}"] += 1
+    return dict(out)
 
 
 def describe_model(path) -> str:

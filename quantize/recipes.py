@@ -61,8 +61,9 @@ def row_block_scopes(float_model: bytes) -> list[tuple[str, int]]:
     storage: ai-edge-quantizer writes block scales as one float16 tensor (rounded to bfloat16's 8
     significant bits, which ``quantize.rounding`` and ``training.qat`` round to first) and no zero
     points, where per-channel quantization needs a float32 scale and an int64 zero point per row
-    (the interpreter refuses a file without them). On the demo model that is 26 KB of 251 KB, and
-    LiteRT runs both at the same speed here (docs/BENCHMARKS.md). Rows of other widths (the
+    (the interpreter refuses a file without them). On the demo model that is 24 KB of 251 KB, for a
+    step about 3 % slower than per channel here (1.12× dynamic's speed against 1.15×, docs/BENCHMARKS.md).
+    Rows of other widths (the
     upstream-size model's 126 and 512) stay per channel: a narrower block would be a different grid.
     """
     import re
