@@ -62,7 +62,8 @@ def row_block_scopes(float_model: bytes) -> list[tuple[str, int]]:
     significant bits, which ``quantize.rounding`` and ``training.qat`` round to first) and no zero
     points, where per-channel quantization needs a float32 scale and an int64 zero point per row
     (the interpreter refuses a file without them). On the demo model that is 24 KB of 251 KB, for a
-    step about 3 % slower than per channel here (1.12× dynamic's speed against 1.15×, docs/BENCHMARKS.md).
+    step about 3 % slower than per channel here (1.10× dynamic's speed against 1.13× in one run,
+    bench/bench_int4_storage.py and docs/BENCHMARKS.md).
     Rows of other widths (the
     upstream-size model's 126 and 512) stay per channel: a narrower block would be a different grid.
     """

@@ -41,7 +41,7 @@ ROUNDING_HELP = {
     "nearest": "each weight to its nearest int8 value (the quantizer's own rounding)",
 }
 QMAX = 127  # symmetric narrow-range int8, as ai-edge-quantizer stores weights
-WEIGHT_BITS = (8, 4)  # int8 (every recipe but int4) and int4 (recipe int4)
+WEIGHT_BITS = (8, 6, 5, 4)  # int8 (every recipe but int4), int4 (recipe int4); 6 and 5 only measured (bench/)
 GPTQ_DAMP = 0.01  # fraction of the mean diagonal added to H (the GPTQ paper's default)
 GPTQ_POSITIONS = 16384  # at most this many teacher-forced positions make H
 CLIP_LOW, CLIP_GRID = 0.6, 21  # int4 row scales: alpha = max |w| fraction searched, and how many steps
